@@ -1,0 +1,152 @@
+// Structured payloads of pyrun/1 frames and their encoding (see docs/PROTOCOL.md, "Encoding"):
+// integers big-endian of fixed width, strings and byte strings as u32 length + bytes, lists as
+// u32 count + items, fields in the order declared here. Decoders check every length against the
+// bytes that remain before allocating, and reject trailing bytes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "proto/frame.h"
+
+namespace pyrun::proto {
+
+// Limits inside a RUN request: 0 means "the policy's value". A request above the policy's value is
+// refused with kErrLimitTooHigh, never silently lowered.
+struct Limits {
+  uint32_t cpu_seconds = 0;
+  uint32_t wall_seconds = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t output_bytes = 0;  // stdout + stderr together
+  friend bool operator==(const Limits&, const Limits&) = default;
+};
+
+struct File {
+  std::string name;  // relative path inside the working directory ("data/in.txt"); no "..", no "/"-prefix
+  uint32_t mode = 0644;  // permission bits only (0 .. 0777)
+  std::string data;
+  friend bool operator==(const File&, const File&) = default;
+};
+
+struct RunRequest {
+  std::string script_name;  // base name, e.g. "fib.py"
+  std::string script;       // the program's bytes
+  std::vector<std::string> args;  // argv[1..]
+  Limits limits;
+  std::vector<File> files;
+  friend bool operator==(const RunRequest&, const RunRequest&) = default;
+};
+
+struct Ready {
+  uint16_t version = kProtocolVersion;
+  uint32_t max_frame_payload = kMaxFramePayload;
+  std::string server;  // "pyrund 0.1.0"
+  friend bool operator==(const Ready&, const Ready&) = default;
+};
+
+struct Queued {
+  uint32_t position = 0;  // 1 = next to start
+  friend bool operator==(const Queued&, const Queued&) = default;
+};
+
+struct Started {
+  std::string job_id;
+  Limits limits;  // the limits in force (policy values filled in)
+  friend bool operator==(const Started&, const Started&) = default;
+};
+
+enum class ExitKind : uint8_t { kExited = 0, kSignaled = 1 };
+
+// Why the job ended. kOk means the program ended by itself (any exit code).
+enum class Verdict : uint8_t {
+  kOk = 0,
+  kCpuLimit = 1,
+  kWallLimit = 2,
+  kMemoryLimit = 3,
+  kOutputLimit = 4,   // output was truncated at the cap and the job killed
+  kCancelled = 5,     // the client cancelled (or sent a second Ctrl-C)
+  kSyscall = 6,       // the program made a forbidden system call (detail names it)
+  kProcessLimit = 7,
+  kFileSizeLimit = 8,
+  kServerShutdown = 9,
+  kInternalError = 10,
+};
+std::string verdictName(Verdict v);  // "ok", "cpu-limit", ...
+
+struct Exit {
+  ExitKind kind = ExitKind::kExited;
+  int32_t code = 0;  // exit status, or signal number when kind == kSignaled
+  Verdict verdict = Verdict::kOk;
+  uint64_t cpu_us = 0;
+  uint64_t wall_us = 0;
+  uint64_t peak_memory_bytes = 0;
+  uint64_t stdout_bytes = 0;  // bytes delivered
+  uint64_t stderr_bytes = 0;
+  uint8_t output_truncated = 0;  // 1 when the output cap cut the output
+  std::string detail;  // human sentence, e.g. "wall-clock limit of 60 s exceeded"
+  friend bool operator==(const Exit&, const Exit&) = default;
+};
+
+// Error codes of ERROR frames.
+enum class ErrorCode : uint16_t {
+  kBadFrame = 1,        // malformed, oversize or unknown frame
+  kUnexpectedFrame = 2, // frame not allowed in the current state
+  kBadRequest = 3,      // RUN request invalid (bad file name, empty script, ...)
+  kLimitTooHigh = 4,    // requested limit above the policy's
+  kBusy = 5,            // queue full
+  kUnauthorized = 6,    // identity not allowed / quota
+  kTimeout = 7,         // idle or handshake deadline
+  kInternal = 8,        // server-side failure (spawn failed, ...)
+  kShuttingDown = 9,
+};
+
+struct ErrorMessage {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+  friend bool operator==(const ErrorMessage&, const ErrorMessage&) = default;
+};
+
+struct Signal {
+  uint8_t signal = 0;  // only SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 are accepted
+  friend bool operator==(const Signal&, const Signal&) = default;
+};
+
+// Each encode returns a whole frame (header + payload).
+std::vector<uint8_t> encode(const RunRequest& m);
+std::vector<uint8_t> encode(const Ready& m);
+std::vector<uint8_t> encode(const Queued& m);
+std::vector<uint8_t> encode(const Started& m);
+std::vector<uint8_t> encode(const Exit& m);
+std::vector<uint8_t> encode(const ErrorMessage& m);
+std::vector<uint8_t> encode(const Signal& m);
+// Data frames (kStdin, kStdout, kStderr) and empty frames (kStdinEnd, kCancel).
+std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes);
+std::vector<uint8_t> encodeEmpty(FrameType type);
+
+// Each decode takes a payload (without header). Errors are kProtocol with a detail naming the
+// field ("RUN: args[2]: length 70000 exceeds the 65536 bytes that remain").
+Result<RunRequest> decodeRunRequest(std::span<const uint8_t> payload);
+Result<Ready> decodeReady(std::span<const uint8_t> payload);
+Result<Queued> decodeQueued(std::span<const uint8_t> payload);
+Result<Started> decodeStarted(std::span<const uint8_t> payload);
+Result<Exit> decodeExit(std::span<const uint8_t> payload);
+Result<ErrorMessage> decodeError(std::span<const uint8_t> payload);
+Result<Signal> decodeSignal(std::span<const uint8_t> payload);
+
+// Semantic checks of a decoded RUN beyond the encoding: script name a plain base name ending in
+// ".py"-or-anything but without '/', "." or ".."; file names relative, no "..", no empty
+// components, no duplicates, not equal to the script name; at most 64 args, 1000 files.
+Result<void> validateRunRequest(const RunRequest& m);
+
+// Which frames each side accepts in each state (the table in docs/PROTOCOL.md, "States").
+enum class ServerState : uint8_t { kAwaitRun, kQueued, kRunning, kDone };
+enum class ClientState : uint8_t { kAwaitReady, kAwaitStart, kQueued, kRunning, kDone };
+// True if the server may receive `type` from the client in `state`.
+bool serverAccepts(ServerState state, FrameType type) noexcept;
+// True if the client may receive `type` from the server in `state`.
+bool clientAccepts(ClientState state, FrameType type) noexcept;
+
+}  // namespace pyrun::proto

@@ -1,0 +1,123 @@
+// The spawner: a single-threaded, privileged process forked by pyrund before any thread exists. It
+// takes a small fixed set of length-checked messages from the front over a SOCK_SEQPACKET
+// socketpair (spawn a job, signal a job, kill a job), builds each job's confined child, and reports
+// job starts (with the job's stdio pipe ends passed as SCM_RIGHTS) and job ends. It never sees
+// network bytes. See DESIGN.md, "Processes in pyrund".
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fd.h"
+
+namespace pyrun::sandbox {
+
+struct JobLimits {
+  uint32_t cpu_seconds = 10;            // RLIMIT_CPU (SIGXCPU, then SIGKILL)
+  uint32_t wall_seconds = 60;           // enforced by the front; informational here
+  uint64_t memory_bytes = 512ull << 20; // RLIMIT_AS (and the memory cgroup when there is one)
+  uint64_t file_size_bytes = 64ull << 20;  // RLIMIT_FSIZE
+  uint32_t open_files = 256;            // RLIMIT_NOFILE
+  uint32_t processes = 64;              // RLIMIT_NPROC for the job's uid (pids cgroup later)
+};
+
+struct JobFile {
+  std::string name;  // validated relative path
+  uint32_t mode = 0644;
+  std::string data;
+};
+
+// Everything the spawner needs to start one job.
+struct JobSpec {
+  uint64_t job_id = 0;
+  std::string interpreter = "/usr/bin/python3";  // absolute path, from the policy
+  std::string policy;                            // policy name (the sandbox issue uses it)
+  std::string script_name;                       // base name, written into the working directory
+  std::string script;
+  std::vector<std::string> args;
+  std::vector<JobFile> files;
+  JobLimits limits;
+};
+
+struct SpawnerConfig {
+  // Parent of the jobs' private working directories; created 0711 if missing.
+  std::string jobs_dir = "/var/lib/pyrun/jobs";
+  // When running as root, job N runs as uid/gid job_uid_base + (N % job_uid_count): jobs cannot
+  // signal or read each other, the front (another uid) or the spawner.
+  uint32_t job_uid_base = 200000;
+  uint32_t job_uid_count = 10000;
+};
+
+// ---- messages (front -> spawner) ----
+struct SpawnJob {
+  JobSpec spec;  // sent in a sealed memfd attached to the message (it may exceed a datagram)
+};
+struct SignalJob {
+  uint64_t job_id = 0;
+  int signal = 0;  // delivered to the job's main program only (SIGINT for Ctrl-C)
+};
+struct KillJob {
+  uint64_t job_id = 0;  // SIGKILL to every process of the job
+};
+using ToSpawner = std::variant<SpawnJob, SignalJob, KillJob>;
+
+// ---- messages (spawner -> front) ----
+// Sent with three descriptors: the write end of the job's stdin, the read ends of stdout, stderr.
+struct JobStarted {
+  uint64_t job_id = 0;
+  int32_t pid = 0;  // host pid of the job's top process (for logs)
+};
+// The job could not be started; nothing of it is left.
+struct JobFailed {
+  uint64_t job_id = 0;
+  std::string stage;  // confinement step that failed: "workdir", "rlimit", "setuid", "execve", ...
+  int32_t error = 0;  // errno
+  std::string detail;  // human sentence
+};
+// Why the spawner thinks the job ended (the front adds wall and output verdicts it enforces).
+enum class EndCause : uint8_t { kExited = 0, kCpuLimit, kMemoryLimit, kKilled, kFileSizeLimit };
+struct JobEnded {
+  uint64_t job_id = 0;
+  bool signaled = false;
+  int32_t code = 0;  // exit status, or the signal number when signaled
+  EndCause cause = EndCause::kExited;
+  uint64_t cpu_us = 0;             // user + system of every process of the job
+  uint64_t peak_memory_bytes = 0;  // largest resident set of any process of the job
+  uint64_t wall_us = 0;            // from fork to the end
+};
+using FromSpawner = std::variant<JobStarted, JobFailed, JobEnded>;
+
+// Pure codecs of the messages (length-checked; fuzzable). Decoders reject trailing bytes.
+std::vector<uint8_t> encodeMessage(const FromSpawner& m);
+Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes);
+std::vector<uint8_t> encodeJobSpec(const JobSpec& spec);
+Result<JobSpec> decodeJobSpec(std::span<const uint8_t> bytes);
+
+// ---- the front's side of the socket ----
+// Sends one request (blocking). SpawnJob's spec travels in a memfd sealed against writes.
+Result<void> sendToSpawner(int socket, const ToSpawner& message);
+
+struct Received {
+  FromSpawner message;
+  std::vector<UniqueFd> fds;  // three for JobStarted (stdin, stdout, stderr), none otherwise
+};
+// Receives one message without blocking: nullopt when none is ready (EAGAIN). An error when the
+// spawner closed its end ("spawner exited") or sent something malformed.
+Result<std::optional<Received>> receiveFromSpawner(int socket);
+
+// ---- the spawner process ----
+struct SpawnerProcess {
+  pid_t pid = -1;
+  UniqueFd socket;  // the front's end (SOCK_SEQPACKET, close-on-exec, non-blocking)
+};
+// Forks the spawner. Must be called while the caller is single-threaded. The spawner exits (after
+// killing every job and removing their working directories) when the front's end is closed.
+Result<SpawnerProcess> startSpawner(const SpawnerConfig& config);
+
+}  // namespace pyrun::sandbox
