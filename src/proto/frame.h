@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -44,6 +45,9 @@ enum class FrameType : uint8_t {
 // Name for logs and errors ("STDOUT"); "0xNN" for unknown values.
 std::string frameTypeName(uint8_t type);
 bool isKnownFrameType(uint8_t type) noexcept;
+// Largest payload a frame of this type may carry (0 for STDIN_END and CANCEL, 1 for SIGNAL,
+// kMaxDataChunk for data frames, kMaxFramePayload for RUN); the table in docs/PROTOCOL.md.
+uint32_t maxPayload(FrameType type) noexcept;
 
 struct FrameHeader {
   FrameType type;
@@ -54,7 +58,9 @@ struct FrameHeader {
 // per-type maximum (e.g. a non-empty STDIN_END, a data frame above kMaxDataChunk).
 Result<FrameHeader> decodeHeader(std::span<const uint8_t, kFrameHeaderSize> bytes);
 
-// Header followed by payload. Precondition: payload.size() <= kMaxFramePayload.
+// Header followed by payload. Precondition: payload.size() <= maxPayload(type); a violation is a
+// bug of the caller and throws std::length_error rather than put a frame the peer must reject on
+// the wire.
 std::vector<uint8_t> encodeFrame(FrameType type, std::span<const uint8_t> payload);
 
 // A whole frame as received.
@@ -64,20 +70,29 @@ struct Frame {
 };
 
 // Incremental splitter for a byte stream: feed() what arrived, then next() until it yields nothing.
-// Never buffers more than one header plus one maximal payload.
+// Holds only the bytes fed and not yet returned, and validates each header as soon as its 5 bytes
+// are in, so a caller that feeds one read() at a time and drains next() holds at most its read
+// buffer plus one maximal frame, and an oversize length fails before its payload is waited for.
 class FrameReader {
  public:
   // Appends bytes. Returns an error (and stays failed) on an invalid header.
   Result<void> feed(std::span<const uint8_t> bytes);
   // A complete frame, or nullopt when more bytes are needed.
   std::optional<Frame> next();
-  // Bytes of the incomplete frame currently held (0 at a frame boundary).
+  // Bytes held that next() has not returned yet (0 at a frame boundary once every complete frame
+  // has been taken): non-zero at end of stream means the peer stopped in the middle of a frame.
   size_t pending() const noexcept;
 
  private:
   std::vector<uint8_t> buffer_;
+  // Start of the first frame not yet returned by next(); bytes before it are dropped on feed().
+  size_t offset_ = 0;
+  // Start of the first header not yet validated (>= offset_; may lie beyond buffer_.size()).
+  size_t scan_ = 0;
+  // The header at offset_, once validated.
   std::optional<FrameHeader> header_;
   bool failed_ = false;
+  Error error_;
 };
 
 }  // namespace pyrun::proto

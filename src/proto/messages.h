@@ -14,6 +14,16 @@
 
 namespace pyrun::proto {
 
+// Limits of message fields (docs/PROTOCOL.md, "Limits").
+inline constexpr uint32_t kMaxArgs = 64;          // RUN args
+inline constexpr uint32_t kMaxFiles = 1000;       // RUN files
+inline constexpr uint32_t kMaxNameLength = 255;   // RUN script_name; each component of a file name
+inline constexpr uint32_t kMaxPathLength = 1024;  // RUN files[i].name
+inline constexpr uint32_t kMaxServerName = 256;   // READY server
+inline constexpr uint32_t kMaxJobId = 64;         // STARTED job_id
+inline constexpr uint32_t kMaxText = 4096;        // ERROR message, EXIT detail; longer is truncated
+                                                  // by the encoder
+
 // Limits inside a RUN request: 0 means "the policy's value". A request above the policy's value is
 // refused with kErrLimitTooHigh, never silently lowered.
 struct Limits {
@@ -74,7 +84,7 @@ enum class Verdict : uint8_t {
   kServerShutdown = 9,
   kInternalError = 10,
 };
-std::string verdictName(Verdict v);  // "ok", "cpu-limit", ...
+std::string verdictName(Verdict v);  // "ok", "cpu-limit", ...; "0xNN" for values outside the enum
 
 struct Exit {
   ExitKind kind = ExitKind::kExited;
@@ -103,6 +113,8 @@ enum class ErrorCode : uint16_t {
   kShuttingDown = 9,
 };
 
+std::string errorCodeName(ErrorCode c);  // "bad-frame", "busy", ...; "0xNNNN" outside the enum
+
 struct ErrorMessage {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
@@ -113,8 +125,12 @@ struct Signal {
   uint8_t signal = 0;  // only SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 are accepted
   friend bool operator==(const Signal&, const Signal&) = default;
 };
+// True for the signal numbers a SIGNAL frame may carry (Linux numbering: 1 2 3 9 10 12 15).
+bool isAllowedSignal(uint8_t signal) noexcept;
 
-// Each encode returns a whole frame (header + payload).
+// Each encode returns a whole frame (header + payload). Text fields longer than their limit
+// (kMaxServerName, kMaxJobId, kMaxText) are cut at a UTF-8 character boundary. A RUN request whose
+// payload exceeds kMaxFramePayload throws std::length_error: validateRunRequest() first.
 std::vector<uint8_t> encode(const RunRequest& m);
 std::vector<uint8_t> encode(const Ready& m);
 std::vector<uint8_t> encode(const Queued& m);
@@ -139,6 +155,10 @@ Result<Signal> decodeSignal(std::span<const uint8_t> payload);
 // Semantic checks of a decoded RUN beyond the encoding: script name a plain base name ending in
 // ".py"-or-anything but without '/', "." or ".."; file names relative, no "..", no empty
 // components, no duplicates, not equal to the script name; at most 64 args, 1000 files.
+// Also: script name not starting with '-' (it would be read as an interpreter option), no NUL in
+// any name or argument (execve cannot carry it), no control characters in names (they reach logs),
+// file modes within 0777, no file that is also a directory of another file ("a" and "a/b"), and
+// the encoded payload within kMaxFramePayload. Errors are kInvalidArgument naming the field.
 Result<void> validateRunRequest(const RunRequest& m);
 
 // Which frames each side accepts in each state (the table in docs/PROTOCOL.md, "States").

@@ -1,0 +1,441 @@
+// Encoders, decoders and semantic checks of the structured pyrun/1 messages, and the state tables.
+#include "proto/messages.h"
+
+#include <csignal>
+#include <cstdio>
+#include <set>
+#include <stdexcept>
+#include <string_view>
+
+#include "proto/wire.h"
+
+namespace pyrun::proto {
+
+// Signal numbers travel as Linux numbers; a port to an architecture that numbers them differently
+// (alpha, mips, sparc) must translate instead of compiling silently.
+static_assert(SIGHUP == 1 && SIGINT == 2 && SIGQUIT == 3 && SIGKILL == 9 && SIGUSR1 == 10 &&
+              SIGUSR2 == 12 && SIGTERM == 15);
+
+namespace {
+
+constexpr size_t kLimitsSize = 4 + 4 + 8 + 8;
+// Smallest encodings of list items, used to bound a list count by the bytes that remain.
+constexpr size_t kMinArgSize = 4;
+constexpr size_t kMinFileSize = 4 + 4 + 4;
+constexpr uint8_t kMaxVerdict = static_cast<uint8_t>(Verdict::kInternalError);
+constexpr uint16_t kMaxErrorCode = static_cast<uint16_t>(ErrorCode::kShuttingDown);
+
+// Cuts s to at most max bytes without splitting a UTF-8 sequence (continuation bytes are
+// 10xxxxxx), so a truncated message still decodes as text on the other side.
+std::string_view truncateText(std::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<uint8_t>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+std::vector<uint8_t> frameOf(FrameType type, wire::Writer& w) { return encodeFrame(type, w.bytes()); }
+
+void writeLimits(wire::Writer& w, const Limits& l) {
+  w.u32(l.cpu_seconds);
+  w.u32(l.wall_seconds);
+  w.u64(l.memory_bytes);
+  w.u64(l.output_bytes);
+}
+
+Limits readLimits(wire::Reader& r) {
+  Limits l;
+  l.cpu_seconds = r.u32("limits.cpu_seconds");
+  l.wall_seconds = r.u32("limits.wall_seconds");
+  l.memory_bytes = r.u64("limits.memory_bytes");
+  l.output_bytes = r.u64("limits.output_bytes");
+  return l;
+}
+
+std::string indexed(std::string_view field, size_t i) {
+  return std::string(field) + "[" + std::to_string(i) + "]";
+}
+
+Error invalid(std::string detail) { return Error(Errc::kInvalidArgument, std::move(detail)); }
+
+// Why a name is unfit to become a path component or an argv entry, or empty when it is fit.
+std::string badCharacter(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u == 0) return "contains a NUL byte";
+    // Control characters would reach log lines and terminals verbatim.
+    if (u < 0x20 || u == 0x7f) return "contains a control character";
+  }
+  return {};
+}
+
+// Checks one '/'-separated component of a file name.
+std::string badComponent(std::string_view c) {
+  if (c.empty()) return "has an empty component";
+  if (c == "." || c == "..") return "has a \"" + std::string(c) + "\" component";
+  if (c.size() > kMaxNameLength) {
+    return "has a component longer than " + std::to_string(kMaxNameLength) + " bytes";
+  }
+  return {};
+}
+
+size_t runPayloadSize(const RunRequest& m) {
+  size_t n = 4 + m.script_name.size() + 4 + m.script.size() + 4 + kLimitsSize + 4;
+  for (const auto& a : m.args) n += 4 + a.size();
+  for (const auto& f : m.files) n += 4 + f.name.size() + 4 + 4 + f.data.size();
+  return n;
+}
+
+}  // namespace
+
+std::string verdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kOk: return "ok";
+    case Verdict::kCpuLimit: return "cpu-limit";
+    case Verdict::kWallLimit: return "wall-limit";
+    case Verdict::kMemoryLimit: return "memory-limit";
+    case Verdict::kOutputLimit: return "output-limit";
+    case Verdict::kCancelled: return "cancelled";
+    case Verdict::kSyscall: return "syscall";
+    case Verdict::kProcessLimit: return "process-limit";
+    case Verdict::kFileSizeLimit: return "file-size-limit";
+    case Verdict::kServerShutdown: return "server-shutdown";
+    case Verdict::kInternalError: return "internal-error";
+  }
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(v));
+  return buf;
+}
+
+std::string errorCodeName(ErrorCode c) {
+  switch (c) {
+    case ErrorCode::kBadFrame: return "bad-frame";
+    case ErrorCode::kUnexpectedFrame: return "unexpected-frame";
+    case ErrorCode::kBadRequest: return "bad-request";
+    case ErrorCode::kLimitTooHigh: return "limit-too-high";
+    case ErrorCode::kBusy: return "busy";
+    case ErrorCode::kUnauthorized: return "unauthorized";
+    case ErrorCode::kTimeout: return "timeout";
+    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kShuttingDown: return "shutting-down";
+  }
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%04x", static_cast<unsigned>(c));
+  return buf;
+}
+
+bool isAllowedSignal(uint8_t signal) noexcept {
+  switch (signal) {
+    case SIGHUP:
+    case SIGINT:
+    case SIGQUIT:
+    case SIGKILL:
+    case SIGUSR1:
+    case SIGUSR2:
+    case SIGTERM: return true;
+    default: return false;
+  }
+}
+
+// ---- encoders ----
+
+std::vector<uint8_t> encode(const RunRequest& m) {
+  wire::Writer w;
+  w.string(m.script_name);
+  w.string(m.script);
+  w.u32(static_cast<uint32_t>(m.args.size()));
+  for (const auto& a : m.args) w.string(a);
+  writeLimits(w, m.limits);
+  w.u32(static_cast<uint32_t>(m.files.size()));
+  for (const auto& f : m.files) {
+    w.string(f.name);
+    w.u32(f.mode);
+    w.string(f.data);
+  }
+  return frameOf(FrameType::kRun, w);
+}
+
+std::vector<uint8_t> encode(const Ready& m) {
+  wire::Writer w;
+  w.u16(m.version);
+  w.u32(m.max_frame_payload);
+  w.string(truncateText(m.server, kMaxServerName));
+  return frameOf(FrameType::kReady, w);
+}
+
+std::vector<uint8_t> encode(const Queued& m) {
+  wire::Writer w;
+  w.u32(m.position);
+  return frameOf(FrameType::kQueued, w);
+}
+
+std::vector<uint8_t> encode(const Started& m) {
+  wire::Writer w;
+  w.string(truncateText(m.job_id, kMaxJobId));
+  writeLimits(w, m.limits);
+  return frameOf(FrameType::kStarted, w);
+}
+
+std::vector<uint8_t> encode(const Exit& m) {
+  wire::Writer w;
+  w.u8(static_cast<uint8_t>(m.kind));
+  w.i32(m.code);
+  w.u8(static_cast<uint8_t>(m.verdict));
+  w.u64(m.cpu_us);
+  w.u64(m.wall_us);
+  w.u64(m.peak_memory_bytes);
+  w.u64(m.stdout_bytes);
+  w.u64(m.stderr_bytes);
+  w.u8(m.output_truncated);
+  w.string(truncateText(m.detail, kMaxText));
+  return frameOf(FrameType::kExit, w);
+}
+
+std::vector<uint8_t> encode(const ErrorMessage& m) {
+  wire::Writer w;
+  w.u16(static_cast<uint16_t>(m.code));
+  w.string(truncateText(m.message, kMaxText));
+  return frameOf(FrameType::kError, w);
+}
+
+std::vector<uint8_t> encode(const Signal& m) {
+  wire::Writer w;
+  w.u8(m.signal);
+  return frameOf(FrameType::kSignal, w);
+}
+
+std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes) {
+  if (type != FrameType::kStdin && type != FrameType::kStdout && type != FrameType::kStderr) {
+    throw std::invalid_argument("encodeData: " + frameTypeName(static_cast<uint8_t>(type)) +
+                                " is not a data frame");
+  }
+  return encodeFrame(type, bytes);
+}
+
+std::vector<uint8_t> encodeEmpty(FrameType type) {
+  if (type != FrameType::kStdinEnd && type != FrameType::kCancel) {
+    throw std::invalid_argument("encodeEmpty: " + frameTypeName(static_cast<uint8_t>(type)) +
+                                " is not an empty frame");
+  }
+  return encodeFrame(type, {});
+}
+
+// ---- decoders ----
+
+Result<RunRequest> decodeRunRequest(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "RUN");
+  RunRequest m;
+  m.script_name = r.string("script_name", kMaxNameLength);
+  m.script = r.string("script", kMaxFramePayload);
+  const uint32_t nargs = r.count("args", kMaxArgs, kMinArgSize);
+  m.args.reserve(nargs);
+  for (uint32_t i = 0; i < nargs && r.ok(); ++i) {
+    m.args.push_back(r.string(indexed("args", i), kMaxFramePayload));
+  }
+  m.limits = readLimits(r);
+  const uint32_t nfiles = r.count("files", kMaxFiles, kMinFileSize);
+  m.files.reserve(nfiles);
+  for (uint32_t i = 0; i < nfiles && r.ok(); ++i) {
+    const std::string field = indexed("files", i);
+    File f;
+    f.name = r.string(field + ".name", kMaxPathLength);
+    f.mode = r.u32(field + ".mode");
+    f.data = r.string(field + ".data", kMaxFramePayload);
+    m.files.push_back(std::move(f));
+  }
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<Ready> decodeReady(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "READY");
+  Ready m;
+  m.version = r.u16("version");
+  m.max_frame_payload = r.u32("max_frame_payload");
+  m.server = r.string("server", kMaxServerName);
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<Queued> decodeQueued(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "QUEUED");
+  Queued m;
+  m.position = r.u32("position");
+  if (r.ok() && m.position == 0) r.fail("position", "invalid value 0 (1 is the next to start)");
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<Started> decodeStarted(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "STARTED");
+  Started m;
+  m.job_id = r.string("job_id", kMaxJobId);
+  m.limits = readLimits(r);
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<Exit> decodeExit(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "EXIT");
+  Exit m;
+  const uint8_t kind = r.u8("kind");
+  if (r.ok() && kind > 1) r.fail("kind", "invalid value " + std::to_string(kind));
+  m.kind = static_cast<ExitKind>(kind);
+  m.code = r.i32("code");
+  if (r.ok()) {
+    // An exit status is what waitpid can report: 0..255, or a signal number 1..64.
+    if (m.kind == ExitKind::kExited && (m.code < 0 || m.code > 255)) {
+      r.fail("code", "exit status " + std::to_string(m.code) + " is outside 0..255");
+    } else if (m.kind == ExitKind::kSignaled && (m.code < 1 || m.code > 64)) {
+      r.fail("code", "signal number " + std::to_string(m.code) + " is outside 1..64");
+    }
+  }
+  const uint8_t verdict = r.u8("verdict");
+  if (r.ok() && verdict > kMaxVerdict) r.fail("verdict", "invalid value " + std::to_string(verdict));
+  m.verdict = static_cast<Verdict>(verdict);
+  m.cpu_us = r.u64("cpu_us");
+  m.wall_us = r.u64("wall_us");
+  m.peak_memory_bytes = r.u64("peak_memory_bytes");
+  m.stdout_bytes = r.u64("stdout_bytes");
+  m.stderr_bytes = r.u64("stderr_bytes");
+  m.output_truncated = r.flag("output_truncated");
+  m.detail = r.string("detail", kMaxText);
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<ErrorMessage> decodeError(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "ERROR");
+  ErrorMessage m;
+  const uint16_t code = r.u16("code");
+  if (r.ok() && (code == 0 || code > kMaxErrorCode)) {
+    r.fail("code", "invalid value " + std::to_string(code));
+  }
+  m.code = static_cast<ErrorCode>(code);
+  m.message = r.string("message", kMaxText);
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<Signal> decodeSignal(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "SIGNAL");
+  Signal m;
+  m.signal = r.u8("signal");
+  if (r.ok() && !isAllowedSignal(m.signal)) {
+    r.fail("signal", "signal " + std::to_string(m.signal) + " may not be sent");
+  }
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+// ---- semantic checks ----
+
+Result<void> validateRunRequest(const RunRequest& m) {
+  const std::string& s = m.script_name;
+  if (s.empty()) return invalid("script name is empty");
+  if (s.size() > kMaxNameLength) {
+    return invalid("script name is longer than " + std::to_string(kMaxNameLength) + " bytes");
+  }
+  if (s.find('/') != std::string::npos) {
+    return invalid("script name \"" + s + "\" contains '/' (a base name is required)");
+  }
+  if (s == "." || s == "..") return invalid("script name \"" + s + "\" is not a file name");
+  if (auto why = badCharacter(s); !why.empty()) return invalid("script name " + why);
+  // python3 reads an argument starting with '-' as an option, not as the script.
+  if (s.front() == '-') return invalid("script name \"" + s + "\" starts with '-'");
+  if (m.script.empty()) return invalid("script \"" + s + "\" is empty");
+
+  if (m.args.size() > kMaxArgs) {
+    return invalid(std::to_string(m.args.size()) + " arguments exceed the maximum of " +
+                   std::to_string(kMaxArgs));
+  }
+  for (size_t i = 0; i < m.args.size(); ++i) {
+    if (m.args[i].find('\0') != std::string::npos) {
+      return invalid("argument " + std::to_string(i + 1) + " contains a NUL byte");
+    }
+  }
+
+  if (m.files.size() > kMaxFiles) {
+    return invalid(std::to_string(m.files.size()) + " files exceed the maximum of " +
+                   std::to_string(kMaxFiles));
+  }
+  std::set<std::string_view> names{s};
+  for (const auto& f : m.files) {
+    const std::string& n = f.name;
+    if (n.empty()) return invalid("a file name is empty");
+    if (n.size() > kMaxPathLength) {
+      return invalid("file name \"" + n.substr(0, 64) + "...\" is longer than " +
+                     std::to_string(kMaxPathLength) + " bytes");
+    }
+    if (auto why = badCharacter(n); !why.empty()) return invalid("a file name " + why);
+    if (n.front() == '/') return invalid("file name \"" + n + "\" is absolute");
+    for (size_t begin = 0;;) {
+      const size_t end = n.find('/', begin);
+      const std::string_view c =
+          std::string_view(n).substr(begin, end == std::string::npos ? end : end - begin);
+      if (auto why = badComponent(c); !why.empty()) {
+        return invalid("file name \"" + n + "\" " + why);
+      }
+      if (end == std::string::npos) break;
+      begin = end + 1;
+    }
+    if (f.mode > 0777) {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "%o", static_cast<unsigned>(f.mode));
+      return invalid("file \"" + n + "\" has mode " + buf + " (only permission bits 0..777)");
+    }
+    if (n == s) return invalid("file name \"" + n + "\" is the script's name");
+    if (!names.insert(n).second) return invalid("file name \"" + n + "\" appears twice");
+  }
+  // A name that is also a directory of another ("a" and "a/b") cannot be created. The names
+  // starting with "a/" sort contiguously from lower_bound("a/"), so the first of them decides.
+  for (auto it = names.begin(); it != names.end(); ++it) {
+    const std::string dir = std::string(*it) + "/";
+    auto later = names.lower_bound(dir);
+    if (later != names.end() && later->starts_with(dir)) {
+      return invalid("file name \"" + std::string(*later) + "\" needs \"" + std::string(*it) +
+                     "\" to be a directory, but it is a file");
+    }
+  }
+
+  if (const size_t size = runPayloadSize(m); size > kMaxFramePayload) {
+    return invalid("the script and files take " + std::to_string(size) +
+                   " bytes encoded, above the request limit of " +
+                   std::to_string(kMaxFramePayload) + " bytes");
+  }
+  return {};
+}
+
+// ---- state tables ----
+
+bool serverAccepts(ServerState state, FrameType type) noexcept {
+  using F = FrameType;
+  switch (state) {
+    case ServerState::kAwaitRun: return type == F::kRun;
+    // Queued covers the whole time from RUN to STARTED: the program does not exist yet, so there
+    // is no stdin to write, but the user may give up (Ctrl-C) while waiting.
+    case ServerState::kQueued: return type == F::kSignal || type == F::kCancel;
+    case ServerState::kRunning:
+      return type == F::kStdin || type == F::kStdinEnd || type == F::kSignal ||
+             type == F::kCancel;
+    case ServerState::kDone: return false;
+  }
+  return false;
+}
+
+bool clientAccepts(ClientState state, FrameType type) noexcept {
+  using F = FrameType;
+  switch (state) {
+    case ClientState::kAwaitReady: return type == F::kReady || type == F::kError;
+    case ClientState::kAwaitStart:
+    case ClientState::kQueued:
+      // EXIT here: a job cancelled while queued ends without ever starting.
+      return type == F::kQueued || type == F::kStarted || type == F::kExit || type == F::kError;
+    case ClientState::kRunning:
+      return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError;
+    case ClientState::kDone: return false;
+  }
+  return false;
+}
+
+}  // namespace pyrun::proto

@@ -1,0 +1,235 @@
+// Tests of the pyrun/1 rules above the encoding: validateRunRequest and the state tables.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "proto/messages.h"
+#include "unit/proto/samples.h"
+
+namespace pyrun::proto {
+namespace {
+
+RunRequest valid() { return samples::run(); }
+
+std::string rejection(const RunRequest& m) {
+  auto r = validateRunRequest(m);
+  if (r) return "(accepted)";
+  EXPECT_TRUE(r.error().is(Errc::kInvalidArgument));
+  return r.error().detail();
+}
+
+TEST(ValidateRunRequest, AcceptsTheSample) { EXPECT_TRUE(validateRunRequest(valid())); }
+
+TEST(ValidateRunRequest, ScriptName) {
+  struct Case {
+    std::string name;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"", "script name is empty"},
+      {"dir/fib.py", "script name \"dir/fib.py\" contains '/' (a base name is required)"},
+      {"/fib.py", "script name \"/fib.py\" contains '/' (a base name is required)"},
+      {".", "script name \".\" is not a file name"},
+      {"..", "script name \"..\" is not a file name"},
+      {std::string("a\0b", 3), "script name contains a NUL byte"},
+      {"a\nb.py", "script name contains a control character"},
+      {"a\x7f", "script name contains a control character"},
+      {"-c", "script name \"-c\" starts with '-'"},
+      {std::string(kMaxNameLength + 1, 'n'), "script name is longer than 255 bytes"},
+  };
+  for (const auto& c : cases) {
+    RunRequest m = valid();
+    m.script_name = c.name;
+    EXPECT_EQ(rejection(m), c.expected) << c.name;
+  }
+  for (const std::string& ok : std::vector<std::string>{"fib.py", "x", "...", ".hidden", "a-b",
+                                                   std::string(kMaxNameLength, 'n')}) {
+    RunRequest m = valid();
+    m.script_name = ok;
+    EXPECT_TRUE(validateRunRequest(m)) << ok;
+  }
+}
+
+TEST(ValidateRunRequest, EmptyScript) {
+  RunRequest m = valid();
+  m.script.clear();
+  EXPECT_EQ(rejection(m), "script \"fib.py\" is empty");
+}
+
+TEST(ValidateRunRequest, ArgumentCountAtAndAboveTheLimit) {
+  RunRequest m = valid();
+  m.args.assign(kMaxArgs, "x");
+  EXPECT_TRUE(validateRunRequest(m));
+  m.args.push_back("x");
+  EXPECT_EQ(rejection(m), "65 arguments exceed the maximum of 64");
+}
+
+TEST(ValidateRunRequest, ArgumentWithNul) {
+  RunRequest m = valid();
+  m.args = {"ok", std::string("a\0b", 3)};
+  EXPECT_EQ(rejection(m), "argument 2 contains a NUL byte");
+}
+
+TEST(ValidateRunRequest, FileCountAtAndAboveTheLimit) {
+  RunRequest m = valid();
+  m.files.clear();
+  for (uint32_t i = 0; i < kMaxFiles; ++i) m.files.push_back(File{"f" + std::to_string(i), 0644, ""});
+  EXPECT_TRUE(validateRunRequest(m));
+  m.files.push_back(File{"extra", 0644, ""});
+  EXPECT_EQ(rejection(m), "1001 files exceed the maximum of 1000");
+}
+
+TEST(ValidateRunRequest, FileNames) {
+  struct Case {
+    std::string name;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"", "a file name is empty"},
+      {"/etc/passwd", "file name \"/etc/passwd\" is absolute"},
+      {"..", "file name \"..\" has a \"..\" component"},
+      {"../x", "file name \"../x\" has a \"..\" component"},
+      {"a/../../x", "file name \"a/../../x\" has a \"..\" component"},
+      {"a/..", "file name \"a/..\" has a \"..\" component"},
+      {".", "file name \".\" has a \".\" component"},
+      {"a/./b", "file name \"a/./b\" has a \".\" component"},
+      {"a//b", "file name \"a//b\" has an empty component"},
+      {"a/", "file name \"a/\" has an empty component"},
+      {std::string("a\0b", 3), "a file name contains a NUL byte"},
+      {"a\tb", "a file name contains a control character"},
+      {"d/" + std::string(kMaxNameLength + 1, 'c'),
+       "file name \"d/" + std::string(kMaxNameLength + 1, 'c') +
+           "\" has a component longer than 255 bytes"},
+      {"fib.py", "file name \"fib.py\" is the script's name"},
+  };
+  for (const auto& c : cases) {
+    RunRequest m = valid();
+    m.files = {File{c.name, 0644, "x"}};
+    EXPECT_EQ(rejection(m), c.expected) << c.name;
+  }
+  for (const std::string& ok : std::vector<std::string>{"a", "a/b/c.txt", "...", "a/.b", "-x",
+                                                   "d/" + std::string(kMaxNameLength, 'c')}) {
+    RunRequest m = valid();
+    m.files = {File{ok, 0644, "x"}};
+    EXPECT_TRUE(validateRunRequest(m)) << ok;
+  }
+}
+
+TEST(ValidateRunRequest, FileNameLengthAtAndAboveTheLimit) {
+  RunRequest m = valid();
+  std::string name;
+  while (name.size() < kMaxPathLength) name += "abcdefg/";
+  name.resize(kMaxPathLength);
+  if (name.back() == '/') name.back() = 'z';
+  m.files = {File{name, 0644, ""}};
+  EXPECT_TRUE(validateRunRequest(m));
+  m.files[0].name += "z";
+  EXPECT_EQ(rejection(m), "file name \"" + name.substr(0, 64) + "...\" is longer than 1024 bytes");
+}
+
+TEST(ValidateRunRequest, DuplicateFileNames) {
+  RunRequest m = valid();
+  m.files = {File{"a/b", 0644, "1"}, File{"c", 0644, ""}, File{"a/b", 0600, "2"}};
+  EXPECT_EQ(rejection(m), "file name \"a/b\" appears twice");
+}
+
+TEST(ValidateRunRequest, FileThatIsAlsoADirectory) {
+  RunRequest m = valid();
+  // "a-b" and "a.b" sort between "a" and "a/b": the check must not stop at them.
+  m.files = {File{"a/b", 0644, ""}, File{"a-b", 0644, ""}, File{"a.b", 0644, ""}, File{"a", 0644, ""}};
+  EXPECT_EQ(rejection(m), "file name \"a/b\" needs \"a\" to be a directory, but it is a file");
+  m.files = {File{"fib.py/x", 0644, ""}};
+  EXPECT_EQ(rejection(m), "file name \"fib.py/x\" needs \"fib.py\" to be a directory, but it is a file");
+  m.files = {File{"ab/c", 0644, ""}, File{"a", 0644, ""}, File{"a/c", 0644, ""}, File{"a/d", 0644, ""}};
+  EXPECT_EQ(rejection(m), "file name \"a/c\" needs \"a\" to be a directory, but it is a file");
+  m.files = {File{"ab/c", 0644, ""}, File{"a", 0644, ""}, File{"a.d/e", 0644, ""}};
+  EXPECT_TRUE(validateRunRequest(m));
+}
+
+TEST(ValidateRunRequest, FileMode) {
+  RunRequest m = valid();
+  m.files = {File{"x", 0777, ""}};
+  EXPECT_TRUE(validateRunRequest(m));
+  m.files[0].mode = 01000;
+  EXPECT_EQ(rejection(m), "file \"x\" has mode 1000 (only permission bits 0..777)");
+  m.files[0].mode = 04755;  // setuid
+  EXPECT_EQ(rejection(m), "file \"x\" has mode 4755 (only permission bits 0..777)");
+}
+
+TEST(ValidateRunRequest, EncodedSizeAtAndAboveTheFrameLimit) {
+  RunRequest m;
+  m.script_name = "big.py";
+  // Fixed parts: 4+6 (name) + 4 (script length) + 4 (args) + 24 (limits) + 4 (files).
+  const size_t fixed = 4 + 6 + 4 + 4 + 24 + 4;
+  m.script.assign(kMaxFramePayload - fixed, '#');
+  ASSERT_TRUE(validateRunRequest(m));
+  EXPECT_EQ(encode(m).size(), kFrameHeaderSize + kMaxFramePayload);
+  m.script += "#";
+  EXPECT_EQ(rejection(m),
+            "the script and files take 1048577 bytes encoded, above the request limit of 1048576 "
+            "bytes");
+  EXPECT_THROW(encode(m), std::length_error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// State tables: every state x every type, against the table in docs/PROTOCOL.md.
+
+const std::vector<FrameType> kAllTypes = {
+    FrameType::kReady, FrameType::kQueued, FrameType::kStarted, FrameType::kStdout,
+    FrameType::kStderr, FrameType::kExit, FrameType::kError, FrameType::kRun,
+    FrameType::kStdin, FrameType::kStdinEnd, FrameType::kSignal, FrameType::kCancel};
+
+TEST(States, ServerAcceptsExactlyTheDocumentedFrames) {
+  using F = FrameType;
+  const std::map<ServerState, std::set<FrameType>> table = {
+      {ServerState::kAwaitRun, {F::kRun}},
+      {ServerState::kQueued, {F::kSignal, F::kCancel}},
+      {ServerState::kRunning, {F::kStdin, F::kStdinEnd, F::kSignal, F::kCancel}},
+      {ServerState::kDone, {}},
+  };
+  for (const auto& [state, accepted] : table) {
+    for (auto type : kAllTypes) {
+      EXPECT_EQ(serverAccepts(state, type), accepted.contains(type))
+          << "state " << static_cast<int>(state) << ", " << frameTypeName(static_cast<uint8_t>(type));
+    }
+  }
+}
+
+TEST(States, ClientAcceptsExactlyTheDocumentedFrames) {
+  using F = FrameType;
+  const std::map<ClientState, std::set<FrameType>> table = {
+      {ClientState::kAwaitReady, {F::kReady, F::kError}},
+      {ClientState::kAwaitStart, {F::kQueued, F::kStarted, F::kExit, F::kError}},
+      {ClientState::kQueued, {F::kQueued, F::kStarted, F::kExit, F::kError}},
+      {ClientState::kRunning, {F::kStdout, F::kStderr, F::kExit, F::kError}},
+      {ClientState::kDone, {}},
+  };
+  for (const auto& [state, accepted] : table) {
+    for (auto type : kAllTypes) {
+      EXPECT_EQ(clientAccepts(state, type), accepted.contains(type))
+          << "state " << static_cast<int>(state) << ", " << frameTypeName(static_cast<uint8_t>(type));
+    }
+  }
+}
+
+TEST(States, NeitherSideAcceptsItsOwnFrames) {
+  for (auto type : kAllTypes) {
+    const bool from_server = static_cast<uint8_t>(type) < 0x10;
+    for (auto s : {ServerState::kAwaitRun, ServerState::kQueued, ServerState::kRunning}) {
+      if (from_server) {
+        EXPECT_FALSE(serverAccepts(s, type));
+      }
+    }
+    for (auto s : {ClientState::kAwaitReady, ClientState::kAwaitStart, ClientState::kQueued,
+                   ClientState::kRunning}) {
+      if (!from_server) {
+        EXPECT_FALSE(clientAccepts(s, type));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace pyrun::proto
