@@ -8,6 +8,8 @@
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/error.h"
 
@@ -65,6 +67,11 @@ Result<void> prepareClient(SSL* ssl, const std::string& host);
 // set and the server's SPKI pin differs. Also checks the negotiated ALPN is "pyrun/1".
 Result<void> checkServer(SSL* ssl, const std::string& pin);
 
+// Parses a pin option: one "sha256//BASE64" (44 base64 characters), or several separated by ';'
+// (curl's --pinnedpubkey format; any one matching is enough, which allows key rotation).
+// Errors: kInvalidArgument naming the malformed pin. makeClientContext checks config.pin with it.
+Result<std::vector<std::string>> parsePins(const std::string& pins);
+
 // Identity of a verified peer certificate.
 struct PeerIdentity {
   std::string common_name;         // subject CN
@@ -80,6 +87,17 @@ Result<PeerIdentity> peerIdentity(SSL* ssl);
 // "certificate has expired", "unsupported certificate purpose", "hostname mismatch",
 // "peer did not return a certificate", "unsupported protocol" — from the verify result, the
 // error queue (consumed), the alert received, or ec when nothing better is known.
+// Alerts from the peer read like the peer's own verdict ("certificate revoked (reported by the
+// server)"). Call it with the ssl of the failed handshake before anything else touches OpenSSL.
 Error handshakeError(SSL* ssl, const boost::system::error_code& ec);
+
+// The client's FIRST read after the handshake: a TLS 1.3 client learns that the server refused
+// its certificate (revoked, expired, wrong purpose, unknown CA) only here, as an alert. Such an
+// alert becomes exactly handshakeError's sentence ("TLS handshake failed: certificate revoked
+// (reported by the server)"); anything else becomes connectionError's.
+Error firstReadError(SSL* ssl, const boost::system::error_code& ec);
+
+// A failed read or write on an established connection: "TLS connection failed: <reason>".
+Error connectionError(SSL* ssl, const boost::system::error_code& ec);
 
 }  // namespace pyrun::tls
