@@ -1,0 +1,553 @@
+// One client connection of pyrund. Single-threaded: every handler runs on the io_context's one
+// thread, so session state needs no locks; coroutines of a session meet through plain members and
+// wake each other with timers used as events (cancel() wakes the waiter).
+#include "server/session.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <csignal>
+#include <exception>
+
+#include "common/log.h"
+
+namespace pyrun::server {
+
+namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+// Output frames queued per connection before the pipe readers stop reading: with 64 KiB chunks at
+// most 512 KiB per session, whatever the program writes or however slowly the client reads.
+constexpr size_t kMaxQueuedDataFrames = 8;
+// Client stdin held for a program that has not read it yet before the session stops reading frames.
+constexpr size_t kMaxStdinBuffered = 256u << 10;
+constexpr auto kShutdownTimeout = std::chrono::seconds(5);
+
+std::string endpointText(const asio::ip::tcp::socket& socket) {
+  error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket)
+    : env_(std::move(env)),
+      stream_(std::move(socket), *env_->tls),
+      writer_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      space_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      stdin_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      stdin_space_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      request_timer_(stream_.get_executor()),
+      wall_timer_(stream_.get_executor()) {
+  peer_ = endpointText(stream_.next_layer());
+}
+
+Session::~Session() {
+  if (ticket_ != 0) env_->scheduler.withdraw(ticket_);
+  if (job_id_ != 0 && !job_ended_) env_->spawner->unsubscribe(job_id_);
+  env_->sessions.erase(this);
+  if (env_->stopping && env_->sessions.empty() && env_->on_idle) env_->on_idle();
+}
+
+void Session::start() {
+  env_->sessions.emplace(this, weak_from_this());
+  auto self = shared_from_this();
+  asio::co_spawn(stream_.get_executor(), run(), [self](std::exception_ptr e) {
+    if (!e) return;
+    // Coroutine exceptions end this session only; nothing escapes io_context::run().
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: " << x.what();
+    }
+    self->onClientGone("internal error");
+    error_code ignored;
+    self->stream_.next_layer().close(ignored);
+  });
+}
+
+void Session::wake(asio::steady_timer& timer) { timer.cancel(); }
+
+asio::awaitable<void> Session::run() {
+  auto self = shared_from_this();
+  asio::steady_timer deadline(stream_.get_executor());
+  deadline.expires_after(std::chrono::seconds(env_->config.handshake_timeout_seconds));
+  auto outcome = co_await (stream_.async_handshake(asio::ssl::stream_base::server, kAwait) ||
+                           deadline.async_wait(kAwait));
+  if (outcome.index() == 1) {
+    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: no TLS handshake within "
+                     << env_->config.handshake_timeout_seconds << " s";
+    error_code ignored;
+    stream_.next_layer().close(ignored);
+    co_return;
+  }
+  if (auto [ec] = std::get<0>(outcome); ec) {
+    Error why = tls::handshakeError(stream_.native_handle(), ec);
+    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << why.detail();
+    error_code ignored;
+    stream_.next_layer().close(ignored);
+    co_return;
+  }
+  auto identity = tls::peerIdentity(stream_.native_handle());
+  if (!identity) {
+    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << identity.error().detail();
+    error_code ignored;
+    stream_.next_layer().close(ignored);
+    co_return;
+  }
+  client_ = identity->common_name;
+  PYRUN_LOG(kDebug) << "connection from " << peer_ << " as \"" << client_ << "\"";
+
+  auto on_error = [self](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: " << x.what();
+    }
+    self->onClientGone("internal error");
+    error_code ignored;
+    self->stream_.next_layer().close(ignored);
+  };
+  asio::co_spawn(stream_.get_executor(), writer(), on_error);
+  asio::co_spawn(stream_.get_executor(), reader(), on_error);
+
+  if (env_->stopping) {
+    fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
+    co_return;
+  }
+  push(proto::encode(proto::Ready{proto::kProtocolVersion, proto::kMaxFramePayload,
+                                  "pyrund " PYRUN_VERSION}));
+  request_timer_.expires_after(std::chrono::seconds(env_->config.request_timeout_seconds));
+  request_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    auto s = weak.lock();
+    if (ec || !s || s->state_ != proto::ServerState::kAwaitRun || s->finished_) return;
+    s->fail(proto::ErrorCode::kTimeout, "no RUN request within " +
+                                            std::to_string(s->env_->config.request_timeout_seconds) +
+                                            " s");
+  });
+}
+
+asio::awaitable<void> Session::reader() {
+  auto self = shared_from_this();
+  proto::FrameReader frames;
+  std::vector<uint8_t> buffer(16u << 10);
+  for (;;) {
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), kAwait);
+    if (finished_) co_return;
+    if (ec) {
+      onClientGone(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+                       ? "disconnected"
+                       : ec.message());
+      co_return;
+    }
+    if (auto fed = frames.feed(std::span<const uint8_t>(buffer.data(), n)); !fed) {
+      fail(proto::ErrorCode::kBadFrame, fed.error().detail());
+      co_return;
+    }
+    while (auto frame = frames.next()) {
+      if (finished_) co_return;
+      ClientEvent event = interpretFrame(state_, std::move(*frame), env_->config.limits);
+      if (auto* error = std::get_if<proto::ErrorMessage>(&event)) {
+        fail(error->code, error->message);
+        co_return;
+      }
+      if (auto* run = std::get_if<RunAccepted>(&event)) {
+        handleRun(std::move(*run));
+      } else if (auto* data = std::get_if<StdinData>(&event)) {
+        // Waiting here stops reading the connection: a client sending more stdin than the
+        // program takes is slowed by TCP instead of filling our memory.
+        co_await waitForStdinSpace();
+        if (finished_) co_return;
+        if (!stdin_dead_ && !data->bytes.empty()) {
+          stdin_bytes_ += data->bytes.size();
+          stdin_.push_back(std::move(data->bytes));
+          wake(stdin_wake_);
+        }
+      } else if (std::holds_alternative<StdinEnd>(event)) {
+        stdin_end_ = true;
+        wake(stdin_wake_);
+      } else if (auto* sig = std::get_if<SignalRequest>(&event)) {
+        handleSignal(sig->signal);
+      } else if (std::holds_alternative<CancelRequest>(event)) {
+        handleCancel();
+      }
+    }
+  }
+}
+
+asio::awaitable<void> Session::writer() {
+  auto self = shared_from_this();
+  for (;;) {
+    while (out_.empty() && !finished_ && !client_gone_) {
+      writer_wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await writer_wake_.async_wait(kAwait);
+    }
+    if (client_gone_ || out_.empty()) break;
+    std::vector<uint8_t> frame = std::move(out_.front());
+    out_.pop_front();
+    auto type = static_cast<proto::FrameType>(frame[0]);
+    if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr) {
+      --out_data_frames_;
+      wake(space_wake_);
+    }
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(frame), kAwait);
+    if (ec) {
+      onClientGone(ec.message());
+      break;
+    }
+  }
+  writer_done_ = true;
+  wake(space_wake_);
+  if (!client_gone_) {
+    // The reader still has a read pending; an SSL stream allows only one reader, so stop it
+    // before the shutdown exchange reads the peer's close_notify.
+    error_code ignored;
+    stream_.next_layer().cancel(ignored);
+    asio::steady_timer deadline(stream_.get_executor());
+    deadline.expires_after(kShutdownTimeout);
+    co_await (stream_.async_shutdown(kAwait) || deadline.async_wait(kAwait));
+  }
+  error_code ignored;
+  stream_.next_layer().close(ignored);
+}
+
+asio::awaitable<void> Session::waitForOutputSpace() {
+  while (out_data_frames_ >= kMaxQueuedDataFrames && !client_gone_ && !writer_done_) {
+    space_wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await space_wake_.async_wait(kAwait);
+  }
+}
+
+asio::awaitable<void> Session::waitForStdinSpace() {
+  while (stdin_bytes_ >= kMaxStdinBuffered && !stdin_dead_ && !finished_) {
+    stdin_space_wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await stdin_space_wake_.async_wait(kAwait);
+  }
+}
+
+void Session::push(std::vector<uint8_t> frame) {
+  if (client_gone_) return;
+  auto type = static_cast<proto::FrameType>(frame[0]);
+  if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr) ++out_data_frames_;
+  out_.push_back(std::move(frame));
+  wake(writer_wake_);
+}
+
+void Session::handleRun(RunAccepted run) {
+  request_timer_.cancel();
+  if (env_->stopping) {
+    fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
+    return;
+  }
+  run_ = std::move(run);
+  budget_ = OutputBudget(run_->limits.output_bytes);
+  auto admitted = env_->scheduler.admit([weak = weak_from_this()](uint32_t position) {
+    if (auto s = weak.lock()) s->onPosition(position);
+  });
+  switch (admitted.admission) {
+    case Scheduler::Admission::kBusy:
+      fail(proto::ErrorCode::kBusy, env_->scheduler.busyMessage());
+      return;
+    case Scheduler::Admission::kRunning:
+      startJob();
+      return;
+    case Scheduler::Admission::kQueued:
+      ticket_ = admitted.ticket;
+      state_ = proto::ServerState::kQueued;
+      last_position_ = admitted.position;
+      PYRUN_LOG(kDebug) << "session " << peer_ << " queued at position " << admitted.position;
+      push(proto::encode(proto::Queued{admitted.position}));
+      return;
+  }
+}
+
+void Session::onPosition(uint32_t position) {
+  if (position == 0) {
+    ticket_ = 0;
+    if (finished_) {
+      env_->scheduler.release();  // the slot came too late for this session: pass it on
+      return;
+    }
+    startJob();
+    return;
+  }
+  if (position != last_position_ && !finished_) {
+    last_position_ = position;
+    push(proto::encode(proto::Queued{position}));
+  }
+}
+
+void Session::startJob() {
+  // The slot is ours now; from here on only the spawner's JobEnded/JobFailed frees it.
+  state_ = proto::ServerState::kQueued;
+  job_id_ = ++env_->last_job_id;
+  env_->spawner->subscribe(job_id_, [weak = weak_from_this()](sandbox::Received& received) {
+    if (auto s = weak.lock()) s->onSpawnerMessage(received);
+  });
+  auto sent = env_->spawner->send(sandbox::SpawnJob{makeJobSpec(job_id_, *run_, env_->config.limits)});
+  if (!sent) {
+    PYRUN_LOG(kError) << "job " << job_id_ << ": cannot reach the spawner: " << sent.error().detail();
+    env_->spawner->unsubscribe(job_id_);
+    env_->scheduler.release();
+    job_id_ = 0;
+    fail(proto::ErrorCode::kInternal, "the server could not start the job");
+    return;
+  }
+  PYRUN_LOG(kInfo) << "job " << job_id_ << " for \"" << client_ << "\" (" << peer_ << "): "
+                   << run_->request.script_name << " with " << run_->request.args.size()
+                   << " args";
+}
+
+void Session::onSpawnerMessage(sandbox::Received& received) {
+  if (std::holds_alternative<sandbox::JobStarted>(received.message)) {
+    onJobStarted(received);
+  } else if (auto* failed = std::get_if<sandbox::JobFailed>(&received.message)) {
+    PYRUN_LOG(kError) << "job " << job_id_ << " could not start: " << failed->stage << ": "
+                      << failed->detail;
+    job_ended_ = sandbox::JobEnded{job_id_, false, 0, sandbox::EndCause::kKilled, 0, 0, 0};
+    fail(proto::ErrorCode::kInternal, "the server could not start the job: " + failed->detail);
+  } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
+    job_ended_ = *ended;
+    wall_timer_.cancel();
+    stdin_dead_ = true;
+    stdin_.clear();
+    stdin_bytes_ = 0;
+    wake(stdin_wake_);
+    wake(stdin_space_wake_);
+    maybeSendExit();
+  }
+}
+
+void Session::onJobStarted(sandbox::Received& received) {
+  auto& started = std::get<sandbox::JobStarted>(received.message);
+  if (received.fds.size() != 3) {
+    PYRUN_LOG(kError) << "job " << job_id_ << ": spawner sent " << received.fds.size()
+                      << " descriptors instead of 3";
+    killJob(proto::Verdict::kInternalError);
+    fail(proto::ErrorCode::kInternal, "the server could not start the job");
+    return;
+  }
+  job_started_ = true;
+  auto ex = stream_.get_executor();
+  auto in = std::make_shared<Pipe>(ex, received.fds[0].release());
+  auto out = std::make_shared<Pipe>(ex, received.fds[1].release());
+  auto err = std::make_shared<Pipe>(ex, received.fds[2].release());
+  open_outputs_ = 2;
+  PYRUN_LOG(kDebug) << "job " << job_id_ << " runs as pid " << started.pid;
+  if (!finished_ && !kill_sent_) {
+    state_ = proto::ServerState::kRunning;
+    push(proto::encode(proto::Started{std::to_string(job_id_), run_->limits}));
+    wall_timer_.expires_after(std::chrono::seconds(run_->limits.wall_seconds));
+    wall_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+      auto s = weak.lock();
+      if (ec || !s || s->job_ended_) return;
+      s->killJob(proto::Verdict::kWallLimit);
+    });
+  }
+  // The pumps run even for a job being killed: draining its pipes lets it die without blocking
+  // on a full pipe, and their end of file is part of the end of the job.
+  auto self = shared_from_this();
+  auto on_error = [self](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      PYRUN_LOG(kError) << "job " << self->job_id_ << ": " << x.what();
+    }
+    self->killJob(proto::Verdict::kInternalError);
+  };
+  asio::co_spawn(ex, outputPump(out, proto::FrameType::kStdout), on_error);
+  asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_error);
+  asio::co_spawn(ex, stdinPump(in), on_error);
+}
+
+asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type) {
+  auto self = shared_from_this();
+  std::vector<uint8_t> buffer(proto::kMaxDataChunk);
+  for (;;) {
+    auto [ec, n] = co_await pipe->async_read_some(asio::buffer(buffer), kAwait);
+    if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
+    size_t allowed = budget_.take(n);
+    if (allowed > 0 && !client_gone_ && !finished_) {
+      co_await waitForOutputSpace();
+      if (!client_gone_ && !finished_) {
+        push(proto::encodeData(type, std::span<const uint8_t>(buffer.data(), allowed)));
+        (type == proto::FrameType::kStdout ? stdout_bytes_ : stderr_bytes_) += allowed;
+      }
+    }
+    if (budget_.truncated()) killJob(proto::Verdict::kOutputLimit);
+  }
+  error_code ignored;
+  pipe->close(ignored);
+  --open_outputs_;
+  maybeSendExit();
+}
+
+asio::awaitable<void> Session::stdinPump(std::shared_ptr<Pipe> pipe) {
+  auto self = shared_from_this();
+  for (;;) {
+    while (stdin_.empty() && !stdin_end_ && !stdin_dead_) {
+      stdin_wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await stdin_wake_.async_wait(kAwait);
+    }
+    if (stdin_dead_ || stdin_.empty()) break;  // stdin_end_ with nothing left: close the pipe
+    auto [ec, n] = co_await asio::async_write(*pipe, asio::buffer(stdin_.front()), kAwait);
+    if (ec) {
+      // EPIPE: the program closed its stdin or ended. What it did not read is dropped, as a
+      // local pipe would drop it.
+      stdin_dead_ = true;
+      stdin_.clear();
+      stdin_bytes_ = 0;
+      wake(stdin_space_wake_);
+      break;
+    }
+    stdin_bytes_ -= stdin_.front().size();
+    stdin_.pop_front();
+    wake(stdin_space_wake_);
+  }
+  error_code ignored;
+  pipe->close(ignored);
+}
+
+void Session::handleSignal(int signal) {
+  if (job_id_ == 0) {
+    // Still waiting for a slot: Ctrl-C or any signal ends the wait as if it had killed the job.
+    endBeforeStart(signal);
+    return;
+  }
+  if (!job_started_) {
+    killJob(proto::Verdict::kCancelled);
+    return;
+  }
+  if (signal == SIGINT && ++sigints_ >= 2) {
+    // The first Ctrl-C is the program's to handle (KeyboardInterrupt); the second one means "stop".
+    killJob(proto::Verdict::kCancelled);
+    return;
+  }
+  if (job_ended_) return;
+  if (auto r = env_->spawner->send(sandbox::SignalJob{job_id_, signal}); !r) {
+    PYRUN_LOG(kError) << "job " << job_id_ << ": cannot signal it: " << r.error().detail();
+  }
+}
+
+void Session::handleCancel() {
+  if (job_id_ == 0) {
+    endBeforeStart(SIGKILL);
+    return;
+  }
+  killJob(proto::Verdict::kCancelled);
+}
+
+void Session::endBeforeStart(int signal) {
+  if (ticket_ != 0) {
+    env_->scheduler.withdraw(ticket_);
+    ticket_ = 0;
+  }
+  proto::Exit exit;
+  exit.kind = proto::ExitKind::kSignaled;
+  exit.code = signal;
+  exit.verdict = proto::Verdict::kCancelled;
+  exit.detail = "cancelled before the job started";
+  push(proto::encode(exit));
+  finish();
+}
+
+void Session::killJob(proto::Verdict verdict) {
+  if (job_id_ == 0) return;
+  // Recorded even for a job that already ended: output still draining from its pipes can be cut
+  // by the cap after the end, and the verdict must say so.
+  if (front_verdict_ == proto::Verdict::kOk) front_verdict_ = verdict;
+  if (job_ended_ || kill_sent_) return;
+  kill_sent_ = true;
+  PYRUN_LOG(kDebug) << "job " << job_id_ << ": killing it (" << proto::verdictName(verdict) << ")";
+  if (auto r = env_->spawner->send(sandbox::KillJob{job_id_}); !r) {
+    PYRUN_LOG(kError) << "job " << job_id_ << ": cannot kill it: " << r.error().detail();
+  }
+}
+
+void Session::maybeSendExit() {
+  if (!job_ended_ || open_outputs_ > 0 || !job_started_) return;
+  const sandbox::JobEnded& end = *job_ended_;
+  proto::Exit exit;
+  exit.kind = end.signaled ? proto::ExitKind::kSignaled : proto::ExitKind::kExited;
+  exit.code = end.code;
+  exit.verdict = finalVerdict(end.cause, front_verdict_);
+  exit.cpu_us = end.cpu_us;
+  exit.wall_us = end.wall_us;
+  exit.peak_memory_bytes = end.peak_memory_bytes;
+  exit.stdout_bytes = stdout_bytes_;
+  exit.stderr_bytes = stderr_bytes_;
+  exit.output_truncated = budget_.truncated() ? 1 : 0;
+  exit.detail = verdictDetail(exit.verdict, run_->limits);
+  PYRUN_LOG(kInfo) << "job " << job_id_ << " ended: "
+                   << (end.signaled ? "signal " : "exit ") << end.code << ", "
+                   << proto::verdictName(exit.verdict) << ", cpu " << end.cpu_us / 1000
+                   << " ms, wall " << end.wall_us / 1000 << " ms, output "
+                   << stdout_bytes_ + stderr_bytes_ << " bytes";
+  if (finished_) return;  // the client is gone or already got its last frame
+  push(proto::encode(exit));
+  finish();
+}
+
+void Session::onClientGone(const std::string& why) {
+  if (client_gone_) return;
+  bool was_finished = finished_;
+  client_gone_ = true;
+  if (!was_finished) {
+    PYRUN_LOG(kInfo) << "client " << peer_ << " went away (" << why << ")"
+                     << (job_id_ != 0 && !job_ended_ ? "; killing job " + std::to_string(job_id_) : "");
+  }
+  if (ticket_ != 0) {
+    env_->scheduler.withdraw(ticket_);
+    ticket_ = 0;
+  }
+  killJob(proto::Verdict::kCancelled);
+  out_.clear();
+  out_data_frames_ = 0;
+  finish();
+}
+
+void Session::fail(proto::ErrorCode code, const std::string& message) {
+  if (finished_) return;
+  PYRUN_LOG(kInfo) << "session " << peer_ << ": " << message;
+  if (ticket_ != 0) {
+    env_->scheduler.withdraw(ticket_);
+    ticket_ = 0;
+  }
+  killJob(proto::Verdict::kInternalError);
+  push(proto::encode(proto::ErrorMessage{code, message}));
+  finish();
+}
+
+void Session::finish() {
+  finished_ = true;
+  state_ = proto::ServerState::kDone;
+  request_timer_.cancel();
+  wake(writer_wake_);
+  wake(space_wake_);
+  stdin_dead_ = true;
+  wake(stdin_wake_);
+  wake(stdin_space_wake_);
+}
+
+void Session::shutdown() {
+  if (finished_) return;
+  if (job_id_ != 0) {
+    killJob(proto::Verdict::kServerShutdown);
+    return;
+  }
+  fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
+}
+
+}  // namespace pyrun::server

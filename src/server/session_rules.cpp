@@ -1,0 +1,158 @@
+// Session decisions over decoded frames (see session_rules.h).
+#include "server/session_rules.h"
+
+#include <csignal>
+
+namespace pyrun::server {
+namespace {
+
+proto::ErrorMessage errorFrom(proto::ErrorCode code, const Error& e) { return {code, e.detail()}; }
+
+template <class T>
+Result<void> checkLimit(T requested, T configured, const char* name, T& out) {
+  if (requested == 0) {
+    out = configured;
+    return {};
+  }
+  if (requested > configured) {
+    return Error(Errc::kLimit, std::string("requested ") + name + " " + std::to_string(requested) +
+                                   " is above the server's limit of " + std::to_string(configured));
+  }
+  out = requested;
+  return {};
+}
+
+}  // namespace
+
+Result<proto::Limits> limitsInForce(const proto::Limits& requested, const ServerLimits& limits) {
+  proto::Limits out;
+  if (auto r = checkLimit(requested.cpu_seconds, limits.cpu_seconds, "cpu_seconds", out.cpu_seconds); !r)
+    return r.error();
+  if (auto r = checkLimit(requested.wall_seconds, limits.wall_seconds, "wall_seconds", out.wall_seconds); !r)
+    return r.error();
+  if (auto r = checkLimit(requested.memory_bytes, limits.memory_bytes, "memory_bytes", out.memory_bytes); !r)
+    return r.error();
+  if (auto r = checkLimit(requested.output_bytes, limits.output_bytes, "output_bytes", out.output_bytes); !r)
+    return r.error();
+  return out;
+}
+
+bool clientMaySend(int signal) noexcept {
+  switch (signal) {
+    case SIGINT: case SIGTERM: case SIGKILL: case SIGHUP: case SIGQUIT: case SIGUSR1: case SIGUSR2:
+      return true;
+    default:
+      return false;
+  }
+}
+
+ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const ServerLimits& limits) {
+  if (!proto::serverAccepts(state, frame.type)) {
+    return proto::ErrorMessage{
+        proto::ErrorCode::kUnexpectedFrame,
+        proto::frameTypeName(static_cast<uint8_t>(frame.type)) + " is not allowed in this state"};
+  }
+  switch (frame.type) {
+    case proto::FrameType::kRun: {
+      auto run = proto::decodeRunRequest(frame.payload);
+      if (!run) return errorFrom(proto::ErrorCode::kBadFrame, run.error());
+      if (auto ok = proto::validateRunRequest(*run); !ok) {
+        return errorFrom(proto::ErrorCode::kBadRequest, ok.error());
+      }
+      auto in_force = limitsInForce(run->limits, limits);
+      if (!in_force) return errorFrom(proto::ErrorCode::kLimitTooHigh, in_force.error());
+      return RunAccepted{std::move(*run), *in_force};
+    }
+    case proto::FrameType::kStdin:
+      return StdinData{std::move(frame.payload)};
+    case proto::FrameType::kStdinEnd:
+      return StdinEnd{};
+    case proto::FrameType::kSignal: {
+      auto sig = proto::decodeSignal(frame.payload);
+      if (!sig) return errorFrom(proto::ErrorCode::kBadFrame, sig.error());
+      if (!clientMaySend(sig->signal)) {
+        return proto::ErrorMessage{proto::ErrorCode::kBadRequest,
+                                   "SIGNAL: signal " + std::to_string(sig->signal) +
+                                       " is not one a client may send"};
+      }
+      return SignalRequest{sig->signal};
+    }
+    case proto::FrameType::kCancel:
+      return CancelRequest{};
+    default:
+      // serverAccepts() never admits server-to-client types; this keeps the switch total.
+      return proto::ErrorMessage{
+          proto::ErrorCode::kUnexpectedFrame,
+          proto::frameTypeName(static_cast<uint8_t>(frame.type)) + " is not a client frame"};
+  }
+}
+
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits) {
+  sandbox::JobSpec spec;
+  spec.job_id = job_id;
+  spec.policy = "default";
+  spec.script_name = run.request.script_name;
+  spec.script = run.request.script;
+  spec.args = run.request.args;
+  for (const auto& f : run.request.files) spec.files.push_back({f.name, f.mode, f.data});
+  spec.limits.cpu_seconds = run.limits.cpu_seconds;
+  spec.limits.wall_seconds = run.limits.wall_seconds;
+  spec.limits.memory_bytes = run.limits.memory_bytes;
+  spec.limits.file_size_bytes = limits.file_size_bytes;
+  spec.limits.open_files = limits.open_files;
+  spec.limits.processes = limits.processes;
+  return spec;
+}
+
+size_t OutputBudget::take(size_t n) noexcept {
+  uint64_t left = cap_ - used_;
+  size_t allowed = n <= left ? n : static_cast<size_t>(left);
+  used_ += allowed;
+  if (allowed < n) truncated_ = true;
+  return allowed;
+}
+
+proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept {
+  switch (cause) {
+    case sandbox::EndCause::kCpuLimit: return proto::Verdict::kCpuLimit;
+    case sandbox::EndCause::kMemoryLimit: return proto::Verdict::kMemoryLimit;
+    case sandbox::EndCause::kFileSizeLimit: return proto::Verdict::kFileSizeLimit;
+    case sandbox::EndCause::kKilled:
+    case sandbox::EndCause::kExited:
+      // A job may exit by itself between the front's decision and the kill arriving; the front's
+      // verdict still explains the ending the client sees (cut output, a cancel, a timeout).
+      return front_verdict;
+  }
+  return front_verdict;
+}
+
+std::string humanBytes(uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes != 0 && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits) {
+  switch (verdict) {
+    case proto::Verdict::kOk: return "";
+    case proto::Verdict::kCpuLimit:
+      return "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s exceeded";
+    case proto::Verdict::kWallLimit:
+      return "wall-clock limit of " + std::to_string(limits.wall_seconds) + " s exceeded";
+    case proto::Verdict::kMemoryLimit:
+      return "memory limit of " + humanBytes(limits.memory_bytes) + " exceeded";
+    case proto::Verdict::kOutputLimit:
+      return "output limit of " + humanBytes(limits.output_bytes) +
+             " reached; output truncated and the job killed";
+    case proto::Verdict::kCancelled: return "cancelled by the client";
+    case proto::Verdict::kSyscall: return "the program made a forbidden system call";
+    case proto::Verdict::kProcessLimit: return "process limit exceeded";
+    case proto::Verdict::kFileSizeLimit: return "file size limit exceeded";
+    case proto::Verdict::kServerShutdown: return "the server is shutting down";
+    case proto::Verdict::kInternalError: return "internal server error";
+  }
+  return "";
+}
+
+}  // namespace pyrun::server

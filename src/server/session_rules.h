@@ -1,0 +1,78 @@
+// The session's decisions that need no sockets: what a client frame means in a state, the limits a
+// job runs under, output accounting against the cap, and the verdict and sentence of an ending.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/error.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+#include "sandbox/spawner.h"
+#include "server/config.h"
+
+namespace pyrun::server {
+
+// A valid RUN, with the limits that will be in force.
+struct RunAccepted {
+  proto::RunRequest request;
+  proto::Limits limits;
+};
+struct StdinData {
+  std::vector<uint8_t> bytes;
+};
+struct StdinEnd {};
+struct SignalRequest {
+  int signal = 0;
+};
+struct CancelRequest {};
+// Anything else: the session sends this ERROR and closes.
+using ClientEvent =
+    std::variant<RunAccepted, StdinData, StdinEnd, SignalRequest, CancelRequest, proto::ErrorMessage>;
+
+// Interprets one complete client frame in `state`: frames the state does not accept give
+// kUnexpectedFrame, undecodable payloads kBadFrame, invalid requests kBadRequest, requested limits
+// above the server's kLimitTooHigh, signals outside the allowed set kBadRequest.
+ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const ServerLimits& limits);
+
+// The limits in force for a request: 0 means the server's value; a value above the server's is
+// refused (kLimit, "requested wall_seconds 120 is above the server's limit of 60"), never lowered.
+Result<proto::Limits> limitsInForce(const proto::Limits& requested, const ServerLimits& limits);
+
+// True for the signals a client may ask for (SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1,
+// SIGUSR2).
+bool clientMaySend(int signal) noexcept;
+
+// What the spawner gets for an accepted RUN.
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits);
+
+// Counts stdout+stderr bytes against the cap.
+class OutputBudget {
+ public:
+  explicit OutputBudget(uint64_t cap) : cap_(cap) {}
+  // Of n bytes that arrived, how many may be delivered (the rest is cut). Once anything has been
+  // cut, truncated() stays true.
+  size_t take(size_t n) noexcept;
+  bool truncated() const noexcept { return truncated_; }
+  uint64_t used() const noexcept { return used_; }
+  uint64_t cap() const noexcept { return cap_; }
+
+ private:
+  uint64_t cap_;
+  uint64_t used_ = 0;
+  bool truncated_ = false;
+};
+
+// The verdict of a job that the spawner reports ended with `cause`, given the verdict the front
+// itself imposed (kOk when it imposed none): the front's kill explains a kKilled ending.
+proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept;
+
+// The sentence for an EXIT frame's detail ("wall-clock limit of 60 s exceeded"); empty for kOk.
+std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits);
+
+// "512 MiB", "64 KiB", "1000 bytes": sizes for people.
+std::string humanBytes(uint64_t bytes);
+
+}  // namespace pyrun::server

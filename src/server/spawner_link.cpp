@@ -1,0 +1,86 @@
+// The front's end of the spawner socket.
+#include "server/spawner_link.h"
+
+#include <type_traits>
+#include <variant>
+
+#include "common/log.h"
+
+namespace pyrun::server {
+
+namespace asio = boost::asio;
+
+SpawnerLink::SpawnerLink(asio::any_io_executor executor, UniqueFd socket)
+    : socket_(executor, socket.release()) {}
+
+void SpawnerLink::start(std::function<void(uint64_t)> job_gone,
+                        std::function<void(const Error&)> failed) {
+  job_gone_ = std::move(job_gone);
+  failed_ = std::move(failed);
+  waitForMessages();
+}
+
+void SpawnerLink::waitForMessages() {
+  // Readiness only: receiveFromSpawner() does the recvmsg itself, because the descriptors of a
+  // JobStarted arrive as SCM_RIGHTS, which Asio's stream reads would drop.
+  socket_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted || !socket_.is_open()) return;
+    if (ec) {
+      if (!failed_reported_ && failed_) {
+        failed_reported_ = true;
+        failed_(Error(Errc::kIo, "spawner socket: " + ec.message()));
+      }
+      return;
+    }
+    for (;;) {
+      auto received = sandbox::receiveFromSpawner(socket_.native_handle());
+      if (!received) {
+        if (!failed_reported_ && failed_) {
+          failed_reported_ = true;
+          failed_(received.error());
+        }
+        return;
+      }
+      if (!received->has_value()) break;
+      dispatch(**received);
+      if (!socket_.is_open()) return;
+    }
+    waitForMessages();
+  });
+}
+
+void SpawnerLink::dispatch(sandbox::Received& received) {
+  uint64_t job_id = std::visit([](const auto& m) { return m.job_id; }, received.message);
+  bool last = !std::holds_alternative<sandbox::JobStarted>(received.message);
+  if (last && job_gone_) job_gone_(job_id);
+  auto it = handlers_.find(job_id);
+  if (it == handlers_.end()) {
+    if (!last) {
+      // Its session went away while the job was being spawned: the job must not outlive it.
+      PYRUN_LOG(kDebug) << "job " << job_id << " started with no session left; killing it";
+      (void)send(sandbox::KillJob{job_id});
+    }
+    return;  // descriptors in `received` close with it
+  }
+  Handler handler = last ? std::move(it->second) : it->second;
+  if (last) handlers_.erase(it);
+  handler(received);
+}
+
+Result<void> SpawnerLink::send(const sandbox::ToSpawner& message) {
+  if (!socket_.is_open()) return Error(Errc::kIo, "the spawner is gone");
+  return sandbox::sendToSpawner(socket_.native_handle(), message);
+}
+
+void SpawnerLink::subscribe(uint64_t job_id, Handler handler) {
+  handlers_[job_id] = std::move(handler);
+}
+
+void SpawnerLink::unsubscribe(uint64_t job_id) { handlers_.erase(job_id); }
+
+void SpawnerLink::close() {
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+}  // namespace pyrun::server

@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""A minimal pyrun/1 client for pyrund's integration tests: speaks the wire protocol directly
+(docs/PROTOCOL.md) so that tests can send what the real client never would.
+
+usage: wire_client.py PORT CLIENT_BUNDLE CA_CERT SCENARIO
+Prints "OK" and exits 0 when the scenario saw what it expected; otherwise prints why, exits 1.
+"""
+import socket
+import ssl
+import struct
+import sys
+
+READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+RUN, STDIN, STDIN_END, SIGNAL, CANCEL = 0x10, 0x11, 0x12, 0x13, 0x14
+ERR_BAD_FRAME, ERR_UNEXPECTED, ERR_BAD_REQUEST, ERR_LIMIT, ERR_BUSY = 1, 2, 3, 4, 5
+VERDICT_OK, VERDICT_WALL, VERDICT_OUTPUT, VERDICT_CANCELLED = 0, 2, 4, 5
+
+PORT, BUNDLE, CA = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def s(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def frame(t, payload=b""):
+    return struct.pack(">BI", t, len(payload)) + payload
+
+
+def run_frame(script, args=(), cpu=0, wall=0, mem=0, out=0):
+    p = s(b"job.py") + s(script.encode())
+    p += struct.pack(">I", len(args)) + b"".join(s(a.encode()) for a in args)
+    p += struct.pack(">IIQQ", cpu, wall, mem, out)
+    p += struct.pack(">I", 0)
+    return frame(RUN, p)
+
+
+class Conn:
+    def __init__(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(BUNDLE)
+        ctx.load_verify_locations(CA)
+        ctx.set_alpn_protocols(["pyrun/1"])
+        raw = socket.create_connection(("127.0.0.1", PORT), timeout=60)
+        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return False
+            self.buf += chunk
+        return True
+
+    def recv(self):
+        """Next frame as (type, payload), or None at end of stream."""
+        if not self._fill(5):
+            expect(self.buf == b"", "stream ended inside a frame header")
+            return None
+        t, n = struct.unpack(">BI", self.buf[:5])
+        expect(self._fill(5 + n), "stream ended inside a frame payload")
+        payload = self.buf[5:5 + n]
+        self.buf = self.buf[5 + n:]
+        return t, payload
+
+    def recv_type(self, want):
+        f = self.recv()
+        expect(f is not None, "connection closed, expected frame 0x%02x" % want)
+        expect(f[0] == want, "expected frame 0x%02x, got 0x%02x %r" % (want, f[0], f[1][:200]))
+        return f[1]
+
+    def expect_closed(self):
+        try:
+            f = self.recv()
+        except (ssl.SSLError, ConnectionError):
+            return
+        expect(f is None, "expected the server to close, got frame 0x%02x" % (f[0] if f else 0))
+
+
+def error_of(payload):
+    code, n = struct.unpack(">HI", payload[:6])
+    return code, payload[6:6 + n].decode()
+
+
+def exit_of(payload):
+    kind, code, verdict, cpu, wall, mem, out, err, trunc = struct.unpack(">BiBQQQQQB", payload[:47])
+    n = struct.unpack(">I", payload[47:51])[0]
+    return dict(kind=kind, code=code, verdict=verdict, stdout=out, stderr=err, truncated=trunc,
+                detail=payload[51:51 + n].decode())
+
+
+def collect(c):
+    """Reads STDOUT/STDERR until EXIT; returns (stdout, stderr, exit dict)."""
+    out, err = b"", b""
+    while True:
+        f = c.recv()
+        expect(f is not None, "closed before EXIT")
+        t, p = f
+        if t == STDOUT:
+            out += p
+        elif t == STDERR:
+            err += p
+        elif t == EXIT:
+            return out, err, exit_of(p)
+        else:
+            raise Failure("unexpected frame 0x%02x %r while running" % (t, p[:200]))
+
+
+def stdout_line(c):
+    """Collects STDOUT frames up to a newline: python3 -u writes a print() in several pieces."""
+    out = b""
+    while not out.endswith(b"\n"):
+        out += c.recv_type(STDOUT)
+    return out
+
+
+def started(c):
+    c.recv_type(READY)
+    return c
+
+
+def scenario_streams_and_exits():
+    c = started(Conn())
+    c.send(run_frame("import sys\nprint('out', sys.argv[1:])\nsys.stdout.flush()\n"
+                     "line = sys.stdin.readline()\nprint('got', line.strip(), file=sys.stderr)\n"
+                     "sys.exit(3)\n", ["a", "b"]))
+    c.recv_type(STARTED)
+    payload = stdout_line(c)
+    expect(payload == b"out ['a', 'b']\n", "first output %r" % payload)
+    # Sent only after the first line arrived: proves output streams before the program ends.
+    c.send(frame(STDIN, b"hello\n") + frame(STDIN_END))
+    out, err, ex = collect(c)
+    expect(out == b"", "more stdout %r" % out)
+    expect(err == b"got hello\n", "stderr %r" % err)
+    expect(ex["kind"] == 0 and ex["code"] == 3 and ex["verdict"] == VERDICT_OK, "exit %r" % ex)
+    expect(ex["stdout"] == 15 and ex["stderr"] == 10, "byte counts %r" % ex)
+    c.expect_closed()
+
+
+def scenario_unexpected_frame():
+    c = started(Conn())
+    c.send(frame(STDIN, b"x"))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_UNEXPECTED, "code %d %s" % (code, msg))
+    expect("STDIN" in msg, "message %r" % msg)
+    c.expect_closed()
+
+
+def scenario_second_run_is_unexpected():
+    c = started(Conn())
+    c.send(run_frame("import sys\nsys.stdin.read()\n"))
+    c.recv_type(STARTED)
+    c.send(run_frame("print(1)\n"))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_UNEXPECTED, "code %d %s" % (code, msg))
+    c.expect_closed()
+
+
+def scenario_oversize_header():
+    c = started(Conn())
+    c.send(struct.pack(">BI", RUN, (1 << 20) + 1))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_BAD_FRAME, "code %d %s" % (code, msg))
+    c.expect_closed()
+
+
+def scenario_unknown_type():
+    c = started(Conn())
+    c.send(frame(0x7f, b""))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_BAD_FRAME, "code %d %s" % (code, msg))
+    c.expect_closed()
+
+
+def scenario_bad_request():
+    c = started(Conn())
+    c.send(frame(RUN, s(b"../x.py") + s(b"print(1)") + struct.pack(">IIIQQI", 0, 0, 0, 0, 0, 0)))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_BAD_REQUEST, "code %d %s" % (code, msg))
+    c.expect_closed()
+
+
+def scenario_limit_too_high():
+    c = started(Conn())
+    c.send(run_frame("print(1)\n", wall=100000))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_LIMIT, "code %d %s" % (code, msg))
+    expect("wall_seconds" in msg, "message %r" % msg)
+    c.expect_closed()
+
+
+def scenario_output_cap():
+    # The server runs with limits.output_bytes 1000.
+    c = started(Conn())
+    c.send(run_frame("import sys\nsys.stdout.write('x' * 600)\nsys.stdout.flush()\n"
+                     "sys.stderr.write('y' * 600)\nsys.stderr.flush()\nimport time\ntime.sleep(60)\n"))
+    c.recv_type(STARTED)
+    out, err, ex = collect(c)
+    expect(out == b"x" * 600 and err == b"y" * 400, "delivered %d + %d" % (len(out), len(err)))
+    expect(ex["verdict"] == VERDICT_OUTPUT and ex["truncated"] == 1, "exit %r" % ex)
+    expect(ex["stdout"] == 600 and ex["stderr"] == 400, "counts %r" % ex)
+    expect("output limit of 1000 bytes" in ex["detail"], "detail %r" % ex["detail"])
+
+
+def scenario_wall_limit():
+    # The server runs with limits.wall_seconds 1.
+    c = started(Conn())
+    c.send(run_frame("import time\ntime.sleep(60)\n"))
+    c.recv_type(STARTED)
+    out, err, ex = collect(c)
+    expect(ex["verdict"] == VERDICT_WALL, "exit %r" % ex)
+    expect(ex["detail"] == "wall-clock limit of 1 s exceeded", "detail %r" % ex["detail"])
+    expect(ex["kind"] == 1 and ex["code"] == 9, "exit %r" % ex)
+
+
+def scenario_cancel():
+    c = started(Conn())
+    c.send(run_frame("import sys\nprint('ready', flush=True)\nsys.stdin.read()\n"))
+    c.recv_type(STARTED)
+    expect(stdout_line(c) == b"ready\n", "first line")
+    c.send(frame(CANCEL))
+    out, err, ex = collect(c)
+    expect(ex["verdict"] == VERDICT_CANCELLED and ex["kind"] == 1, "exit %r" % ex)
+
+
+def scenario_queue_and_busy():
+    # The server runs with max_jobs 1 and queue 1.
+    a = started(Conn())
+    a.send(run_frame("import sys\nprint('a', flush=True)\nsys.stdin.read()\nprint('a done')\n"))
+    a.recv_type(STARTED)
+    expect(stdout_line(a) == b"a\n", "a's first line")
+    b = started(Conn())
+    b.send(run_frame("print('b')\n"))
+    pos = struct.unpack(">I", b.recv_type(QUEUED))[0]
+    expect(pos == 1, "b's position %d" % pos)
+    c = started(Conn())
+    c.send(run_frame("print('c')\n"))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_BUSY and msg == "server busy, 1 jobs queued", "c got %d %r" % (code, msg))
+    c.expect_closed()
+    a.send(frame(STDIN_END))
+    out, _, ex = collect(a)
+    expect(out == b"a done\n" and ex["code"] == 0, "a ended %r %r" % (out, ex))
+    b.recv_type(STARTED)
+    out, _, ex = collect(b)
+    expect(out == b"b\n" and ex["code"] == 0, "b ended %r %r" % (out, ex))
+
+
+def scenario_cancel_while_queued():
+    # The server runs with max_jobs 1 and queue 1.
+    a = started(Conn())
+    a.send(run_frame("import sys\nprint('a', flush=True)\nsys.stdin.read()\n"))
+    a.recv_type(STARTED)
+    stdout_line(a)
+    b = started(Conn())
+    b.send(run_frame("print('b')\n"))
+    b.recv_type(QUEUED)
+    b.send(frame(SIGNAL, bytes([2])))
+    ex = exit_of(b.recv_type(EXIT))
+    expect(ex["verdict"] == VERDICT_CANCELLED and ex["kind"] == 1 and ex["code"] == 2, "%r" % ex)
+    b.expect_closed()
+    # b left the queue: a newcomer is queued at position 1, not refused as busy.
+    c = started(Conn())
+    c.send(run_frame("print('c')\n"))
+    pos = struct.unpack(">I", c.recv_type(QUEUED))[0]
+    expect(pos == 1, "c's position %d" % pos)
+    a.send(frame(STDIN_END))
+    collect(a)
+    c.recv_type(STARTED)
+    out, _, _ = collect(c)
+    expect(out == b"c\n", "c's output %r" % out)
+
+
+def main():
+    try:
+        globals()["scenario_" + sys.argv[4]]()
+    except Failure as e:
+        print("FAILED:", e)
+        return 1
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

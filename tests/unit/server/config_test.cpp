@@ -1,0 +1,228 @@
+// pyrund configuration: flags, YAML file, precedence, and every error path.
+#include "server/config.h"
+
+#include <gtest/gtest.h>
+
+#include "support/temp_dir.h"
+
+namespace pyrun::server {
+namespace {
+
+CommandLine parse(const std::vector<std::string>& args) {
+  auto c = parseCommandLine(args);
+  EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().detail());
+  return c ? *c : CommandLine{};
+}
+
+TEST(Config, DefaultsMatchTheDocumentation) {
+  ServerConfig c;
+  EXPECT_EQ(c.listen, "0.0.0.0");
+  EXPECT_EQ(c.port, 9091);
+  EXPECT_EQ(c.queue, 64u);
+  EXPECT_EQ(c.user, "nobody");
+  EXPECT_EQ(c.jobs_dir, "/var/lib/pyrun/jobs");
+  EXPECT_EQ(c.limits.cpu_seconds, 10u);
+  EXPECT_EQ(c.limits.wall_seconds, 60u);
+  EXPECT_EQ(c.limits.memory_bytes, 512ull << 20);
+  EXPECT_EQ(c.limits.output_bytes, 64ull << 20);
+}
+
+TEST(Config, ParsesEveryFlagWithSpaceOrEquals) {
+  auto c = parse({"--listen", "::1", "--port=0", "--port-file", "/tmp/p", "--cert", "s.pem",
+                  "--ca=ca.pem", "--crl", "c.crl", "--max-jobs", "3", "--queue", "5", "--user",
+                  "daemon", "--jobs-dir", "/srv/jobs", "--log-level", "debug", "--config", "f.yaml"});
+  ASSERT_TRUE(c.config_file.has_value());
+  EXPECT_EQ(*c.config_file, "f.yaml");
+  ServerConfig config;
+  for (auto& [k, v] : c.overrides) ASSERT_TRUE(applyOverride(config, k, v).has_value()) << k;
+  EXPECT_EQ(config.listen, "::1");
+  EXPECT_EQ(config.port, 0);
+  EXPECT_EQ(config.port_file, "/tmp/p");
+  EXPECT_EQ(config.cert, "s.pem");
+  EXPECT_EQ(config.ca, "ca.pem");
+  EXPECT_EQ(config.crl, "c.crl");
+  EXPECT_EQ(config.max_jobs, 3u);
+  EXPECT_EQ(config.queue, 5u);
+  EXPECT_EQ(config.user, "daemon");
+  EXPECT_EQ(config.jobs_dir, "/srv/jobs");
+  EXPECT_EQ(config.log_level, log::Level::kDebug);
+}
+
+TEST(Config, HelpFlag) { EXPECT_TRUE(parse({"--help"}).help); }
+
+TEST(Config, RejectsUnknownFlagMissingValueAndStrayArgument) {
+  auto unknown = parseCommandLine({"--prot", "1"});
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_NE(unknown.error().detail().find("unknown option --prot"), std::string::npos);
+  auto missing = parseCommandLine({"--port"});
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().detail(), "--port needs a value");
+  auto stray = parseCommandLine({"extra"});
+  ASSERT_FALSE(stray.has_value());
+  EXPECT_NE(stray.error().detail().find("unexpected argument \"extra\""), std::string::npos);
+}
+
+TEST(Config, RejectsBadFlagValuesNamingTheFlag) {
+  ServerConfig c;
+  auto port = applyOverride(c, "port", "70000");
+  ASSERT_FALSE(port.has_value());
+  EXPECT_EQ(port.error().detail(), "--port: 70000 is larger than the maximum 65535");
+  auto jobs = applyOverride(c, "max_jobs", "-1");
+  ASSERT_FALSE(jobs.has_value());
+  EXPECT_NE(jobs.error().detail().find("--max-jobs: \"-1\" is not a non-negative integer"),
+            std::string::npos);
+  auto level = applyOverride(c, "log_level", "loud");
+  ASSERT_FALSE(level.has_value());
+  EXPECT_NE(level.error().detail().find("--log-level"), std::string::npos);
+}
+
+TEST(Config, AppliesEveryYamlKey) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, R"(listen: 127.0.0.1
+port: 9200
+port_file: /run/pyrund.port
+cert: /etc/pyrun/server.pem
+ca: /etc/pyrun/ca.pem
+crl: /etc/pyrun/crl.pem
+max_jobs: 4
+queue: 10
+user: pyrun
+jobs_dir: /srv/pyrun
+log_level: warning
+limits:
+  cpu_seconds: 5
+  wall_seconds: 30
+  memory_bytes: 1073741824
+  output_bytes: 1000
+  file_size_bytes: 2000
+  open_files: 64
+  processes: 8
+)",
+                           "pyrund.yaml");
+  ASSERT_TRUE(r.has_value()) << r.error().detail();
+  EXPECT_EQ(c.listen, "127.0.0.1");
+  EXPECT_EQ(c.port, 9200);
+  EXPECT_EQ(c.port_file, "/run/pyrund.port");
+  EXPECT_EQ(c.cert, "/etc/pyrun/server.pem");
+  EXPECT_EQ(c.ca, "/etc/pyrun/ca.pem");
+  EXPECT_EQ(c.crl, "/etc/pyrun/crl.pem");
+  EXPECT_EQ(c.max_jobs, 4u);
+  EXPECT_EQ(c.queue, 10u);
+  EXPECT_EQ(c.user, "pyrun");
+  EXPECT_EQ(c.jobs_dir, "/srv/pyrun");
+  EXPECT_EQ(c.log_level, log::Level::kWarning);
+  EXPECT_EQ(c.limits.cpu_seconds, 5u);
+  EXPECT_EQ(c.limits.wall_seconds, 30u);
+  EXPECT_EQ(c.limits.memory_bytes, 1ull << 30);
+  EXPECT_EQ(c.limits.output_bytes, 1000u);
+  EXPECT_EQ(c.limits.file_size_bytes, 2000u);
+  EXPECT_EQ(c.limits.open_files, 64u);
+  EXPECT_EQ(c.limits.processes, 8u);
+}
+
+TEST(Config, EmptyFileConfiguresNothing) {
+  ServerConfig c;
+  ASSERT_TRUE(applyConfigYaml(c, "", "empty.yaml").has_value());
+  EXPECT_EQ(c.port, 9091);
+}
+
+TEST(Config, UnknownKeyIsAnErrorWithFileLineColumn) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "port: 1\n  \nmax_job: 3\n", "pyrund.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail(), "pyrund.yaml:3:1: max_job: unknown key");
+}
+
+TEST(Config, UnknownKeyWithMappingValueIsStillUnknown) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "limit:\n  cpu_seconds: 3\n", "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail(), "p.yaml:1:1: limit: unknown key");
+}
+
+TEST(Config, UnknownLimitIsAnErrorAtItsPosition) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "limits:\n  cpu_secs: 3\n", "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail(), "p.yaml:2:3: limits.cpu_secs: unknown key");
+}
+
+TEST(Config, WrongTypesAreErrors) {
+  ServerConfig c;
+  auto list = applyConfigYaml(c, "port: [1, 2]\n", "p.yaml");
+  ASSERT_FALSE(list.has_value());
+  EXPECT_EQ(list.error().detail(), "p.yaml:1:1: port: expected a single value");
+  auto text = applyConfigYaml(c, "queue: many\n", "p.yaml");
+  ASSERT_FALSE(text.has_value());
+  EXPECT_EQ(text.error().detail(), "p.yaml:1:1: queue: \"many\" is not a non-negative integer");
+  auto limits = applyConfigYaml(c, "limits: 5\n", "p.yaml");
+  ASSERT_FALSE(limits.has_value());
+  EXPECT_NE(limits.error().detail().find("limits: expected a mapping"), std::string::npos);
+  auto top = applyConfigYaml(c, "- a\n- b\n", "p.yaml");
+  ASSERT_FALSE(top.has_value());
+  EXPECT_NE(top.error().detail().find("must be a mapping"), std::string::npos);
+}
+
+TEST(Config, SyntaxErrorCarriesPosition) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "port: 1\nqueue: [\n", "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail().rfind("p.yaml:", 0), 0u) << r.error().detail();
+}
+
+TEST(Config, FlagsOverrideTheFile) {
+  test::TempDir dir("srvcfg");
+  test::writeFile(dir / "pyrund.yaml", "port: 9200\nqueue: 3\ncert: file.pem\nmax_jobs: 2\n");
+  auto r = resolveConfig(parse({"--config", dir / "pyrund.yaml", "--port", "0", "--cert", "flag.pem"}));
+  ASSERT_TRUE(r.has_value()) << r.error().detail();
+  EXPECT_EQ(r->port, 0);            // flag wins
+  EXPECT_EQ(r->cert, "flag.pem");   // flag wins
+  EXPECT_EQ(r->queue, 3u);          // file value kept
+  EXPECT_EQ(r->max_jobs, 2u);
+}
+
+TEST(Config, MaxJobsDefaultsToTheNumberOfCores) {
+  test::TempDir dir("srvcfg");
+  test::writeFile(dir / "empty.yaml", "");
+  auto r = resolveConfig(parse({"--config", dir / "empty.yaml", "--cert", "s.pem"}));
+  ASSERT_TRUE(r.has_value()) << r.error().detail();
+  EXPECT_GE(r->max_jobs, 1u);
+}
+
+TEST(Config, MissingConfigFileIsAnError) {
+  auto r = resolveConfig(parse({"--config", "/nonexistent/pyrund.yaml", "--cert", "s.pem"}));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().detail().find("/nonexistent/pyrund.yaml"), std::string::npos);
+}
+
+TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroLimits) {
+  ServerConfig c;
+  c.max_jobs = 1;
+  auto no_cert = validateConfig(c);
+  ASSERT_FALSE(no_cert.has_value());
+  EXPECT_NE(no_cert.error().detail().find("--cert"), std::string::npos);
+  c.cert = "s.pem";
+  EXPECT_TRUE(validateConfig(c).has_value());
+  c.max_jobs = 0;
+  EXPECT_FALSE(validateConfig(c).has_value());
+  c.max_jobs = 1;
+  c.limits.wall_seconds = 0;
+  EXPECT_FALSE(validateConfig(c).has_value());
+  c.limits.wall_seconds = 1;
+  c.jobs_dir = "relative";
+  EXPECT_FALSE(validateConfig(c).has_value());
+  c.jobs_dir = "/abs";
+  c.limits.open_files = 3;
+  EXPECT_FALSE(validateConfig(c).has_value());
+}
+
+TEST(Config, UsageNamesEveryFlag) {
+  std::string u = usage();
+  for (const char* flag : {"--config", "--listen", "--port", "--port-file", "--cert", "--ca",
+                           "--crl", "--max-jobs", "--queue", "--user", "--jobs-dir", "--log-level"}) {
+    EXPECT_NE(u.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace pyrun::server
