@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -92,6 +93,11 @@ struct JobEnded {
   uint64_t wall_us = 0;            // from fork to the end
 };
 using FromSpawner = std::variant<JobStarted, JobFailed, JobEnded>;
+
+// Largest JobSpec the spawner accepts (the size of its sealed memfd).
+inline constexpr uint64_t kMaxJobSpecBytes = 64ull << 20;
+// Largest message from the spawner (a JobFailed detail is cut to fit).
+inline constexpr size_t kMaxFromSpawnerBytes = 8192;
 
 // Pure codecs of the messages (length-checked; fuzzable). Decoders reject trailing bytes.
 std::vector<uint8_t> encodeMessage(const FromSpawner& m);

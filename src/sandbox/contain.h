@@ -1,0 +1,73 @@
+// The job's side of a spawn: the init that runs as pid 1 of the job's pid namespace, and the
+// confinement of the interpreter process, step by step (see docs/SANDBOX.md). Everything here runs
+// between fork and exec: no allocation, no exceptions, no logging; failures travel as fixed-size
+// records over a pipe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "sandbox/spawner.h"
+
+namespace pyrun::sandbox {
+
+// A confinement step; its name is JobFailed::stage.
+enum class Stage : int32_t {
+  kSetsid = 1,
+  kParentDeathSignal,
+  kStdio,
+  kParentGone,
+  kUserNamespace,
+  kSignals,
+  kFork,
+  kCloseFds,
+  kRlimit,
+  kSetgroups,
+  kSetgid,
+  kSetuid,
+  kCheckIds,
+  kChdir,
+  kNoNewPrivs,
+  kExecve,
+};
+const char* stageName(Stage stage) noexcept;
+
+// What the job's init tells the spawner over the report pipe (one record per write: atomic).
+enum class ReportKind : int32_t { kStarted = 1, kFailed = 2, kExited = 3 };
+struct ReportRecord {
+  int32_t kind = 0;
+  int32_t stage = 0;  // kFailed: the Stage
+  int32_t value = 0;  // kFailed: errno; kExited: the interpreter's wait status
+  int32_t arg = 0;    // kFailed: the step's argument (the rlimit resource), else 0
+};
+static_assert(sizeof(ReportRecord) == 16);
+
+// Everything the job's processes need, prepared by the spawner before it clones: after the clone
+// only these pointers are read.
+struct ChildPlan {
+  const char* interpreter = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* workdir = nullptr;
+  JobLimits limits;
+  bool set_nproc = false;        // RLIMIT_NPROC only when the job has a uid of its own
+  bool drop_to_job_ids = false;  // as root: become uid:gid
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool map_user = false;  // unprivileged: map outer_uid/outer_gid onto themselves in the new userns
+  uid_t outer_uid = 0;
+  gid_t outer_gid = 0;
+  int stdin_fd = -1;   // read end of the job's stdin pipe
+  int stdout_fd = -1;  // write ends of stdout and stderr
+  int stderr_fd = -1;
+  int report_fd = -1;  // write end of the report pipe (its read end is the spawner's)
+};
+
+// Runs in the child cloned into a new pid namespace, as its pid 1. Prepares the session, stdio and
+// descriptors, forks the interpreter process (confined by confineJob, then execve), forwards every
+// signal it receives to it, reaps every process of the namespace, kills the rest when the
+// interpreter ends and reports its wait status. Never returns.
+[[noreturn]] void runJobInit(const ChildPlan& plan);
+
+}  // namespace pyrun::sandbox

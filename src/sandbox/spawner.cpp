@@ -1,0 +1,575 @@
+// The spawner process: one poll() loop over the front's socket and each job's pidfd and report
+// pipe. Single-threaded by design: it forks jobs, and fork is only safe without other threads.
+#include "sandbox/spawner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "common/log.h"
+#include "sandbox/channel.h"
+#include "sandbox/contain.h"
+#include "sandbox/workdir.h"
+
+namespace pyrun::sandbox {
+namespace {
+
+// struct clone_args of <linux/sched.h> (CLONE_ARGS_SIZE_VER0), declared here because that header
+// clashes with glibc's <sched.h>.
+struct CloneArgs {
+  uint64_t flags = 0;
+  uint64_t pidfd = 0;
+  uint64_t child_tid = 0;
+  uint64_t parent_tid = 0;
+  uint64_t exit_signal = 0;
+  uint64_t stack = 0;
+  uint64_t stack_size = 0;
+  uint64_t tls = 0;
+};
+constexpr uint64_t kClonePidfd = 0x00001000;
+constexpr uint64_t kCloneNewPid = 0x20000000;
+constexpr uint64_t kCloneNewUser = 0x10000000;
+
+// glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++; the system call is simple enough.
+int sendSignal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags));
+}
+
+uint64_t monotonicMicros() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+const char* rlimitName(int resource) {
+  switch (resource) {
+    case RLIMIT_CPU:
+      return "RLIMIT_CPU";
+    case RLIMIT_FSIZE:
+      return "RLIMIT_FSIZE";
+    case RLIMIT_NOFILE:
+      return "RLIMIT_NOFILE";
+    case RLIMIT_CORE:
+      return "RLIMIT_CORE";
+    case RLIMIT_AS:
+      return "RLIMIT_AS";
+    case RLIMIT_NPROC:
+      return "RLIMIT_NPROC";
+    default:
+      return "an rlimit";
+  }
+}
+
+struct Job {
+  uint64_t id = 0;
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  UniqueFd report;  // read end, non-blocking; reset at end of file
+  // The front's ends of the job's stdio, held until JobStarted carries them.
+  UniqueFd stdin_w, stdout_r, stderr_r;
+  WorkDir workdir;
+  std::optional<uid_t> uid;  // the per-job uid (as root)
+  std::string interpreter;
+  JobLimits limits;
+  uint64_t started_us = 0;
+  bool start_reported = false;  // kStarted or kFailed seen: the first one decides
+  bool started = false;
+  std::optional<ReportRecord> failure;
+  std::optional<int> interpreter_status;
+  bool kill_requested = false;
+};
+
+class Spawner {
+ public:
+  Spawner(SpawnerConfig config, int socket, UniqueFd jobs_dir)
+      : config_(std::move(config)),
+        socket_(socket),
+        jobs_dir_(std::move(jobs_dir)),
+        root_(::geteuid() == 0) {}
+
+  int run();
+
+ private:
+  bool handleRequest();
+  void spawn(channel::SpawnRequest request);
+  Result<void> startJob(Job& job, const JobSpec& spec);
+  void signalJob(const SignalJob& s);
+  void killJob(uint64_t job_id);
+  void drainReport(Job& job);
+  void finishJob(uint64_t job_id);
+  void shutDown();
+  uid_t allocateUid(uint64_t job_id) const;
+  void send(const FromSpawner& message, std::span<const int> fds = {});
+  void sendFailed(uint64_t job_id, std::string stage, int error, std::string detail);
+  std::string describeFailure(const Job& job, const ReportRecord& r) const;
+
+  SpawnerConfig config_;
+  int socket_;
+  UniqueFd jobs_dir_;
+  bool root_;
+  bool front_gone_ = false;
+  std::map<uint64_t, std::unique_ptr<Job>> jobs_;
+};
+
+void Spawner::send(const FromSpawner& message, std::span<const int> fds) {
+  if (front_gone_) return;
+  std::vector<uint8_t> bytes = encodeMessage(message);
+  if (auto r = channel::sendDatagram(socket_, bytes, fds); !r) {
+    // EPIPE: the front is gone; the loop notices the closed socket and shuts down.
+    PYRUN_LOG(kWarning) << r.error().detail();
+    front_gone_ = true;
+  }
+}
+
+void Spawner::sendFailed(uint64_t job_id, std::string stage, int error, std::string detail) {
+  PYRUN_LOG(kWarning) << "job " << job_id << " failed to start: " << detail;
+  send(JobFailed{job_id, std::move(stage), error, std::move(detail)});
+}
+
+uid_t Spawner::allocateUid(uint64_t job_id) const {
+  std::set<uid_t> used;
+  for (const auto& [id, job] : jobs_) {
+    if (job->uid) used.insert(*job->uid);
+  }
+  uint32_t count = config_.job_uid_count == 0 ? 1 : config_.job_uid_count;
+  // Two running jobs never share a uid: they could signal and ptrace each other.
+  for (uint32_t i = 0; i < count; ++i) {
+    auto uid = static_cast<uid_t>(config_.job_uid_base + (job_id + i) % count);
+    if (used.count(uid) == 0) return uid;
+  }
+  return static_cast<uid_t>(-1);
+}
+
+int Spawner::run() {
+  while (!front_gone_) {
+    std::vector<pollfd> fds;
+    std::vector<uint64_t> owners;  // job id per pollfd after the socket
+    fds.push_back({socket_, POLLIN, 0});
+    for (const auto& [id, job] : jobs_) {
+      fds.push_back({job->pidfd.get(), POLLIN, 0});
+      owners.push_back(id);
+      if (job->report) {
+        fds.push_back({job->report.get(), POLLIN, 0});
+        owners.push_back(id);
+      }
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      PYRUN_PLOG(kFatal) << "poll";
+      break;
+    }
+    std::vector<uint64_t> ended;
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      auto it = jobs_.find(owners[i - 1]);
+      if (it == jobs_.end()) continue;
+      Job& job = *it->second;
+      if (fds[i].fd == job.pidfd.get()) {
+        ended.push_back(job.id);
+      } else {
+        drainReport(job);
+      }
+    }
+    for (uint64_t id : ended) finishJob(id);
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !handleRequest()) break;
+  }
+  shutDown();
+  return 0;
+}
+
+// Returns false when the front has closed its end.
+bool Spawner::handleRequest() {
+  auto received = channel::receiveDatagram(socket_, channel::kMaxRequestBytes, true);
+  if (!received) {
+    if (received.error().detail() == "closed") {
+      PYRUN_LOG(kInfo) << "the front closed the spawner socket; stopping " << jobs_.size()
+                       << " job(s)";
+      return false;
+    }
+    PYRUN_LOG(kError) << "rejected request: " << received.error().detail();
+    return true;
+  }
+  if (!*received) return true;
+  auto request = channel::decodeRequest((*received)->bytes, std::move((*received)->fds));
+  if (!request) {
+    // A front that sends garbage is buggy or compromised: refuse the message, never guess.
+    PYRUN_LOG(kError) << "rejected request: " << request.error().detail();
+    return true;
+  }
+  if (auto* s = std::get_if<channel::SpawnRequest>(&*request)) {
+    spawn(std::move(*s));
+  } else if (auto* g = std::get_if<SignalJob>(&*request)) {
+    signalJob(*g);
+  } else {
+    killJob(std::get<KillJob>(*request).job_id);
+  }
+  return true;
+}
+
+void Spawner::spawn(channel::SpawnRequest request) {
+  uint64_t id = request.job_id;
+  auto spec = channel::readSealedSpec(request.spec_memfd.get());
+  request.spec_memfd.reset();
+  if (!spec) return sendFailed(id, "spec", EINVAL, spec.error().detail());
+  auto bad = [&](const std::string& why) { sendFailed(id, "spec", EINVAL, why); };
+  if (spec->job_id != id) {
+    return bad("job spec is for job " + std::to_string(spec->job_id) + ", not job " +
+               std::to_string(id));
+  }
+  if (jobs_.count(id) != 0) return bad("job " + std::to_string(id) + " is already running");
+  if (spec->interpreter.empty() || spec->interpreter[0] != '/') {
+    return bad("interpreter '" + spec->interpreter + "' is not an absolute path");
+  }
+  const JobLimits& l = spec->limits;
+  if (l.cpu_seconds == 0 || l.memory_bytes < (16u << 20) || l.file_size_bytes == 0 ||
+      l.open_files < 8 || l.processes == 0) {
+    return bad(
+        "job limits are below the minimum (cpu 1 s, memory 16 MiB, file size 1 byte, "
+        "8 open files, 1 process)");
+  }
+
+  auto job = std::make_unique<Job>();
+  job->id = id;
+  job->interpreter = spec->interpreter;
+  job->limits = l;
+  if (root_) {
+    uid_t uid = allocateUid(id);
+    if (uid == static_cast<uid_t>(-1)) {
+      return sendFailed(id, "uid", EAGAIN, "every job uid is in use");
+    }
+    job->uid = uid;
+  }
+  Owner owner{job->uid.value_or(0), static_cast<gid_t>(job->uid.value_or(0))};
+  auto workdir = createWorkDir(jobs_dir_.get(), config_.jobs_dir, *spec, root_ ? &owner : nullptr);
+  if (!workdir) return sendFailed(id, "workdir", EIO, workdir.error().detail());
+  job->workdir = std::move(*workdir);
+  if (auto r = startJob(*job, *spec); !r) {
+    if (auto removed = removeTree(jobs_dir_.get(), job->workdir.name); !removed) {
+      PYRUN_LOG(kError) << removed.error().detail();
+    }
+    return sendFailed(id, "clone", EIO, r.error().detail());
+  }
+  PYRUN_LOG(kInfo) << "job " << id << " pid " << job->pid << " in " << job->workdir.path;
+  jobs_.emplace(id, std::move(job));
+}
+
+Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
+  // Everything the child reads is built here, before the clone: the child may not allocate.
+  std::string script_path = job.workdir.path + "/" + spec.script_name;
+  std::vector<std::string> argv_strings = {spec.interpreter, "-I", "-B", "-u", script_path};
+  argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
+  std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job.workdir.path,
+                                          "TMPDIR=" + job.workdir.path, "LANG=C.UTF-8",
+                                          "PYTHONUNBUFFERED=1"};
+  std::vector<char*> argv, envp;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  auto in = makePipe();
+  auto out = makePipe();
+  auto err = makePipe();
+  auto report = makePipe();
+  if (!in) return in.error();
+  if (!out) return out.error();
+  if (!err) return err.error();
+  if (!report) return report.error();
+
+  ChildPlan plan;
+  plan.interpreter = spec.interpreter.c_str();
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+  plan.workdir = job.workdir.path.c_str();
+  plan.limits = spec.limits;
+  plan.set_nproc = root_;
+  plan.drop_to_job_ids = root_;
+  plan.uid = job.uid.value_or(0);
+  plan.gid = static_cast<gid_t>(job.uid.value_or(0));
+  plan.map_user = !root_;
+  plan.outer_uid = ::geteuid();
+  plan.outer_gid = ::getegid();
+  plan.stdin_fd = in->first.get();
+  plan.stdout_fd = out->second.get();
+  plan.stderr_fd = err->second.get();
+  plan.report_fd = report->second.get();
+
+  // A new pid namespace makes the job's init pid 1: when it dies the kernel kills every process
+  // of the job, daemons that called setsid included. Unprivileged, a user namespace grants the
+  // right to create it. CLONE_PIDFD gives a handle that cannot refer to a recycled pid.
+  int pidfd = -1;
+  CloneArgs args;
+  args.flags = kClonePidfd | kCloneNewPid | (root_ ? 0 : kCloneNewUser);
+  args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  job.started_us = monotonicMicros();
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return errnoError("clone3 for job " + std::to_string(job.id), errno);
+  if (pid == 0) runJobInit(plan);
+
+  job.pid = static_cast<pid_t>(pid);
+  job.pidfd.reset(pidfd);
+  job.report = std::move(report->first);
+  ::fcntl(job.report.get(), F_SETFL, O_NONBLOCK);
+  job.stdin_w = std::move(in->second);
+  job.stdout_r = std::move(out->first);
+  job.stderr_r = std::move(err->first);
+  return {};
+}
+
+std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) const {
+  auto stage = static_cast<Stage>(r.stage);
+  std::string what;
+  switch (stage) {
+    case Stage::kExecve:
+      what = "execve " + job.interpreter;
+      break;
+    case Stage::kChdir:
+      what = "chdir " + job.workdir.path;
+      break;
+    case Stage::kSetuid:
+      what = "setresuid " + std::to_string(r.arg);
+      break;
+    case Stage::kSetgid:
+      what = "setresgid " + std::to_string(r.arg);
+      break;
+    case Stage::kRlimit:
+      what = std::string("setrlimit ") + rlimitName(r.arg);
+      break;
+    case Stage::kUserNamespace:
+      what = r.arg == 0   ? "write /proc/self/setgroups"
+             : r.arg == 1 ? "write /proc/self/uid_map"
+             : r.arg == 2 ? "write /proc/self/gid_map"
+                          : "prctl PR_SET_DUMPABLE";
+      break;
+    case Stage::kCheckIds:
+      what = "the job's uid and gid after the change";
+      break;
+    default:
+      what = stageName(stage);
+      break;
+  }
+  return what + ": " + std::strerror(r.value);
+}
+
+void Spawner::drainReport(Job& job) {
+  while (job.report) {
+    ReportRecord r{};
+    ssize_t n = ::read(job.report.get(), &r, sizeof r);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      job.report.reset();  // end of file: the init has exited
+      return;
+    }
+    if (n != static_cast<ssize_t>(sizeof r)) {
+      PYRUN_LOG(kError) << "job " << job.id << ": short report record";
+      continue;
+    }
+    auto kind = static_cast<ReportKind>(r.kind);
+    if (kind == ReportKind::kExited) {
+      job.interpreter_status = r.value;
+    } else if (!job.start_reported && kind == ReportKind::kFailed) {
+      job.start_reported = true;
+      job.failure = r;
+    } else if (!job.start_reported && kind == ReportKind::kStarted) {
+      job.start_reported = true;
+      job.started = true;
+      int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
+      send(JobStarted{job.id, job.pid}, fds);
+      // The front has its own copies now; ours must go, or the job's stdin never ends.
+      job.stdin_w.reset();
+      job.stdout_r.reset();
+      job.stderr_r.reset();
+    }
+  }
+}
+
+void Spawner::finishJob(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  Job& job = *it->second;
+  drainReport(job);
+  // The init has exited: the kernel has already killed the rest of its pid namespace. The SIGKILL
+  // covers an init that is still about to exit; the pidfd stays valid until we reap.
+  sendSignal(job.pidfd.get(), SIGKILL, nullptr, 0);
+  int status = 0;
+  rusage usage{};
+  pid_t reaped;
+  do {
+    reaped = ::wait4(job.pid, &status, 0, &usage);
+  } while (reaped < 0 && errno == EINTR);
+  uint64_t wall_us = monotonicMicros() - job.started_us;
+  drainReport(job);
+  if (auto r = removeTree(jobs_dir_.get(), job.workdir.name); !r) {
+    PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
+  }
+
+  if (!job.started) {
+    if (job.failure) {
+      sendFailed(job.id, stageName(static_cast<Stage>(job.failure->stage)), job.failure->value,
+                 describeFailure(job, *job.failure));
+    } else if (job.kill_requested) {
+      sendFailed(job.id, "init", ECANCELED, "the job was killed before it started");
+    } else {
+      sendFailed(job.id, "init", ECHILD, "the job's init ended before starting the interpreter");
+    }
+  } else {
+    JobEnded e;
+    e.job_id = job.id;
+    // The interpreter's own status when the init reported it; otherwise the init was killed.
+    int s = job.interpreter_status.value_or(status);
+    e.signaled = WIFSIGNALED(s);
+    e.code = e.signaled ? WTERMSIG(s) : WEXITSTATUS(s);
+    // wait4 on the init counts every process it reaped, i.e. the whole namespace.
+    auto micros = [](const timeval& tv) {
+      return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
+    };
+    e.cpu_us = micros(usage.ru_utime) + micros(usage.ru_stime);
+    e.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024u;
+    e.wall_us = wall_us;
+    if (job.kill_requested) {
+      e.cause = EndCause::kKilled;
+    } else if (e.signaled && e.code == SIGXCPU) {
+      e.cause = EndCause::kCpuLimit;
+    } else if (e.signaled && e.code == SIGKILL &&
+               e.cpu_us >= static_cast<uint64_t>(job.limits.cpu_seconds) * 1000000u) {
+      e.cause = EndCause::kCpuLimit;  // the hard limit, for a program that ignored SIGXCPU
+    } else if (e.signaled && e.code == SIGXFSZ) {
+      e.cause = EndCause::kFileSizeLimit;
+    }
+    PYRUN_LOG(kInfo) << "job " << job.id << " ended: " << (e.signaled ? "signal " : "exit ")
+                     << e.code;
+    send(e);
+  }
+  jobs_.erase(it);
+}
+
+void Spawner::signalJob(const SignalJob& s) {
+  auto it = jobs_.find(s.job_id);
+  // A job that just ended may still get a signal from the front: not an error.
+  if (it == jobs_.end()) return;
+  if (s.signal == SIGKILL) return killJob(s.job_id);
+  if (s.signal <= 0 || s.signal >= NSIG || s.signal == SIGSTOP) {
+    PYRUN_LOG(kError) << "rejected request: signal " << s.signal << " for job " << s.job_id;
+    return;
+  }
+  // The init forwards it to the interpreter (it blocks all signals, so they queue for it).
+  if (sendSignal(it->second->pidfd.get(), s.signal, nullptr, 0) != 0) {
+    PYRUN_PLOG(kWarning) << "signal job " << s.job_id;
+  }
+}
+
+void Spawner::killJob(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  it->second->kill_requested = true;
+  // SIGKILL to a pid namespace's init from outside kills the whole namespace at once.
+  if (sendSignal(it->second->pidfd.get(), SIGKILL, nullptr, 0) != 0) {
+    PYRUN_PLOG(kWarning) << "kill job " << job_id;
+  }
+}
+
+void Spawner::shutDown() {
+  front_gone_ = true;
+  for (auto& entry : jobs_) killJob(entry.first);
+  while (!jobs_.empty()) finishJob(jobs_.begin()->first);
+}
+
+[[noreturn]] void spawnerMain(const SpawnerConfig& config, int socket, UniqueFd jobs_dir,
+                              pid_t front) {
+  // The spawner must not outlive the front; getppid() closes the race with the prctl.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != front) _exit(1);
+  // Move our two descriptors to 3 and 4 and close everything else the front had open.
+  // Via numbers above both, so that neither move overwrites the other.
+  int high_socket = ::fcntl(socket, F_DUPFD_CLOEXEC, 10);
+  int high_jobs_dir = ::fcntl(jobs_dir.get(), F_DUPFD_CLOEXEC, 10);
+  if (high_socket < 0 || high_jobs_dir < 0 || ::dup3(high_socket, 3, O_CLOEXEC) < 0 ||
+      ::dup3(high_jobs_dir, 4, O_CLOEXEC) < 0) {
+    _exit(1);
+  }
+  jobs_dir.release();
+  ::close_range(5, ~0u, 0);
+  // Jobs get their stdio by dup2 onto 0-2; those must be taken so that no job pipe lands there.
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0) ::open("/dev/null", O_RDWR);
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  int rc = 0;
+  try {
+    Spawner spawner(config, 3, UniqueFd(4));
+    rc = spawner.run();
+  } catch (const std::exception& e) {
+    PYRUN_LOG(kFatal) << "spawner: " << e.what();
+    rc = 1;
+  }
+  // _exit: this is a fork of the front; its atexit handlers and destructors are not ours to run.
+  _exit(rc);
+}
+
+}  // namespace
+
+Result<SpawnerProcess> startSpawner(const SpawnerConfig& config) {
+  auto jobs_dir = openJobsDir(config.jobs_dir);
+  if (!jobs_dir) return jobs_dir.error();
+  auto pair = makeSocketPair(SOCK_SEQPACKET);
+  if (!pair) return pair.error();
+  pid_t front = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return errnoError("fork the spawner", errno);
+  if (pid == 0) {
+    pair->first.reset();
+    spawnerMain(config, pair->second.get(), std::move(*jobs_dir), front);
+  }
+  pair->second.reset();
+  if (::fcntl(pair->first.get(), F_SETFL, O_NONBLOCK) != 0) {
+    return errnoError("make the spawner socket non-blocking", errno);
+  }
+  return SpawnerProcess{pid, std::move(pair->first)};
+}
+
+Result<void> sendToSpawner(int socket, const ToSpawner& message) {
+  std::vector<uint8_t> bytes = channel::encodeRequest(message);
+  if (const auto* s = std::get_if<SpawnJob>(&message)) {
+    auto memfd = channel::makeSealedSpec(s->spec);
+    if (!memfd) return memfd.error();
+    int fd = memfd->get();
+    return channel::sendDatagram(socket, bytes, std::span<const int>(&fd, 1));
+  }
+  return channel::sendDatagram(socket, bytes, {});
+}
+
+Result<std::optional<Received>> receiveFromSpawner(int socket) {
+  auto d = channel::receiveDatagram(socket, kMaxFromSpawnerBytes, true);
+  if (!d) {
+    if (d.error().detail() == "closed") return Error(Errc::kIo, "spawner exited");
+    return d.error();
+  }
+  if (!*d) return std::optional<Received>();
+  auto message = decodeFromSpawner((*d)->bytes);
+  if (!message) return message.error();
+  size_t want = std::holds_alternative<JobStarted>(*message) ? 3 : 0;
+  if ((*d)->fds.size() != want) {
+    return Error(Errc::kProtocol, "spawner message came with " + std::to_string((*d)->fds.size()) +
+                                      " descriptors, expected " + std::to_string(want));
+  }
+  return std::optional<Received>(Received{std::move(*message), std::move((*d)->fds)});
+}
+
+}  // namespace pyrun::sandbox
