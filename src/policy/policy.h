@@ -125,6 +125,13 @@ struct LoadOutcome {
 };
 LoadOutcome loadPolicyWithDiagnostics(const std::string& path);
 
+// The same for a top-level policy whose text is already in memory: path names it in messages and
+// anchors its relative includes, which are read from disk as usual (a missing one is a
+// "cannot include" diagnostic). The size limit of a policy file applies to text. Used by the
+// fuzzer (tests/fuzz/policy_fuzz.cpp).
+LoadOutcome loadPolicyTextWithDiagnostics(std::string_view text, const std::string& path);
+Result<Policy> loadPolicyFromString(std::string_view text, const std::string& path);
+
 // Parses a size: a whole number of bytes with an optional binary suffix K, M, G or T (optionally
 // followed by "B" or "iB"): "512M", "1G", "4096". kInvalidArgument on anything else or overflow.
 Result<uint64_t> parseSize(std::string_view text);

@@ -59,7 +59,10 @@ struct Verdict {
 
 class Loader {
  public:
-  LoadOutcome load(const std::string& path) {
+  // text, when given, is the content of the top-level file at path (its includes are still read
+  // from disk, relative to path).
+  LoadOutcome load(const std::string& path, std::optional<std::string_view> text = std::nullopt) {
+    root_text_ = text;
     policy_.file = path;
     policy_.name = std::filesystem::path(path).stem().string();
     loadFile(path, 0, std::nullopt);
@@ -232,7 +235,8 @@ class Loader {
       return;
     }
     if (loaded_.count(key) != 0) return;  // a diamond: the shared base is applied once
-    Result<std::string> text = readFile(path, kMaxPolicyFileBytes);
+    Result<std::string> text = (!included_at && root_text_) ? textInMemory(path)
+                                                             : readFile(path, kMaxPolicyFileBytes);
     if (!text) {
       if (included_at) {
         error(*included_at, "cannot include " + inQuotes(path) + ": " + text.error().detail());
@@ -262,6 +266,16 @@ class Loader {
     file_ = saved_file;
     stack_.pop_back();
     stack_names_.pop_back();
+  }
+
+  // The same size limit as a file on disk, so a caller holding the text cannot make the loader
+  // parse more than loadPolicy would.
+  Result<std::string> textInMemory(const std::string& path) const {
+    if (root_text_->size() > kMaxPolicyFileBytes) {
+      return Error(Errc::kLimit,
+                   path + ": larger than " + std::to_string(kMaxPolicyFileBytes) + " bytes");
+    }
+    return std::string(*root_text_);
   }
 
   void loadDocument(const YAML::Node& root, const std::string& path, int depth) {
@@ -710,6 +724,7 @@ class Loader {
     }
   }
 
+  std::optional<std::string_view> root_text_;
   Policy policy_;
   std::vector<Diagnostic> diagnostics_;
   std::string file_;
@@ -731,8 +746,14 @@ LoadOutcome loadPolicyWithDiagnostics(const std::string& path) {
   return loader.load(path);
 }
 
-Result<Policy> loadPolicy(const std::string& path) {
-  LoadOutcome outcome = loadPolicyWithDiagnostics(path);
+LoadOutcome loadPolicyTextWithDiagnostics(std::string_view text, const std::string& path) {
+  Loader loader;
+  return loader.load(path, text);
+}
+
+namespace {
+
+Result<Policy> toResult(LoadOutcome outcome) {
   if (!outcome.policy) {
     std::string detail;
     for (const Diagnostic& d : outcome.diagnostics) {
@@ -742,6 +763,16 @@ Result<Policy> loadPolicy(const std::string& path) {
     return Error(Errc::kPolicy, detail);
   }
   return std::move(*outcome.policy);
+}
+
+}  // namespace
+
+Result<Policy> loadPolicy(const std::string& path) {
+  return toResult(loadPolicyWithDiagnostics(path));
+}
+
+Result<Policy> loadPolicyFromString(std::string_view text, const std::string& path) {
+  return toResult(loadPolicyTextWithDiagnostics(text, path));
 }
 
 }  // namespace pyrun::policy

@@ -98,6 +98,12 @@ Result<PeerIdentity> identityOf(X509* certificate) {
   id.serial = serial_hex;
   OPENSSL_free(serial_hex);
   for (char& c : id.serial) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // BN_bn2hex prints whole bytes ("0a12"); pyrun-ca lists serials without leading zeros ("a12"),
+  // and the audit log's serial must be found there (found by tests/fuzz/bundle_fuzz).
+  // (A negative serial, which RFC 5280 forbids but OpenSSL parses, keeps its '-'.)
+  const size_t digits = id.serial.rfind('-', 0) == 0 ? 1 : 0;
+  const size_t nz = id.serial.find_first_not_of('0', digits);
+  id.serial.erase(digits, (nz == std::string::npos ? id.serial.size() - 1 : nz) - digits);
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;

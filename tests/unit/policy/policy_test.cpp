@@ -392,6 +392,50 @@ TEST_F(PolicyFiles, MissingIncludeIsReportedAtTheEntry) {
   EXPECT_EQ(e.rfind("p.yaml:5:5: cannot include \"nothere.yaml\": ", 0), 0u) << e;
 }
 
+// ---- text already in memory (the fuzzer's entry point) ----
+
+TEST_F(PolicyFiles, TextInMemoryLoadsLikeTheFileAndResolvesIncludesBesideItsPath) {
+  write("base.yaml", kHead + "  allow: [read]\n");
+  Result<Policy> p = loadPolicyFromString("version: 1\ninclude: [base.yaml]\nlimits:\n  memory: 1G\n",
+                                          dir_ / "mem.yaml");
+  ASSERT_TRUE(p) << p.error().detail();
+  EXPECT_EQ(p->name, "mem");
+  EXPECT_TRUE(allows(*p, "read"));
+  EXPECT_EQ(p->limits.memory_bytes, 1ull << 30);
+  EXPECT_EQ(p->limit_origins.at("memory").file, dir_ / "mem.yaml");
+  // The in-memory text wins over a file of the same name, which is never read.
+  write("mem.yaml", "this is not a policy");
+  EXPECT_TRUE(loadPolicyFromString(kHead, dir_ / "mem.yaml"));
+}
+
+TEST_F(PolicyFiles, TextInMemoryReportsMistakesUnderItsPath) {
+  Result<Policy> p = loadPolicyFromString(kHead + "limitz: {}\n", "/nowhere/mem.yaml");
+  ASSERT_FALSE(p);
+  EXPECT_TRUE(p.error().is(Errc::kPolicy));
+  EXPECT_EQ(p.error().detail().rfind("/nowhere/mem.yaml:4:1: unknown key \"limitz\"", 0), 0u)
+      << p.error().detail();
+}
+
+TEST_F(PolicyFiles, TextInMemoryWithAMissingIncludeIsACleanError) {
+  LoadOutcome outcome =
+      loadPolicyTextWithDiagnostics(kHead + "include: [gone.yaml]\n", "/nowhere/mem.yaml");
+  EXPECT_FALSE(outcome.policy);
+  ASSERT_EQ(outcome.diagnostics.size(), 1u);
+  EXPECT_EQ(toString(outcome.diagnostics[0])
+                .rfind("/nowhere/mem.yaml:4:11: cannot include \"/nowhere/gone.yaml\": ", 0),
+            0u)
+      << toString(outcome.diagnostics[0]);
+}
+
+TEST_F(PolicyFiles, TextInMemoryHasTheFileSizeLimit) {
+  std::string huge = kHead + "# " + std::string(1u << 20, 'x') + "\n";
+  Result<Policy> p = loadPolicyFromString(huge, "/nowhere/mem.yaml");
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().detail().find("/nowhere/mem.yaml: larger than 1048576 bytes"),
+            std::string::npos)
+      << p.error().detail();
+}
+
 // ---- sizes ----
 
 TEST(Sizes, AcceptsBytesAndBinarySuffixes) {
@@ -434,6 +478,13 @@ TEST(Catalog, KnowsSyscallsOfOtherArchitectures) {
   EXPECT_FALSE(isKnownSyscall("sokcet"));
   EXPECT_EQ(suggestSyscall("sokcet").value_or(""), "socket");
   EXPECT_EQ(suggestSyscall("mmpa").value_or(""), "mmap");
+}
+
+TEST(Catalog, SuggestsAcrossLengthsButNotForLongJunk) {
+  EXPECT_EQ(suggestSyscall("sockt").value_or(""), "socket");     // one letter short
+  EXPECT_EQ(suggestSyscall("socketxx").value_or(""), "socket");  // two letters long
+  EXPECT_FALSE(suggestSyscall("socketxxx"));                     // three is too far
+  EXPECT_FALSE(suggestSyscall(std::string(100000, 'x')));
 }
 
 TEST(Catalog, GroupsNameOnlyKnownSyscalls) {

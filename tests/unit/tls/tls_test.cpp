@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include "support/pki.h"
@@ -189,6 +190,27 @@ TEST_F(TlsTest, ClientContextRefusesMalformedPin) {
 }
 
 TEST_F(TlsTest, IdentityOfNothingIsAnError) { EXPECT_FALSE(tls::identityOf(nullptr)); }
+
+// pyrun-ca's serials start with a byte of 0x40 or more; another issuer's may start with a zero
+// digit, which must not appear in the identity (pyrun-ca lists "a1234", never "0a1234").
+TEST_F(TlsTest, SerialHasNoLeadingZeroWhateverItsFirstByte) {
+  tls::PkeyPtr key(EVP_EC_gen("P-256"));
+  ASSERT_TRUE(key);
+  tls::X509Ptr cert(X509_new());
+  ASSERT_TRUE(cert);
+  ASSERT_EQ(ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 0x0a1234), 1);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  ASSERT_EQ(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                       reinterpret_cast<const unsigned char*>("serial"), -1, -1, 0),
+            1);
+  ASSERT_EQ(X509_set_issuer_name(cert.get(), name), 1);
+  ASSERT_EQ(X509_set_pubkey(cert.get(), key.get()), 1);
+  ASSERT_TRUE(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0);
+  auto id = tls::identityOf(cert.get());
+  ASSERT_TRUE(id) << id.error().detail();
+  EXPECT_EQ(id->serial, "a1234");
+  EXPECT_EQ(id->common_name, "serial");
+}
 
 TEST_F(TlsTest, ServerContextIsHardened) {
   auto context = tls::makeServerContext(
