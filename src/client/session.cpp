@@ -1,0 +1,498 @@
+// The client side of pyrun/1 over Boost.Asio coroutines (see docs/PROTOCOL.md and docs/pyrun.md).
+#include "client/session.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <exception>
+#include <utility>
+
+#include "client/exit_status.h"
+#include "client/stdio.h"
+#include "common/file.h"
+#include "proto/frame.h"
+#include "tls/tls.h"
+
+namespace pyrun::client {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// Frames waiting for the writer. Small: a full queue blocks the stdin pump, which blocks the stdin
+// thread, which stops reading: backpressure from the network to the user's stdin.
+constexpr size_t kOutboxFrames = 4;
+constexpr std::chrono::seconds kCloseTimeout{2};
+
+// Ends the run: status and the sentence to print (none when empty).
+struct Stop {
+  int status = kFailureStatus;
+  std::string message;
+};
+
+std::string baseName(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Size of a RUN payload as messages.h encodes it; checked before encoding, whose precondition is
+// a payload within kMaxFramePayload.
+uint64_t runPayloadSize(const proto::RunRequest& r) {
+  uint64_t size = 4 + r.script_name.size() + 4 + r.script.size() + 4;
+  for (const auto& a : r.args) size += 4 + a.size();
+  size += 4 + 4 + 8 + 8;  // limits
+  size += 4;              // files
+  for (const auto& f : r.files) size += 4 + f.name.size() + 4 + 4 + f.data.size();
+  return size;
+}
+
+class Session {
+ public:
+  Session(asio::io_context& io, const Options& options, std::shared_ptr<asio::ssl::context> ctx,
+          proto::RunRequest request, UniqueFd stdin_pipe)
+      : options_(options),
+        endpoint_(formatEndpoint(options.host, options.port)),
+        ctx_(std::move(ctx)),
+        request_(std::move(request)),
+        resolver_(io),
+        stream_(io, *ctx_),
+        deadline_(io),
+        outbox_(io, kOutboxFrames),
+        signals_(io, SIGINT, SIGTERM, SIGHUP),
+        stdin_(io),
+        stdout_(io.get_executor(), 1),
+        stderr_(io.get_executor(), 2) {
+    error_code ec;
+    stdin_.assign(stdin_pipe.release(), ec);
+  }
+
+  awaitable<void> watchSignals();
+  awaitable<int> run();
+  // Stops everything that could still be pending, so that io_context::run() returns.
+  void closeAll();
+
+ private:
+  awaitable<void> connect();
+  awaitable<void> handshake();
+  awaitable<std::pair<error_code, proto::FrameType>> readFrame();
+  awaitable<int> exchange();
+  awaitable<void> writer();
+  awaitable<void> pumpStdin();
+  awaitable<void> send(std::vector<uint8_t> frame);
+  awaitable<void> closeGracefully();
+  int finishJob(const proto::Exit& exit);
+
+  void armDeadline(std::chrono::steady_clock::duration d);
+  void closeSocket() {
+    error_code ignored;
+    stream_.lowest_layer().close(ignored);
+  }
+  // Turns a failure into the right Stop: a signal or the deadline explain it better than the error.
+  [[noreturn]] void fail(std::string message);
+
+  const Options& options_;
+  std::string endpoint_;
+  std::shared_ptr<asio::ssl::context> ctx_;
+  proto::RunRequest request_;
+  tcp::resolver resolver_;
+  asio::ssl::stream<tcp::socket> stream_;
+  asio::steady_timer deadline_;
+  asio::experimental::channel<void(error_code, std::vector<uint8_t>)> outbox_;
+  asio::signal_set signals_;
+  asio::posix::stream_descriptor stdin_;
+  OutputSink stdout_;
+  OutputSink stderr_;
+
+  proto::ClientState state_ = proto::ClientState::kAwaitReady;
+  proto::Limits limits_;
+  std::vector<uint8_t> payload_;
+  std::string phase_ = "connecting to";  // for timeout messages: "timed out connecting to host"
+  bool timed_out_ = false;
+  bool started_ = false;
+  bool writing_ = false;
+  bool closed_ = false;
+  int interrupted_by_ = 0;  // signal that ended the run before the job started
+  int sigints_ = 0;
+  error_code write_error_;
+  // Set when the local stdout or stderr failed: the job is cancelled and its output dropped.
+  std::optional<Stop> local_output_failure_;
+};
+
+void Session::fail(std::string message) {
+  if (interrupted_by_ != 0) throw Stop{128 + interrupted_by_, ""};
+  if (timed_out_) {
+    throw Stop{kFailureStatus, "timed out after " + std::to_string(options_.timeout.count()) +
+                                   " s " + phase_ + " " + endpoint_};
+  }
+  throw Stop{kFailureStatus, std::move(message)};
+}
+
+void Session::armDeadline(std::chrono::steady_clock::duration d) {
+  deadline_.expires_after(d);
+  deadline_.async_wait([this](error_code ec) {
+    if (ec) return;
+    timed_out_ = true;
+    resolver_.cancel();
+    closeSocket();
+  });
+}
+
+void Session::closeAll() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  deadline_.cancel();
+  resolver_.cancel();
+  signals_.cancel(ignored);
+  outbox_.close();
+  stdin_.close(ignored);
+  closeSocket();
+}
+
+awaitable<void> Session::watchSignals() {
+  for (;;) {
+    auto [ec, sig] = co_await signals_.async_wait(kTuple);
+    if (ec || closed_) co_return;
+    if (!started_) {
+      // Nothing runs yet: closing the connection drops the request (or our place in the queue).
+      interrupted_by_ = sig;
+      resolver_.cancel();
+      closeSocket();
+      continue;
+    }
+    if (sig == SIGINT && ++sigints_ == 1) {
+      if (options_.verbose) printLine("interrupt: sending SIGINT to the program");
+      co_await send(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)}));
+    } else {
+      if (options_.verbose) printLine("cancelling the job");
+      co_await send(proto::encodeEmpty(proto::FrameType::kCancel));
+    }
+  }
+}
+
+awaitable<void> Session::connect() {
+  phase_ = "resolving";
+  auto [rec, endpoints] =
+      co_await resolver_.async_resolve(options_.host, std::to_string(options_.port), kTuple);
+  if (rec) fail("cannot resolve " + options_.host + ": " + rec.message());
+  phase_ = "connecting to";
+  auto [cec, ep] = co_await asio::async_connect(stream_.lowest_layer(), endpoints, kTuple);
+  if (cec) fail("cannot connect to " + endpoint_ + ": " + cec.message());
+  error_code ignored;
+  stream_.lowest_layer().set_option(tcp::no_delay(true), ignored);
+}
+
+awaitable<void> Session::handshake() {
+  phase_ = "in the TLS handshake with";
+  if (auto r = tls::prepareClient(stream_.native_handle(), options_.host); !r) {
+    fail(r.error().detail());
+  }
+  auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, kTuple);
+  if (ec) {
+    if (auto why = certificateRejection(ec)) fail("server rejected the certificate: " + *why);
+    fail("TLS handshake with " + endpoint_ +
+         " failed: " + tls::handshakeError(stream_.native_handle(), ec).detail());
+  }
+  if (auto r = tls::checkServer(stream_.native_handle(), options_.pin); !r) {
+    fail(endpoint_ + ": " + r.error().detail());
+  }
+}
+
+awaitable<std::pair<error_code, proto::FrameType>> Session::readFrame() {
+  std::array<uint8_t, proto::kFrameHeaderSize> header{};
+  auto [ec, n] = co_await asio::async_read(stream_, asio::buffer(header), kTuple);
+  if (ec) co_return std::pair{ec, proto::FrameType::kError};
+  auto h = proto::decodeHeader(header);
+  if (!h) fail("protocol error from " + endpoint_ + ": " + h.error().detail());
+  payload_.resize(h->length);
+  if (h->length > 0) {
+    auto [pec, pn] = co_await asio::async_read(stream_, asio::buffer(payload_), kTuple);
+    if (pec) co_return std::pair{pec, h->type};
+  }
+  co_return std::pair{error_code{}, h->type};
+}
+
+awaitable<void> Session::send(std::vector<uint8_t> frame) {
+  // An error means the outbox is closed: the connection is over, and the reader reports why.
+  auto [ec] = co_await outbox_.async_send(error_code{}, std::move(frame), kTuple);
+  (void)ec;
+}
+
+awaitable<void> Session::writer() {
+  for (;;) {
+    auto [ec, frame] = co_await outbox_.async_receive(kTuple);
+    if (ec) co_return;
+    writing_ = true;
+    auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(frame), kTuple);
+    writing_ = false;
+    if (wec) {
+      write_error_ = wec;
+      outbox_.close();  // unblocks senders; the reader sees the broken connection
+      co_return;
+    }
+  }
+}
+
+awaitable<void> Session::pumpStdin() {
+  std::vector<uint8_t> buf(proto::kMaxDataChunk);
+  for (;;) {
+    auto [ec, n] = co_await stdin_.async_read_some(asio::buffer(buf), kTuple);
+    if (closed_) co_return;
+    if (ec) {
+      // Our pipe ends only at end of input (or a read error, which ends input just the same).
+      if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
+      co_await send(proto::encodeEmpty(proto::FrameType::kStdinEnd));
+      co_return;
+    }
+    co_await send(proto::encodeData(proto::FrameType::kStdin, std::span(buf.data(), n)));
+  }
+}
+
+int Session::finishJob(const proto::Exit& exit) {
+  if (local_output_failure_) {
+    if (!local_output_failure_->message.empty()) printLine(local_output_failure_->message);
+    return local_output_failure_->status;
+  }
+  if (auto line = verdictLine(exit, limits_)) printLine(*line);
+  if (options_.stats) printLine(statsLine(exit));
+  return exitStatusFor(exit);
+}
+
+awaitable<int> Session::exchange() {
+  using proto::FrameType;
+  state_ = proto::ClientState::kAwaitStart;
+  for (;;) {
+    auto [ec, type] = co_await readFrame();
+    if (ec) {
+      if (write_error_) fail("connection to " + endpoint_ + " lost: " + write_error_.message());
+      fail("connection to " + endpoint_ + " lost before the job ended: " + ec.message());
+    }
+    if (!proto::clientAccepts(state_, type)) {
+      fail("protocol error: " + endpoint_ + " sent an unexpected " +
+           proto::frameTypeName(static_cast<uint8_t>(type)) + " frame");
+    }
+    std::span<const uint8_t> payload(payload_);
+    switch (type) {
+      case FrameType::kQueued: {
+        auto q = proto::decodeQueued(payload);
+        if (!q) fail("protocol error: " + q.error().detail());
+        state_ = proto::ClientState::kQueued;
+        printLine("queued, position " + std::to_string(q->position));
+        break;
+      }
+      case FrameType::kStarted: {
+        auto s = proto::decodeStarted(payload);
+        if (!s) fail("protocol error: " + s.error().detail());
+        state_ = proto::ClientState::kRunning;
+        limits_ = s->limits;
+        started_ = true;
+        if (interrupted_by_ != 0) fail("");
+        if (options_.verbose) {
+          printLine("job " + s->job_id + " started (cpu " + std::to_string(limits_.cpu_seconds) +
+                    " s, wall " + std::to_string(limits_.wall_seconds) + " s, memory " +
+                    formatBytes(limits_.memory_bytes) + ", output " +
+                    formatBytes(limits_.output_bytes) + ")");
+        }
+        asio::co_spawn(stream_.get_executor(), pumpStdin(), asio::detached);
+        break;
+      }
+      case FrameType::kStdout:
+      case FrameType::kStderr: {
+        if (local_output_failure_) break;
+        // Written in full before the next frame is read: a slow reader of our stdout slows the
+        // server's reads of the program's pipe, and memory stays at one frame.
+        auto& sink = type == FrameType::kStdout ? stdout_ : stderr_;
+        error_code wec = co_await sink.write(payload);
+        if (wec) {
+          // Like a local program whose reader went away (`pyrun ... | head`): stop the job and
+          // exit as if killed by SIGPIPE, quietly.
+          local_output_failure_ =
+              wec == boost::system::errc::broken_pipe
+                  ? Stop{128 + SIGPIPE, ""}
+                  : Stop{kFailureStatus, std::string("cannot write the program's ") +
+                                             (type == FrameType::kStdout ? "stdout" : "stderr") +
+                                             ": " + wec.message()};
+          co_await send(proto::encodeEmpty(proto::FrameType::kCancel));
+        }
+        break;
+      }
+      case FrameType::kExit: {
+        auto x = proto::decodeExit(payload);
+        if (!x) fail("protocol error: " + x.error().detail());
+        state_ = proto::ClientState::kDone;
+        co_return finishJob(*x);
+      }
+      case FrameType::kError: {
+        auto e = proto::decodeError(payload);
+        if (!e) fail("protocol error: " + e.error().detail());
+        state_ = proto::ClientState::kDone;
+        fail(e->message.empty() ? "the server refused the job (error " +
+                                      std::to_string(static_cast<int>(e->code)) + ")"
+                                : e->message);
+      }
+      default:
+        fail("protocol error: " + endpoint_ + " sent an unexpected " +
+             proto::frameTypeName(static_cast<uint8_t>(type)) + " frame");
+    }
+  }
+}
+
+awaitable<void> Session::closeGracefully() {
+  // close_notify tells the server that we saw everything; skipped while a write is stuck.
+  outbox_.close();
+  if (writing_) co_return;
+  armDeadline(kCloseTimeout);
+  auto [ec] = co_await stream_.async_shutdown(kTuple);
+  (void)ec;
+}
+
+awaitable<int> Session::run() {
+  armDeadline(options_.timeout);
+  co_await connect();
+  co_await handshake();
+  phase_ = "waiting for the greeting of";
+  auto [ec, type] = co_await readFrame();
+  if (ec) {
+    if (auto why = certificateRejection(ec)) fail("server rejected the certificate: " + *why);
+    fail(endpoint_ + " closed the connection before it was ready: " +
+         tls::handshakeError(stream_.native_handle(), ec).detail());
+  }
+  if (type == proto::FrameType::kError) {
+    auto e = proto::decodeError(payload_);
+    fail(e ? e->message : "protocol error: " + e.error().detail());
+  }
+  if (!proto::clientAccepts(state_, type) || type != proto::FrameType::kReady) {
+    fail("protocol error: " + endpoint_ + " sent " +
+         proto::frameTypeName(static_cast<uint8_t>(type)) + " instead of READY");
+  }
+  auto ready = proto::decodeReady(payload_);
+  if (!ready) fail("protocol error: " + ready.error().detail());
+  deadline_.cancel();
+  if (options_.verbose) {
+    printLine("connected to " + endpoint_ + " (" + ready->server + ", protocol " +
+              std::to_string(ready->version) + ")");
+  }
+  asio::co_spawn(stream_.get_executor(), writer(), asio::detached);
+  co_await send(proto::encode(request_));
+  int status = co_await exchange();
+  co_await closeGracefully();
+  co_return status;
+}
+
+}  // namespace
+
+std::optional<std::string> certificateRejection(const error_code& ec) {
+  if (ec.category() != asio::error::get_ssl_category()) return std::nullopt;
+  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+      return "revoked";
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+      return "expired (or not yet valid)";
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+      return "not issued by the server's CA";
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+      return "bad certificate";
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+      return "unsupported certificate (is it a client certificate?)";
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+      return "certificate unknown";
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+      return "no certificate was sent";
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+      return "access denied";
+    default:
+      return std::nullopt;
+  }
+}
+
+Result<proto::RunRequest> buildRunRequest(const Options& options) {
+  proto::RunRequest request;
+  request.script_name = baseName(options.script);
+  auto script = readFile(options.script, proto::kMaxFramePayload);
+  if (!script) return script.error();
+  request.script = std::move(*script);
+  request.args = options.args;
+  if (auto v = proto::validateRunRequest(request); !v) {
+    return Error(Errc::kInvalidArgument, options.script + ": " + v.error().detail());
+  }
+  uint64_t size = runPayloadSize(request);
+  if (size > proto::kMaxFramePayload) {
+    return Error(Errc::kInvalidArgument, options.script + " and its arguments take " +
+                                             std::to_string(size) + " bytes, more than the " +
+                                             std::to_string(proto::kMaxFramePayload) +
+                                             " bytes a request may have");
+  }
+  return request;
+}
+
+int runJob(const Options& options) {
+  auto request = buildRunRequest(options);
+  if (!request) {
+    printLine(request.error().detail());
+    return kFailureStatus;
+  }
+  if (::access(options.cert.c_str(), F_OK) != 0 && errno == ENOENT) {
+    printLine("no client certificate at " + options.cert +
+              " (give --cert FILE or set PYRUN_CERT; `pyrun-ca client` makes one)");
+    return kFailureStatus;
+  }
+  auto ctx = tls::makeClientContext(tls::ClientConfig{options.cert, options.ca, options.pin});
+  if (!ctx) {
+    printLine(ctx.error().detail());
+    return kFailureStatus;
+  }
+  StdioFlagsGuard flags;
+  auto stdin_pipe = startStdinReader();
+  if (!stdin_pipe) {
+    printLine(stdin_pipe.error().detail());
+    return kFailureStatus;
+  }
+
+  int status = kFailureStatus;
+  std::string message;
+  {
+    asio::io_context io;
+    Session session(io, options, std::move(*ctx), std::move(*request), std::move(*stdin_pipe));
+    asio::co_spawn(io, session.watchSignals(), asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          try {
+            status = co_await session.run();
+          } catch (const Stop& stop) {
+            status = stop.status;
+            message = stop.message;
+          } catch (const std::exception& e) {
+            status = kFailureStatus;
+            message = std::string("internal error: ") + e.what();
+          }
+          session.closeAll();
+        },
+        asio::detached);
+    io.run();
+  }
+  if (!message.empty()) printLine(message);
+  return status;
+}
+
+}  // namespace pyrun::client

@@ -1,0 +1,28 @@
+// pyrun: runs a Python program on a pyrund server, as if it ran here.
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "client/exit_status.h"
+#include "client/options.h"
+#include "client/session.h"
+#include "client/stdio.h"
+
+int main(int argc, char** argv) {
+  using namespace pyrun::client;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto command = parseCommandLine(args, Environment::fromProcess());
+  if (!command) {
+    printLine(command.error().detail());
+    return kFailureStatus;
+  }
+  if (command->help) {
+    std::string text = usage();
+    return writeFully(1, text) ? 0 : kFailureStatus;
+  }
+  // Writes to a closed stdout or socket must fail with EPIPE, not kill pyrun before it can cancel
+  // the job and report.
+  ::signal(SIGPIPE, SIG_IGN);
+  return runJob(command->options);
+}

@@ -1,0 +1,710 @@
+// pyrun against a real pyrund on 127.0.0.1: streaming, stdin, signals, exit statuses, queueing,
+// limits, large output with flat client memory, and cleanup of the job's processes and directory.
+// Everything synchronises on output, never on sleeps.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "support/pki.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+extern char** environ;
+
+namespace pyrun::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct ServerOptions {
+  int max_jobs = 4;
+  int queue = 64;
+  std::string limits_yaml;  // lines under the policy's "limits:", e.g. "  wall_seconds: 1\n"
+};
+
+// True once the process has exited (a zombie not yet reaped counts).
+bool hasExited(pid_t pid) {
+  std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return paren == std::string::npos || stat.size() < paren + 3 || stat[paren + 2] == 'Z';
+}
+
+// A pyrund on 127.0.0.1 with a kernel-chosen port, stopped (SIGTERM) at the end of the test. Its
+// only policy extends the project's policy/default.yaml with the test's limits.
+class Server {
+ public:
+  Server(const std::string& bundle, const std::string& crl, const ServerOptions& o)
+      : dir_("run-srv") {
+    // Jobs run under their own uids when pyrund runs as root: they must be able to traverse here.
+    ::chmod(dir_.path().c_str(), 0711);
+    writeFile(dir_ / "policy.yaml",
+              "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml]\n" +
+                  (o.limits_yaml.empty() ? "" : "limits:\n") + o.limits_yaml,
+              0644);
+    // Quotas per identity are not under test here: every client of these tests is alice.
+    writeFile(dir_ / "pyrund.yaml",
+              "policies:\n  default: " + (dir_ / "policy.yaml") +
+                  "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n",
+              0644);
+    std::vector<std::string> argv = {binary("pyrund"),
+                                     "--config",
+                                     dir_ / "pyrund.yaml",
+                                     "--listen",
+                                     "127.0.0.1",
+                                     "--port",
+                                     "0",
+                                     "--port-file",
+                                     dir_ / "port",
+                                     "--cert",
+                                     bundle,
+                                     "--crl",
+                                     crl,
+                                     "--jobs-dir",
+                                     jobsDir(),
+                                     "--max-jobs",
+                                     std::to_string(o.max_jobs),
+                                     "--queue",
+                                     std::to_string(o.queue)};
+    child_ = std::make_unique<Child>(argv);
+    bool up = eventually(
+        [&] { return !readFileOrEmpty(dir_ / "port").empty() || hasExited(child_->pid()); }, 30s);
+    if (!up || readFileOrEmpty(dir_ / "port").empty()) {
+      child_->signal(SIGKILL);
+      auto o2 = child_->wait(10s);
+      ADD_FAILURE() << "pyrund did not write its port file; stderr:\n" << o2.err;
+      child_.reset();  // reaped already: nothing to stop at the end
+      return;
+    }
+    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
+  }
+
+  ~Server() {
+    if (!child_) return;
+    child_->signal(SIGTERM);
+    auto o = child_->wait(30s);
+    if (o.exit_code != 0) std::fprintf(stderr, "pyrund exit %d:\n%s\n", o.exit_code, o.err.c_str());
+  }
+
+  int port() const { return port_; }
+  std::string jobsDir() const { return dir_ / "jobs"; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<Child> child_;
+  int port_ = 0;
+};
+
+// Job directories in a jobs_dir (names starting with '.' belong to the server, e.g. ".root").
+size_t jobDirectoriesIn(const std::string& dir) {
+  size_t n = 0;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (!name.starts_with(".")) ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+// Processes (other than `except`) whose command line contains token.
+int processesWith(const std::string& token, pid_t except) {
+  int n = 0;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::stoi(name) == except) continue;
+    std::string cmdline = readFileOrEmpty("/proc/" + name + "/cmdline");
+    if (cmdline.find(token) != std::string::npos) ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+std::string hexOf(const unsigned char* digest, unsigned len) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  return hexOf(digest, len);
+}
+
+class RunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_dir_ = new TempDir("run-pki");
+    pki_ = new Pki(pki_dir_->path());
+    server_bundle_ = pki_->serverBundle();
+    alice_ = pki_->clientBundle("alice");
+    mallory_ = pki_->clientBundle("mallory");
+    pki_->revoke("mallory");
+  }
+  static void TearDownTestSuite() {
+    delete pki_;
+    delete pki_dir_;
+  }
+
+  std::unique_ptr<Server> startServer(const ServerOptions& o = {}) {
+    auto s = std::make_unique<Server>(server_bundle_, pki_->crl(), o);
+    if (s->port() == 0) return nullptr;
+    return s;
+  }
+
+  // Writes a script into the test's directory and returns its path.
+  std::string script(const std::string& name, const std::string& body) {
+    std::string path = dir_ / name;
+    writeFile(path, body);
+    return path;
+  }
+
+  std::vector<std::string> pyrun(const Server& s, const std::string& script_path,
+                                 const std::vector<std::string>& args = {},
+                                 const std::string& bundle = "") {
+    std::vector<std::string> argv = {binary("pyrun"), "--cert", bundle.empty() ? alice_ : bundle,
+                                     s.address(), script_path};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  TempDir dir_{"run"};
+  static inline TempDir* pki_dir_ = nullptr;
+  static inline Pki* pki_ = nullptr;
+  static inline std::string server_bundle_, alice_, mallory_;
+};
+
+#define START_SERVER(var, ...)         \
+  auto var = startServer(__VA_ARGS__); \
+  ASSERT_TRUE(var) << "pyrund did not start"
+
+TEST_F(RunTest, StreamsOutputWhileTheProgramRuns) {
+  START_SERVER(server);
+  auto s = script("echo.py", "print('first')\nline = input()\nprint('got ' + line)\n");
+  Child c(pyrun(*server, s));
+  // The program only goes on after the test answers, and the test answers only after it saw the
+  // first line: output cannot have been buffered until the end.
+  ASSERT_NE(c.readStdoutUntil("first\n", 60s).find("first\n"), std::string::npos);
+  c.writeStdin("hello\n");
+  auto o = c.wait(60s);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "first\ngot hello\n");
+}
+
+TEST_F(RunTest, KeepsStdoutAndStderrApart) {
+  START_SERVER(server);
+  auto s =
+      script("both.py",
+             "import sys\nprint('to out')\nprint('to err', file=sys.stderr)\nprint('out again')\n");
+  auto o = run(pyrun(*server, s));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "to out\nout again\n");
+  EXPECT_EQ(o.err, "to err\n");
+}
+
+TEST_F(RunTest, ForwardsStdinUntilEndOfInput) {
+  START_SERVER(server);
+  auto s = script("count.py",
+                  "import hashlib, sys\ndata = sys.stdin.buffer.read()\n"
+                  "print(len(data), hashlib.sha256(data).hexdigest())\n");
+  std::string input;
+  for (int i = 0; input.size() < 300000; ++i) input += std::to_string(i) + "\n";
+  input.resize(300000);
+  RunOptions ro;
+  ro.stdin_data = input;
+  auto o = run(pyrun(*server, s), ro);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "300000 " + sha256Hex(input) + "\n");
+}
+
+TEST_F(RunTest, PassesArgumentsThatLookLikeOptions) {
+  START_SERVER(server);
+  auto s = script("args.py", "import sys\nprint(sys.argv[1:])\n");
+  auto o = run(pyrun(*server, s, {"-v", "--stats", "x y"}));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "['-v', '--stats', 'x y']\n");
+}
+
+TEST_F(RunTest, ExitStatusIsTheProgramsOwn) {
+  START_SERVER(server);
+  auto ok = run(pyrun(*server, script("ok.py", "print('fine')\n")));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto three = run(pyrun(*server, script("three.py", "import sys\nsys.exit(3)\n")));
+  EXPECT_EQ(three.exit_code, 3) << three.err;
+  EXPECT_FALSE(three.signaled);
+  EXPECT_EQ(three.err, "");  // the program's own status needs no words from pyrun
+}
+
+TEST_F(RunTest, DeathBySignalIs128PlusN) {
+  START_SERVER(server);
+  auto s = script("term.py", "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n");
+  auto o = run(pyrun(*server, s));
+  EXPECT_EQ(o.exit_code, 128 + SIGTERM) << o.err;
+  EXPECT_FALSE(o.signaled);  // pyrun itself exits normally with that status
+}
+
+TEST_F(RunTest, CtrlCRaisesKeyboardInterruptAndExits130) {
+  START_SERVER(server);
+  auto s = script("sleepy.py", "import time\nprint('ready')\ntime.sleep(600)\n");
+  Child c(pyrun(*server, s));
+  ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  c.signal(SIGINT);
+  auto o = c.wait(60s);
+  EXPECT_EQ(o.exit_code, 130) << o.err;
+  EXPECT_NE(o.err.find("KeyboardInterrupt"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, SecondCtrlCCancelsTheJob) {
+  START_SERVER(server);
+  auto s = script("stubborn.py",
+                  "import signal, time\n"
+                  "signal.signal(signal.SIGINT, lambda *a: print('ignored', flush=True))\n"
+                  "print('ready')\n"
+                  "while True:\n    time.sleep(1)\n");
+  Child c(pyrun(*server, s));
+  ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  c.signal(SIGINT);
+  ASSERT_NE(c.readStdoutUntil("ignored\n", 60s).find("ignored\n"), std::string::npos);
+  c.signal(SIGINT);
+  auto o = c.wait(60s);
+  EXPECT_EQ(o.exit_code, 128 + SIGKILL) << o.err;
+  EXPECT_NE(o.err.find("pyrun: "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("cancel"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, KilledClientTakesItsWholeJobDown) {
+  START_SERVER(server);
+  std::string token = "pyrun-marker-" + std::to_string(::getpid()) + "-kill";
+  auto s = script("spawner.py",
+                  "import subprocess, sys, time\n"
+                  "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', "
+                  "sys.argv[1]])\n"
+                  "print('ready')\n"
+                  "time.sleep(600)\n");
+  Child c(pyrun(*server, s, {token}));
+  ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  // The program and its child: the check below would see them if they survived.
+  EXPECT_GE(processesWith(token, c.pid()), 2);
+  c.signal(SIGKILL);
+  c.wait(30s);
+  EXPECT_TRUE(eventually([&] { return processesWith(token, -1) == 0; }, 30s))
+      << processesWith(token, -1) << " processes of the job are left";
+  EXPECT_TRUE(eventually([&] { return jobDirectoriesIn(server->jobsDir()) == 0; }, 30s));
+}
+
+TEST_F(RunTest, RemovesTheWorkingDirectoryAfterwards) {
+  START_SERVER(server);
+  auto s = script("cwd.py",
+                  "import os\nopen('left-behind.txt', 'w').write('x')\n"
+                  "os.mkdir('sub')\nprint('ready')\ninput()\n");
+  Child c(pyrun(*server, s));
+  ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  EXPECT_EQ(jobDirectoriesIn(server->jobsDir()), 1u);  // the job's directory exists while it runs
+  c.writeStdin("\n");
+  auto o = c.wait(60s);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_TRUE(eventually([&] { return jobDirectoriesIn(server->jobsDir()) == 0; }, 30s));
+}
+
+TEST_F(RunTest, TwentyClientsAtOnceGetTheirOwnOutput) {
+  START_SERVER(server, ServerOptions{.max_jobs = 4, .queue = 64, .limits_yaml = ""});
+  auto s = script("lines.py",
+                  "import sys\nn = sys.argv[1]\nfor i in range(2000):\n    print(f'{n}:{i}')\n");
+  auto expected = [](int n) {
+    std::string out;
+    for (int i = 0; i < 2000; ++i) out += std::to_string(n) + ":" + std::to_string(i) + "\n";
+    return out;
+  };
+  std::vector<std::unique_ptr<Child>> clients;
+  for (int n = 0; n < 20; ++n) {
+    clients.push_back(std::make_unique<Child>(pyrun(*server, s, {std::to_string(n)})));
+  }
+  for (int n = 0; n < 20; ++n) {
+    auto o = clients[static_cast<size_t>(n)]->wait(120s);
+    EXPECT_EQ(o.exit_code, 0) << "client " << n << ": " << o.err;
+    EXPECT_TRUE(o.out == expected(n)) << "client " << n << " got " << o.out.size() << " bytes";
+  }
+}
+
+TEST_F(RunTest, QueuedClientsLearnTheirPositionAndAFullQueueIsBusy) {
+  START_SERVER(server, ServerOptions{.max_jobs = 1, .queue = 2, .limits_yaml = ""});
+  auto s = script("gate.py", "print('ready')\ninput()\nprint('done')\n");
+  Child first(pyrun(*server, s));
+  ASSERT_NE(first.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  Child second(pyrun(*server, s));
+  EXPECT_NE(second.readStderrUntil("queued, position 1\n", 60s).find("pyrun: queued, position 1\n"),
+            std::string::npos);
+  Child third(pyrun(*server, s));
+  EXPECT_NE(third.readStderrUntil("queued, position 2\n", 60s).find("pyrun: queued, position 2\n"),
+            std::string::npos);
+
+  auto busy = run(pyrun(*server, s));
+  EXPECT_EQ(busy.exit_code, 255);
+  EXPECT_NE(busy.err.find("pyrun: server busy"), std::string::npos) << busy.err;
+  EXPECT_EQ(busy.out, "");
+
+  // Releasing the first lets the others run in turn; the third moves up the queue.
+  first.writeStdin("\n");
+  EXPECT_EQ(first.wait(60s).exit_code, 0);
+  ASSERT_NE(second.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  EXPECT_NE(third.readStderrUntil("queued, position 1\n", 60s).find("pyrun: queued, position 1\n"),
+            std::string::npos);
+  second.writeStdin("\n");
+  third.writeStdin("\n");
+  auto o2 = second.wait(60s);
+  auto o3 = third.wait(60s);
+  EXPECT_EQ(o2.exit_code, 0) << o2.err;
+  EXPECT_EQ(o3.exit_code, 0) << o3.err;
+  EXPECT_EQ(o3.out, "ready\ndone\n");
+}
+
+TEST_F(RunTest, CtrlCWhileQueuedWithdrawsTheRequest) {
+  START_SERVER(server, ServerOptions{.max_jobs = 1, .queue = 4, .limits_yaml = ""});
+  auto s = script("gate.py", "print('ready')\ninput()\n");
+  Child first(pyrun(*server, s));
+  ASSERT_NE(first.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  Child second(pyrun(*server, s));
+  ASSERT_NE(second.readStderrUntil("position 1\n", 60s).find("position 1\n"), std::string::npos);
+  second.signal(SIGINT);
+  auto o = second.wait(60s);
+  EXPECT_EQ(o.exit_code, 130) << o.err;
+  EXPECT_EQ(o.err, "pyrun: queued, position 1\n");
+  // The withdrawn request no longer holds a place: the next client is first in line.
+  Child third(pyrun(*server, s));
+  EXPECT_NE(third.readStderrUntil("position 1\n", 60s).find("pyrun: queued, position 1\n"),
+            std::string::npos);
+  first.writeStdin("\n");
+  third.writeStdin("\n");
+  EXPECT_EQ(first.wait(60s).exit_code, 0);
+  EXPECT_EQ(third.wait(60s).exit_code, 0);
+}
+
+TEST_F(RunTest, SigtermCancelsTheJob) {
+  START_SERVER(server);
+  auto s = script("sleepy.py", "import time\nprint('ready')\ntime.sleep(600)\n");
+  Child c(pyrun(*server, s));
+  ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  c.signal(SIGTERM);
+  auto o = c.wait(60s);
+  EXPECT_EQ(o.exit_code, 128 + SIGKILL) << o.err;
+  EXPECT_NE(o.err.find("pyrun: cancelled"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, ClosedStdoutCancelsTheJobQuietly) {
+  START_SERVER(server);
+  std::string token = "pyrun-marker-" + std::to_string(::getpid()) + "-pipe";
+  auto s = script("endless.py", "import sys\nwhile True:\n    print('y' * 100)\n");
+  std::string cmd;
+  for (const auto& a : pyrun(*server, s, {token})) cmd += "'" + a + "' ";
+  // Like `pyrun ... | head -1`: the reader goes away while the program keeps writing.
+  auto o = run({"bash", "-c",
+                "set -o pipefail; " + cmd + "| head -n 1; echo \"status ${PIPESTATUS[0]}\" >&2"});
+  EXPECT_EQ(o.out, std::string(100, 'y') + "\n");
+  EXPECT_EQ(o.err, "status 141\n");
+  EXPECT_TRUE(eventually([&] { return processesWith(token, -1) == 0; }, 30s));
+}
+
+TEST_F(RunTest, WrongPinIsRefused) {
+  START_SERVER(server);
+  auto o = run({binary("pyrun"), "--cert", alice_, "--pin",
+                "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", server->address(),
+                script("ok.py", "print('never')\n")});
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.out, "");
+  EXPECT_NE(o.err.find("pin"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.rfind("pyrun: ", 0), 0u) << o.err;
+}
+
+TEST_F(RunTest, SilentServerTimesOut) {
+  // A listener that never accepts: the kernel completes TCP, but no TLS ever answers.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::string port = std::to_string(ntohs(a.sin_port));
+  auto o = run({binary("pyrun"), "--timeout", "1", "--cert", alice_, "127.0.0.1:" + port,
+                script("ok.py", "print(1)\n")});
+  ::close(fd);
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.err, "pyrun: timed out after 1 s in the TLS handshake with 127.0.0.1:" + port + "\n");
+}
+
+struct Streamed {
+  int status = -1;
+  uint64_t bytes = 0;
+  std::string sha256;
+  long max_rss_kb = 0;
+};
+
+// Runs argv with stdout hashed as it arrives (never stored) and stderr into err_file.
+Streamed runHashingStdout(const std::vector<std::string>& argv, const std::string& err_file) {
+  Streamed r;
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return r;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  // Under ASan, freed memory sits in a quarantine of up to 256 MiB, which would count as pyrun's
+  // RSS although pyrun reuses it: keep the quarantine small so the measure is pyrun's own.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).starts_with("ASAN_OPTIONS=")) continue;
+    env_strings.emplace_back(*e);
+  }
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  env_strings.push_back(std::string("ASAN_OPTIONS=") + (asan != nullptr ? asan : "") +
+                        (asan != nullptr && *asan != '\0' ? ":" : "") + "quarantine_size_mb=1");
+  std::vector<char*> env;
+  for (auto& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
+  int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  if (rc != 0) {
+    ::close(out[0]);
+    return r;
+  }
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = ::read(out[0], buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    EVP_DigestUpdate(md, buf.data(), static_cast<size_t>(n));
+    r.bytes += static_cast<uint64_t>(n);
+  }
+  ::close(out[0]);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(md, digest, &len);
+  EVP_MD_CTX_free(md);
+  r.sha256 = hexOf(digest, len);
+  int status = 0;
+  rusage ru{};
+  while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.max_rss_kb = ru.ru_maxrss;
+  return r;
+}
+
+TEST_F(RunTest, DeliversTwoHundredMegabytesByteExactWithFlatMemory) {
+  constexpr uint64_t kBytes = 200ull << 20;
+  START_SERVER(server, ServerOptions{.max_jobs = 2,
+                                     .queue = 8,
+                                     .limits_yaml = "  output: 1G\n"
+                                                    "  wall_seconds: 600\n"
+                                                    "  cpu_seconds: 600\n"});
+  // Every 64 KiB block differs, so a lost, repeated or reordered block changes the hash.
+  auto s = script("flood.py",
+                  "import hashlib, sys\n"
+                  "h = hashlib.sha256()\n"
+                  "out = sys.stdout.buffer\n"
+                  "for i in range(3200):\n"
+                  "    block = i.to_bytes(4, 'big') * 16384\n"
+                  "    h.update(block)\n"
+                  "    out.write(block)\n"
+                  "out.flush()\n"
+                  "print(h.hexdigest(), file=sys.stderr)\n");
+  auto r = runHashingStdout(pyrun(*server, s), dir_ / "flood.err");
+  std::string err = readFileOrEmpty(dir_ / "flood.err");
+  EXPECT_EQ(r.status, 0) << err;
+  EXPECT_EQ(r.bytes, kBytes);
+  EXPECT_EQ(err, r.sha256 + "\n");
+  // One frame at a time in memory: far below the output's size whatever the build (about 10 MiB
+  // in a plain build; ASan's shadow memory and allocator add about 40 MiB).
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr long kMaxRssKb = 96 * 1024;
+#else
+  constexpr long kMaxRssKb = 64 * 1024;
+#endif
+  EXPECT_GT(r.max_rss_kb, 0);
+  EXPECT_LT(r.max_rss_kb, kMaxRssKb) << "pyrun's peak RSS was " << r.max_rss_kb << " KiB";
+  std::printf("pyrun's peak RSS for %llu bytes of output: %ld KiB\n",
+              static_cast<unsigned long long>(r.bytes), r.max_rss_kb);
+}
+
+TEST_F(RunTest, RevokedClientIsRefused) {
+  START_SERVER(server);
+  auto o = run(pyrun(*server, script("ok.py", "print('never')\n"), {}, mallory_));
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.out, "");
+  EXPECT_NE(o.err.find("pyrun: server rejected the certificate: revoked"), std::string::npos)
+      << o.err;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+}
+
+TEST_F(RunTest, ClientFromAnotherCaIsRefused) {
+  START_SERVER(server);
+  TempDir other_dir("run-other");
+  Pki other(other_dir.path());
+  std::string eve = other.clientBundle("eve");
+  // --ca lets eve's client trust the real server, so the refusal is the server's.
+  auto argv = pyrun(*server, script("ok.py", "print('never')\n"), {}, eve);
+  argv.insert(argv.begin() + 1, {"--ca", pki_->caCert()});
+  auto o = run(argv);
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.out, "");
+  EXPECT_NE(o.err.find("pyrun: server rejected the certificate"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, WallClockLimitStopsTheJobAndSaysSo) {
+  START_SERVER(server,
+               ServerOptions{.max_jobs = 2, .queue = 8, .limits_yaml = "  wall_seconds: 1\n"});
+  auto s = script("forever.py", "import time\nprint('ready')\ntime.sleep(600)\n");
+  auto o = run(pyrun(*server, s));
+  EXPECT_EQ(o.out, "ready\n");
+  EXPECT_EQ(o.exit_code, 128 + SIGKILL) << o.err;
+  EXPECT_NE(o.err.find("pyrun: wall-clock limit of 1 s exceeded"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, OutputCapTruncatesAndSaysSo) {
+  START_SERVER(server, ServerOptions{.max_jobs = 2, .queue = 8, .limits_yaml = "  output: 1000\n"});
+  auto s = script("chatty.py", "import sys\nfor i in range(100000):\n    print('x' * 99)\n");
+  auto o = run(pyrun(*server, s));
+  std::string expected;
+  while (expected.size() < 1000) expected += std::string(99, 'x') + "\n";
+  expected.resize(1000);  // exactly up to the cap, not a byte more
+  EXPECT_EQ(o.out, expected);
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.err.find("pyrun: "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("truncated"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, StatsAreReportedAtTheEnd) {
+  START_SERVER(server);
+  auto o = run({binary("pyrun"), "--stats", "--cert", alice_, server->address(),
+                script("hi.py", "print('hi')\n")});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "hi\n");
+  EXPECT_NE(o.err.find("pyrun: cpu "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("peak memory"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("output 3 bytes (stdout 3, stderr 0)"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, VerboseSaysWhereAndWhat) {
+  START_SERVER(server);
+  auto o = run({binary("pyrun"), "-v", "--cert", alice_, server->address(),
+                script("hi.py", "print('hi')\n")});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "hi\n");
+  EXPECT_EQ(o.err.rfind("pyrun: connected to " + server->address() + " (pyrund", 0), 0u) << o.err;
+  EXPECT_NE(o.err.find("pyrun: job "), std::string::npos) << o.err;
+  // Without -v a job that did not wait says nothing at all.
+  auto quiet =
+      run({binary("pyrun"), "--cert", alice_, server->address(), script("hi.py", "print('hi')\n")});
+  EXPECT_EQ(quiet.err, "");
+}
+
+TEST_F(RunTest, RunsTheExampleFromAnyDirectory) {
+  START_SERVER(server);
+  RunOptions ro;
+  ro.cwd = "/";
+  auto o = run({binary("pyrun"), "--cert", alice_, server->address(),
+                std::string(PYRUN_SOURCE_DIR) + "/examples/fib.py", "20"},
+               ro);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "fib(20) = 6765\n");
+}
+
+// ---- failures before any server is involved ----
+
+int closedPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);  // nothing listens there now
+  return ntohs(a.sin_port);
+}
+
+TEST_F(RunTest, ConnectionRefusedIsOneLine) {
+  int port = closedPort();
+  auto o = run({binary("pyrun"), "--cert", alice_, "127.0.0.1:" + std::to_string(port),
+                script("ok.py", "print(1)\n")});
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.err, "pyrun: cannot connect to 127.0.0.1:" + std::to_string(port) +
+                       ": Connection refused\n");
+}
+
+TEST_F(RunTest, LooseCertificateModeIsRefusedBeforeConnecting) {
+  std::string loose = dir_ / "loose.pem";
+  writeFile(loose, readFileOrEmpty(alice_), 0644);
+  auto o = run({binary("pyrun"), "--cert", loose, "127.0.0.1:" + std::to_string(closedPort()),
+                script("ok.py", "print(1)\n")});
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.err.rfind("pyrun: ", 0), 0u) << o.err;
+  EXPECT_NE(o.err.find("0644"), std::string::npos) << o.err;
+  EXPECT_EQ(o.err.find("connect"), std::string::npos) << o.err;
+}
+
+TEST_F(RunTest, MissingCertificateSaysWhereItLooked) {
+  RunOptions ro;
+  ro.env["HOME"] = dir_.path();
+  ro.env["PYRUN_CERT"] = "";
+  auto o = run({binary("pyrun"), "127.0.0.1:1", script("ok.py", "print(1)\n")}, ro);
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.err, "pyrun: no client certificate at " + dir_.path() +
+                       "/.config/pyrun/me.pem (give --cert FILE or set PYRUN_CERT; `pyrun-ca "
+                       "client` makes one)\n");
+}
+
+TEST_F(RunTest, MissingScriptIsOneLine) {
+  auto o = run({binary("pyrun"), "--cert", alice_, "127.0.0.1:1", dir_ / "nope.py"});
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.err.rfind("pyrun: ", 0), 0u) << o.err;
+  EXPECT_NE(o.err.find("nope.py"), std::string::npos) << o.err;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+}
+
+TEST_F(RunTest, UsageErrorsAreOneLine) {
+  auto o = run({binary("pyrun"), "--bogus", "h", "s.py"});
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_EQ(o.err, "pyrun: unknown option --bogus (see pyrun --help)\n");
+  auto help = run({binary("pyrun"), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("usage: pyrun"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pyrun::test
