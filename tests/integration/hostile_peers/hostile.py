@@ -1,0 +1,480 @@
+#!/usr/bin/python3
+"""Hostile peers for pyrund's integration tests: what a scanner, a broken client or an attacker sends.
+
+usage: hostile.py SCENARIO --port PORT --ca CA_CERT [--cert BUNDLE] [--good BUNDLE] [--server-pid PID]
+
+Every scenario that authenticates also runs a "bystander" session with --good at the same time and
+checks its output byte for byte, so that abuse of one session is proven not to touch another.
+Prints "OK" and exits 0 when the scenario saw what it expected; otherwise prints why and exits 1.
+Only the Python standard library is used (the tests run /usr/bin/python3).
+"""
+import argparse
+import os
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+RUN, STDIN, STDIN_END, SIGNAL, CANCEL = 0x10, 0x11, 0x12, 0x13, 0x14
+ERR_BAD_FRAME, ERR_UNEXPECTED, ERR_TIMEOUT = 1, 2, 7
+MAX_PAYLOAD = 1 << 20
+
+# Upper bounds for things that must happen; they only stop a broken server from hanging the test
+# and are never the thing measured.
+PATIENCE = 60
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def s(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def frame(t, payload=b""):
+    return struct.pack(">BI", t, len(payload)) + payload
+
+
+def run_payload(script, args=()):
+    p = s(b"job.py") + s(script.encode())
+    p += struct.pack(">I", len(args)) + b"".join(s(a.encode()) for a in args)
+    p += struct.pack(">IIQQ", 0, 0, 0, 0)  # requested limits: the policy's
+    p += struct.pack(">I", 0)  # no extra files
+    return p
+
+
+def run_frame(script, args=()):
+    return frame(RUN, run_payload(script, args))
+
+
+def tls_context(cert, alpn=True, maximum=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if maximum is None else ssl.TLSVersion.TLSv1_2
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    if cert:
+        ctx.load_cert_chain(cert)
+    ctx.load_verify_locations(ARGS.ca)
+    if alpn:
+        ctx.set_alpn_protocols(["pyrun/1"])
+    return ctx
+
+
+def tcp():
+    return socket.create_connection(("127.0.0.1", ARGS.port), timeout=PATIENCE)
+
+
+class Conn:
+    """A pyrun/1 session over TLS 1.3 with ALPN, as a correct client opens it."""
+
+    def __init__(self, cert):
+        self.sock = tls_context(cert).wrap_socket(tcp(), server_hostname="127.0.0.1")
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return False
+            self.buf += chunk
+        return True
+
+    def recv(self):
+        """Next frame as (type, payload), or None at a clean end of stream."""
+        if not self._fill(5):
+            expect(self.buf == b"", "stream ended inside a frame header")
+            return None
+        t, n = struct.unpack(">BI", self.buf[:5])
+        expect(self._fill(5 + n), "stream ended inside a frame payload")
+        payload = self.buf[5:5 + n]
+        self.buf = self.buf[5 + n:]
+        return t, payload
+
+    def recv_type(self, want):
+        f = self.recv()
+        expect(f is not None, "connection closed, expected frame 0x%02x" % want)
+        expect(f[0] == want, "expected frame 0x%02x, got 0x%02x %r" % (want, f[0], f[1][:200]))
+        return f[1]
+
+    def expect_error(self, code, words=None):
+        p = self.recv_type(ERROR)
+        got, n = struct.unpack(">HI", p[:6])
+        msg = p[6:6 + n].decode()
+        expect(got == code, "expected ERROR code %d, got %d %r" % (code, got, msg))
+        if words is not None:
+            expect(words in msg, "ERROR message %r does not say %r" % (msg, words))
+        self.expect_closed()
+        return msg
+
+    def expect_closed(self):
+        try:
+            f = self.recv()
+        except (ssl.SSLError, ConnectionError):
+            return
+        expect(f is None, "expected the server to close, got frame 0x%02x" % (f[0] if f else 0))
+
+
+def collect(c):
+    """Reads STDOUT/STDERR until EXIT; returns (stdout, stderr, exit code or None if signaled)."""
+    out, err = b"", b""
+    while True:
+        f = c.recv()
+        expect(f is not None, "closed before EXIT")
+        t, p = f
+        if t == STDOUT:
+            out += p
+        elif t == STDERR:
+            err += p
+        elif t == EXIT:
+            kind, code = struct.unpack(">Bi", p[:5])
+            return out, err, (code if kind == 0 else None)
+        elif t not in (QUEUED, STARTED):
+            raise Failure("unexpected frame 0x%02x %r while running" % (t, p[:200]))
+
+
+# The bystander's program: waits for one line of stdin, then writes a known, non-repeating
+# pattern to stdout and stderr interleaved; its output must arrive byte for byte.
+BYSTANDER = """import sys
+key = sys.stdin.readline().strip()
+for i in range(2000):
+    sys.stdout.write('%s %06d %s\\n' % (key, i, 'o' * (i % 97)))
+    if i % 100 == 0:
+        sys.stderr.write('%s err %d\\n' % (key, i))
+sys.exit(7)
+"""
+
+
+def bystander_expected(key):
+    out = "".join("%s %06d %s\n" % (key, i, "o" * (i % 97)) for i in range(2000))
+    err = "".join("%s err %d\n" % (key, i) for i in range(0, 2000, 100))
+    return out.encode(), err.encode()
+
+
+class Bystander:
+    """A well-behaved session that is started before the abuse and finished after it."""
+
+    def __init__(self):
+        self.conn = Conn(ARGS.good)
+        self.conn.recv_type(READY)
+        self.conn.send(run_frame(BYSTANDER))
+        self.conn.recv_type(STARTED)
+
+    def finish(self):
+        key = "bystander-%d" % os.getpid()
+        self.conn.send(frame(STDIN, (key + "\n").encode()) + frame(STDIN_END))
+        out, err, code = collect(self.conn)
+        want_out, want_err = bystander_expected(key)
+        expect(out == want_out, "bystander stdout differs (%d bytes, want %d)" % (len(out), len(want_out)))
+        expect(err == want_err, "bystander stderr differs: %r" % err[:200])
+        expect(code == 7, "bystander exit code %r" % code)
+
+
+def with_bystander(abuse):
+    b = Bystander()
+    abuse()
+    b.finish()
+
+
+def authenticated():
+    c = Conn(ARGS.cert)
+    c.recv_type(READY)
+    return c
+
+
+# ---- before authentication: each must be refused; the test then checks the log and a good job ----
+
+def scenario_garbage():
+    sock = tcp()
+    # Bytes that are not a TLS record: a fixed pattern, so that the refusal reason is repeatable.
+    sock.sendall(bytes(range(256)) * 4)
+    expect_tcp_closed_without_data(sock)
+
+
+def scenario_http():
+    sock = tcp()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: hostile\r\n\r\n")
+    expect_tcp_closed_without_data(sock)
+
+
+def expect_tcp_closed_without_data(sock):
+    got = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        got += chunk
+    # A TLS alert record (type 21) is acceptable; application data or an HTTP answer is not.
+    expect(got == b"" or got[0] == 21, "server answered non-TLS bytes with %r" % got[:100])
+
+
+def scenario_refused_tls():
+    """A TLS 1.3 client (ALPN pyrun/1) with --cert (or none): must never see READY."""
+    try:
+        sock = tls_context(ARGS.cert).wrap_socket(tcp(), server_hostname="127.0.0.1")
+        # TLS 1.3: the client learns of a refused certificate on its first read.
+        data = sock.recv(65536)
+    except (ssl.SSLError, ConnectionError) as e:
+        print("refused:", e, file=sys.stderr)
+        return
+    expect(data == b"", "server sent %r to a refused client" % data[:50])
+
+
+# ---- after authentication ----
+
+def scenario_oversize_frame():
+    def abuse():
+        c = authenticated()
+        # Only the header: the server must refuse by the announced length, before reading or
+        # allocating the payload.
+        c.send(struct.pack(">BI", RUN, MAX_PAYLOAD + 1))
+        c.expect_error(ERR_BAD_FRAME)
+        c = authenticated()
+        c.send(struct.pack(">BI", STDIN, 0xFFFFFFFF))
+        c.expect_error(ERR_BAD_FRAME)
+    with_bystander(abuse)
+
+
+def scenario_truncated_frame():
+    def abuse():
+        c = authenticated()
+        c.send(frame(RUN, run_payload("print(1)\n"))[:20])
+        # close_notify, then the TCP connection: the session ends mid-frame. There is nobody left
+        # to send an ERROR to; the server must drop the session alone.
+        try:
+            c.sock.unwrap()
+        except (ssl.SSLError, ConnectionError):
+            pass  # the server may close without answering our close_notify
+        c.sock.close()
+        # The same with a plain TCP close and no close_notify.
+        c = authenticated()
+        c.send(frame(RUN, run_payload("print(1)\n"))[:20])
+        c.sock.close()
+    with_bystander(abuse)
+
+
+def scenario_unknown_type():
+    def abuse():
+        for t in (0x00, 0x08, 0x15, 0x7f, 0xff):
+            c = authenticated()
+            c.send(frame(t, b"abc"))
+            c.expect_error(ERR_BAD_FRAME)
+    with_bystander(abuse)
+
+
+def scenario_out_of_order():
+    def abuse():
+        for first in (frame(STDIN, b"x"), frame(STDIN_END), frame(SIGNAL, bytes([2])), frame(CANCEL)):
+            c = authenticated()
+            c.send(first)
+            c.expect_error(ERR_UNEXPECTED)
+        c = authenticated()
+        c.send(run_frame("import sys\nsys.stdin.read()\n"))
+        c.recv_type(STARTED)
+        c.send(run_frame("print('again')\n"))
+        c.expect_error(ERR_UNEXPECTED)
+        # Client-bound frame types sent by a client are out of place as well.
+        c = authenticated()
+        c.send(frame(EXIT, b"\0" * 51))
+        f = c.recv()
+        expect(f is not None and f[0] == ERROR, "EXIT from a client was not refused: %r" % (f,))
+    with_bystander(abuse)
+
+
+def scenario_endless_upload():
+    """RUN announces 1 MiB and then trickles: the request deadline must end it."""
+    def abuse():
+        c = authenticated()
+        c.send(struct.pack(">BI", RUN, MAX_PAYLOAD))
+        c.sock.settimeout(0.2)
+        start = time.monotonic()
+        sent = 0
+        while time.monotonic() - start < PATIENCE:
+            try:
+                c.sock.sendall(b"A" * 16)
+                sent += 16
+            except (ssl.SSLError, ConnectionError):
+                break  # the server is gone: the ERROR frame is read below
+            try:
+                chunk = c.sock.recv(65536)
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            except (ssl.SSLError, ConnectionError):
+                break
+            c.buf += chunk
+            break
+        expect(sent < MAX_PAYLOAD, "the whole payload was accepted without a deadline")
+        c.sock.settimeout(PATIENCE)
+        c.expect_error(ERR_TIMEOUT, "no RUN request")
+    with_bystander(abuse)
+
+
+def scenario_slow_tcp():
+    """TCP connect, then nothing: closed at the handshake deadline."""
+    sock = tcp()
+    expect_tcp_closed_without_data(sock)
+
+
+def scenario_slow_client_hello():
+    """A real ClientHello, then nothing: closed at the handshake deadline."""
+    sock = tcp()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = tls_context(ARGS.cert).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    expect(hello[:1] == b"\x16", "not a handshake record")
+    sock.sendall(hello)
+    # The server answers with its flight (ServerHello ... Finished), then must give up on us.
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+
+
+def scenario_slow_after_handshake():
+    """Handshake done, READY received, then nothing: ERROR timeout and close."""
+    def abuse():
+        c = authenticated()
+        c.expect_error(ERR_TIMEOUT, "no RUN request")
+    with_bystander(abuse)
+
+
+# A job that writes far more than any buffer between it and the client can hold.
+FLOOD = """import sys
+chunk = b'x' * 65536
+while True:
+    sys.stdout.buffer.write(chunk)
+"""
+
+
+def proc_status(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise Failure("no %s for pid %d" % (key, pid))
+
+
+def descendants(root):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def blocked_writers(root):
+    """Descendants of root asleep in a pipe write: the job that cannot get rid of its output."""
+    found = []
+    for pid in descendants(root):
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                wchan = f.read()
+            with open("/proc/%d/syscall" % pid) as f:
+                syscall = f.read().split()
+        except OSError:
+            continue
+        # Kernels name the wait differently (pipe_write, anon_pipe_write, pipe_wait_writable);
+        # /proc/PID/syscall says "write(1, ...)" when wchan is hidden.
+        if "pipe" in wchan or syscall[:2] == ["1", "0x1"]:
+            found.append(pid)
+    return found
+
+
+def scenario_never_reads_output():
+    """RUN a job that floods stdout and never read: the job blocks, the front's memory stays
+    bounded, and other clients are served meanwhile."""
+    server = ARGS.server_pid
+    before = proc_status(server, "VmRSS")
+    raw = tcp()
+    # A small receive window so that the flood backs up into the server quickly.
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c = Conn.__new__(Conn)
+    c.sock = tls_context(ARGS.cert).wrap_socket(raw, server_hostname="127.0.0.1")
+    c.buf = b""
+    c.recv_type(READY)
+    c.send(run_frame(FLOOD))
+    c.recv_type(STARTED)
+    # Synchronise on the kernel's view, not on time: the job sleeps in a pipe write.
+    deadline = time.monotonic() + PATIENCE
+    while not blocked_writers(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expect(blocked_writers(server), "the flooding job never blocked on its output pipe")
+    # Others are served while it is stuck.
+    b = Bystander()
+    b.finish()
+    b = Bystander()
+    b.finish()
+    expect(blocked_writers(server), "the flooding job is no longer blocked")
+    grown = proc_status(server, "VmRSS") - before
+    # The front holds at most its bounded writer queue (8 x 64 KiB) and TLS buffers per session.
+    expect(grown < 16 << 20, "the front grew by %d bytes while a client did not read" % grown)
+    print("front grew by %d KiB" % (grown // 1024), file=sys.stderr)
+    c.sock.close()
+    # The abandoned job is killed: no writer stays blocked.
+    deadline = time.monotonic() + PATIENCE
+    while blocked_writers(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expect(not blocked_writers(server), "the job of a vanished client still runs")
+
+
+def scenario_good():
+    b = Bystander()
+    b.finish()
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ca", required=True)
+    parser.add_argument("--cert")
+    parser.add_argument("--good")
+    parser.add_argument("--server-pid", type=int)
+    ARGS = parser.parse_args()
+    try:
+        globals()["scenario_" + ARGS.scenario]()
+    except Failure as e:
+        print("FAILED:", e)
+        return 1
+    print("OK")
+    return 0
+
+
+ARGS = None
+
+if __name__ == "__main__":
+    sys.exit(main())
