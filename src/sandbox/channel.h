@@ -18,8 +18,11 @@ namespace pyrun::sandbox::channel {
 //   SpawnJob  [u8 1][u64 job_id]           + one descriptor: the sealed memfd holding the JobSpec
 //   SignalJob [u8 2][u64 job_id][i32 signal]
 //   KillJob   [u8 3][u64 job_id]
-enum class RequestType : uint8_t { kSpawnJob = 1, kSignalJob = 2, kKillJob = 3 };
-inline constexpr size_t kMaxRequestBytes = 13;
+//   ReloadPolicies [u8 4][u32 count]{[u32 n][name bytes][u32 n][path bytes]}*count
+enum class RequestType : uint8_t { kSpawnJob = 1, kSignalJob = 2, kKillJob = 3, kReloadPolicies = 4 };
+// The largest request datagram (a ReloadPolicies); the others are at most 13 bytes.
+inline constexpr size_t kMaxRequestBytes = 32768;
+inline constexpr uint32_t kMaxPolicies = 64;
 inline constexpr size_t kMaxDescriptors = 3;
 
 // A SpawnJob as it arrives: the spec is still in its memfd, unverified.
@@ -27,9 +30,10 @@ struct SpawnRequest {
   uint64_t job_id = 0;
   UniqueFd spec_memfd;
 };
-using Request = std::variant<SpawnRequest, SignalJob, KillJob>;
+using Request = std::variant<SpawnRequest, SignalJob, KillJob, ReloadPolicies>;
 
 // Encodes the datagram bytes of a request (SpawnJob's spec is not included: it travels in a memfd).
+// A ReloadPolicies may come out longer than kMaxRequestBytes: sendToSpawner refuses to send it.
 std::vector<uint8_t> encodeRequest(const ToSpawner& request);
 // Decodes one request datagram; fds are the descriptors that came with it (taken over).
 // kProtocol errors for a wrong length, an unknown type or a wrong number of descriptors.

@@ -10,7 +10,12 @@
 namespace pyrun::sandbox {
 namespace {
 
-enum class FromSpawnerType : uint8_t { kJobStarted = 1, kJobFailed = 2, kJobEnded = 3 };
+enum class FromSpawnerType : uint8_t {
+  kJobStarted = 1,
+  kJobFailed = 2,
+  kJobEnded = 3,
+  kPoliciesReloaded = 4,
+};
 
 // JobFailed strings are cut so that the message always fits one datagram.
 constexpr size_t kMaxStageBytes = 64;
@@ -111,6 +116,10 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.string(f->stage, kMaxStageBytes);
     w.integer(f->error);
     w.string(f->detail, kMaxDetailBytes);
+  } else if (const auto* p = std::get_if<PoliciesReloaded>(&m)) {
+    w.integer(static_cast<uint8_t>(FromSpawnerType::kPoliciesReloaded));
+    w.integer(static_cast<uint8_t>(p->ok ? 1 : 0));
+    w.string(p->detail, kMaxDetailBytes);
   } else {
     const auto& e = std::get<JobEnded>(m);
     w.integer(static_cast<uint8_t>(FromSpawnerType::kJobEnded));
@@ -121,6 +130,7 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.integer(e.cpu_us);
     w.integer(e.peak_memory_bytes);
     w.integer(e.wall_us);
+    w.string(e.detail, kMaxDetailBytes);
   }
   return w.take();
 }
@@ -148,13 +158,24 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
       JobEnded e;
       uint8_t signaled = 0, cause = 0;
       if (r.integer(e.job_id) && r.integer(signaled) && r.integer(e.code) && r.integer(cause) &&
-          r.integer(e.cpu_us) && r.integer(e.peak_memory_bytes) && r.integer(e.wall_us)) {
+          r.integer(e.cpu_us) && r.integer(e.peak_memory_bytes) && r.integer(e.wall_us) &&
+          r.string(e.detail, kMaxDetailBytes)) {
         if (signaled > 1) r.fail("signaled flag is neither 0 nor 1");
-        if (cause > static_cast<uint8_t>(EndCause::kFileSizeLimit)) r.fail("unknown end cause");
+        if (cause > static_cast<uint8_t>(EndCause::kProcessLimit)) r.fail("unknown end cause");
       }
       e.signaled = signaled == 1;
       e.cause = static_cast<EndCause>(cause);
       out = e;
+      break;
+    }
+    case FromSpawnerType::kPoliciesReloaded: {
+      PoliciesReloaded p;
+      uint8_t ok = 0;
+      if (r.integer(ok) && r.string(p.detail, kMaxDetailBytes) && ok > 1) {
+        r.fail("ok flag is neither 0 nor 1");
+      }
+      p.ok = ok == 1;
+      out = std::move(p);
       break;
     }
     default:

@@ -5,19 +5,30 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/mount.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+
+#include "sandbox/landlock.h"
 
 namespace pyrun::sandbox {
 namespace {
 
 constexpr int kReportFd = 3;  // the init's report pipe, and in the interpreter its failure pipe
+constexpr int kLandlockFd = 4;  // the job's Landlock ruleset until it is enforced
 
 // A failing step: the record to send. stage 0 means success.
 struct Failure {
@@ -91,7 +102,14 @@ Failure setUpDescriptors(const ChildPlan& plan) {
   if (plan.report_fd != kReportFd && ::dup3(plan.report_fd, kReportFd, O_CLOEXEC) < 0) {
     return fail(Stage::kStdio);
   }
-  if (::close_range(kReportFd + 1, ~0u, 0) != 0) return fail(Stage::kCloseFds);
+  // The spawner's descriptors 3 and 4 are its socket and jobs directory, so the ruleset's
+  // descriptor is above both and this dup cannot overwrite one we still need.
+  int keep_from = kReportFd + 1;
+  if (plan.landlock_fd >= 0) {
+    if (::dup3(plan.landlock_fd, kLandlockFd, O_CLOEXEC) < 0) return fail(Stage::kStdio);
+    keep_from = kLandlockFd + 1;
+  }
+  if (::close_range(static_cast<unsigned>(keep_from), ~0u, 0) != 0) return fail(Stage::kCloseFds);
   return {};
 }
 
@@ -140,6 +158,186 @@ Failure takeOverSignals() {
   return {};
 }
 
+// Every process of the job is born inside its cgroup: the init joins before it forks anything.
+Failure joinJobCgroup(const ChildPlan& plan) {
+  if (plan.cgroup.count == 0) return {};
+  if (int err = joinCgroup(plan.cgroup); err != 0) {
+    errno = err;
+    return fail(Stage::kCgroup);
+  }
+  return {};
+}
+
+// The namespace's copy of the host's mounts must not propagate either way: a mount made for the
+// job would otherwise appear on the host (shared is systemd's default for /).
+Failure makeMountsPrivate() {
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return fail(Stage::kMountPrivate);
+  }
+  return {};
+}
+
+int mountSetattr(const char* path, unsigned flags, uint64_t set) {
+  mount_attr attr{};
+  attr.attr_set = set;
+  return static_cast<int>(::syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &attr, sizeof attr));
+}
+
+// Read-only (unless writable), nosuid and nodev on the bind and every mount below it. Only ever
+// adds flags: in a user namespace, flags locked by the host's mount could not be cleared anyway.
+int restrictBind(const ChildMount& m) {
+  uint64_t set = MOUNT_ATTR_NOSUID;
+  if (!m.writable) set |= MOUNT_ATTR_RDONLY;
+  if (m.noexec) set |= MOUNT_ATTR_NOEXEC;
+  // Device binds keep device access: that is their purpose.
+  if (!m.noexec) set |= MOUNT_ATTR_NODEV;
+  return mountSetattr(m.target, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, set);
+}
+
+int runMountStep(const ChildMount& m) {
+  switch (m.kind) {
+    case MountKind::kDir:
+      if (::mkdir(m.target, m.mode) != 0 && errno != EEXIST) return errno;
+      // The umask must not narrow it (1777 for nothing here, but 0755 for the job's view).
+      return ::chmod(m.target, m.mode) != 0 ? errno : 0;
+    case MountKind::kFile: {
+      int fd = ::open(m.target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
+      if (fd < 0) return errno;
+      ::close(fd);
+      return 0;
+    }
+    case MountKind::kSymlink:
+      return ::symlink(m.source, m.target) != 0 ? errno : 0;
+    case MountKind::kTmpfs: {
+      unsigned long flags = MS_NOSUID | MS_NODEV | (m.noexec ? MS_NOEXEC : 0);
+      return ::mount("tmpfs", m.target, "tmpfs", flags, m.data) != 0 ? errno : 0;
+    }
+    case MountKind::kBind: {
+      // A relative source is a path of the root being built (the fresh /proc's knobs).
+      if (::mount(m.source, m.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+        return m.optional && errno == ENOENT ? 0 : errno;
+      }
+      return restrictBind(m) != 0 ? errno : 0;
+    }
+    case MountKind::kProc:
+      // Mounted by the namespace's pid 1, so it shows the job's processes only.
+      return ::mount("proc", m.target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0
+                 ? errno
+                 : 0;
+  }
+  return EINVAL;
+}
+
+// A tmpfs on the (empty) mount point becomes the root; the steps fill it from inside (every
+// target is relative to it), then pivot_root swaps it in and the host's tree is detached, so no
+// path of the job leads back to the host's root.
+Failure buildRoot(const ChildPlan& plan) {
+  if (plan.root_dir == nullptr) {
+    errno = EINVAL;
+    return fail(Stage::kRoot);
+  }
+  if (::mount("tmpfs", plan.root_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0 ||
+      ::chdir(plan.root_dir) != 0) {
+    return fail(Stage::kRoot);
+  }
+  for (size_t i = 0; i < plan.mount_count; ++i) {
+    if (int err = runMountStep(plan.mounts[i]); err != 0) {
+      errno = err;
+      return fail(Stage::kMount, static_cast<int>(i));
+    }
+  }
+  return {};
+}
+
+Failure setHostname(const ChildPlan& plan) {
+  if (::sethostname(plan.hostname, std::strlen(plan.hostname)) != 0) return fail(Stage::kHostname);
+  return {};
+}
+
+// A fresh network namespace has a loopback interface, down: with network "none" it stays down,
+// so nothing (not even the job itself) is reachable over IP.
+Failure bringUpLoopback(const ChildPlan& plan) {
+  if (!plan.loopback_up) return {};
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(Stage::kNetwork);
+  ifreq ifr{};
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  int rc = ::ioctl(fd, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    rc = ::ioctl(fd, SIOCSIFFLAGS, &ifr);
+  }
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    errno = err;
+    return fail(Stage::kNetwork);
+  }
+  return {};
+}
+
+// pivot_root(".", ".") stacks the old root on top of the new one at "/"; detaching it leaves the
+// new root alone (no directory for the old root is needed, and none remains).
+Failure pivotIntoRoot() {
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return fail(Stage::kPivotRoot, 1);
+  if (::umount2(".", MNT_DETACH) != 0) return fail(Stage::kPivotRoot, 2);
+  if (::chdir("/") != 0) return fail(Stage::kPivotRoot, 3);
+  // The root's own directories and mount points are fixed from here on.
+  if (mountSetattr("/", 0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) != 0) {
+    return fail(Stage::kPivotRoot, 4);
+  }
+  return {};
+}
+
+// Landlock rights as landlock.cpp defines them (the ABI numbers are the kernel's, fixed forever).
+constexpr uint64_t kLlExecute = 1ull << 0, kLlWriteFile = 1ull << 1, kLlReadFile = 1ull << 2,
+                   kLlReadDir = 1ull << 3, kLlMakeChar = 1ull << 6, kLlMakeBlock = 1ull << 11,
+                   kLlRefer = 1ull << 13, kLlTruncate = 1ull << 14, kLlIoctlDev = 1ull << 15;
+
+uint64_t landlockFsRights(int abi) {
+  uint64_t rights = (1ull << 13) - 1;
+  if (abi >= 2) rights |= kLlRefer;
+  if (abi >= 3) rights |= kLlTruncate;
+  if (abi >= 5) rights |= kLlIoctlDev;
+  return rights;
+}
+
+int addLandlockRule(int ruleset, const char* path, uint64_t rights) {
+  int fd = ::open(path, O_PATH | O_CLOEXEC | O_DIRECTORY);
+  if (fd < 0) return errno;
+  struct __attribute__((packed)) {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+  } attr{rights, fd};
+  // landlock_add_rule, LANDLOCK_RULE_PATH_BENEATH
+  int rc = static_cast<int>(::syscall(445, ruleset, 1, &attr, 0));
+  int err = errno;
+  ::close(fd);
+  return rc != 0 ? err : 0;
+}
+
+// The ruleset the spawner prepared covers the host inodes the job sees through binds; /tmp,
+// /dev/shm and /proc exist only in this namespace, so their rules are added here, once they are
+// mounted (the ruleset belongs to this job alone).
+Failure addRulesForJobMounts(const ChildPlan& plan) {
+  if (plan.landlock_fd < 0) return {};
+  const uint64_t fs = landlockFsRights(plan.landlock_abi);
+  const uint64_t read_write = fs & ~(kLlMakeChar | kLlMakeBlock | kLlIoctlDev | kLlExecute);
+  const uint64_t read_only = kLlExecute | kLlReadFile | kLlReadDir;
+  int err = addLandlockRule(kLandlockFd, "/tmp", read_write);
+  if (err == 0) err = addLandlockRule(kLandlockFd, "/dev/shm", read_write);
+  // Read and list only (/proc/self/fd, /proc/self/status); writes to /proc are never needed.
+  if (err == 0) err = addLandlockRule(kLandlockFd, "/proc", read_only & ~kLlExecute);
+  // Listing /dev; its nodes have rules of their own (the host inodes bound there).
+  if (err == 0) err = addLandlockRule(kLandlockFd, "/dev", kLlReadDir);
+  if (err != 0) {
+    errno = err;
+    return fail(Stage::kLandlock, 1);
+  }
+  (void)kLlWriteFile;
+  return {};
+}
+
 // ---- the interpreter's confinement, in order ----
 
 Failure restoreSignalMask() {
@@ -151,11 +349,13 @@ Failure restoreSignalMask() {
 
 // Leaves 0-2 and the failure pipe (moved to 3, close-on-exec, so the job never sees it): the report
 // pipe is replaced by it, the init's other descriptors were closed before the fork.
-Failure closeDescriptors(int failure_fd) {
+Failure closeDescriptors(const ChildPlan& plan, int failure_fd) {
   if (failure_fd != kReportFd && ::dup3(failure_fd, kReportFd, O_CLOEXEC) < 0) {
     return fail(Stage::kCloseFds);
   }
-  if (::close_range(kReportFd + 1, ~0u, 0) != 0) return fail(Stage::kCloseFds);
+  // The Landlock ruleset (4) stays until it is enforced, and is closed right after.
+  unsigned keep_from = plan.landlock_fd >= 0 ? kLandlockFd + 1 : kReportFd + 1;
+  if (::close_range(keep_from, ~0u, 0) != 0) return fail(Stage::kCloseFds);
   return {};
 }
 
@@ -174,10 +374,13 @@ Failure setRlimits(const ChildPlan& plan) {
   if (auto f = setLimit(RLIMIT_FSIZE, l.file_size_bytes); f.failed()) return f;
   if (auto f = setLimit(RLIMIT_NOFILE, l.open_files); f.failed()) return f;
   if (auto f = setLimit(RLIMIT_CORE, 0); f.failed()) return f;
-  if (auto f = setLimit(RLIMIT_AS, l.memory_bytes); f.failed()) return f;
+  uint64_t address_space = plan.address_space_bytes != 0 ? plan.address_space_bytes : l.memory_bytes;
+  if (auto f = setLimit(RLIMIT_AS, address_space); f.failed()) return f;
   // RLIMIT_NPROC counts every process of the real uid: meaningful only for a per-job uid.
   if (plan.set_nproc) {
-    if (auto f = setLimit(RLIMIT_NPROC, l.processes); f.failed()) return f;
+    if (auto f = setLimit(RLIMIT_NPROC, plan.nproc != 0 ? plan.nproc : l.processes); f.failed()) {
+      return f;
+    }
   }
   return {};
 }
@@ -205,7 +408,7 @@ Failure dropPrivileges(const ChildPlan& plan) {
 }
 
 Failure enterWorkDir(const ChildPlan& plan) {
-  if (::chdir(plan.workdir) != 0) return fail(Stage::kChdir);
+  if (::chdir(plan.job_dir) != 0) return fail(Stage::kChdir);
   return {};
 }
 
@@ -214,21 +417,49 @@ Failure forbidNewPrivileges() {
   return {};
 }
 
-// The interpreter process's confinement, top to bottom. The sandbox issue inserts its steps
-// (mount/net/ipc/uts namespaces, cgroup, Landlock, seccomp last) here; a warm interpreter pool
-// would run the same steps in a forked, pre-initialised interpreter instead of ending in execve.
+Failure enforceLandlock(const ChildPlan& plan) {
+  if (plan.landlock_fd < 0) return {};
+  if (int err = applyLandlock(kLandlockFd); err != 0) {
+    errno = err;
+    return fail(Stage::kLandlock, 2);
+  }
+  ::close(kLandlockFd);
+  return {};
+}
+
+// Last before execve: every earlier step needs system calls the filter may deny (mount, setuid,
+// prctl, landlock_*), and execve itself must be allowed by it.
+Failure loadSeccompFilter(const ChildPlan& plan) {
+  if (plan.seccomp == nullptr) {
+    errno = EINVAL;  // fail closed: a job without its filter never runs
+    return fail(Stage::kSeccomp);
+  }
+  if (int err = loadSeccompProgram(*plan.seccomp); err != 0) {
+    errno = err;
+    return fail(Stage::kSeccomp);
+  }
+  return {};
+}
+
+// The interpreter process's confinement, top to bottom; the namespaces, the fresh root and the
+// cgroup were set up by the init, so this process and all it forks inherit them. A warm
+// interpreter pool would run the same steps in a forked, pre-initialised interpreter instead of
+// ending in execve.
 Failure confineJob(const ChildPlan& plan, int failure_fd) {
   // The init blocked every signal, and the mask survives execve.
   if (auto f = restoreSignalMask(); f.failed()) return f;
   // First, so that no later step can hand the job a descriptor it must not have.
-  if (auto f = closeDescriptors(failure_fd); f.failed()) return f;
+  if (auto f = closeDescriptors(plan, failure_fd); f.failed()) return f;
   // While still root: limits are set for this process and inherited by all it forks.
   if (auto f = setRlimits(plan); f.failed()) return f;
   if (auto f = dropPrivileges(plan); f.failed()) return f;
   // After the uid change, so that the working directory is entered with the job's own rights.
   if (auto f = enterWorkDir(plan); f.failed()) return f;
-  // Last before exec: nothing after this needs a privilege, and set-id binaries lose theirs.
+  // Nothing after this needs a privilege, and set-id binaries lose theirs; Landlock and an
+  // unprivileged seccomp filter require it.
   if (auto f = forbidNewPrivileges(); f.failed()) return f;
+  if (auto f = enforceLandlock(plan); f.failed()) return f;
+  if (auto f = loadSeccompFilter(plan); f.failed()) return f;
   return {};
 }
 
@@ -327,6 +558,24 @@ const char* stageName(Stage stage) noexcept {
       return "no-new-privs";
     case Stage::kExecve:
       return "execve";
+    case Stage::kCgroup:
+      return "cgroup";
+    case Stage::kMountPrivate:
+      return "mount-private";
+    case Stage::kRoot:
+      return "root";
+    case Stage::kMount:
+      return "mount";
+    case Stage::kHostname:
+      return "hostname";
+    case Stage::kPivotRoot:
+      return "pivot-root";
+    case Stage::kLandlock:
+      return "landlock";
+    case Stage::kSeccomp:
+      return "seccomp";
+    case Stage::kNetwork:
+      return "network";
   }
   return "unknown";
 }
@@ -335,11 +584,21 @@ void runJobInit(const ChildPlan& plan) {
   // A session of its own: no terminal, and no process group the daemon's could signal.
   if (auto f = newSession(); f.failed()) reportAndExit(plan.report_fd, f);
   if (auto f = dieWithSpawner(); f.failed()) reportAndExit(plan.report_fd, f);
+  // Before the cgroup descriptors are closed with the others, and before anything forks.
+  if (auto f = joinJobCgroup(plan); f.failed()) reportAndExit(plan.report_fd, f);
   if (auto f = setUpDescriptors(plan); f.failed()) reportAndExit(plan.report_fd, f);
   // After the prctl (the race it closes) and after our copy of the read end is gone.
   if (auto f = checkSpawnerAlive(); f.failed()) _exit(127);
-  // Before anything that depends on our ids inside the namespace.
+  // Before anything that depends on our ids inside the namespace (files made in the new root
+  // need a mapped owner).
   if (auto f = mapUser(plan); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = makeMountsPrivate(); f.failed()) reportAndExit(kReportFd, f);
+  // By the init, because the fresh /proc must be mounted by a process of the job's pid namespace.
+  if (auto f = buildRoot(plan); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = setHostname(plan); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = bringUpLoopback(plan); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = pivotIntoRoot(); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = addRulesForJobMounts(plan); f.failed()) reportAndExit(kReportFd, f);
   // Before the fork, so that no signal sent to the job can slip between fork and the wait loop.
   if (auto f = takeOverSignals(); f.failed()) reportAndExit(kReportFd, f);
 

@@ -8,6 +8,9 @@
 
 #include <cstdint>
 
+#include "sandbox/cgroup.h"
+#include "sandbox/job_root.h"
+#include "sandbox/seccomp_filter.h"
 #include "sandbox/spawner.h"
 
 namespace pyrun::sandbox {
@@ -30,6 +33,16 @@ enum class Stage : int32_t {
   kChdir,
   kNoNewPrivs,
   kExecve,
+  // Added by the sandbox issue; numbered after the others so that old records keep their meaning.
+  kCgroup,       // joining the job's cgroup(s)
+  kMountPrivate,  // making the new mount namespace private (no propagation to or from the host)
+  kRoot,         // the tmpfs that becomes the job's root
+  kMount,        // one MountStep (arg: its index)
+  kHostname,     // the UTS namespace's host name
+  kPivotRoot,    // pivot_root, detaching the host's tree, the root read-only
+  kLandlock,     // Landlock rules for the job's own mounts, and landlock_restrict_self
+  kSeccomp,      // loading the seccomp program
+  kNetwork,      // bringing the namespace's loopback up (network: loopback)
 };
 const char* stageName(Stage stage) noexcept;
 
@@ -42,6 +55,18 @@ struct ReportRecord {
   int32_t arg = 0;    // kFailed: the step's argument (the rlimit resource), else 0
 };
 static_assert(sizeof(ReportRecord) == 16);
+
+// A MountStep as the child reads it: plain pointers into strings the spawner keeps.
+struct ChildMount {
+  MountKind kind = MountKind::kDir;
+  const char* source = nullptr;
+  const char* target = nullptr;
+  const char* data = nullptr;
+  uint32_t mode = 0755;
+  bool writable = false;
+  bool noexec = false;
+  bool optional = false;
+};
 
 // Everything the job's processes need, prepared by the spawner before it clones: after the clone
 // only these pointers are read.
@@ -62,6 +87,22 @@ struct ChildPlan {
   int stdout_fd = -1;  // write ends of stdout and stderr
   int stderr_fd = -1;
   int report_fd = -1;  // write end of the report pipe (its read end is the spawner's)
+
+  // The fresh root.
+  const char* root_dir = nullptr;  // an empty directory on the host: the new root's mount point
+  const ChildMount* mounts = nullptr;
+  size_t mount_count = 0;
+  const char* hostname = "pyrun";
+  bool loopback_up = false;  // network: loopback; otherwise lo stays down
+  const char* job_dir = kJobDirInRoot;  // the working directory, seen from inside the root
+  // Limits the rlimits set (the spawner relaxes RLIMIT_AS and RLIMIT_NPROC to backstops when
+  // cgroups enforce memory and processes).
+  uint64_t address_space_bytes = 0;
+  uint32_t nproc = 0;
+  CgroupJoin cgroup;  // count 0: no cgroup
+  int landlock_fd = -1;  // a prepared ruleset, or -1 without Landlock
+  int landlock_abi = 0;
+  const SeccompProgram* seccomp = nullptr;  // required: null fails the job (fail closed)
 };
 
 // Runs in the child cloned into a new pid namespace, as its pid 1. Prepares the session, stdio and

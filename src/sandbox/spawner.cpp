@@ -19,9 +19,19 @@
 #include <memory>
 #include <set>
 
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
 #include "common/log.h"
+#include "policy/policy.h"
 #include "sandbox/channel.h"
 #include "sandbox/contain.h"
+#include "sandbox/job_root.h"
+#include "sandbox/landlock.h"
+#include "sandbox/seccomp_filter.h"
+#include "sandbox/seccomp_log.h"
 #include "sandbox/workdir.h"
 
 namespace pyrun::sandbox {
@@ -42,6 +52,43 @@ struct CloneArgs {
 constexpr uint64_t kClonePidfd = 0x00001000;
 constexpr uint64_t kCloneNewPid = 0x20000000;
 constexpr uint64_t kCloneNewUser = 0x10000000;
+constexpr uint64_t kCloneNewNs = 0x00020000;
+constexpr uint64_t kCloneNewUts = 0x04000000;
+constexpr uint64_t kCloneNewIpc = 0x08000000;
+constexpr uint64_t kCloneNewNet = 0x40000000;
+
+// The mount point of every job's root, inside the jobs directory (each job mounts its own tmpfs
+// there, in its own mount namespace, so one empty directory serves them all).
+constexpr const char* kRootMountPoint = ".root";
+
+// A policy as the spawner uses it: the data, and its seccomp program compiled once per load.
+struct CompiledPolicy {
+  policy::Policy policy;
+  SeccompProgram program;
+};
+using PolicySet = std::map<std::string, std::shared_ptr<const CompiledPolicy>>;
+
+// All or nothing: every file is loaded and compiled, and every error is reported.
+Result<PolicySet> loadPolicySet(const std::map<std::string, std::string>& files) {
+  PolicySet set;
+  std::string errors;
+  for (const auto& [name, file] : files) {
+    auto loaded = policy::loadPolicy(file);
+    if (!loaded) {
+      errors += (errors.empty() ? "" : "\n") + loaded.error().detail();
+      continue;
+    }
+    auto program = compileSeccompFilter(loaded->seccomp);
+    if (!program) {
+      errors += (errors.empty() ? "" : "\n") + file + ": " + program.error().detail();
+      continue;
+    }
+    set.emplace(name, std::make_shared<const CompiledPolicy>(
+                          CompiledPolicy{std::move(*loaded), std::move(*program)}));
+  }
+  if (!errors.empty()) return Error(Errc::kPolicy, errors);
+  return set;
+}
 
 // glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++; the system call is simple enough.
 int sendSignal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
@@ -73,6 +120,15 @@ const char* rlimitName(int resource) {
   }
 }
 
+// The host pid of the init's only child at start: the interpreter (the init forks nothing else).
+pid_t interpreterPid(pid_t init) {
+  std::ifstream in("/proc/" + std::to_string(init) + "/task/" + std::to_string(init) +
+                   "/children");
+  long pid = -1;
+  if (!(in >> pid)) return -1;
+  return static_cast<pid_t>(pid);
+}
+
 struct Job {
   uint64_t id = 0;
   pid_t pid = -1;
@@ -84,6 +140,10 @@ struct Job {
   std::optional<uid_t> uid;  // the per-job uid (as root)
   std::string interpreter;
   JobLimits limits;
+  std::shared_ptr<const CompiledPolicy> policy;  // the one it started with, whatever reloads
+  std::vector<MountStep> mounts;                 // to name a failing step
+  std::optional<JobCgroup> cgroup;
+  pid_t interpreter_pid = -1;  // host pid, for the seccomp record; -1 when unknown
   uint64_t started_us = 0;
   bool start_reported = false;  // kStarted or kFailed seen: the first one decides
   bool started = false;
@@ -94,11 +154,16 @@ struct Job {
 
 class Spawner {
  public:
-  Spawner(SpawnerConfig config, int socket, UniqueFd jobs_dir)
+  Spawner(SpawnerConfig config, int socket, UniqueFd jobs_dir, PolicySet policies)
       : config_(std::move(config)),
         socket_(socket),
         jobs_dir_(std::move(jobs_dir)),
-        root_(::geteuid() == 0) {}
+        root_(::geteuid() == 0),
+        policies_(std::move(policies)) {}
+
+  // What a previous run killed with SIGKILL left behind, the root mount point, cgroups, the
+  // kernel log. Errors are fatal: the spawner does not run jobs half-confined.
+  Result<void> prepare();
 
   int run();
 
@@ -111,6 +176,8 @@ class Spawner {
   void drainReport(Job& job);
   void finishJob(uint64_t job_id);
   void shutDown();
+  void reloadPolicies(const ReloadPolicies& reload);
+  void removeLeftoverWorkDirs();
   uid_t allocateUid(uint64_t job_id) const;
   void send(const FromSpawner& message, std::span<const int> fds = {});
   void sendFailed(uint64_t job_id, std::string stage, int error, std::string detail);
@@ -122,7 +189,80 @@ class Spawner {
   bool root_;
   bool front_gone_ = false;
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;
+  PolicySet policies_;
+  Cgroups cgroups_;
+  std::optional<SeccompLog> seccomp_log_;
 };
+
+void Spawner::removeLeftoverWorkDirs() {
+  std::vector<std::string> names;
+  DIR* d = ::fdopendir(::fcntl(jobs_dir_.get(), F_DUPFD_CLOEXEC, 0));
+  if (d == nullptr) {
+    PYRUN_PLOG(kWarning) << "cannot list " << config_.jobs_dir << " for leftovers";
+    return;
+  }
+  ::rewinddir(d);
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != ".." && name != kRootMountPoint) names.push_back(name);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    // removeTree never follows a link: a leftover planted by a job is only unlinked.
+    if (auto r = removeTree(jobs_dir_.get(), name); !r) {
+      PYRUN_LOG(kWarning) << "cannot remove the leftover " << config_.jobs_dir << "/" << name
+                          << ": " << r.error().detail();
+    } else {
+      PYRUN_LOG(kWarning) << "removed the leftover " << config_.jobs_dir << "/" << name
+                          << " of an earlier run";
+    }
+  }
+}
+
+Result<void> Spawner::prepare() {
+  removeLeftoverWorkDirs();
+  if (::mkdirat(jobs_dir_.get(), kRootMountPoint, 0755) != 0 && errno != EEXIST) {
+    return errnoError("create " + config_.jobs_dir + "/" + kRootMountPoint, errno);
+  }
+  struct stat st {};
+  if (::fstatat(jobs_dir_.get(), kRootMountPoint, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !S_ISDIR(st.st_mode)) {
+    return Error(Errc::kSandbox, config_.jobs_dir + "/" + kRootMountPoint +
+                                     " is not a directory: cannot mount jobs' roots there");
+  }
+  auto cgroups = detectCgroups(config_.cgroups);
+  if (!cgroups) return cgroups.error();
+  cgroups_ = std::move(*cgroups);
+  if (cgroups_.usable()) {
+    PYRUN_LOG(kInfo) << "job cgroups: " << cgroups_.description();
+    auto removed = cgroups_.removeLeftovers();
+    if (!removed) return removed.error();
+    if (*removed > 0) {
+      PYRUN_LOG(kWarning) << "removed " << *removed << " leftover job cgroup(s) of an earlier run";
+    }
+  }
+  seccomp_log_.emplace();
+  if (!seccomp_log_->available()) {
+    PYRUN_LOG(kInfo) << "system calls that kill a job will not be named: "
+                     << seccomp_log_->unavailableReason();
+  }
+  return {};
+}
+
+void Spawner::reloadPolicies(const ReloadPolicies& reload) {
+  auto loaded = loadPolicySet(reload.files);
+  if (!loaded) {
+    PYRUN_LOG(kError) << "policy reload failed, keeping the " << policies_.size()
+                      << " policies in use: " << loaded.error().detail();
+    send(PoliciesReloaded{false, loaded.error().detail()});
+    return;
+  }
+  policies_ = std::move(*loaded);
+  std::string names;
+  for (const auto& [name, p] : policies_) names += (names.empty() ? "" : ", ") + name;
+  PYRUN_LOG(kInfo) << "reloaded " << policies_.size() << " policies: " << names;
+  send(PoliciesReloaded{true, "loaded " + std::to_string(policies_.size()) + " policies: " + names});
+}
 
 void Spawner::send(const FromSpawner& message, std::span<const int> fds) {
   if (front_gone_) return;
@@ -213,6 +353,8 @@ bool Spawner::handleRequest() {
     spawn(std::move(*s));
   } else if (auto* g = std::get_if<SignalJob>(&*request)) {
     signalJob(*g);
+  } else if (auto* r = std::get_if<ReloadPolicies>(&*request)) {
+    reloadPolicies(*r);
   } else {
     killJob(std::get<KillJob>(*request).job_id);
   }
@@ -241,10 +383,16 @@ void Spawner::spawn(channel::SpawnRequest request) {
         "8 open files, 1 process)");
   }
 
+  auto policy = policies_.find(spec->policy);
+  if (policy == policies_.end()) {
+    return sendFailed(id, "policy", ENOENT, "policy '" + spec->policy + "' is not loaded");
+  }
+
   auto job = std::make_unique<Job>();
   job->id = id;
   job->interpreter = spec->interpreter;
   job->limits = l;
+  job->policy = policy->second;
   if (root_) {
     uid_t uid = allocateUid(id);
     if (uid == static_cast<uid_t>(-1)) {
@@ -256,11 +404,26 @@ void Spawner::spawn(channel::SpawnRequest request) {
   auto workdir = createWorkDir(jobs_dir_.get(), config_.jobs_dir, *spec, root_ ? &owner : nullptr);
   if (!workdir) return sendFailed(id, "workdir", EIO, workdir.error().detail());
   job->workdir = std::move(*workdir);
-  if (auto r = startJob(*job, *spec); !r) {
+  auto undo = [&](const std::string& stage, int error, const std::string& detail) {
+    job->cgroup.reset();  // kills nothing (nothing started) and removes it
     if (auto removed = removeTree(jobs_dir_.get(), job->workdir.name); !removed) {
       PYRUN_LOG(kError) << removed.error().detail();
     }
-    return sendFailed(id, "clone", EIO, r.error().detail());
+    sendFailed(id, stage, error, detail);
+  };
+  if (cgroups_.usable()) {
+    CgroupLimits limits;
+    if (cgroups_.hasMemory()) limits.memory_bytes = l.memory_bytes;
+    if (cgroups_.hasPids()) limits.processes = l.processes;
+    auto cgroup = cgroups_.createJob(id, limits);
+    if (!cgroup) return undo("cgroup", EIO, cgroup.error().detail());
+    job->cgroup.emplace(std::move(*cgroup));
+  }
+  if (auto r = startJob(*job, *spec); !r) {
+    bool policy_error = r.error().code() == Errc::kPolicy;
+    bool landlock_error = r.error().code() == Errc::kSandbox;
+    return undo(policy_error ? "policy" : landlock_error ? "landlock" : "clone", EIO,
+                r.error().detail());
   }
   PYRUN_LOG(kInfo) << "job " << id << " pid " << job->pid << " in " << job->workdir.path;
   jobs_.emplace(id, std::move(job));
@@ -268,12 +431,27 @@ void Spawner::spawn(channel::SpawnRequest request) {
 
 Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // Everything the child reads is built here, before the clone: the child may not allocate.
-  std::string script_path = job.workdir.path + "/" + spec.script_name;
+  const policy::Policy& policy = job.policy->policy;
+  auto root = planJobRoot(policy, job.workdir.path);
+  if (!root) return root.error();
+  job.mounts = root->steps;
+  std::vector<ChildMount> mounts;
+  for (const auto& m : job.mounts) {
+    mounts.push_back({m.kind, m.source.c_str(), m.target.c_str(), m.data.c_str(), m.mode,
+                      m.writable, m.noexec, m.optional});
+  }
+  auto landlock = prepareLandlock(root->landlock_read_only, root->landlock_read_write,
+                                  policy.network != policy::NetworkMode::kNone);
+  if (!landlock) return Error(Errc::kSandbox, landlock.error().detail());
+
+  // Paths as the job sees them: the host's layout does not leak into its argv or environment.
+  std::string job_dir = kJobDirInRoot;
+  std::string script_path = job_dir + "/" + spec.script_name;
   std::vector<std::string> argv_strings = {spec.interpreter, "-I", "-B", "-u", script_path};
   argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
-  std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job.workdir.path,
-                                          "TMPDIR=" + job.workdir.path, "LANG=C.UTF-8",
-                                          "PYTHONUNBUFFERED=1"};
+  std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job_dir, "TMPDIR=/tmp",
+                                          "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"};
+  std::string root_dir = config_.jobs_dir + "/" + kRootMountPoint;
   std::vector<char*> argv, envp;
   for (auto& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -306,13 +484,32 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   plan.stdout_fd = out->second.get();
   plan.stderr_fd = err->second.get();
   plan.report_fd = report->second.get();
+  plan.root_dir = root_dir.c_str();
+  plan.mounts = mounts.data();
+  plan.mount_count = mounts.size();
+  plan.job_dir = kJobDirInRoot;
+  // With the memory and pids cgroups enforcing, the rlimits become backstops: RLIMIT_AS counts
+  // reserved address space (thread stacks, arenas), far above what a job really uses, so it must
+  // not fire before the cgroup's accounting of real memory does.
+  bool cgroup_memory = job.cgroup.has_value() && cgroups_.hasMemory();
+  bool cgroup_pids = job.cgroup.has_value() && cgroups_.hasPids();
+  plan.address_space_bytes = cgroup_memory ? spec.limits.memory_bytes * 4 : spec.limits.memory_bytes;
+  plan.nproc = cgroup_pids ? spec.limits.processes + 1 : spec.limits.processes;
+  if (job.cgroup) plan.cgroup = job.cgroup->join();
+  plan.landlock_fd = landlock->fd();
+  plan.landlock_abi = landlock->abi();
+  plan.seccomp = &job.policy->program;
+  plan.loopback_up = policy.network == policy::NetworkMode::kLoopback;
 
   // A new pid namespace makes the job's init pid 1: when it dies the kernel kills every process
   // of the job, daemons that called setsid included. Unprivileged, a user namespace grants the
   // right to create it. CLONE_PIDFD gives a handle that cannot refer to a recycled pid.
   int pidfd = -1;
   CloneArgs args;
-  args.flags = kClonePidfd | kCloneNewPid | (root_ ? 0 : kCloneNewUser);
+  // Mount, network, IPC and UTS namespaces: the job's own file system view, no network interface
+  // but a down loopback, no System V IPC or POSIX message queues shared with the host.
+  args.flags = kClonePidfd | kCloneNewPid | kCloneNewNs | kCloneNewNet | kCloneNewIpc |
+               kCloneNewUts | (root_ ? 0 : kCloneNewUser);
   args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
   args.exit_signal = SIGCHLD;
   job.started_us = monotonicMicros();
@@ -358,6 +555,39 @@ std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) cons
     case Stage::kCheckIds:
       what = "the job's uid and gid after the change";
       break;
+    case Stage::kCgroup:
+      what = "join the job's cgroup";
+      break;
+    case Stage::kMountPrivate:
+      what = "make the job's mount namespace private";
+      break;
+    case Stage::kRoot:
+      what = "mount the job's root on " + config_.jobs_dir + "/" + kRootMountPoint;
+      break;
+    case Stage::kMount:
+      what = r.arg >= 0 && static_cast<size_t>(r.arg) < job.mounts.size()
+                 ? describeMountStep(job.mounts[static_cast<size_t>(r.arg)])
+                 : "a mount step";
+      break;
+    case Stage::kHostname:
+      what = "set the job's host name";
+      break;
+    case Stage::kPivotRoot:
+      what = r.arg == 1   ? "pivot_root into the job's root"
+             : r.arg == 2 ? "detach the host's root"
+             : r.arg == 3 ? "chdir / in the job's root"
+                          : "make the job's root read-only";
+      break;
+    case Stage::kLandlock:
+      what = r.arg == 1 ? "add Landlock rules for /tmp, /dev/shm, /proc and /dev"
+                        : "enforce the Landlock ruleset";
+      break;
+    case Stage::kSeccomp:
+      what = "load the seccomp filter of policy " + job.policy->policy.name;
+      break;
+    case Stage::kNetwork:
+      what = "bring up the job's loopback interface";
+      break;
     default:
       what = stageName(stage);
       break;
@@ -388,6 +618,7 @@ void Spawner::drainReport(Job& job) {
     } else if (!job.start_reported && kind == ReportKind::kStarted) {
       job.start_reported = true;
       job.started = true;
+      job.interpreter_pid = interpreterPid(job.pid);
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
       send(JobStarted{job.id, job.pid}, fds);
       // The front has its own copies now; ours must go, or the job's stdin never ends.
@@ -414,6 +645,20 @@ void Spawner::finishJob(uint64_t job_id) {
   } while (reaped < 0 && errno == EINTR);
   uint64_t wall_us = monotonicMicros() - job.started_us;
   drainReport(job);
+  // The init killed and reaped the rest of its namespace; the cgroup's kill covers a process that
+  // escaped it (none should), and its statistics give the memory and process verdicts.
+  std::optional<CgroupStats> cgroup_stats;
+  if (job.cgroup) {
+    if (auto st = job.cgroup->stats(); st) {
+      cgroup_stats = *st;
+    } else {
+      PYRUN_LOG(kError) << "job " << job.id << ": " << st.error().detail();
+    }
+    if (auto r = job.cgroup->remove(); !r) {
+      PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
+    }
+    job.cgroup.reset();
+  }
   if (auto r = removeTree(jobs_dir_.get(), job.workdir.name); !r) {
     PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
   }
@@ -441,8 +686,20 @@ void Spawner::finishJob(uint64_t job_id) {
     e.cpu_us = micros(usage.ru_utime) + micros(usage.ru_stime);
     e.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024u;
     e.wall_us = wall_us;
+    if (cgroup_stats && cgroup_stats->peak_memory_bytes > e.peak_memory_bytes) {
+      e.peak_memory_bytes = cgroup_stats->peak_memory_bytes;  // all processes together
+    }
+    bool failed = e.signaled || e.code != 0;
     if (job.kill_requested) {
       e.cause = EndCause::kKilled;
+    } else if (e.signaled && e.code == SIGSYS) {
+      e.cause = EndCause::kSyscall;
+      e.detail = job.interpreter_pid > 0 && seccomp_log_
+                     ? seccomp_log_->nameFor(job.interpreter_pid)
+                     : "forbidden system call (name unknown: the interpreter's host pid is "
+                       "unknown)";
+    } else if (cgroup_stats && cgroup_stats->oom_killed && failed) {
+      e.cause = EndCause::kMemoryLimit;
     } else if (e.signaled && e.code == SIGXCPU) {
       e.cause = EndCause::kCpuLimit;
     } else if (e.signaled && e.code == SIGKILL &&
@@ -450,9 +707,12 @@ void Spawner::finishJob(uint64_t job_id) {
       e.cause = EndCause::kCpuLimit;  // the hard limit, for a program that ignored SIGXCPU
     } else if (e.signaled && e.code == SIGXFSZ) {
       e.cause = EndCause::kFileSizeLimit;
+    } else if (cgroup_stats && cgroup_stats->pids_limit_hit && failed) {
+      // A program that handled the failed fork and succeeded is not told it hit a limit.
+      e.cause = EndCause::kProcessLimit;
     }
     PYRUN_LOG(kInfo) << "job " << job.id << " ended: " << (e.signaled ? "signal " : "exit ")
-                     << e.code;
+                     << e.code << (e.detail.empty() ? "" : " (" + e.detail + ")");
     send(e);
   }
   jobs_.erase(it);
@@ -490,7 +750,7 @@ void Spawner::shutDown() {
 }
 
 [[noreturn]] void spawnerMain(const SpawnerConfig& config, int socket, UniqueFd jobs_dir,
-                              pid_t front) {
+                              pid_t front, PolicySet policies) {
   // The spawner must not outlive the front; getppid() closes the race with the prctl.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != front) _exit(1);
   // Move our two descriptors to 3 and 4 and close everything else the front had open.
@@ -513,7 +773,11 @@ void Spawner::shutDown() {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   int rc = 0;
   try {
-    Spawner spawner(config, 3, UniqueFd(4));
+    Spawner spawner(config, 3, UniqueFd(4), std::move(policies));
+    if (auto r = spawner.prepare(); !r) {
+      PYRUN_LOG(kFatal) << "spawner: " << r.error().detail();
+      _exit(1);
+    }
     rc = spawner.run();
   } catch (const std::exception& e) {
     PYRUN_LOG(kFatal) << "spawner: " << e.what();
@@ -526,6 +790,9 @@ void Spawner::shutDown() {
 }  // namespace
 
 Result<SpawnerProcess> startSpawner(const SpawnerConfig& config) {
+  // Before the fork, so that an invalid policy is the caller's error with its file:line:col.
+  auto policies = loadPolicySet(config.policy_files);
+  if (!policies) return policies.error();
   auto jobs_dir = openJobsDir(config.jobs_dir);
   if (!jobs_dir) return jobs_dir.error();
   auto pair = makeSocketPair(SOCK_SEQPACKET);
@@ -535,7 +802,7 @@ Result<SpawnerProcess> startSpawner(const SpawnerConfig& config) {
   if (pid < 0) return errnoError("fork the spawner", errno);
   if (pid == 0) {
     pair->first.reset();
-    spawnerMain(config, pair->second.get(), std::move(*jobs_dir), front);
+    spawnerMain(config, pair->second.get(), std::move(*jobs_dir), front, std::move(*policies));
   }
   pair->second.reset();
   if (::fcntl(pair->first.get(), F_SETFL, O_NONBLOCK) != 0) {
@@ -546,6 +813,11 @@ Result<SpawnerProcess> startSpawner(const SpawnerConfig& config) {
 
 Result<void> sendToSpawner(int socket, const ToSpawner& message) {
   std::vector<uint8_t> bytes = channel::encodeRequest(message);
+  if (bytes.size() > channel::kMaxRequestBytes) {
+    return Error(Errc::kLimit, "the policy reload request is " + std::to_string(bytes.size()) +
+                                   " bytes, more than the spawner accepts (" +
+                                   std::to_string(channel::kMaxRequestBytes) + ")");
+  }
   if (const auto* s = std::get_if<SpawnJob>(&message)) {
     auto memfd = channel::makeSealedSpec(s->spec);
     if (!memfd) return memfd.error();

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "sandbox/cgroup.h"
 
 namespace pyrun::sandbox {
 
@@ -53,6 +55,12 @@ struct SpawnerConfig {
   // signal or read each other, the front (another uid) or the spawner.
   uint32_t job_uid_base = 200000;
   uint32_t job_uid_count = 10000;
+  // Policy name (what JobSpec::policy names) -> YAML file. The spawner loads and compiles every one
+  // at start (startSpawner fails with the policy's file:line:col errors if any is invalid) and
+  // again on ReloadPolicies. A job whose policy is not in the set fails with stage "policy".
+  std::map<std::string, std::string> policy_files;
+  // Which cgroup setup to use for the jobs (docs/CGROUPS.md); without a usable one, rlimits alone.
+  CgroupOptions cgroups;
 };
 
 // ---- messages (front -> spawner) ----
@@ -66,7 +74,13 @@ struct SignalJob {
 struct KillJob {
   uint64_t job_id = 0;  // SIGKILL to every process of the job
 };
-using ToSpawner = std::variant<SpawnJob, SignalJob, KillJob>;
+// Replaces the policy set (same form as SpawnerConfig::policy_files). All or nothing: when any file
+// is invalid the old set stays in use. Answered by PoliciesReloaded. Running jobs keep the policy
+// they started with.
+struct ReloadPolicies {
+  std::map<std::string, std::string> files;
+};
+using ToSpawner = std::variant<SpawnJob, SignalJob, KillJob, ReloadPolicies>;
 
 // ---- messages (spawner -> front) ----
 // Sent with three descriptors: the write end of the job's stdin, the read ends of stdout, stderr.
@@ -82,7 +96,15 @@ struct JobFailed {
   std::string detail;  // human sentence
 };
 // Why the spawner thinks the job ended (the front adds wall and output verdicts it enforces).
-enum class EndCause : uint8_t { kExited = 0, kCpuLimit, kMemoryLimit, kKilled, kFileSizeLimit };
+enum class EndCause : uint8_t {
+  kExited = 0,
+  kCpuLimit,
+  kMemoryLimit,    // the memory cgroup's OOM killer killed a process of the job
+  kKilled,
+  kFileSizeLimit,
+  kSyscall,        // killed by the seccomp filter (SIGSYS); JobEnded::detail names the call
+  kProcessLimit,   // a fork or clone failed on the pids cgroup's limit
+};
 struct JobEnded {
   uint64_t job_id = 0;
   bool signaled = false;
@@ -91,8 +113,16 @@ struct JobEnded {
   uint64_t cpu_us = 0;             // user + system of every process of the job
   uint64_t peak_memory_bytes = 0;  // largest resident set of any process of the job
   uint64_t wall_us = 0;            // from fork to the end
+  // kSyscall: the forbidden system call's name ("ptrace"), or "forbidden system call (name
+  // unknown: <why>)" when the kernel did not tell us. Empty otherwise.
+  std::string detail;
 };
-using FromSpawner = std::variant<JobStarted, JobFailed, JobEnded>;
+// The answer to ReloadPolicies.
+struct PoliciesReloaded {
+  bool ok = false;
+  std::string detail;  // on failure the file:line:col errors (the old set stays); else a summary
+};
+using FromSpawner = std::variant<JobStarted, JobFailed, JobEnded, PoliciesReloaded>;
 
 // Largest JobSpec the spawner accepts (the size of its sealed memfd).
 inline constexpr uint64_t kMaxJobSpecBytes = 64ull << 20;
@@ -122,8 +152,12 @@ struct SpawnerProcess {
   pid_t pid = -1;
   UniqueFd socket;  // the front's end (SOCK_SEQPACKET, close-on-exec, non-blocking)
 };
-// Forks the spawner. Must be called while the caller is single-threaded. The spawner exits (after
-// killing every job and removing their working directories) when the front's end is closed.
+// Loads and compiles every policy of config.policy_files (errors: kPolicy with file:line:col
+// lines), then forks the spawner. Must be called while the caller is single-threaded. At start the
+// spawner removes what a previous run killed with SIGKILL left behind: every entry of jobs_dir and
+// every leftover job cgroup of its subtree (so one jobs_dir and one cgroup subtree per pyrund). The
+// spawner exits (after killing every job and removing their working directories) when the front's
+// end is closed.
 Result<SpawnerProcess> startSpawner(const SpawnerConfig& config);
 
 }  // namespace pyrun::sandbox

@@ -94,7 +94,10 @@ TEST(SpawnerCodec, MessagesRoundTrip) {
   std::vector<FromSpawner> messages = {
       JobStarted{42, 1234},
       JobFailed{43, "execve", 2, "execve /nope: No such file or directory"},
-      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000},
+      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000, ""},
+      JobEnded{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace"},
+      PoliciesReloaded{false, "policy/x.yaml:3:5: unknown key 'foo'"},
+      PoliciesReloaded{true, "loaded 2 policies: default, strict"},
   };
   for (const auto& m : messages) {
     auto bytes = encodeMessage(m);
@@ -117,6 +120,32 @@ TEST(SpawnerCodec, MessagesRoundTrip) {
   EXPECT_EQ(ended.cpu_us, 1500000u);
   EXPECT_EQ(ended.peak_memory_bytes, 1ull << 30);
   EXPECT_EQ(ended.wall_us, 2000000u);
+  auto syscall = std::get<JobEnded>(*decodeFromSpawner(encodeMessage(messages[3])));
+  EXPECT_EQ(syscall.cause, EndCause::kSyscall);
+  EXPECT_EQ(syscall.detail, "ptrace");
+  auto reloaded = std::get<PoliciesReloaded>(*decodeFromSpawner(encodeMessage(messages[4])));
+  EXPECT_FALSE(reloaded.ok);
+  EXPECT_EQ(reloaded.detail, "policy/x.yaml:3:5: unknown key 'foo'");
+  EXPECT_TRUE(std::get<PoliciesReloaded>(*decodeFromSpawner(encodeMessage(messages[5]))).ok);
+}
+
+TEST(SpawnerCodec, ReloadPoliciesRoundTripsAndRejectsMalformedLists) {
+  ReloadPolicies reload{{{"default", "/etc/pyrun/default.yaml"}, {"strict", "/s.yaml"}}};
+  auto bytes = channel::encodeRequest(reload);
+  auto d = channel::decodeRequest(bytes, {});
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_EQ(std::get<ReloadPolicies>(*d).files, reload.files);
+  for (size_t n = 1; n < bytes.size(); ++n) {
+    EXPECT_FALSE(channel::decodeRequest(std::span<const uint8_t>(bytes.data(), n), {}));
+  }
+  auto trailing = bytes;
+  trailing.push_back(0);
+  EXPECT_FALSE(channel::decodeRequest(trailing, {}));
+  auto empty_name = channel::encodeRequest(ReloadPolicies{{{"", "/x.yaml"}}});
+  EXPECT_FALSE(channel::decodeRequest(empty_name, {}));
+  // A count far beyond the bytes present is refused before anything is allocated for it.
+  std::vector<uint8_t> huge = {4, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_FALSE(channel::decodeRequest(huge, {}));
 }
 
 TEST(SpawnerCodec, JobFailedDetailIsCutToFitOneMessage) {
@@ -133,7 +162,7 @@ TEST(SpawnerCodec, MessagesRejectUnknownTypeAndBadEnumValues) {
   auto r = decodeFromSpawner(unknown);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().detail().find("unknown type 9"), std::string::npos);
-  auto bytes = encodeMessage(JobEnded{1, false, 0, EndCause::kExited, 0, 0, 0});
+  auto bytes = encodeMessage(JobEnded{1, false, 0, EndCause::kExited, 0, 0, 0, ""});
   bytes[1 + 8] = 2;  // signaled flag
   EXPECT_FALSE(decodeFromSpawner(bytes));
   bytes[1 + 8] = 0;
@@ -166,10 +195,10 @@ TEST(SpawnerRequest, RejectsWrongLengthsTypesAndDescriptorCounts) {
   EXPECT_FALSE(channel::decodeRequest(std::span<const uint8_t>(kill.data(), 5), {}));
   EXPECT_FALSE(channel::decodeRequest({}, {}));
   auto unknown = kill;
-  unknown[0] = 4;
+  unknown[0] = 5;
   auto r = channel::decodeRequest(unknown, {});
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().detail().find("unknown type 4"), std::string::npos);
+  EXPECT_NE(r.error().detail().find("unknown type 5"), std::string::npos);
   // A kill with a descriptor, a spawn without one.
   std::vector<UniqueFd> fds;
   fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));

@@ -1,0 +1,231 @@
+// The job's root, as data: which host paths a job can see and how. Everything not listed here is
+// absent from the job's mount namespace, not merely unreadable: /home, /root, /var, the server's
+// key and the CA directory have no path inside the job at all.
+#include "sandbox/job_root.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+namespace pyrun::sandbox {
+namespace {
+
+// System directories: read-only binds, or the same symlink where the host has a symlink (merged
+// /usr: /lib -> usr/lib), so that interpreter and library paths resolve as on the host.
+constexpr const char* kSystemPaths[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                                        "/libx32"};
+
+// The parts of /etc that programs need and that hold no secret. The host's /etc as a whole is not
+// exposed: it holds shadow, ssh host keys, the server's own configuration and often its key.
+constexpr const char* kEtcFiles[] = {
+    "/etc/alternatives", "/etc/ca-certificates", "/etc/ca-certificates.conf",
+    "/etc/host.conf",    "/etc/hosts",           "/etc/ld.so.cache",
+    "/etc/ld.so.conf",   "/etc/ld.so.conf.d",    "/etc/localtime",
+    "/etc/mime.types",   "/etc/nsswitch.conf",   "/etc/protocols",
+    "/etc/python3",      "/etc/python3.11",      "/etc/services",
+    "/etc/ssl",
+};
+
+// Device nodes: bound from the host's (mknod is impossible in a user namespace, and a bind keeps
+// the node's own file system, where device access is allowed).
+constexpr const char* kWritableDevices[] = {"/dev/null", "/dev/zero", "/dev/full"};
+constexpr const char* kReadableDevices[] = {"/dev/random", "/dev/urandom"};
+
+// Kernel knobs of the fresh /proc that stay read-only even for a job that somehow were root in
+// its namespace (the way container runtimes mask them).
+constexpr const char* kProcReadOnly[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus",
+                                         "proc/fs"};
+
+// Paths the job's own mounts occupy: an extra there would hide or be hidden by them.
+constexpr const char* kReserved[] = {"/job", "/tmp", "/dev", "/proc"};
+
+bool isUnder(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         path[dir.size()] == '/');
+}
+
+std::string relative(const std::string& absolute) { return absolute.substr(1); }
+
+class Builder {
+ public:
+  void dir(const std::string& rel, uint32_t mode = 0755) {
+    if (!made_.insert(rel).second) return;
+    MountStep s;
+    s.kind = MountKind::kDir;
+    s.target = rel;
+    s.mode = mode;
+    plan_.steps.push_back(std::move(s));
+  }
+  // Every missing parent of rel, then rel itself as a directory or an empty file.
+  void mountPoint(const std::string& rel, bool is_dir) {
+    for (size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
+      dir(rel.substr(0, slash));
+    }
+    if (is_dir) {
+      dir(rel);
+    } else if (made_.insert(rel).second) {
+      MountStep s;
+      s.kind = MountKind::kFile;
+      s.target = rel;
+      plan_.steps.push_back(std::move(s));
+    }
+  }
+  void bind(const std::string& source, const std::string& rel, bool writable, bool optional,
+            bool is_dir, bool noexec = false) {
+    mountPoint(rel, is_dir);
+    MountStep s;
+    s.kind = MountKind::kBind;
+    s.source = source;
+    s.target = rel;
+    s.writable = writable;
+    s.optional = optional;
+    s.noexec = noexec;
+    plan_.steps.push_back(std::move(s));
+  }
+  void tmpfs(const std::string& rel, std::string data, bool noexec) {
+    mountPoint(rel, true);
+    MountStep s;
+    s.kind = MountKind::kTmpfs;
+    s.target = rel;
+    s.data = std::move(data);
+    s.noexec = noexec;
+    plan_.steps.push_back(std::move(s));
+  }
+  void symlink(const std::string& to, const std::string& rel) {
+    made_.insert(rel);
+    MountStep s;
+    s.kind = MountKind::kSymlink;
+    s.source = to;
+    s.target = rel;
+    plan_.steps.push_back(std::move(s));
+  }
+  void proc(const std::string& rel) {
+    mountPoint(rel, true);
+    MountStep s;
+    s.kind = MountKind::kProc;
+    s.target = rel;
+    plan_.steps.push_back(std::move(s));
+  }
+  JobRootPlan& plan() { return plan_; }
+
+ private:
+  JobRootPlan plan_;
+  std::set<std::string> made_;
+};
+
+}  // namespace
+
+Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir) {
+  for (const auto* list : {&policy.filesystem.read_only, &policy.filesystem.read_write}) {
+    for (const auto& path : *list) {
+      if (path.empty() || path[0] != '/' || path == "/") {
+        return Error(Errc::kPolicy, "policy " + policy.name + ": filesystem path '" + path +
+                                        "' is not an absolute path below /");
+      }
+      for (const char* reserved : kReserved) {
+        if (isUnder(path, reserved) || isUnder(reserved, path)) {
+          return Error(Errc::kPolicy, "policy " + policy.name + ": filesystem path " + path +
+                                          " overlaps the job's own " + reserved);
+        }
+      }
+    }
+  }
+
+  Builder b;
+  auto& plan = b.plan();
+  std::vector<std::string> system_dirs;
+  for (const char* path : kSystemPaths) {
+    struct stat st {};
+    if (::lstat(path, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t n = ::readlink(path, target, sizeof target - 1);
+      if (n <= 0) continue;
+      b.symlink(std::string(target, static_cast<size_t>(n)), relative(path));
+    } else if (S_ISDIR(st.st_mode)) {
+      b.bind(path, relative(path), false, false, true);
+      system_dirs.emplace_back(path);
+    }
+    plan.landlock_read_only.emplace_back(path);
+  }
+  b.dir("etc");
+  for (const char* path : kEtcFiles) {
+    struct stat st {};
+    // stat, not lstat: /etc/localtime is a link into /usr/share/zoneinfo, bound as its target.
+    if (::stat(path, &st) != 0) continue;
+    b.bind(path, relative(path), false, true, S_ISDIR(st.st_mode));
+    plan.landlock_read_only.emplace_back(path);
+  }
+
+  // The job's only writable places: its working directory, /tmp and /dev/shm.
+  b.bind(workdir, relative(kJobDirInRoot), true, false, true);
+  plan.landlock_read_write.push_back(workdir);
+  std::string tmp_options = "size=" + std::to_string(policy.limits.tmp_bytes) + ",mode=1777";
+  b.tmpfs("tmp", tmp_options, false);
+
+  b.tmpfs("dev", "size=64k,mode=0755", true);
+  for (const char* dev : kWritableDevices) {
+    b.bind(dev, relative(dev), true, false, false, true);
+    plan.landlock_read_write.emplace_back(dev);
+  }
+  for (const char* dev : kReadableDevices) {
+    b.bind(dev, relative(dev), false, false, false, true);
+    plan.landlock_read_only.emplace_back(dev);
+  }
+  b.symlink("/proc/self/fd", "dev/fd");
+  b.symlink("/proc/self/fd/0", "dev/stdin");
+  b.symlink("/proc/self/fd/1", "dev/stdout");
+  b.symlink("/proc/self/fd/2", "dev/stderr");
+  // POSIX shared memory and multiprocessing's semaphores live here.
+  b.tmpfs("dev/shm", tmp_options, true);
+
+  auto extra = [&](const std::string& path, bool writable) {
+    // Already visible (read-only) through a system directory.
+    for (const auto& dir : system_dirs) {
+      if (isUnder(path, dir) && !writable) return;
+    }
+    struct stat st {};
+    // A missing extra is bound anyway and fails the job at stage "mount": a policy that names a
+    // path expects it to be there.
+    bool is_dir = ::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
+    b.bind(path, relative(path), writable, false, is_dir);
+    (writable ? plan.landlock_read_write : plan.landlock_read_only).push_back(path);
+  };
+  for (const auto& path : policy.filesystem.read_only) extra(path, false);
+  for (const auto& path : policy.filesystem.read_write) extra(path, true);
+
+  // Last: the binds onto its knobs need the fresh /proc in place.
+  b.proc("proc");
+  for (const char* knob : kProcReadOnly) {
+    MountStep s;
+    s.kind = MountKind::kBind;
+    s.source = knob;  // relative: the job's own /proc, seen from the root being built
+    s.target = knob;
+    s.optional = true;
+    plan.steps.push_back(std::move(s));
+  }
+  return std::move(plan);
+}
+
+std::string describeMountStep(const MountStep& step) {
+  switch (step.kind) {
+    case MountKind::kDir:
+      return "mkdir /" + step.target;
+    case MountKind::kFile:
+      return "create the mount point /" + step.target;
+    case MountKind::kSymlink:
+      return "symlink /" + step.target + " -> " + step.source;
+    case MountKind::kTmpfs:
+      return "mount a tmpfs on /" + step.target;
+    case MountKind::kBind:
+      return std::string("bind ") + (step.source[0] == '/' ? "" : "/") + step.source + " onto /" +
+             step.target + (step.writable ? "" : " read-only");
+    case MountKind::kProc:
+      return "mount a fresh proc on /" + step.target;
+  }
+  return "mount step";
+}
+
+}  // namespace pyrun::sandbox

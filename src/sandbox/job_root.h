@@ -1,0 +1,57 @@
+// The job's file system view as a list of mount steps, built by the spawner before the clone and
+// executed by the job's init (which may not allocate). See docs/SANDBOX.md, "What a job sees".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "policy/policy.h"
+
+namespace pyrun::sandbox {
+
+// Where the job's working directory appears inside its root.
+inline constexpr const char* kJobDirInRoot = "/job";
+
+enum class MountKind : int32_t {
+  kDir,      // mkdir target (mode)
+  kFile,     // an empty file as a bind target
+  kSymlink,  // symlink target -> source
+  kTmpfs,    // tmpfs on target, options in data
+  kBind,     // bind source (host path) onto target, recursively; read-only unless writable
+  kProc,     // a fresh procfs on target
+};
+
+// One step. target is relative to the new root (no leading '/'), so that the init can run the
+// steps from inside the root's directory before pivot_root.
+struct MountStep {
+  MountKind kind = MountKind::kDir;
+  std::string source;
+  std::string target;
+  std::string data;       // tmpfs options
+  uint32_t mode = 0755;   // kDir
+  bool writable = false;  // kBind
+  bool noexec = false;    // kBind, kTmpfs
+  bool optional = false;  // a missing source is skipped (host files that may not exist)
+};
+
+struct JobRootPlan {
+  std::vector<MountStep> steps;
+  // For the Landlock ruleset, which binds to the host inodes that the steps expose.
+  std::vector<std::string> landlock_read_only;
+  std::vector<std::string> landlock_read_write;
+};
+
+// The steps for a job: a tmpfs root holding read-only binds of /usr and the host's /bin, /sbin,
+// /lib* (symlinks where the host has symlinks), a minimal /etc (a fixed list of non-secret files),
+// the working directory read-write at /job, /tmp and /dev/shm as tmpfs of tmp_bytes each, a /dev
+// with null, zero, full, random, urandom and the /proc/self/fd links, a fresh /proc with /proc/sys
+// and the other kernel knobs read-only, and the policy's filesystem extras at their own paths.
+// Errors (kPolicy) for an extra that would shadow /job, /tmp, /dev or /proc.
+Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir);
+
+// "<step>" for messages: "bind /usr onto /usr", "tmpfs on /tmp".
+std::string describeMountStep(const MountStep& step);
+
+}  // namespace pyrun::sandbox
