@@ -1,8 +1,12 @@
-// pyrund: parse flags and config, fork the spawner, build TLS, listen, drop root, serve.
+// pyrund: parse flags and config, load the policies, fork the spawner (which cleans up after a
+// crashed run), build TLS, listen, open the audit log, drop root, confine the front, serve.
+#include <pwd.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
+#include <ctime>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <vector>
@@ -14,8 +18,12 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "sandbox/spawner.h"
+#include "server/audit.h"
 #include "server/config.h"
+#include "server/confine.h"
+#include "server/policy_set.h"
 #include "server/privileges.h"
+#include "server/revocation.h"
 #include "server/server.h"
 #include "tls/tls.h"
 
@@ -26,8 +34,25 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 int fail(int code, const std::string& message) {
-  std::fprintf(stderr, "pyrund: %s\n", message.c_str());
+  // One "pyrund: " line per line of the message: policy errors are file:line:col lines.
+  std::istringstream lines(message);
+  std::string line;
+  while (std::getline(lines, line)) std::fprintf(stderr, "pyrund: %s\n", line.c_str());
   return code;
+}
+
+void warnAboutCrl(const std::string& path) {
+  using namespace pyrun;
+  auto crl = server::readCrl(path);
+  if (!crl) return;  // makeServerContext reports an unreadable CRL and stops the start
+  std::time_t now = std::time(nullptr);
+  auto freshness = server::crlFreshness(crl->next_update, now);
+  std::string message = server::crlFreshnessMessage(freshness, path, crl->next_update, now);
+  if (freshness == server::CrlFreshness::kExpired) {
+    PYRUN_LOG(kError) << message;
+  } else if (!message.empty()) {
+    PYRUN_LOG(kWarning) << message;
+  }
 }
 
 }  // namespace
@@ -45,10 +70,27 @@ int main(int argc, char** argv) {
   if (!config) return fail(kExitUsage, config.error().detail());
   log::setLevel(config->log_level);
 
+  // Every policy is loaded before anything starts: an admin's mistake is reported here, with its
+  // file:line:col, instead of at a client's first job.
+  auto policies = server::loadPolicySet(*config);
+  if (!policies) return fail(kExitUsage, policies.error().detail());
+
+  if (!config->crl.empty()) warnAboutCrl(config->crl);
+
+  // The spawner is forked first; before it forks it removes whatever a run killed with SIGKILL
+  // left in jobs_dir and in its cgroup subtree (the jobs themselves died with that run through
+  // their parent-death signals).
   // The spawner is forked first, while this process has one thread and no Asio object: fork in a
   // multi-threaded process could copy a lock held by another thread into the child.
   sandbox::SpawnerConfig spawner_config;
   spawner_config.jobs_dir = config->jobs_dir;
+  // The spawner loads the same files and compiles their seccomp programs.
+  spawner_config.policy_files = config->policies;
+  spawner_config.cgroups.subtree = config->cgroup_subtree;
+  spawner_config.cgroups.prefer = config->cgroups == "none" ? sandbox::CgroupVersion::kNone
+                                  : config->cgroups == "v1" ? sandbox::CgroupVersion::kV1
+                                                            : sandbox::CgroupVersion::kV2;
+  spawner_config.cgroups.require = config->require_cgroups;
   auto spawner = sandbox::startSpawner(spawner_config);
   if (!spawner) return fail(kExitFailure, "cannot start the spawner: " + spawner.error().detail());
   const pid_t spawner_pid = spawner->pid;
@@ -62,10 +104,30 @@ int main(int argc, char** argv) {
     if (!tls) {
       status = fail(kExitFailure, tls.error().detail());
     }
+    // Opened while still root (the log's directory is usually root's); the file is given to the
+    // front's user so that SIGHUP can reopen it after a rotation (docs/pyrund.md, "Audit log").
+    server::AuditLog audit;
+    if (tls && !config->audit_log.empty()) {
+      int uid = -1, gid = -1;
+      if (server::runningAsRoot()) {
+        if (passwd* pw = ::getpwnam(config->user.c_str()); pw != nullptr) {
+          uid = static_cast<int>(pw->pw_uid);
+          gid = static_cast<int>(pw->pw_gid);
+        }
+      }
+      auto opened = server::AuditLog::open(config->audit_log, uid, gid);
+      if (!opened) {
+        status = fail(kExitFailure, opened.error().detail());
+        tls = Error(Errc::kIo, "no audit log");
+      } else {
+        audit = std::move(*opened);
+      }
+    }
     boost::asio::io_context io(1);
     std::unique_ptr<server::Server> front;
     if (tls) {
-      auto made = server::Server::create(io, *config, *tls, std::move(spawner->socket));
+      auto made = server::Server::create(io, *config, *tls, std::move(spawner->socket),
+                                         std::move(*policies), std::move(audit));
       if (!made) {
         status = fail(kExitFailure, made.error().detail());
       } else {
@@ -86,6 +148,14 @@ int main(int argc, char** argv) {
         front.reset();
       } else if (server::runningAsRoot()) {
         status = fail(kExitFailure, "still running as root after the privilege drop");
+        front.reset();
+      }
+    }
+    if (front) {
+      // Last step of the start-up: the TLS context, the sockets and the audit log exist, and
+      // nothing from here on needs exec or fork (the spawner makes the jobs).
+      if (auto r = server::confineFront(); !r) {
+        status = fail(kExitFailure, "cannot confine the network front: " + r.error().detail());
         front.reset();
       }
     }

@@ -41,10 +41,14 @@ Result<void> setU32(uint32_t& field, const std::string& value, const std::string
   return {};
 }
 
-Result<void> setU64(uint64_t& field, const std::string& value, const std::string& what) {
-  auto v = parseUnsigned<uint64_t>(value, what, std::numeric_limits<uint64_t>::max());
-  if (!v) return v.error();
-  field = *v;
+Result<void> setBool(bool& field, const std::string& value, const std::string& what) {
+  if (value == "true" || value == "yes" || value == "on") {
+    field = true;
+  } else if (value == "false" || value == "no" || value == "off") {
+    field = false;
+  } else {
+    return Error(Errc::kInvalidArgument, what + ": \"" + value + "\" is not true or false");
+  }
   return {};
 }
 
@@ -73,6 +77,47 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
     c.user = value;
   } else if (key == "jobs_dir") {
     c.jobs_dir = value;
+  } else if (key == "handshake_timeout_seconds") {
+    return setU32(c.handshake_timeout_seconds, value, what);
+  } else if (key == "idle_timeout_seconds") {
+    return setU32(c.idle_timeout_seconds, value, what);
+  } else if (key == "shutdown_grace_seconds") {
+    return setU32(c.shutdown_grace_seconds, value, what);
+  } else if (key == "max_connections") {
+    return setU32(c.max_connections, value, what);
+  } else if (key == "max_handshakes") {
+    return setU32(c.max_handshakes, value, what);
+  } else if (key == "max_handshakes_per_source") {
+    return setU32(c.max_handshakes_per_source, value, what);
+  } else if (key == "max_jobs_per_identity") {
+    return setU32(c.max_jobs_per_identity, value, what);
+  } else if (key == "job_starts_per_minute") {
+    return setU32(c.job_starts_per_minute, value, what);
+  } else if (key == "crl_check_seconds") {
+    return setU32(c.crl_check_seconds, value, what);
+  } else if (key == "kill_revoked_jobs") {
+    return setBool(c.kill_revoked_jobs, value, what);
+  } else if (key == "require_cgroups") {
+    return setBool(c.require_cgroups, value, what);
+  } else if (key == "cgroups") {
+    if (value != "v2" && value != "v1" && value != "none") {
+      return Error(Errc::kInvalidArgument, what + ": \"" + value + "\" is not one of v2, v1, none");
+    }
+    c.cgroups = value;
+  } else if (key == "cgroup_subtree") {
+    bool ok = !value.empty() && value.size() <= 64 && value[0] != '.';
+    for (char ch : value) {
+      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '-' || ch == '_' || ch == '.');
+    }
+    if (!ok) {
+      return Error(Errc::kInvalidArgument,
+                   what + ": \"" + value + "\" must be a single directory name of letters, digits, "
+                          "'-', '_' or '.'");
+    }
+    c.cgroup_subtree = value;
+  } else if (key == "audit_log") {
+    c.audit_log = value;
   } else if (key == "log_level") {
     if (!log::parseLevel(value, c.log_level)) {
       return Error(Errc::kInvalidArgument,
@@ -84,17 +129,65 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
   return {};
 }
 
-Result<void> setLimit(ServerLimits& l, const std::string& key, const std::string& value,
-                      const std::string& what) {
-  if (key == "cpu_seconds") return setU32(l.cpu_seconds, value, what);
-  if (key == "wall_seconds") return setU32(l.wall_seconds, value, what);
-  if (key == "memory_bytes") return setU64(l.memory_bytes, value, what);
-  if (key == "output_bytes") return setU64(l.output_bytes, value, what);
-  if (key == "file_size_bytes") return setU64(l.file_size_bytes, value, what);
-  if (key == "open_files") return setU32(l.open_files, value, what);
-  if (key == "processes") return setU32(l.processes, value, what);
-  return Error(Errc::kInvalidArgument, what + ": unknown key");
+bool isPolicyName(const std::string& name) {
+  if (name.empty()) return false;
+  for (char ch : name) {
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
+
+// The directory part of a config file name, for resolving the relative paths it contains.
+std::string directoryOf(const std::string& file) {
+  auto slash = file.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return file.substr(0, slash);
+}
+
+Result<void> applyPolicies(ServerConfig& config, const YAML::Node& value, const std::string& name) {
+  if (!value.IsMap() || value.size() == 0) {
+    return Error(Errc::kInvalidArgument,
+                 where(name, value.Mark()) + "policies: expected a mapping of policy name to file");
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& item : value) {
+    const std::string policy = item.first.Scalar();
+    const std::string what = where(name, item.first.Mark()) + "policies." + policy;
+    if (!isPolicyName(policy)) {
+      return Error(Errc::kInvalidArgument,
+                   what + ": a policy name must be letters, digits, '-' or '_'");
+    }
+    if (!item.second.IsScalar() || item.second.Scalar().empty()) {
+      return Error(Errc::kInvalidArgument, what + ": expected the path of a policy file");
+    }
+    std::string path = item.second.Scalar();
+    if (path.front() != '/') path = directoryOf(name) + "/" + path;
+    if (!out.emplace(policy, path).second) {
+      return Error(Errc::kInvalidArgument, what + ": defined twice");
+    }
+  }
+  config.policies = std::move(out);
+  return {};
+}
+
+}  // namespace
+
+ServerLimits limitsOf(const policy::Limits& l) {
+  ServerLimits out;
+  out.cpu_seconds = l.cpu_seconds;
+  out.wall_seconds = l.wall_seconds;
+  out.memory_bytes = l.memory_bytes;
+  out.output_bytes = l.output_bytes;
+  out.file_size_bytes = l.file_size_bytes;
+  out.open_files = l.open_files;
+  out.processes = l.processes;
+  return out;
+}
+
+namespace {
 
 struct Flag {
   const char* flag;
@@ -104,7 +197,7 @@ constexpr Flag kFlags[] = {
     {"--listen", "listen"},     {"--port", "port"},         {"--port-file", "port_file"},
     {"--cert", "cert"},         {"--ca", "ca"},             {"--crl", "crl"},
     {"--max-jobs", "max_jobs"}, {"--queue", "queue"},       {"--user", "user"},
-    {"--jobs-dir", "jobs_dir"}, {"--log-level", "log_level"},
+    {"--jobs-dir", "jobs_dir"}, {"--log-level", "log_level"}, {"--audit-log", "audit_log"},
 };
 
 std::string flagOf(const std::string& key) {
@@ -171,25 +264,24 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
   if (!root.IsMap()) {
     return Error(Errc::kInvalidArgument, where(name, root.Mark()) + "the file must be a mapping of keys");
   }
+  YAML::Node identities;
+  bool has_identities = false;
   for (const auto& item : root) {
     const std::string key = item.first.Scalar();
     const YAML::Node& value = item.second;
     const std::string what = where(name, item.first.Mark()) + key;
     if (key == "limits") {
-      if (!value.IsMap()) {
-        return Error(Errc::kInvalidArgument,
-                     where(name, value.Mark()) + "limits: expected a mapping of limit names");
-      }
-      for (const auto& limit : value) {
-        const std::string lkey = limit.first.Scalar();
-        const std::string lwhat = where(name, limit.first.Mark()) + "limits." + lkey;
-        if (!limit.second.IsScalar()) {
-          return Error(Errc::kInvalidArgument, lwhat + ": expected a number");
-        }
-        if (auto r = setLimit(config.limits, lkey, limit.second.Scalar(), lwhat); !r) {
-          return r.error();
-        }
-      }
+      return Error(Errc::kInvalidArgument,
+                   what + ": job limits now come from the policy files (see policies: in "
+                          "docs/pyrund.md and policy/README.md)");
+    }
+    if (key == "policies") {
+      if (auto r = applyPolicies(config, value, name); !r) return r.error();
+      continue;
+    }
+    if (key == "identities") {
+      identities = value;  // parsed last: it may name any policy of the file
+      has_identities = true;
       continue;
     }
     if (!value.IsScalar()) {
@@ -201,6 +293,13 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
       return Error(Errc::kInvalidArgument, what + ": expected a single value");
     }
     if (auto r = setKey(config, key, value.Scalar(), what); !r) return r.error();
+  }
+  if (has_identities) {
+    std::vector<std::string> known;
+    for (const auto& [policy, file] : config.policies) known.push_back(policy);
+    auto map = policy::parseIdentities(identities, name, known);
+    if (!map) return Error(Errc::kInvalidArgument, map.error().detail());
+    config.identities = std::move(*map);
   }
   return {};
 }
@@ -221,15 +320,28 @@ Result<void> validateConfig(const ServerConfig& c) {
   if (c.jobs_dir.empty() || c.jobs_dir.front() != '/') {
     return Error(Errc::kInvalidArgument, "jobs_dir: \"" + c.jobs_dir + "\" is not an absolute path");
   }
-  const ServerLimits& l = c.limits;
-  if (l.cpu_seconds == 0 || l.wall_seconds == 0 || l.memory_bytes == 0 || l.output_bytes == 0 ||
-      l.file_size_bytes == 0 || l.open_files == 0 || l.processes == 0) {
-    return Error(Errc::kInvalidArgument, "limits: every limit must be greater than 0");
-  }
-  if (l.open_files < 16) {
+  if (!c.identities.default_policy.empty() && !c.policies.count(c.identities.default_policy)) {
     return Error(Errc::kInvalidArgument,
-                 "limits.open_files: " + std::to_string(l.open_files) +
-                     " is too low for Python to start (at least 16)");
+                 "identities: the default policy \"" + c.identities.default_policy +
+                     "\" is not defined under policies:");
+  }
+  for (const auto& [cn, policy] : c.identities.by_common_name) {
+    if (!c.policies.count(policy)) {
+      return Error(Errc::kInvalidArgument, "identities: client \"" + cn + "\" maps to policy \"" +
+                                               policy + "\", which is not defined under policies:");
+    }
+  }
+  if (c.handshake_timeout_seconds == 0 || c.idle_timeout_seconds == 0) {
+    return Error(Errc::kInvalidArgument,
+                 "handshake_timeout_seconds and idle_timeout_seconds must be at least 1");
+  }
+  if (c.max_connections == 0 || c.max_handshakes == 0 || c.max_handshakes_per_source == 0) {
+    return Error(Errc::kInvalidArgument,
+                 "max_connections, max_handshakes and max_handshakes_per_source must be at least 1");
+  }
+  if (c.max_jobs_per_identity == 0 || c.job_starts_per_minute == 0) {
+    return Error(Errc::kInvalidArgument,
+                 "max_jobs_per_identity and job_starts_per_minute must be at least 1");
   }
   return {};
 }
@@ -247,6 +359,7 @@ Result<ServerConfig> resolveConfig(const CommandLine& command) {
     auto text = readFile(file, 1u << 20);
     if (!text) return text.error();
     if (auto r = applyConfigYaml(config, *text, file); !r) return r.error();
+    config.config_file = file;
   }
   for (const auto& [key, value] : command.overrides) {
     if (auto r = applyOverride(config, key, value); !r) return r.error();
@@ -262,7 +375,7 @@ Result<ServerConfig> resolveConfig(const CommandLine& command) {
 std::string usage() {
   return R"(usage: pyrund [--config FILE] [--listen ADDR] [--port 9091] [--port-file FILE]
               [--cert FILE] [--ca FILE] [--crl FILE] [--max-jobs N] [--queue N]
-              [--user NAME] [--jobs-dir DIR] [--log-level LEVEL]
+              [--user NAME] [--jobs-dir DIR] [--log-level LEVEL] [--audit-log FILE]
 
 Runs Python programs sent by pyrun clients over mutual TLS (protocol pyrun/1).
 
@@ -281,9 +394,15 @@ Runs Python programs sent by pyrun clients over mutual TLS (protocol pyrun/1).
   --jobs-dir DIR    parent of the jobs' private working directories
                     (default /var/lib/pyrun/jobs)
   --log-level L     debug, info, warning or error (default info)
+  --audit-log FILE  append one JSON line per connection, job and reload to FILE
+
+Policies (policies:, identities:), deadlines, caps and quotas are set in the file only.
   --help            this text
 
-Exit status: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 usage or configuration error.
+Signals: SIGTERM/SIGINT stop (running jobs get shutdown_grace_seconds), SIGHUP reloads the
+policies, the identities, the CRL and reopens the audit log.
+Exit status: 0 stopped by SIGTERM/SIGINT, 1 runtime failure, 2 usage or configuration error
+(including an invalid policy).
 See docs/pyrund.md.
 )";
 }

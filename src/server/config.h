@@ -2,16 +2,20 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "policy/identities.h"
+#include "policy/policy.h"
 
 namespace pyrun::server {
 
-// Limits every job runs under (the sandbox issue moves them into policies mapped by certificate CN).
+// The ceilings of one job: taken from the policy its client's identity maps to (limitsOf), a RUN
+// may ask for less, never more.
 struct ServerLimits {
   uint32_t cpu_seconds = 10;
   uint32_t wall_seconds = 60;
@@ -21,6 +25,9 @@ struct ServerLimits {
   uint32_t open_files = 256;
   uint32_t processes = 64;
 };
+
+// The ceilings a policy's limits give a job.
+ServerLimits limitsOf(const policy::Limits& limits);
 
 struct ServerConfig {
   std::string listen = "0.0.0.0";  // IPv4 or IPv6 literal
@@ -34,10 +41,43 @@ struct ServerConfig {
   std::string user = "nobody";      // the front drops to this user when started as root
   std::string jobs_dir = "/var/lib/pyrun/jobs";
   log::Level log_level = log::Level::kInfo;
-  ServerLimits limits;
-  // Not configurable from the file: deadlines of the session before a job exists.
+  // Policy name -> policy file; relative paths are relative to the config file's directory.
+  std::map<std::string, std::string> policies = {{"default", "/etc/pyrun/policy/default.yaml"}};
+  // Certificate CN -> policy name (identities: in the file); everyone else gets "default".
+  policy::IdentityMap identities = defaultIdentities();
+  // Deadlines (seconds): TLS handshake; READY to a complete RUN; running jobs after SIGTERM.
   uint32_t handshake_timeout_seconds = 10;
-  uint32_t request_timeout_seconds = 30;
+  uint32_t idle_timeout_seconds = 30;
+  uint32_t shutdown_grace_seconds = 10;
+  // Caps before authentication: open connections, TLS handshakes in progress (all, and per source
+  // address). Over a cap, a new connection is closed before any TLS byte is read.
+  uint32_t max_connections = 1024;
+  uint32_t max_handshakes = 64;
+  uint32_t max_handshakes_per_source = 8;
+  // Per identity (certificate CN): jobs running or queued at once, and RUNs accepted per minute.
+  uint32_t max_jobs_per_identity = 4;
+  uint32_t job_starts_per_minute = 60;
+  // On a CRL reload, kill the running jobs of certificates it now revokes.
+  bool kill_revoked_jobs = true;
+  // How often the CRL file is checked for a change (0 = only on SIGHUP).
+  uint32_t crl_check_seconds = 5;
+  // Job cgroups: this pyrund's own subtree (each pyrund on a host needs its own: the spawner
+  // empties it at start), which version to try first ("v2", "v1") or "none", and whether a host
+  // without usable cgroups is an error rather than rlimits alone.
+  std::string cgroup_subtree = "pyrun";
+  std::string cgroups = "v2";
+  bool require_cgroups = false;
+  // JSON-lines audit log; empty = none.
+  std::string audit_log;
+  // The file the configuration was read from (empty = none); SIGHUP re-reads its policies and
+  // identities.
+  std::string config_file;
+
+  static policy::IdentityMap defaultIdentities() {
+    policy::IdentityMap m;
+    m.default_policy = "default";
+    return m;
+  }
 };
 
 inline constexpr const char* kDefaultConfigFile = "/etc/pyrun/pyrund.yaml";
@@ -55,7 +95,9 @@ struct CommandLine {
 Result<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 
 // Applies a YAML document to config. `name` prefixes errors, which carry file:line:col: unknown
-// keys, wrong types, out-of-range numbers, a document that is not a mapping.
+// keys, wrong types, out-of-range numbers, a document that is not a mapping, a malformed
+// `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not define.
+// Relative policy paths are resolved against name's directory.
 Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, const std::string& name);
 
 // Applies one flag value (key in file names). Errors name the flag: "--port: 70000 is not a port".
@@ -66,7 +108,8 @@ Result<void> applyOverride(ServerConfig& config, const std::string& key, const s
 // max_jobs >= 1, limits > 0).
 Result<ServerConfig> resolveConfig(const CommandLine& command);
 
-// Checks the cross-field rules on a resolved config.
+// Checks the cross-field rules on a resolved config (including: the identities' default policy is
+// defined).
 Result<void> validateConfig(const ServerConfig& config);
 
 // Text of --help.

@@ -7,6 +7,8 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <ctime>
+#include <sstream>
 
 #include "common/log.h"
 
@@ -17,8 +19,34 @@ using asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
-// Sessions get this long to send their last frames after a stop before io_context is stopped.
+// Sessions get this long after the grace period to send their last frames before io_context is
+// stopped.
 constexpr auto kStopDeadline = std::chrono::seconds(10);
+// Pause after a failed accept (EMFILE, ENFILE, ENOBUFS): the backlog keeps the waiting
+// connections, and retrying at once would spin on the same error.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+std::string addressText(const asio::ip::address& a) {
+  // v4-mapped v6 addresses count as their v4 address, so one host cannot dodge the per-source
+  // cap by switching families on a dual-stack socket.
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
+  }
+  return a.to_string();
+}
+
+void logLines(log::Level level, const std::string& prefix, const std::string& lines) {
+  std::istringstream in(lines);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (level == log::Level::kError) {
+      PYRUN_LOG(kError) << prefix << line;
+    } else {
+      PYRUN_LOG(kWarning) << prefix << line;
+    }
+  }
+}
+
 }  // namespace
 
 Server::Server(asio::io_context& io, std::shared_ptr<SessionEnv> env)
@@ -26,7 +54,10 @@ Server::Server(asio::io_context& io, std::shared_ptr<SessionEnv> env)
       env_(std::move(env)),
       acceptor_(io),
       signals_(io, SIGTERM, SIGINT),
-      stop_deadline_(io) {}
+      hangup_(io, SIGHUP),
+      stop_deadline_(io),
+      grace_timer_(io),
+      crl_timer_(io) {}
 
 Server::~Server() {
   env_->on_idle = nullptr;
@@ -34,7 +65,8 @@ Server::~Server() {
 
 Result<std::unique_ptr<Server>> Server::create(asio::io_context& io, ServerConfig config,
                                                std::shared_ptr<asio::ssl::context> tls,
-                                               UniqueFd spawner_socket) {
+                                               UniqueFd spawner_socket, PolicySet policies,
+                                               AuditLog audit) {
   error_code ec;
   auto address = asio::ip::make_address(config.listen, ec);
   if (ec) {
@@ -43,7 +75,8 @@ Result<std::unique_ptr<Server>> Server::create(asio::io_context& io, ServerConfi
   }
   tcp::endpoint endpoint(address, config.port);
   auto link = std::make_unique<SpawnerLink>(io.get_executor(), std::move(spawner_socket));
-  auto env = std::make_shared<SessionEnv>(std::move(config), std::move(tls), std::move(link));
+  auto env = std::make_shared<SessionEnv>(std::move(config), std::move(tls), std::move(link),
+                                          std::move(policies), std::move(audit));
   std::unique_ptr<Server> server(new Server(io, env));
   auto& acceptor = server->acceptor_;
   const std::string where = endpoint.address().is_v6()
@@ -88,11 +121,9 @@ void Server::start() {
         stopped_ = true;
         io_.stop();
       });
-  signals_.async_wait([this](error_code ec, int signal) {
-    if (ec) return;
-    PYRUN_LOG(kInfo) << "received " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << "; stopping";
-    stop();
-  });
+  env_->spawner->onPoliciesReloaded(
+      [this](const sandbox::PoliciesReloaded& answer) { onPoliciesReloaded(answer); });
+  waitForSignals();
   env_->on_idle = [this] { finishStop(); };
   asio::co_spawn(io_, acceptLoop(), [](std::exception_ptr e) {
     if (!e) return;
@@ -102,13 +133,37 @@ void Server::start() {
       PYRUN_LOG(kError) << "accept loop failed: " << x.what();
     }
   });
-  const ServerLimits& l = env_->config.limits;
+  if (!env_->config.crl.empty()) {
+    crl_stamp_ = stampOf(env_->config.crl);
+    watchCrl();
+  }
+  std::string policies;
+  for (const auto& [name, p] : env_->policies->policies) {
+    const policy::Limits& l = p.limits;
+    policies += (policies.empty() ? "" : "; ") + name + ": cpu " + std::to_string(l.cpu_seconds) +
+                " s, wall " + std::to_string(l.wall_seconds) + " s, memory " +
+                humanBytes(l.memory_bytes) + ", output " + humanBytes(l.output_bytes);
+  }
   PYRUN_LOG(kInfo) << "listening on " << address() << " (max_jobs " << env_->config.max_jobs
-                   << ", queue " << env_->config.queue << "; limits: cpu " << l.cpu_seconds
-                   << " s, wall " << l.wall_seconds << " s, memory " << humanBytes(l.memory_bytes)
-                   << ", output " << humanBytes(l.output_bytes) << ", file size "
-                   << humanBytes(l.file_size_bytes) << ", open files " << l.open_files
-                   << ", processes " << l.processes << ")";
+                   << ", queue " << env_->config.queue << "; policies: " << policies << ")";
+}
+
+void Server::waitForSignals() {
+  signals_.async_wait([this](error_code ec, int signal) {
+    if (ec) return;
+    PYRUN_LOG(kInfo) << "received " << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << "; stopping";
+    stop();
+  });
+  waitForHangup();
+}
+
+void Server::waitForHangup() {
+  hangup_.async_wait([this](error_code ec, int) {
+    if (ec || stopped_) return;
+    PYRUN_LOG(kInfo) << "received SIGHUP; reloading";
+    reload();
+    waitForHangup();
+  });
 }
 
 asio::awaitable<void> Server::acceptLoop() {
@@ -116,15 +171,55 @@ asio::awaitable<void> Server::acceptLoop() {
     auto [ec, socket] = co_await acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
     if (stopped_ || ec == asio::error::operation_aborted) co_return;
     if (ec) {
-      // EMFILE and friends: pause rather than spin; the listening socket keeps the backlog.
-      PYRUN_LOG(kWarning) << "accept failed: " << ec.message();
-      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      // EMFILE and friends: pause rather than spin or exit; the listening socket keeps the backlog.
+      if (accept_errors_in_burst_++ == 0) {
+        PYRUN_LOG(kWarning) << "accept failed: " << ec.message() << "; retrying every "
+                            << kAcceptBackoff.count() << " ms";
+      }
+      asio::steady_timer pause(io_, kAcceptBackoff);
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
+    if (accept_errors_in_burst_ > 0) {
+      PYRUN_LOG(kInfo) << "accepting again after " << accept_errors_in_burst_ << " failed accepts";
+      accept_errors_in_burst_ = 0;
+    }
+    error_code peer_ec;
+    auto remote = socket.remote_endpoint(peer_ec);
+    if (peer_ec) continue;  // the peer is already gone (ENOTCONN): nothing to serve
+    const std::string source = addressText(remote.address());
+    auto refusal = env_->gate.admit(source);
+    if (refusal != ConnectionGate::Refusal::kNone) {
+      // Closed before a single TLS byte is read: a flood costs us an accept and a close, never a
+      // handshake's public-key operations.
+      if (refused_in_burst_++ == 0) {
+        PYRUN_LOG(kWarning) << "refusing connections: " << env_->gate.describe(refusal, source);
+        env_->audit.write(AuditLine("refused")
+                              .str("peer", source)
+                              .str("reason", env_->gate.describe(refusal, source)));
+      }
+      error_code ignored;
+      socket.set_option(asio::socket_base::linger(true, 0), ignored);  // RST, no TIME_WAIT
+      socket.close(ignored);
+      continue;
+    }
+    if (refused_in_burst_ > 0) {
+      PYRUN_LOG(kInfo) << "refused " << refused_in_burst_
+                       << " connections over the caps; accepting again";
+      refused_in_burst_ = 0;
+    }
     socket.set_option(tcp::no_delay(true), ec);
-    std::make_shared<Session>(env_, std::move(socket))->start();
+    std::make_shared<Session>(env_, std::move(socket), source, true)->start();
   }
+}
+
+std::vector<std::shared_ptr<Session>> Server::liveSessions() const {
+  // A copy: acting on a session may end it, which erases it from the map.
+  std::vector<std::shared_ptr<Session>> live;
+  for (auto& [ptr, weak] : env_->sessions) {
+    if (auto s = weak.lock()) live.push_back(std::move(s));
+  }
+  return live;
 }
 
 void Server::stop() {
@@ -137,23 +232,31 @@ void Server::stop() {
   env_->stopping = true;
   error_code ignored;
   acceptor_.close(ignored);
+  crl_timer_.cancel();
+  hangup_.cancel();
   signals_.async_wait([this](error_code ec, int) {
     if (!ec) {
       PYRUN_LOG(kInfo) << "second signal; stopping now";
       io_.stop();
     }
   });
-  // Copy first: shutdown() may end a session, which erases itself from the map.
-  std::vector<std::shared_ptr<Session>> live;
-  for (auto& [ptr, weak] : env_->sessions) {
-    if (auto s = weak.lock()) live.push_back(std::move(s));
-  }
-  for (auto& s : live) s->shutdown();
-  live.clear();
-  stop_deadline_.expires_after(kStopDeadline);
+  for (auto& s : liveSessions()) s->shutdown(false);
+  const auto grace = std::chrono::seconds(env_->config.shutdown_grace_seconds);
+  grace_timer_.expires_after(grace);
+  grace_timer_.async_wait([this](error_code ec) {
+    if (ec) return;
+    auto live = liveSessions();
+    if (!live.empty()) {
+      PYRUN_LOG(kInfo) << "grace period of " << env_->config.shutdown_grace_seconds
+                       << " s over; killing the jobs still running";
+    }
+    for (auto& s : live) s->shutdown(true);
+  });
+  stop_deadline_.expires_after(grace + kStopDeadline);
   stop_deadline_.async_wait([this](error_code ec) {
     if (ec) return;
-    PYRUN_LOG(kWarning) << "sessions still open " << kStopDeadline.count() << " s after stop";
+    PYRUN_LOG(kWarning) << "sessions still open " << kStopDeadline.count()
+                        << " s after the grace period";
     io_.stop();
   });
   if (env_->sessions.empty()) finishStop();
@@ -163,8 +266,108 @@ void Server::finishStop() {
   // Closing the spawner socket makes the spawner kill whatever is left and exit.
   env_->spawner->close();
   signals_.cancel();
+  hangup_.cancel();
   stop_deadline_.cancel();
+  grace_timer_.cancel();
+  crl_timer_.cancel();
   PYRUN_LOG(kInfo) << "stopped";
+}
+
+void Server::reload() {
+  if (auto r = env_->audit.reopen(); !r) {
+    PYRUN_LOG(kError) << r.error().detail() << "; still writing to the previous file";
+  }
+  if (!env_->config.crl.empty()) reloadCrl();
+  if (env_->config.config_file.empty()) {
+    env_->audit.write(AuditLine("reload").str("result", "ok").str("detail", "no config file"));
+    return;
+  }
+  auto set = reloadPolicySet(env_->config.config_file);
+  if (!set) {
+    PYRUN_LOG(kError) << "policy reload failed; the previous policies stay in force:";
+    logLines(log::Level::kError, "  ", set.error().detail());
+    env_->audit.write(
+        AuditLine("reload").str("result", "failed").str("detail", set.error().detail()));
+    return;
+  }
+  // The spawner compiles the same files into seccomp programs; the new set is used only once it
+  // has accepted them too, so the two sides never disagree on what a policy name means.
+  auto pending = std::make_shared<const PolicySet>(std::move(*set));
+  if (auto r = env_->spawner->send(sandbox::ReloadPolicies{pending->files}); !r) {
+    PYRUN_LOG(kError) << "policy reload failed: cannot reach the spawner: " << r.error().detail();
+    return;
+  }
+  pending_policies_.push_back(std::move(pending));
+}
+
+void Server::onPoliciesReloaded(const sandbox::PoliciesReloaded& answer) {
+  if (pending_policies_.empty()) return;
+  auto set = std::move(pending_policies_.front());
+  pending_policies_.pop_front();
+  if (!answer.ok) {
+    PYRUN_LOG(kError) << "policy reload failed in the spawner; the previous policies stay in force:";
+    logLines(log::Level::kError, "  ", answer.detail);
+    env_->audit.write(AuditLine("reload").str("result", "failed").str("detail", answer.detail));
+    return;
+  }
+  std::string names;
+  for (const auto& [name, p] : set->policies) names += (names.empty() ? "" : ", ") + name;
+  env_->policies = std::move(set);
+  PYRUN_LOG(kInfo) << "policies reloaded: " << names << " ("
+                   << env_->policies->identities.by_common_name.size()
+                   << " identities mapped, default \"" << env_->policies->identities.default_policy
+                   << "\")";
+  env_->audit.write(AuditLine("reload").str("result", "ok").str("policies", names));
+}
+
+void Server::reloadCrl() {
+  const std::string& path = env_->config.crl;
+  crl_stamp_ = stampOf(path);
+  auto contents = readCrl(path);
+  if (!contents) {
+    // The CRL in force stays: it was valid when loaded, and dropping revocation checks or refusing
+    // everyone over a half-copied file would both be worse. Its own expiry still applies.
+    PYRUN_LOG(kError) << "cannot reload the CRL: " << contents.error().detail()
+                      << "; the previous CRL stays in force. Run `pyrun-ca crl` and copy the "
+                         "new file to "
+                      << path;
+    return;
+  }
+  if (auto r = installCrl(env_->tls->native_handle(), path); !r) {
+    PYRUN_LOG(kError) << "cannot install the CRL " << path << ": " << r.error().detail()
+                      << "; the previous CRL stays in force";
+    return;
+  }
+  std::time_t now = std::time(nullptr);
+  auto freshness = crlFreshness(contents->next_update, now);
+  std::string message = crlFreshnessMessage(freshness, path, contents->next_update, now);
+  if (freshness == CrlFreshness::kExpired) {
+    PYRUN_LOG(kError) << message;
+  } else if (!message.empty()) {
+    PYRUN_LOG(kWarning) << message;
+  }
+  PYRUN_LOG(kInfo) << "CRL reloaded from " << path << ": " << contents->revoked_serials.size()
+                   << " revoked certificates";
+  if (!env_->config.kill_revoked_jobs) return;
+  for (auto& s : liveSessions()) {
+    if (!s->serial().empty() && contents->revoked_serials.count(s->serial())) s->revoke();
+  }
+}
+
+void Server::watchCrl() {
+  if (env_->config.crl_check_seconds == 0 || stopped_) return;
+  // A periodic stat rather than inotify: it also sees a file replaced through a renamed directory
+  // or a bind mount, costs one syscall every few seconds, and needs no extra descriptor.
+  crl_timer_.expires_after(std::chrono::seconds(env_->config.crl_check_seconds));
+  crl_timer_.async_wait([this](error_code ec) {
+    if (ec || stopped_) return;
+    FileStamp now = stampOf(env_->config.crl);
+    if (now != crl_stamp_) {
+      PYRUN_LOG(kInfo) << "the CRL file " << env_->config.crl << " changed; reloading it";
+      reloadCrl();
+    }
+    watchCrl();
+  });
 }
 
 }  // namespace pyrun::server

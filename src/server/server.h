@@ -1,5 +1,6 @@
-// pyrund's network front: the listening socket, the accept loop, the sessions, the spawner link,
-// and a clean stop on SIGTERM/SIGINT.
+// pyrund's network front: the listening socket, the accept loop with its pre-authentication caps,
+// the sessions, the spawner link, reloads (SIGHUP, a changed CRL file) and a graceful stop on
+// SIGTERM/SIGINT.
 #pragma once
 
 #include <utility>
@@ -10,11 +11,15 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <memory>
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "server/audit.h"
 #include "server/config.h"
+#include "server/policy_set.h"
+#include "server/revocation.h"
 #include "server/session.h"
 
 namespace pyrun::server {
@@ -23,9 +28,11 @@ class Server {
  public:
   // Binds and listens on config.listen:config.port (nothing is accepted before run()).
   // Errors: an address that is not an IP literal, bind/listen failures (port in use, EACCES).
+  // `policies` is the set loaded at start; `audit` the opened audit log (or a closed one).
   static Result<std::unique_ptr<Server>> create(boost::asio::io_context& io, ServerConfig config,
                                                 std::shared_ptr<boost::asio::ssl::context> tls,
-                                                UniqueFd spawner_socket);
+                                                UniqueFd spawner_socket, PolicySet policies,
+                                                AuditLog audit);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -35,11 +42,19 @@ class Server {
   // "127.0.0.1:9091" / "[::1]:9091"
   std::string address() const;
 
-  // Starts accepting, watching SIGTERM/SIGINT and the spawner. io.run() returns once stopped.
+  // Starts accepting, watching SIGTERM/SIGINT/SIGHUP, the CRL file and the spawner. io.run()
+  // returns once stopped.
   void start();
-  // Stops: no more connections; waiting sessions get ERROR kShuttingDown, running jobs are killed
-  // and their EXIT sent; io.run() returns when every session has ended (or after a deadline).
+  // Stops: no more connections; sessions without a running job get ERROR kShuttingDown; running
+  // jobs get shutdown_grace_seconds to finish, then are killed (verdict server-shutdown) and their
+  // EXIT sent; io.run() returns when every session has ended (or after a deadline).
   void stop();
+  // SIGHUP: reloads policies and identities (all or nothing: on any error the old set stays and the
+  // log says why, file:line:col), the CRL, and reopens the audit log. Running jobs are untouched,
+  // except those of certificates the new CRL revokes when kill_revoked_jobs is set.
+  void reload();
+  // Reloads the CRL alone (also run when the file changes on disk).
+  void reloadCrl();
 
   // 0 after a stop asked by a signal, 1 after a runtime failure (the spawner died).
   int exitCode() const { return exit_code_; }
@@ -48,12 +63,27 @@ class Server {
   Server(boost::asio::io_context& io, std::shared_ptr<SessionEnv> env);
   boost::asio::awaitable<void> acceptLoop();
   void finishStop();
+  void waitForSignals();
+  void waitForHangup();
+  void onPoliciesReloaded(const sandbox::PoliciesReloaded& answer);
+  void watchCrl();
+  std::vector<std::shared_ptr<Session>> liveSessions() const;
 
   boost::asio::io_context& io_;
   std::shared_ptr<SessionEnv> env_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::signal_set signals_;
+  boost::asio::signal_set hangup_;
   boost::asio::steady_timer stop_deadline_;
+  boost::asio::steady_timer grace_timer_;
+  boost::asio::steady_timer crl_timer_;
+  FileStamp crl_stamp_;
+  // Policy sets loaded by the front and sent to the spawner, waiting for its PoliciesReloaded
+  // (answers come in request order). A set takes effect only once both sides accepted it.
+  std::deque<std::shared_ptr<const PolicySet>> pending_policies_;
+  // Connections refused by the caps since the last one admitted: logged once per burst.
+  uint64_t refused_in_burst_ = 0;
+  uint64_t accept_errors_in_burst_ = 0;
   int exit_code_ = 0;
   bool stopped_ = false;
 };

@@ -40,7 +40,8 @@ std::string endpointText(const asio::ip::tcp::socket& socket) {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket)
+Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, std::string source,
+                 bool gated)
     : env_(std::move(env)),
       stream_(std::move(socket), *env_->tls),
       writer_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
@@ -50,9 +51,15 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket)
       request_timer_(stream_.get_executor()),
       wall_timer_(stream_.get_executor()) {
   peer_ = endpointText(stream_.next_layer());
+  source_ = std::move(source);
+  gated_ = gated;
+  in_handshake_ = gated;
 }
 
 Session::~Session() {
+  handshakeEnded();
+  if (gated_) env_->gate.connectionClosed();
+  releaseQuota();
   if (ticket_ != 0) env_->scheduler.withdraw(ticket_);
   if (job_id_ != 0 && !job_ended_) env_->spawner->unsubscribe(job_id_);
   env_->sessions.erase(this);
@@ -78,35 +85,68 @@ void Session::start() {
 
 void Session::wake(asio::steady_timer& timer) { timer.cancel(); }
 
+void Session::handshakeEnded() {
+  if (!in_handshake_) return;
+  in_handshake_ = false;
+  env_->gate.handshakeEnded(source_);
+}
+
+void Session::releaseQuota() {
+  if (!quota_held_) return;
+  quota_held_ = false;
+  env_->quota.release(client_);
+}
+
+AuditLine Session::auditLine(std::string_view event) const {
+  AuditLine line(event);
+  line.str("peer", peer_);
+  if (!identity_.common_name.empty()) {
+    line.str("identity", identity_.common_name)
+        .str("serial", identity_.serial)
+        .str("fingerprint", identity_.fingerprint_sha256);
+  }
+  return line;
+}
+
 asio::awaitable<void> Session::run() {
   auto self = shared_from_this();
   asio::steady_timer deadline(stream_.get_executor());
   deadline.expires_after(std::chrono::seconds(env_->config.handshake_timeout_seconds));
   auto outcome = co_await (stream_.async_handshake(asio::ssl::stream_base::server, kAwait) ||
                            deadline.async_wait(kAwait));
-  if (outcome.index() == 1) {
-    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: no TLS handshake within "
-                     << env_->config.handshake_timeout_seconds << " s";
+  handshakeEnded();
+  auto refuse = [&](const std::string& why) {
+    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << why;
+    env_->audit.write(auditLine("auth_fail").str("reason", why));
     error_code ignored;
     stream_.next_layer().close(ignored);
+  };
+  if (outcome.index() == 1) {
+    refuse("no TLS handshake within " + std::to_string(env_->config.handshake_timeout_seconds) +
+           " s");
     co_return;
   }
   if (auto [ec] = std::get<0>(outcome); ec) {
-    Error why = tls::handshakeError(stream_.native_handle(), ec);
-    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << why.detail();
-    error_code ignored;
-    stream_.next_layer().close(ignored);
+    refuse(tls::handshakeError(stream_.native_handle(), ec).detail());
     co_return;
   }
   auto identity = tls::peerIdentity(stream_.native_handle());
   if (!identity) {
-    PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << identity.error().detail();
-    error_code ignored;
-    stream_.next_layer().close(ignored);
+    refuse(identity.error().detail());
     co_return;
   }
+  identity_ = *identity;
   client_ = identity->common_name;
-  PYRUN_LOG(kDebug) << "connection from " << peer_ << " as \"" << client_ << "\"";
+  // The policy set of this moment stays with the session: a reload affects new sessions only.
+  policies_ = env_->policies;
+  policy_name_ = policies_->policyNameFor(client_);
+  if (auto it = policies_->policies.find(policy_name_); it != policies_->policies.end()) {
+    policy_ = &it->second;
+    ceiling_ = limitsOf(policy_->limits);
+  }
+  PYRUN_LOG(kDebug) << "connection from " << peer_ << " as \"" << client_ << "\", policy \""
+                    << policy_name_ << "\"";
+  env_->audit.write(auditLine("connect").str("policy", policy_name_));
 
   auto on_error = [self](std::exception_ptr e) {
     if (!e) return;
@@ -126,14 +166,20 @@ asio::awaitable<void> Session::run() {
     fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
     co_return;
   }
+  if (policy_ == nullptr) {
+    fail(proto::ErrorCode::kUnauthorized,
+         "no policy for client \"" + client_ + "\": the server's identities: has no entry for it "
+         "and no default");
+    co_return;
+  }
   push(proto::encode(proto::Ready{proto::kProtocolVersion, proto::kMaxFramePayload,
                                   "pyrund " PYRUN_VERSION}));
-  request_timer_.expires_after(std::chrono::seconds(env_->config.request_timeout_seconds));
+  request_timer_.expires_after(std::chrono::seconds(env_->config.idle_timeout_seconds));
   request_timer_.async_wait([weak = weak_from_this()](error_code ec) {
     auto s = weak.lock();
     if (ec || !s || s->state_ != proto::ServerState::kAwaitRun || s->finished_) return;
     s->fail(proto::ErrorCode::kTimeout, "no RUN request within " +
-                                            std::to_string(s->env_->config.request_timeout_seconds) +
+                                            std::to_string(s->env_->config.idle_timeout_seconds) +
                                             " s");
   });
 }
@@ -145,6 +191,7 @@ asio::awaitable<void> Session::reader() {
   for (;;) {
     auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), kAwait);
     if (finished_) co_return;
+    bytes_in_ += n;
     if (ec) {
       onClientGone(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
                        ? "disconnected"
@@ -157,7 +204,7 @@ asio::awaitable<void> Session::reader() {
     }
     while (auto frame = frames.next()) {
       if (finished_) co_return;
-      ClientEvent event = interpretFrame(state_, std::move(*frame), env_->config.limits);
+      ClientEvent event = interpretFrame(state_, std::move(*frame), ceiling_);
       if (auto* error = std::get_if<proto::ErrorMessage>(&event)) {
         fail(error->code, error->message);
         co_return;
@@ -202,6 +249,7 @@ asio::awaitable<void> Session::writer() {
       wake(space_wake_);
     }
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(frame), kAwait);
+    bytes_out_ += n;
     if (ec) {
       onClientGone(ec.message());
       break;
@@ -250,6 +298,11 @@ void Session::handleRun(RunAccepted run) {
     fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
     return;
   }
+  if (auto allowed = env_->quota.admit(client_, IdentityQuota::Clock::now()); !allowed) {
+    fail(proto::ErrorCode::kUnauthorized, allowed.error().detail());
+    return;
+  }
+  quota_held_ = true;
   run_ = std::move(run);
   budget_ = OutputBudget(run_->limits.output_bytes);
   auto admitted = env_->scheduler.admit([weak = weak_from_this()](uint32_t position) {
@@ -295,7 +348,8 @@ void Session::startJob() {
   env_->spawner->subscribe(job_id_, [weak = weak_from_this()](sandbox::Received& received) {
     if (auto s = weak.lock()) s->onSpawnerMessage(received);
   });
-  auto sent = env_->spawner->send(sandbox::SpawnJob{makeJobSpec(job_id_, *run_, env_->config.limits)});
+  auto sent = env_->spawner->send(sandbox::SpawnJob{
+      makeJobSpec(job_id_, *run_, ceiling_, policy_name_, policy_->interpreter)});
   if (!sent) {
     PYRUN_LOG(kError) << "job " << job_id_ << ": cannot reach the spawner: " << sent.error().detail();
     env_->spawner->unsubscribe(job_id_);
@@ -304,9 +358,19 @@ void Session::startJob() {
     fail(proto::ErrorCode::kInternal, "the server could not start the job");
     return;
   }
-  PYRUN_LOG(kInfo) << "job " << job_id_ << " for \"" << client_ << "\" (" << peer_ << "): "
-                   << run_->request.script_name << " with " << run_->request.args.size()
-                   << " args";
+  PYRUN_LOG(kInfo) << "job " << job_id_ << " for \"" << client_ << "\" (" << peer_ << "), policy "
+                   << policy_name_ << ": " << run_->request.script_name << " with "
+                   << run_->request.args.size() << " args";
+  env_->audit.write(auditLine("job_start")
+                        .num("job_id", job_id_)
+                        .str("script", run_->request.script_name)
+                        .str("script_sha256", sha256Hex(run_->request.script))
+                        .num("args", run_->request.args.size())
+                        .str("policy", policy_name_)
+                        .num("cpu_seconds", run_->limits.cpu_seconds)
+                        .num("wall_seconds", run_->limits.wall_seconds)
+                        .num("memory_bytes", run_->limits.memory_bytes)
+                        .num("output_bytes", run_->limits.output_bytes));
 }
 
 void Session::onSpawnerMessage(sandbox::Received& received) {
@@ -315,10 +379,20 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
   } else if (auto* failed = std::get_if<sandbox::JobFailed>(&received.message)) {
     PYRUN_LOG(kError) << "job " << job_id_ << " could not start: " << failed->stage << ": "
                       << failed->detail;
-    job_ended_ = sandbox::JobEnded{job_id_, false, 0, sandbox::EndCause::kKilled, 0, 0, 0};
+    job_ended_ = sandbox::JobEnded{};
+    job_ended_->job_id = job_id_;
+    job_ended_->cause = sandbox::EndCause::kKilled;
+    releaseQuota();
+    env_->audit.write(auditLine("job_end")
+                          .num("job_id", job_id_)
+                          .str("script", run_->request.script_name)
+                          .str("policy", policy_name_)
+                          .str("verdict", proto::verdictName(proto::Verdict::kInternalError))
+                          .str("detail", failed->stage + ": " + failed->detail));
     fail(proto::ErrorCode::kInternal, "the server could not start the job: " + failed->detail);
   } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
     job_ended_ = *ended;
+    releaseQuota();
     wall_timer_.cancel();
     stdin_dead_ = true;
     stdin_.clear();
@@ -489,12 +563,37 @@ void Session::maybeSendExit() {
   exit.stdout_bytes = stdout_bytes_;
   exit.stderr_bytes = stderr_bytes_;
   exit.output_truncated = budget_.truncated() ? 1 : 0;
-  exit.detail = verdictDetail(exit.verdict, run_->limits);
+  exit.detail = exit_detail_.empty() ? verdictDetail(exit.verdict, run_->limits, endDetail(end))
+                                     : exit_detail_;
   PYRUN_LOG(kInfo) << "job " << job_id_ << " ended: "
                    << (end.signaled ? "signal " : "exit ") << end.code << ", "
-                   << proto::verdictName(exit.verdict) << ", cpu " << end.cpu_us / 1000
-                   << " ms, wall " << end.wall_us / 1000 << " ms, output "
+                   << proto::verdictName(exit.verdict)
+                   << (exit.detail.empty() ? "" : " (" + exit.detail + ")") << ", cpu "
+                   << end.cpu_us / 1000 << " ms, wall " << end.wall_us / 1000 << " ms, output "
                    << stdout_bytes_ + stderr_bytes_ << " bytes";
+  {
+    AuditLine line = auditLine("job_end");
+    line.num("job_id", job_id_)
+        .str("script", run_->request.script_name)
+        .str("script_sha256", sha256Hex(run_->request.script))
+        .str("policy", policy_name_)
+        .str("verdict", proto::verdictName(exit.verdict));
+    if (!exit.detail.empty()) line.str("detail", exit.detail);
+    if (end.signaled) {
+      line.sint("signal", end.code);
+    } else {
+      line.sint("exit_code", end.code);
+    }
+    line.num("cpu_us", end.cpu_us)
+        .num("wall_us", end.wall_us)
+        .num("peak_memory_bytes", end.peak_memory_bytes)
+        .num("stdout_bytes", stdout_bytes_)
+        .num("stderr_bytes", stderr_bytes_)
+        .num("bytes_in", bytes_in_)
+        // The EXIT frame itself is not counted: it is written after this line.
+        .num("bytes_out", bytes_out_);
+    env_->audit.write(line);
+  }
   if (finished_) return;  // the client is gone or already got its last frame
   push(proto::encode(exit));
   finish();
@@ -541,13 +640,27 @@ void Session::finish() {
   wake(stdin_space_wake_);
 }
 
-void Session::shutdown() {
+void Session::shutdown(bool grace_over) {
   if (finished_) return;
   if (job_id_ != 0) {
-    killJob(proto::Verdict::kServerShutdown);
+    // The spawner has the job: it may finish within the grace period.
+    if (grace_over) killJob(proto::Verdict::kServerShutdown);
     return;
   }
   fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
+}
+
+void Session::revoke() {
+  if (finished_) return;
+  PYRUN_LOG(kWarning) << "certificate of \"" << client_ << "\" (serial " << identity_.serial
+                      << ") is revoked; ending its session from " << peer_
+                      << (job_id_ != 0 ? " and killing job " + std::to_string(job_id_) : "");
+  if (job_id_ != 0) {
+    exit_detail_ = "certificate revoked";
+    killJob(proto::Verdict::kCancelled);
+    return;
+  }
+  fail(proto::ErrorCode::kUnauthorized, "certificate revoked");
 }
 
 }  // namespace pyrun::server

@@ -18,7 +18,10 @@
 
 #include "proto/messages.h"
 #include "sandbox/spawner.h"
+#include "server/audit.h"
 #include "server/config.h"
+#include "server/policy_set.h"
+#include "server/quotas.h"
 #include "server/scheduler.h"
 #include "server/session_rules.h"
 #include "server/spawner_link.h"
@@ -32,16 +35,25 @@ class Session;
 // however the io_context winds down.
 struct SessionEnv {
   SessionEnv(ServerConfig config_in, std::shared_ptr<boost::asio::ssl::context> tls_in,
-             std::unique_ptr<SpawnerLink> spawner_in)
+             std::unique_ptr<SpawnerLink> spawner_in, PolicySet policies_in, AuditLog audit_in)
       : config(std::move(config_in)),
         tls(std::move(tls_in)),
         scheduler(config.max_jobs, config.queue),
-        spawner(std::move(spawner_in)) {}
+        spawner(std::move(spawner_in)),
+        policies(std::make_shared<const PolicySet>(std::move(policies_in))),
+        gate(config.max_connections, config.max_handshakes, config.max_handshakes_per_source),
+        quota(config.max_jobs_per_identity, config.job_starts_per_minute),
+        audit(std::move(audit_in)) {}
 
   ServerConfig config;
   std::shared_ptr<boost::asio::ssl::context> tls;
   Scheduler scheduler;
   std::unique_ptr<SpawnerLink> spawner;
+  // Replaced as a whole on SIGHUP; a session keeps the set it started with.
+  std::shared_ptr<const PolicySet> policies;
+  ConnectionGate gate;
+  IdentityQuota quota;
+  AuditLog audit;
   uint64_t last_job_id = 0;
   bool stopping = false;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
@@ -51,16 +63,24 @@ struct SessionEnv {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<SessionEnv> env, boost::asio::ip::tcp::socket socket);
+  // `gated`: the connection was counted by env->gate (admit), which the session undoes.
+  Session(std::shared_ptr<SessionEnv> env, boost::asio::ip::tcp::socket socket, std::string source,
+          bool gated);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   // Runs the session; it keeps itself alive until its last operation ends.
   void start();
-  // The server is stopping: a waiting session gets ERROR kShuttingDown, a running job is killed
+  // The server is stopping: a session without a job (or still queued) gets ERROR kShuttingDown.
+  // A job already handed to the spawner keeps running until grace_over, when it is killed
   // (verdict server-shutdown) and its EXIT sent.
-  void shutdown();
+  void shutdown(bool grace_over);
+  // The client's certificate was revoked while it was connected: its job is killed (verdict
+  // cancelled, "certificate revoked"), or the session ends with ERROR kUnauthorized.
+  void revoke();
+  // Serial of the client's certificate (empty before the handshake).
+  const std::string& serial() const { return identity_.serial; }
 
  private:
   using Pipe = boost::asio::posix::stream_descriptor;
@@ -88,11 +108,27 @@ class Session : public std::enable_shared_from_this<Session> {
   void push(std::vector<uint8_t> frame);
   void finish();
   void wake(boost::asio::steady_timer& timer);
+  void handshakeEnded();
+  void releaseQuota();
+  AuditLine auditLine(std::string_view event) const;
 
   std::shared_ptr<SessionEnv> env_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   std::string peer_;   // "203.0.113.7:51234" for logs
+  std::string source_; // "203.0.113.7": what the per-source handshake cap counts
   std::string client_; // certificate CN for logs
+  tls::PeerIdentity identity_;
+  bool gated_ = false;           // counted by env_->gate as a connection
+  bool in_handshake_ = false;    // counted by env_->gate as a handshake in progress
+  bool quota_held_ = false;      // counted by env_->quota for client_
+  // The policy chosen at the handshake and what it allows.
+  std::shared_ptr<const PolicySet> policies_;
+  std::string policy_name_;
+  const policy::Policy* policy_ = nullptr;
+  ServerLimits ceiling_;
+  std::string exit_detail_;      // replaces the verdict's sentence (e.g. "certificate revoked")
+  uint64_t bytes_in_ = 0;        // TLS payload bytes read from and written to the client
+  uint64_t bytes_out_ = 0;
 
   proto::ServerState state_ = proto::ServerState::kAwaitRun;
   bool finished_ = false;     // the final frame is queued (or the client is gone)

@@ -87,10 +87,12 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const S
   }
 }
 
-sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits) {
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits,
+                             const std::string& policy_name, const std::string& interpreter) {
   sandbox::JobSpec spec;
   spec.job_id = job_id;
-  spec.policy = "default";
+  spec.policy = policy_name;
+  spec.interpreter = interpreter;
   spec.script_name = run.request.script_name;
   spec.script = run.request.script;
   spec.args = run.request.args;
@@ -112,19 +114,52 @@ size_t OutputBudget::take(size_t n) noexcept {
   return allowed;
 }
 
-proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept {
-  switch (cause) {
-    case sandbox::EndCause::kCpuLimit: return proto::Verdict::kCpuLimit;
-    case sandbox::EndCause::kMemoryLimit: return proto::Verdict::kMemoryLimit;
-    case sandbox::EndCause::kFileSizeLimit: return proto::Verdict::kFileSizeLimit;
-    case sandbox::EndCause::kKilled:
-    case sandbox::EndCause::kExited:
-      // A job may exit by itself between the front's decision and the kill arriving; the front's
-      // verdict still explains the ending the client sees (cut output, a cancel, a timeout).
-      return front_verdict;
+namespace {
+
+// Written as a template so that causes the sandbox adds (kSyscall, kProcessLimit, ...) are mapped
+// as soon as its header declares them, while this file still builds against an older header.
+template <class Cause>
+proto::Verdict verdictOf(Cause cause, proto::Verdict front_verdict) noexcept {
+  if (cause == Cause::kExited || cause == Cause::kKilled) {
+    // A job may exit by itself between the front's decision and the kill arriving; the front's
+    // verdict still explains the ending the client sees (cut output, a cancel, a timeout).
+    return front_verdict;
   }
-  return front_verdict;
+  if (cause == Cause::kCpuLimit) return proto::Verdict::kCpuLimit;
+  if (cause == Cause::kMemoryLimit) return proto::Verdict::kMemoryLimit;
+  if (cause == Cause::kFileSizeLimit) return proto::Verdict::kFileSizeLimit;
+  if constexpr (requires { Cause::kSyscall; }) {
+    if (cause == Cause::kSyscall) return proto::Verdict::kSyscall;
+  }
+  if constexpr (requires { Cause::kProcessLimit; }) {
+    if (cause == Cause::kProcessLimit) return proto::Verdict::kProcessLimit;
+  }
+  if constexpr (requires { Cause::kWallLimit; }) {
+    if (cause == Cause::kWallLimit) return proto::Verdict::kWallLimit;
+  }
+  if constexpr (requires { Cause::kOutputLimit; }) {
+    if (cause == Cause::kOutputLimit) return proto::Verdict::kOutputLimit;
+  }
+  // Unknown to this front: never report it as a success.
+  return front_verdict != proto::Verdict::kOk ? front_verdict : proto::Verdict::kInternalError;
 }
+
+template <class End>
+std::string detailOf(const End& end) {
+  if constexpr (requires { end.detail; }) {
+    return std::string(end.detail);
+  } else {
+    return "";
+  }
+}
+
+}  // namespace
+
+proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept {
+  return verdictOf(cause, front_verdict);
+}
+
+std::string endDetail(const sandbox::JobEnded& end) { return detailOf(end); }
 
 std::string humanBytes(uint64_t bytes) {
   if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
@@ -133,7 +168,8 @@ std::string humanBytes(uint64_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
-std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits) {
+std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
+                          const std::string& cause_detail) {
   switch (verdict) {
     case proto::Verdict::kOk: return "";
     case proto::Verdict::kCpuLimit:
@@ -146,8 +182,11 @@ std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits) {
       return "output limit of " + humanBytes(limits.output_bytes) +
              " reached; output truncated and the job killed";
     case proto::Verdict::kCancelled: return "cancelled by the client";
-    case proto::Verdict::kSyscall: return "the program made a forbidden system call";
-    case proto::Verdict::kProcessLimit: return "process limit exceeded";
+    case proto::Verdict::kSyscall:
+      return cause_detail.empty() ? "the program made a forbidden system call"
+                                  : "forbidden system call: " + cause_detail;
+    case proto::Verdict::kProcessLimit:
+      return cause_detail.empty() ? "process limit exceeded" : "process limit exceeded: " + cause_detail;
     case proto::Verdict::kFileSizeLimit: return "file size limit exceeded";
     case proto::Verdict::kServerShutdown: return "the server is shutting down";
     case proto::Verdict::kInternalError: return "internal server error";

@@ -45,8 +45,10 @@ Result<proto::Limits> limitsInForce(const proto::Limits& requested, const Server
 // SIGUSR2).
 bool clientMaySend(int signal) noexcept;
 
-// What the spawner gets for an accepted RUN.
-sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits);
+// What the spawner gets for an accepted RUN under the policy `policy_name` (the name in the
+// config's policies:, which the spawner knows too) with that policy's interpreter and ceilings.
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits,
+                             const std::string& policy_name, const std::string& interpreter);
 
 // Counts stdout+stderr bytes against the cap.
 class OutputBudget {
@@ -66,11 +68,20 @@ class OutputBudget {
 };
 
 // The verdict of a job that the spawner reports ended with `cause`, given the verdict the front
-// itself imposed (kOk when it imposed none): the front's kill explains a kKilled ending.
+// itself imposed (kOk when it imposed none): the front's kill explains a kKilled or kExited
+// ending. A cause this front does not know (a newer spawner's) never reads as a success: it gives
+// the front's verdict when there is one, else kInternalError.
 proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept;
 
 // The sentence for an EXIT frame's detail ("wall-clock limit of 60 s exceeded"); empty for kOk.
-std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits);
+// `cause_detail` is what the spawner said about the cause (the name of a forbidden system call):
+// kSyscall with "socket" reads "forbidden system call: socket".
+std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
+                          const std::string& cause_detail = "");
+
+// The spawner's detail of a JobEnded (the syscall name for kSyscall), or empty when this build's
+// JobEnded has no such field.
+std::string endDetail(const sandbox::JobEnded& end);
 
 // "512 MiB", "64 KiB", "1000 bytes": sizes for people.
 std::string humanBytes(uint64_t bytes);

@@ -50,7 +50,19 @@ void SpawnerLink::waitForMessages() {
 }
 
 void SpawnerLink::dispatch(sandbox::Received& received) {
-  uint64_t job_id = std::visit([](const auto& m) { return m.job_id; }, received.message);
+  if (auto* reloaded = std::get_if<sandbox::PoliciesReloaded>(&received.message)) {
+    if (policies_reloaded_) policies_reloaded_(*reloaded);
+    return;
+  }
+  uint64_t job_id = std::visit(
+      [](const auto& m) -> uint64_t {
+        if constexpr (requires { m.job_id; }) {
+          return m.job_id;
+        } else {
+          return 0;
+        }
+      },
+      received.message);
   bool last = !std::holds_alternative<sandbox::JobStarted>(received.message);
   if (last && job_gone_) job_gone_(job_id);
   auto it = handlers_.find(job_id);

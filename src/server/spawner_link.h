@@ -39,6 +39,11 @@ class SpawnerLink {
   void subscribe(uint64_t job_id, Handler handler);
   void unsubscribe(uint64_t job_id);
 
+  // Where the spawner's answer to a ReloadPolicies goes (answers arrive in request order).
+  void onPoliciesReloaded(std::function<void(const sandbox::PoliciesReloaded&)> handler) {
+    policies_reloaded_ = std::move(handler);
+  }
+
   // Closes the socket: the spawner kills every job and exits.
   void close();
 
@@ -50,6 +55,7 @@ class SpawnerLink {
   std::unordered_map<uint64_t, Handler> handlers_;
   std::function<void(uint64_t)> job_gone_;
   std::function<void(const Error&)> failed_;
+  std::function<void(const sandbox::PoliciesReloaded&)> policies_reloaded_;
   bool failed_reported_ = false;
 };
 

@@ -1,55 +1,9 @@
 // pyrund over loopback against wire_client.py, a minimal client that can send what pyrun never
 // would. Each test starts a real pyrund (port 0, temporary jobs directory, a PKI made by pyrun-ca).
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <gtest/gtest.h>
-
-#include <chrono>
-#include <memory>
-#include <string>
-
-#include "support/pki.h"
-#include "support/process.h"
-#include "support/temp_dir.h"
+#include "pyrund_fixture.h"
 
 namespace pyrun::test {
 namespace {
-
-using namespace std::chrono_literals;
-
-class PyrundTest : public ::testing::Test {
- protected:
-  // Starts pyrund with extra YAML config lines; waits for its port file.
-  void startServer(const std::string& extra_yaml) {
-    // Jobs run under their own uids when the test runs as root: they must reach their working
-    // directory below this one.
-    ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (dir_ / "port") + "\ncert: " +
-                  pki_.serverBundle() + "\njobs_dir: " + (dir_ / "jobs") + "\n" + extra_yaml);
-    server_ = std::make_unique<Child>(
-        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
-    ASSERT_TRUE(eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s))
-        << server_->wait(1s).err;
-    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
-  }
-
-  void expectScenario(const std::string& scenario) {
-    RunOptions options;
-    options.timeout = 120s;
-    auto out = run({"python3", WIRE_CLIENT, std::to_string(port_), client_, pki_.caCert(), scenario},
-                   options);
-    EXPECT_EQ(out.exit_code, 0) << out.out << out.err;
-    EXPECT_EQ(out.out, "OK\n") << out.err;
-  }
-
-  TempDir dir_{"pyrund"};
-  Pki pki_{dir_.path()};
-  std::string client_ = pki_.clientBundle("alice");
-  std::unique_ptr<Child> server_;
-  int port_ = 0;
-};
 
 TEST_F(PyrundTest, StreamsOutputForwardsStdinAndReportsExitCode) {
   startServer("");
@@ -87,12 +41,12 @@ TEST_F(PyrundTest, RequestedLimitAboveServersIsRefused) {
 }
 
 TEST_F(PyrundTest, OutputIsCutExactlyAtTheCapAndTheJobKilled) {
-  startServer("limits:\n  output_bytes: 1000\n");
+  startServer("policies:\n  default: " + policy("capped", "  output: 1000\n") + "\n", false);
   expectScenario("output_cap");
 }
 
 TEST_F(PyrundTest, WallClockLimitKillsTheJob) {
-  startServer("limits:\n  wall_seconds: 1\n");
+  startServer("policies:\n  default: " + policy("short", "  wall_seconds: 1\n") + "\n", false);
   expectScenario("wall_limit");
 }
 
@@ -142,7 +96,7 @@ TEST(PyrundCommandLine, HelpListsOptionsAndExitsZero) {
 
 TEST(PyrundCommandLine, UnreadableCertificateExitsOne) {
   TempDir dir("pyrund-cert");
-  writeFile(dir / "empty.yaml", "");
+  writeFile(dir / "empty.yaml", "policies:\n  default: " PYRUN_SOURCE_DIR "/policy/default.yaml\n");
   auto out = run({binary("pyrund"), "--config", dir / "empty.yaml", "--cert", dir / "missing.pem",
                   "--port", "0", "--listen", "127.0.0.1", "--jobs-dir", dir / "jobs"});
   EXPECT_EQ(out.exit_code, 1) << out.err;

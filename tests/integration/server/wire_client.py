@@ -2,18 +2,25 @@
 """A minimal pyrun/1 client for pyrund's integration tests: speaks the wire protocol directly
 (docs/PROTOCOL.md) so that tests can send what the real client never would.
 
-usage: wire_client.py PORT CLIENT_BUNDLE CA_CERT SCENARIO
+usage: wire_client.py PORT CLIENT_BUNDLE CA_CERT SCENARIO [ARGS...]
 Prints "OK" and exits 0 when the scenario saw what it expected; otherwise prints why, exits 1.
 """
+import hashlib
+import json
+import os
 import socket
 import ssl
 import struct
 import sys
+import time
 
 READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
 RUN, STDIN, STDIN_END, SIGNAL, CANCEL = 0x10, 0x11, 0x12, 0x13, 0x14
 ERR_BAD_FRAME, ERR_UNEXPECTED, ERR_BAD_REQUEST, ERR_LIMIT, ERR_BUSY = 1, 2, 3, 4, 5
+ERR_UNAUTHORIZED, ERR_TIMEOUT, ERR_SHUTTING_DOWN = 6, 7, 9
 VERDICT_OK, VERDICT_WALL, VERDICT_OUTPUT, VERDICT_CANCELLED = 0, 2, 4, 5
+VERDICT_SERVER_SHUTDOWN = 9
+ARGS = sys.argv[5:]
 
 PORT, BUNDLE, CA = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
@@ -282,6 +289,182 @@ def scenario_cancel_while_queued():
     c.recv_type(STARTED)
     out, _, _ = collect(c)
     expect(out == b"c\n", "c's output %r" % out)
+
+
+def started_limits(payload):
+    n = struct.unpack(">I", payload[:4])[0]
+    return struct.unpack(">IIQQ", payload[4 + n:4 + n + 24])
+
+
+def scenario_started_limits():
+    # ARGS: the cpu, wall, memory and output limits the client's policy must give it.
+    want = tuple(int(a) for a in ARGS)
+    c = started(Conn())
+    c.send(run_frame("print('hi')\n"))
+    got = started_limits(c.recv_type(STARTED))
+    expect(got == want, "limits in STARTED %r, expected %r" % (got, want))
+    out, _, ex = collect(c)
+    expect(out == b"hi\n" and ex["verdict"] == VERDICT_OK, "ended %r %r" % (out, ex))
+
+
+def scenario_hold_then_report():
+    # Runs a job that waits on stdin, prints RUNNING once it runs, then reports how it ended.
+    c = started(Conn())
+    c.send(run_frame("import sys\nprint('ready', flush=True)\nsys.stdin.read()\n", ARGS))
+    c.recv_type(STARTED)
+    expect(stdout_line(c) == b"ready\n", "first line")
+    print("RUNNING", flush=True)
+    out, err, ex = collect(c)
+    print("EXIT verdict=%d kind=%d detail=%s" % (ex["verdict"], ex["kind"], ex["detail"]), flush=True)
+
+
+def scenario_idle_timeout():
+    # The server runs with idle_timeout_seconds 1: READY, then nothing from us.
+    c = started(Conn())
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_TIMEOUT and msg == "no RUN request within 1 s", "got %d %r" % (code, msg))
+    c.expect_closed()
+
+
+def scenario_slow_run():
+    # The server runs with idle_timeout_seconds 1: a RUN trickled in a byte at a time (slowloris)
+    # is cut off by the same deadline.
+    c = started(Conn())
+    data = run_frame("print(1)\n")
+    try:
+        for b in data:
+            c.send(bytes([b]))
+            time.sleep(0.1)
+    except (ssl.SSLError, ConnectionError, OSError):
+        pass
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_TIMEOUT, "got %d %r" % (code, msg))
+
+
+def scenario_ready():
+    # The server accepts this client: READY arrives.
+    started(Conn())
+
+
+def scenario_refused():
+    # The server must refuse this client's certificate: no READY, a TLS alert or a close.
+    try:
+        c = Conn()
+        f = c.recv()
+    except (ssl.SSLError, ConnectionError) as e:
+        print("refused:", e)
+        return
+    expect(f is None, "got frame 0x%02x instead of a refusal" % (f[0] if f else 0))
+
+
+def scenario_silent_tcp():
+    # A TCP client that never says anything is closed by the server (handshake deadline).
+    raw = socket.create_connection(("127.0.0.1", PORT), timeout=60)
+    try:
+        data = raw.recv(1)
+    except ConnectionResetError:
+        data = b""
+    expect(data == b"", "server sent %r to a silent client" % data)
+
+
+def scenario_source_cap():
+    # ARGS: the per-source handshake cap N. N silent connections hold every handshake slot of
+    # 127.0.0.1; the next TLS client is closed before its handshake; once they are gone, it works.
+    cap = int(ARGS[0])
+    silent = [socket.create_connection(("127.0.0.1", PORT), timeout=60) for _ in range(cap)]
+    refused = False
+    try:
+        c = Conn()
+        c.recv()
+    except (ssl.SSLError, ConnectionError, OSError):
+        refused = True
+    expect(refused, "a connection over the per-source cap was served")
+    for raw in silent:
+        raw.close()
+    for _ in range(200):
+        try:
+            c = Conn()
+            c.recv_type(READY)
+            return
+        except (ssl.SSLError, ConnectionError, OSError):
+            time.sleep(0.05)
+    raise Failure("never served again after the silent connections closed")
+
+
+def scenario_job_cap():
+    # The server runs with max_jobs_per_identity 1.
+    a = started(Conn())
+    a.send(run_frame("import sys\nprint('a', flush=True)\nsys.stdin.read()\n"))
+    a.recv_type(STARTED)
+    stdout_line(a)
+    b = started(Conn())
+    b.send(run_frame("print('b')\n"))
+    code, msg = error_of(b.recv_type(ERROR))
+    expect(code == ERR_UNAUTHORIZED, "code %d %s" % (code, msg))
+    expect(msg == "too many jobs running for alice: 1 of 1", "message %r" % msg)
+    b.expect_closed()
+    a.send(frame(STDIN_END))
+    collect(a)
+    # The slot is free again once a's job ended.
+    c = started(Conn())
+    c.send(run_frame("print('c')\n"))
+    c.recv_type(STARTED)
+    out, _, _ = collect(c)
+    expect(out == b"c\n", "c's output %r" % out)
+
+
+def scenario_audit_fields():
+    # ARGS: the audit log path. One good job and one plaintext HTTP request, then every line of the
+    # log must be JSON with the documented fields.
+    path = ARGS[0]
+    c = started(Conn())
+    script = "print('audited')\n"
+    c.send(run_frame(script, ["x"]))
+    c.recv_type(STARTED)
+    collect(c)
+    c.expect_closed()
+    raw = socket.create_connection(("127.0.0.1", PORT), timeout=60)
+    raw.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    try:
+        raw.recv(100)
+    except OSError:
+        pass
+    raw.close()
+    events = {}
+    for _ in range(500):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        events = {}
+        for line in lines:
+            record = json.loads(line)
+            events.setdefault(record["event"], []).append(record)
+        if all(e in events for e in ("connect", "auth_fail", "job_start", "job_end")):
+            break
+        time.sleep(0.02)
+    for e in ("connect", "auth_fail", "job_start", "job_end"):
+        expect(e in events, "no %s line in %r" % (e, events))
+    for records in events.values():
+        for r in records:
+            expect(r["time"].endswith("Z") and "T" in r["time"], "time %r" % r)
+            expect(r["peer"].startswith("127.0.0.1"), "peer %r" % r)
+    connect = events["connect"][0]
+    for key in ("identity", "serial", "fingerprint", "policy"):
+        expect(key in connect, "connect lacks %s: %r" % (key, connect))
+    expect(connect["identity"] == "alice" and len(connect["fingerprint"]) == 64, "%r" % connect)
+    expect("reason" in events["auth_fail"][0], "auth_fail %r" % events["auth_fail"][0])
+    sha = hashlib.sha256(script.encode()).hexdigest()
+    start = events["job_start"][0]
+    expect(start["script"] == "job.py" and start["script_sha256"] == sha, "job_start %r" % start)
+    expect(start["policy"] == "default" and start["job_id"] >= 1, "job_start %r" % start)
+    end = events["job_end"][0]
+    for key in ("job_id", "script", "script_sha256", "policy", "verdict", "exit_code", "cpu_us",
+                "wall_us", "peak_memory_bytes", "bytes_in", "bytes_out", "identity", "serial",
+                "fingerprint"):
+        expect(key in end, "job_end lacks %s: %r" % (key, end))
+    expect(end["verdict"] == "ok" and end["exit_code"] == 0, "job_end %r" % end)
+    expect(end["stdout_bytes"] == 8 and end["bytes_in"] > len(script), "job_end %r" % end)
+    text = open(path).read()
+    expect("audited" not in text, "the audit log contains the script's text")
 
 
 def main():

@@ -21,10 +21,24 @@ TEST(Config, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(c.queue, 64u);
   EXPECT_EQ(c.user, "nobody");
   EXPECT_EQ(c.jobs_dir, "/var/lib/pyrun/jobs");
-  EXPECT_EQ(c.limits.cpu_seconds, 10u);
-  EXPECT_EQ(c.limits.wall_seconds, 60u);
-  EXPECT_EQ(c.limits.memory_bytes, 512ull << 20);
-  EXPECT_EQ(c.limits.output_bytes, 64ull << 20);
+  ASSERT_EQ(c.policies.size(), 1u);
+  EXPECT_EQ(c.policies.at("default"), "/etc/pyrun/policy/default.yaml");
+  EXPECT_EQ(c.identities.default_policy, "default");
+  EXPECT_TRUE(c.identities.by_common_name.empty());
+  EXPECT_EQ(c.handshake_timeout_seconds, 10u);
+  EXPECT_EQ(c.idle_timeout_seconds, 30u);
+  EXPECT_EQ(c.shutdown_grace_seconds, 10u);
+  EXPECT_EQ(c.max_connections, 1024u);
+  EXPECT_EQ(c.max_handshakes, 64u);
+  EXPECT_EQ(c.max_handshakes_per_source, 8u);
+  EXPECT_EQ(c.max_jobs_per_identity, 4u);
+  EXPECT_EQ(c.job_starts_per_minute, 60u);
+  EXPECT_TRUE(c.kill_revoked_jobs);
+  EXPECT_EQ(c.crl_check_seconds, 5u);
+  EXPECT_EQ(c.audit_log, "");
+  EXPECT_EQ(c.cgroup_subtree, "pyrun");
+  EXPECT_EQ(c.cgroups, "v2");
+  EXPECT_FALSE(c.require_cgroups);
 }
 
 TEST(Config, ParsesEveryFlagWithSpaceOrEquals) {
@@ -89,16 +103,29 @@ queue: 10
 user: pyrun
 jobs_dir: /srv/pyrun
 log_level: warning
-limits:
-  cpu_seconds: 5
-  wall_seconds: 30
-  memory_bytes: 1073741824
-  output_bytes: 1000
-  file_size_bytes: 2000
-  open_files: 64
-  processes: 8
+handshake_timeout_seconds: 3
+idle_timeout_seconds: 4
+shutdown_grace_seconds: 5
+max_connections: 6
+max_handshakes: 7
+max_handshakes_per_source: 2
+max_jobs_per_identity: 1
+job_starts_per_minute: 9
+kill_revoked_jobs: false
+crl_check_seconds: 0
+audit_log: /var/log/pyrun/audit.jsonl
+cgroup_subtree: pyrun-a
+cgroups: v1
+require_cgroups: true
+policies:
+  default: /etc/pyrun/policy/default.yaml
+  strict: policy/strict.yaml
+identities:
+  default: strict
+  clients:
+    alice: default
 )",
-                           "pyrund.yaml");
+                           "/etc/pyrun/pyrund.yaml");
   ASSERT_TRUE(r.has_value()) << r.error().detail();
   EXPECT_EQ(c.listen, "127.0.0.1");
   EXPECT_EQ(c.port, 9200);
@@ -111,13 +138,79 @@ limits:
   EXPECT_EQ(c.user, "pyrun");
   EXPECT_EQ(c.jobs_dir, "/srv/pyrun");
   EXPECT_EQ(c.log_level, log::Level::kWarning);
-  EXPECT_EQ(c.limits.cpu_seconds, 5u);
-  EXPECT_EQ(c.limits.wall_seconds, 30u);
-  EXPECT_EQ(c.limits.memory_bytes, 1ull << 30);
-  EXPECT_EQ(c.limits.output_bytes, 1000u);
-  EXPECT_EQ(c.limits.file_size_bytes, 2000u);
-  EXPECT_EQ(c.limits.open_files, 64u);
-  EXPECT_EQ(c.limits.processes, 8u);
+  EXPECT_EQ(c.handshake_timeout_seconds, 3u);
+  EXPECT_EQ(c.idle_timeout_seconds, 4u);
+  EXPECT_EQ(c.shutdown_grace_seconds, 5u);
+  EXPECT_EQ(c.max_connections, 6u);
+  EXPECT_EQ(c.max_handshakes, 7u);
+  EXPECT_EQ(c.max_handshakes_per_source, 2u);
+  EXPECT_EQ(c.max_jobs_per_identity, 1u);
+  EXPECT_EQ(c.job_starts_per_minute, 9u);
+  EXPECT_FALSE(c.kill_revoked_jobs);
+  EXPECT_EQ(c.crl_check_seconds, 0u);
+  EXPECT_EQ(c.audit_log, "/var/log/pyrun/audit.jsonl");
+  EXPECT_EQ(c.cgroup_subtree, "pyrun-a");
+  EXPECT_EQ(c.cgroups, "v1");
+  EXPECT_TRUE(c.require_cgroups);
+  ASSERT_EQ(c.policies.size(), 2u);
+  EXPECT_EQ(c.policies.at("default"), "/etc/pyrun/policy/default.yaml");
+  // Relative to the config file's directory.
+  EXPECT_EQ(c.policies.at("strict"), "/etc/pyrun/policy/strict.yaml");
+  EXPECT_EQ(c.identities.default_policy, "strict");
+  EXPECT_EQ(c.identities.policyFor("alice"), "default");
+  EXPECT_EQ(c.identities.policyFor("bob"), "strict");
+}
+
+TEST(Config, IdentityNamingAnUndefinedPolicyIsAnErrorAtItsPosition) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c,
+                           "policies:\n  default: d.yaml\nidentities:\n  clients:\n    alice: strict\n",
+                           "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail(), "p.yaml:5:12: unknown policy \"strict\"");
+}
+
+TEST(Config, DefaultPolicyMustBeDefined) {
+  ServerConfig c;
+  c.cert = "s.pem";
+  c.max_jobs = 1;
+  ASSERT_TRUE(applyConfigYaml(c, "policies:\n  strict: s.yaml\n", "p.yaml").has_value());
+  auto r = validateConfig(c);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().detail(),
+            "identities: the default policy \"default\" is not defined under policies:");
+}
+
+TEST(Config, LimitsSectionPointsToThePolicies) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "limits:\n  cpu_seconds: 3\n", "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().detail().find("p.yaml:1:1: limits: job limits now come from the policy files"),
+            std::string::npos)
+      << r.error().detail();
+}
+
+TEST(Config, BadPolicyNamesAndPathsAreErrors) {
+  ServerConfig c;
+  auto name = applyConfigYaml(c, "policies:\n  \"a b\": x.yaml\n", "p.yaml");
+  ASSERT_FALSE(name.has_value());
+  EXPECT_NE(name.error().detail().find("p.yaml:2:3: policies.a b: a policy name must be"),
+            std::string::npos)
+      << name.error().detail();
+  auto path = applyConfigYaml(c, "policies:\n  x: [1]\n", "p.yaml");
+  ASSERT_FALSE(path.has_value());
+  EXPECT_NE(path.error().detail().find("expected the path of a policy file"), std::string::npos);
+  auto empty = applyConfigYaml(c, "policies: {}\n", "p.yaml");
+  ASSERT_FALSE(empty.has_value());
+  auto subtree = applyConfigYaml(c, "cgroup_subtree: ../escape\n", "p.yaml");
+  ASSERT_FALSE(subtree.has_value());
+  EXPECT_NE(subtree.error().detail().find("single directory name"), std::string::npos);
+  auto version = applyConfigYaml(c, "cgroups: v3\n", "p.yaml");
+  ASSERT_FALSE(version.has_value());
+  EXPECT_NE(version.error().detail().find("not one of v2, v1, none"), std::string::npos);
+  auto flag = applyConfigYaml(c, "kill_revoked_jobs: maybe\n", "p.yaml");
+  ASSERT_FALSE(flag.has_value());
+  EXPECT_NE(flag.error().detail().find("is not true or false"), std::string::npos);
 }
 
 TEST(Config, EmptyFileConfiguresNothing) {
@@ -140,13 +233,6 @@ TEST(Config, UnknownKeyWithMappingValueIsStillUnknown) {
   EXPECT_EQ(r.error().detail(), "p.yaml:1:1: limit: unknown key");
 }
 
-TEST(Config, UnknownLimitIsAnErrorAtItsPosition) {
-  ServerConfig c;
-  auto r = applyConfigYaml(c, "limits:\n  cpu_secs: 3\n", "p.yaml");
-  ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().detail(), "p.yaml:2:3: limits.cpu_secs: unknown key");
-}
-
 TEST(Config, WrongTypesAreErrors) {
   ServerConfig c;
   auto list = applyConfigYaml(c, "port: [1, 2]\n", "p.yaml");
@@ -155,9 +241,9 @@ TEST(Config, WrongTypesAreErrors) {
   auto text = applyConfigYaml(c, "queue: many\n", "p.yaml");
   ASSERT_FALSE(text.has_value());
   EXPECT_EQ(text.error().detail(), "p.yaml:1:1: queue: \"many\" is not a non-negative integer");
-  auto limits = applyConfigYaml(c, "limits: 5\n", "p.yaml");
-  ASSERT_FALSE(limits.has_value());
-  EXPECT_NE(limits.error().detail().find("limits: expected a mapping"), std::string::npos);
+  auto policies = applyConfigYaml(c, "policies: 5\n", "p.yaml");
+  ASSERT_FALSE(policies.has_value());
+  EXPECT_NE(policies.error().detail().find("policies: expected a mapping"), std::string::npos);
   auto top = applyConfigYaml(c, "- a\n- b\n", "p.yaml");
   ASSERT_FALSE(top.has_value());
   EXPECT_NE(top.error().detail().find("must be a mapping"), std::string::npos);
@@ -195,7 +281,7 @@ TEST(Config, MissingConfigFileIsAnError) {
   EXPECT_NE(r.error().detail().find("/nonexistent/pyrund.yaml"), std::string::npos);
 }
 
-TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroLimits) {
+TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroCaps) {
   ServerConfig c;
   c.max_jobs = 1;
   auto no_cert = validateConfig(c);
@@ -206,14 +292,19 @@ TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroLimits) {
   c.max_jobs = 0;
   EXPECT_FALSE(validateConfig(c).has_value());
   c.max_jobs = 1;
-  c.limits.wall_seconds = 0;
-  EXPECT_FALSE(validateConfig(c).has_value());
-  c.limits.wall_seconds = 1;
   c.jobs_dir = "relative";
   EXPECT_FALSE(validateConfig(c).has_value());
   c.jobs_dir = "/abs";
-  c.limits.open_files = 3;
-  EXPECT_FALSE(validateConfig(c).has_value());
+  for (uint32_t ServerConfig::*field :
+       {&ServerConfig::handshake_timeout_seconds, &ServerConfig::idle_timeout_seconds,
+        &ServerConfig::max_connections, &ServerConfig::max_handshakes,
+        &ServerConfig::max_handshakes_per_source, &ServerConfig::max_jobs_per_identity,
+        &ServerConfig::job_starts_per_minute}) {
+    ServerConfig bad = c;
+    bad.*field = 0;
+    EXPECT_FALSE(validateConfig(bad).has_value());
+  }
+  EXPECT_TRUE(validateConfig(c).has_value());
 }
 
 TEST(Config, UsageNamesEveryFlag) {

@@ -154,8 +154,10 @@ TEST(SessionRules, JobSpecCarriesRequestAndAllLimits) {
   auto req = hello();
   req.files.push_back({"data/in.txt", 0600, "xyz"});
   RunAccepted run{req, *limitsInForce(proto::Limits{3, 4, 1000, 2000}, limits)};
-  auto spec = makeJobSpec(42, run, limits);
+  auto spec = makeJobSpec(42, run, limits, "strict", "/opt/python/bin/python3");
   EXPECT_EQ(spec.job_id, 42u);
+  EXPECT_EQ(spec.policy, "strict");
+  EXPECT_EQ(spec.interpreter, "/opt/python/bin/python3");
   EXPECT_EQ(spec.script_name, "hello.py");
   EXPECT_EQ(spec.script, req.script);
   EXPECT_EQ(spec.args, req.args);
@@ -201,6 +203,33 @@ TEST(Verdicts, SpawnerCauseWinsForLimitsItEnforces) {
   EXPECT_EQ(finalVerdict(EndCause::kKilled, Verdict::kWallLimit), Verdict::kWallLimit);
   EXPECT_EQ(finalVerdict(EndCause::kKilled, Verdict::kOutputLimit), Verdict::kOutputLimit);
   EXPECT_EQ(finalVerdict(EndCause::kExited, Verdict::kCancelled), Verdict::kCancelled);
+}
+
+TEST(SessionRules, UnknownEndCauseIsNeverASuccess) {
+  // A cause value from a newer spawner that this front does not know.
+  auto unknown = static_cast<sandbox::EndCause>(200);
+  EXPECT_EQ(finalVerdict(unknown, proto::Verdict::kOk), proto::Verdict::kInternalError);
+  EXPECT_EQ(finalVerdict(unknown, proto::Verdict::kWallLimit), proto::Verdict::kWallLimit);
+}
+
+TEST(SessionRules, SandboxCausesBecomeTheirVerdicts) {
+  EXPECT_EQ(finalVerdict(sandbox::EndCause::kSyscall, proto::Verdict::kOk), proto::Verdict::kSyscall);
+  EXPECT_EQ(finalVerdict(sandbox::EndCause::kProcessLimit, proto::Verdict::kOk),
+            proto::Verdict::kProcessLimit);
+  sandbox::JobEnded end;
+  end.cause = sandbox::EndCause::kSyscall;
+  end.detail = "socket";
+  EXPECT_EQ(endDetail(end), "socket");
+  proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
+  EXPECT_EQ(verdictDetail(finalVerdict(end.cause, proto::Verdict::kOk), l, endDetail(end)),
+            "forbidden system call: socket");
+}
+
+TEST(SessionRules, ForbiddenSyscallDetailNamesTheCall) {
+  proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
+  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, "socket"), "forbidden system call: socket");
+  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l), "the program made a forbidden system call");
+  EXPECT_EQ(verdictDetail(proto::Verdict::kProcessLimit, l), "process limit exceeded");
 }
 
 TEST(Verdicts, DetailsAreSentences) {
