@@ -1,14 +1,41 @@
-// pyrun-policy: policy tooling for admins (check files, explain what a policy allows).
+// pyrun-policy: policy tooling for admins (check files, explain what a policy allows, run a script
+// locally under a policy through the spawner pyrund uses, learn the system calls a script makes).
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/fd.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "policy/catalog.h"
 #include "policy/policy.h"
 #include "sandbox/seccomp_filter.h"
+#include "sandbox/spawner.h"
+#include "sandbox/workdir.h"
 
 namespace {
 
@@ -16,11 +43,18 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitInvalid = 1;  // a policy has mistakes, or its filter cannot be built
 constexpr int kExitUsage = 2;
+// run and learn exit with the program's status; their own failures (invalid policy, a job that
+// could not start, a spawner that died) use the status pyrun uses for its own failures.
+constexpr int kExitRunFailure = 255;
 
 constexpr std::string_view kUsage =
     "usage: pyrun-policy check FILE...   check policy files; print each mistake as file:line:col\n"
     "       pyrun-policy explain FILE    show resolved limits, allowed syscalls by group, filter "
     "size\n"
+    "       pyrun-policy run FILE SCRIPT [ARGS...]\n"
+    "                                    run a script locally under the policy, as pyrund would\n"
+    "       pyrun-policy learn [--base FILE] SCRIPT [ARGS...]\n"
+    "                                    run with logging instead of denial (root); print a draft\n"
     "       pyrun-policy --help\n";
 
 int usage(std::string_view complaint) {
@@ -40,7 +74,8 @@ int check(const std::vector<std::string>& files) {
     }
     auto program = pyrun::sandbox::compileSeccompFilter(outcome.policy->seccomp);
     if (!program) {
-      std::cerr << file << ": cannot build the seccomp filter: " << program.error().detail() << "\n";
+      std::cerr << file << ": cannot build the seccomp filter: " << program.error().detail()
+                << "\n";
       status = kExitInvalid;
       continue;
     }
@@ -69,6 +104,587 @@ int explain(const std::string& file) {
   return kExitOk;
 }
 
+// ---- run: one job through the same spawner pyrund uses ----
+
+// Above pyrund's default range (200000 + 10000) and below the kernel's overflow uid 4294967294 with
+// room for any pid (at most 2^22).
+constexpr uint32_t kRunUidBase = 1900000000;
+
+// Set by the SIGINT/SIGTERM handler; the relay loop turns it into a request to the spawner.
+volatile sig_atomic_t g_interrupts = 0;
+int g_wake_fd = -1;  // write end of a self-pipe that wakes poll() when a signal arrives
+
+extern "C" void onInterrupt(int) {
+  int saved = errno;
+  g_interrupts = g_interrupts + 1;
+  char byte = 0;
+  [[maybe_unused]] ssize_t n = ::write(g_wake_fd, &byte, 1);
+  errno = saved;
+}
+
+std::string mebibytes(uint64_t bytes) {
+  if (bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+// The sentence pyrun prints for a verdict (see src/client/exit_status.cpp), from the spawner's
+// cause. A cause this build does not know is named by number rather than guessed.
+std::string causeSentence(const pyrun::sandbox::JobEnded& ended,
+                          const pyrun::policy::Limits& limits) {
+  using pyrun::sandbox::EndCause;
+  switch (ended.cause) {
+    case EndCause::kExited:
+    case EndCause::kKilled:  // said by the caller (wall, output, Ctrl-C)
+      return {};
+    case EndCause::kCpuLimit:
+      return "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s exceeded";
+    case EndCause::kMemoryLimit:
+      return "memory limit of " + mebibytes(limits.memory_bytes) + " exceeded";
+    case EndCause::kFileSizeLimit:
+      return "file size limit exceeded";
+    case EndCause::kSyscall:
+      if (ended.detail.empty()) return "the program made a forbidden system call";
+      // "forbidden system call (name unknown: why)" is already a sentence.
+      if (ended.detail.find("forbidden") != std::string::npos) return ended.detail;
+      return "forbidden system call: " + ended.detail;
+    case EndCause::kProcessLimit:
+      return "process limit of " + std::to_string(limits.processes) + " exceeded";
+  }
+  return "the job ended for reason " + std::to_string(static_cast<int>(ended.cause));
+}
+
+struct RunRequest {
+  std::string policy_file;
+  std::string script;
+  std::vector<std::string> args;
+  // learn: the program's stdout also goes to stderr, so that stdout carries only the draft.
+  bool stdout_to_stderr = false;
+  // As root the job runs under a uid of its own. It is taken from a range no pyrund uses by
+  // default and made unique per pyrun-policy process (pids are unique among live processes), so
+  // that a job run here never shares a uid with a pyrund job or another pyrun-policy job on the
+  // same host (they could signal each other), and learn can attribute audit records by uid.
+  uint32_t job_uid_base = kRunUidBase + static_cast<uint32_t>(::getpid());
+  uint32_t job_uid_count = 1;
+  // learn: an extra descriptor to watch while the job runs (the audit socket), and its reader.
+  int extra_fd = -1;
+  std::function<void()> on_extra;
+};
+
+// A private parent for the job's working directory, removed at the end. Jobs of their own uid
+// must traverse it, hence 0711.
+class JobsDir {
+ public:
+  JobsDir() {
+    char tmpl[] = "/tmp/pyrun-policy-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr && ::chmod(tmpl, 0711) == 0) path_ = tmpl;
+  }
+  ~JobsDir() {
+    // The spawner removed the job's directory itself; what is left is its own scaffolding (the
+    // mount point of job roots). Removed without following links, as the spawner does.
+    if (path_.empty()) return;
+    pyrun::UniqueFd tmp(::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!tmp) return;
+    if (auto r = pyrun::sandbox::removeTree(tmp.get(), path_.substr(5)); !r) {
+      std::cerr << "pyrun-policy: " << r.error().detail() << "\n";
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string baseName(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Writes what is readable on `from` to `to`; false at end of file or error.
+bool pump(int from, int to, uint64_t& budget, bool& truncated) {
+  char buf[65536];
+  ssize_t n = ::read(from, buf, sizeof buf);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (n <= 0) return false;
+  auto len = static_cast<uint64_t>(n);
+  if (len > budget) {
+    len = budget;
+    truncated = true;
+  }
+  budget -= len;
+  if (len > 0) (void)pyrun::writeAll(to, std::span<const char>(buf, len), "output");
+  return true;
+}
+
+int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
+  using namespace pyrun;
+  auto script = readFile(request.script);
+  if (!script) {
+    std::cerr << "pyrun-policy: cannot read the script " << request.script << ": "
+              << script.error().detail() << "\n";
+    return kExitRunFailure;
+  }
+  JobsDir jobs_dir;
+  if (jobs_dir.path().empty()) {
+    std::cerr << "pyrun-policy: cannot create a jobs directory under /tmp: " << std::strerror(errno)
+              << "\n";
+    return kExitRunFailure;
+  }
+  sandbox::SpawnerConfig config;
+  config.jobs_dir = jobs_dir.path();
+  config.job_uid_base = request.job_uid_base;
+  config.job_uid_count = request.job_uid_count;
+  // The spawner loads and compiles the policy itself, exactly as for pyrund.
+  config.policy_files[policy.name] = request.policy_file;
+  // A subtree of our own: the spawner empties its subtree at start, and the default one belongs
+  // to a pyrund that may be running on this host.
+  config.cgroups.subtree = "pyrun-policy-" + std::to_string(::getpid());
+  // The spawner's own log lines (job started, ended) are for pyrund's operators, not for someone
+  // running a script at a terminal; its errors still show.
+  log::setLevel(log::Level::kError);
+  // Forked while this process is single-threaded, as pyrund does.
+  auto spawner = sandbox::startSpawner(config);
+  if (!spawner) {
+    std::cerr << "pyrun-policy: " << spawner.error().detail() << "\n";
+    return kExitRunFailure;
+  }
+  const int sock = spawner->socket.get();
+  auto finish = [&](int status) {
+    spawner->socket.reset();  // the spawner kills what is left, removes directories, exits
+    int ws = 0;
+    while (::waitpid(spawner->pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+  };
+
+  auto wake = makePipe();
+  if (!wake) {
+    std::cerr << "pyrun-policy: " << wake.error().detail() << "\n";
+    return finish(kExitRunFailure);
+  }
+  ::fcntl(wake->first.get(), F_SETFL, O_NONBLOCK);
+  ::fcntl(wake->second.get(), F_SETFL, O_NONBLOCK);
+  g_wake_fd = wake->second.get();
+  struct sigaction sa {};
+  sa.sa_handler = onInterrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  sandbox::JobSpec spec;
+  spec.job_id = 1;
+  spec.interpreter = policy.interpreter;
+  spec.policy = policy.name;
+  spec.script_name = baseName(request.script);
+  spec.script = std::move(*script);
+  spec.args = request.args;
+  spec.limits.cpu_seconds = policy.limits.cpu_seconds;
+  spec.limits.wall_seconds = policy.limits.wall_seconds;
+  spec.limits.memory_bytes = policy.limits.memory_bytes;
+  spec.limits.file_size_bytes = policy.limits.file_size_bytes;
+  spec.limits.open_files = policy.limits.open_files;
+  spec.limits.processes = policy.limits.processes;
+  if (auto sent = sandbox::sendToSpawner(sock, sandbox::SpawnJob{spec}); !sent) {
+    std::cerr << "pyrun-policy: " << sent.error().detail() << "\n";
+    return finish(kExitRunFailure);
+  }
+
+  UniqueFd job_in, job_out, job_err;
+  bool started = false, ended_seen = false, stdin_open = true;
+  std::optional<sandbox::JobEnded> ended;
+  std::string pending_in;  // read from our stdin, not yet taken by the program
+  uint64_t budget = policy.limits.output_bytes;
+  bool truncated = false;
+  std::string front_verdict;  // verdicts this process enforces, as pyrund's front does
+  int interrupts_handled = 0;
+  // Counted from the job's start, as pyrund's front does.
+  auto wall_deadline = std::chrono::steady_clock::time_point::max();
+  auto stopJob = [&](const std::string& why) {
+    if (front_verdict.empty()) front_verdict = why;
+    (void)sandbox::sendToSpawner(sock, sandbox::KillJob{spec.job_id});
+  };
+
+  while (!(ended_seen && !job_out && !job_err)) {
+    std::vector<pollfd> fds;
+    fds.push_back({sock, POLLIN, 0});
+    fds.push_back({wake->first.get(), POLLIN, 0});
+    int out_i = -1, err_i = -1, in_i = -1, our_in_i = -1, extra_i = -1;
+    if (job_out) {
+      out_i = static_cast<int>(fds.size());
+      fds.push_back({job_out.get(), POLLIN, 0});
+    }
+    if (job_err) {
+      err_i = static_cast<int>(fds.size());
+      fds.push_back({job_err.get(), POLLIN, 0});
+    }
+    if (job_in && !pending_in.empty()) {
+      in_i = static_cast<int>(fds.size());
+      fds.push_back({job_in.get(), POLLOUT, 0});
+    } else if (started && stdin_open && job_in) {
+      our_in_i = static_cast<int>(fds.size());
+      fds.push_back({STDIN_FILENO, POLLIN, 0});
+    }
+    if (request.extra_fd >= 0) {
+      extra_i = static_cast<int>(fds.size());
+      fds.push_back({request.extra_fd, POLLIN, 0});
+    }
+    int timeout_ms = -1;
+    if (started && front_verdict.empty()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          wall_deadline - std::chrono::steady_clock::now());
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    int ready = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) {
+      std::cerr << "pyrun-policy: poll: " << std::strerror(errno) << "\n";
+      return finish(kExitRunFailure);
+    }
+    if (started && front_verdict.empty() && std::chrono::steady_clock::now() >= wall_deadline) {
+      stopJob("wall-clock limit of " + std::to_string(policy.limits.wall_seconds) + " s exceeded");
+    }
+    char drain[64];
+    while (::read(wake->first.get(), drain, sizeof drain) > 0) {
+    }
+    // The first Ctrl-C reaches the program (Python raises KeyboardInterrupt); a second one, or
+    // SIGTERM to this process, ends the job, as pyrun does with pyrund.
+    while (interrupts_handled < g_interrupts) {
+      ++interrupts_handled;
+      if (interrupts_handled == 1 && started) {
+        (void)sandbox::sendToSpawner(sock, sandbox::SignalJob{spec.job_id, SIGINT});
+      } else {
+        stopJob("job cancelled");
+      }
+    }
+    if (ready <= 0) continue;
+    if (extra_i >= 0 && fds[static_cast<size_t>(extra_i)].revents != 0) request.on_extra();
+    if (out_i >= 0 && fds[static_cast<size_t>(out_i)].revents != 0) {
+      int to = request.stdout_to_stderr ? STDERR_FILENO : STDOUT_FILENO;
+      if (!pump(job_out.get(), to, budget, truncated)) job_out.reset();
+    }
+    if (err_i >= 0 && fds[static_cast<size_t>(err_i)].revents != 0) {
+      if (!pump(job_err.get(), STDERR_FILENO, budget, truncated)) job_err.reset();
+    }
+    if (truncated && front_verdict.empty()) {
+      stopJob("output limit of " + mebibytes(policy.limits.output_bytes) +
+              " reached: output truncated and the job killed");
+    }
+    if (our_in_i >= 0 && fds[static_cast<size_t>(our_in_i)].revents != 0) {
+      char buf[65536];
+      ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+      if (n > 0) {
+        pending_in.assign(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        stdin_open = false;
+        job_in.reset();  // end of input for the program
+      }
+    }
+    if (in_i >= 0 && fds[static_cast<size_t>(in_i)].revents != 0) {
+      ssize_t n = ::write(job_in.get(), pending_in.data(), pending_in.size());
+      if (n > 0) {
+        pending_in.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        pending_in.clear();  // the program closed its stdin (EPIPE)
+        stdin_open = false;
+        job_in.reset();
+      }
+    }
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+    auto received = sandbox::receiveFromSpawner(sock);
+    if (!received) {
+      std::cerr << "pyrun-policy: " << received.error().detail() << "\n";
+      return finish(kExitRunFailure);
+    }
+    if (!*received) continue;
+    auto& message = (*received)->message;
+    if (auto* failed = std::get_if<sandbox::JobFailed>(&message)) {
+      std::cerr << "pyrun-policy: the job could not start (" << failed->stage
+                << "): " << failed->detail << "\n";
+      return finish(kExitRunFailure);
+    }
+    if (std::get_if<sandbox::JobStarted>(&message) != nullptr) {
+      auto& got = (*received)->fds;
+      if (got.size() != 3) {
+        std::cerr << "pyrun-policy: the spawner sent a job start without its three pipes\n";
+        return finish(kExitRunFailure);
+      }
+      job_in = std::move(got[0]);
+      job_out = std::move(got[1]);
+      job_err = std::move(got[2]);
+      ::fcntl(job_in.get(), F_SETFL, O_NONBLOCK);
+      started = true;
+      wall_deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(policy.limits.wall_seconds);
+      continue;
+    }
+    if (auto* e = std::get_if<sandbox::JobEnded>(&message)) {
+      ended = *e;
+      ended_seen = true;
+    }
+  }
+
+  std::string sentence = front_verdict;
+  if (sentence.empty()) sentence = causeSentence(*ended, policy.limits);
+  if (truncated && sentence.find("truncated") == std::string::npos) {
+    sentence += (sentence.empty() ? "" : "; ") + std::string("output truncated");
+  }
+  if (!sentence.empty()) std::cerr << "pyrun-policy: " << sentence << "\n";
+  int status;
+  if (ended->signaled) {
+    status = 128 + ended->code;
+  } else {
+    status = ended->code;
+    // A job stopped by a verdict never reports success.
+    if (status == 0 && !sentence.empty()) status = kExitRunFailure;
+  }
+  return finish(status);
+}
+
+int run(const std::string& policy_file, const std::string& script,
+        const std::vector<std::string>& args) {
+  pyrun::policy::LoadOutcome outcome = pyrun::policy::loadPolicyWithDiagnostics(policy_file);
+  if (!outcome.policy) {
+    for (const auto& d : outcome.diagnostics) std::cerr << toString(d) << "\n";
+    return kExitRunFailure;
+  }
+  RunRequest request;
+  request.policy_file = policy_file;
+  request.script = script;
+  request.args = args;
+  return runJob(request, *outcome.policy);
+}
+
+// ---- learn: the system calls a script makes, from the kernel's seccomp log records ----
+
+// Receives the kernel's audit records through the read-only multicast group of the audit netlink
+// socket (CAP_AUDIT_READ). Unlike /dev/kmsg, this path is not rate-limited by printk, so a burst
+// of records at interpreter start-up arrives whole; the kernel makes the logging task wait rather
+// than drop when its queue is full.
+class AuditReader {
+ public:
+  pyrun::Result<void> open() {
+    fd_.reset(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_AUDIT));
+    if (!fd_) return pyrun::errnoError("audit netlink socket", errno);
+    sockaddr_nl addr{};
+    addr.nl_family = AF_NETLINK;
+    addr.nl_groups = AUDIT_NLGRP_READLOG;
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+      return pyrun::errnoError("join the audit log multicast group", errno);
+    }
+    int size = 8 << 20;
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+    return {};
+  }
+  int fd() const { return fd_.get(); }
+
+  // Reads every record queued now.
+  void drain() {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n < 0 && errno == ENOBUFS) {
+        lost_ = true;  // the socket overflowed: some records are gone
+        continue;
+      }
+      if (n <= 0) return;
+      // NLMSG_OK and friends are macros full of C casts; the walk is spelled out instead.
+      constexpr size_t kHeader =
+          (sizeof(nlmsghdr) + NLMSG_ALIGNTO - 1) & ~size_t{NLMSG_ALIGNTO - 1};
+      size_t at = 0;
+      const auto total = static_cast<size_t>(n);
+      while (at + kHeader <= total) {
+        nlmsghdr h;
+        std::memcpy(&h, buf + at, sizeof h);
+        if (h.nlmsg_len < kHeader || h.nlmsg_len > total - at) break;
+        if (h.nlmsg_type == AUDIT_SECCOMP) {
+          record(std::string_view(buf + at + kHeader, h.nlmsg_len - kHeader));
+        }
+        at += (h.nlmsg_len + NLMSG_ALIGNTO - 1) & ~size_t{NLMSG_ALIGNTO - 1};
+      }
+    }
+  }
+
+  // Waits until no record has arrived for `quiet`: the kernel's audit thread delivers records a
+  // moment after the system call, so the last ones may still be on their way when the job ends.
+  void drainUntilQuiet(std::chrono::milliseconds quiet) {
+    for (;;) {
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) return;
+      drain();
+    }
+  }
+
+  void acceptUids(uint32_t base, uint32_t count) {
+    uid_base_ = base;
+    uid_count_ = count;
+  }
+  const std::set<std::string>& syscalls() const { return syscalls_; }
+  bool lost() const { return lost_; }
+
+ private:
+  static std::optional<uint64_t> field(std::string_view text, std::string_view key, int base) {
+    std::string needle = " " + std::string(key) + "=";
+    auto at = text.find(needle);
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string value(text.substr(at + needle.size()));
+    value = value.substr(0, value.find(' '));
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(value.c_str(), &end, base);
+    if (errno != 0 || end == value.c_str()) return std::nullopt;
+    return v;
+  }
+
+  void record(std::string_view text) {
+    // Only SECCOMP_RET_LOG records of the native ABI, from a job's uid: other processes of the
+    // host may log seccomp events of their own.
+    auto code = field(text, "code", 16);
+    auto arch = field(text, "arch", 16);
+    auto uid = field(text, "uid", 10);
+    auto nr = field(text, "syscall", 10);
+    if (!code || !arch || !uid || !nr) return;
+    if (*code != SECCOMP_RET_LOG || *arch != seccomp_arch_native()) return;
+    if (*uid < uid_base_ || *uid >= uint64_t{uid_base_} + uid_count_) return;
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, static_cast<int>(*nr));
+    if (name == nullptr) return;
+    syscalls_.insert(name);
+    std::free(name);
+  }
+
+  pyrun::UniqueFd fd_;
+  uint32_t uid_base_ = 0;
+  uint32_t uid_count_ = 0;
+  std::set<std::string> syscalls_;
+  bool lost_ = false;
+};
+
+std::string sizeText(uint64_t bytes) { return std::to_string(bytes); }
+
+// A policy file for learning: the base's limits and interpreter, every system call logged.
+std::string learningPolicy(const pyrun::policy::Policy& base) {
+  const auto& l = base.limits;
+  std::ostringstream y;
+  y << "version: 1\n"
+    << "interpreter: " << base.interpreter << "\n"
+    << "limits:\n"
+    << "  cpu_seconds: " << l.cpu_seconds << "\n"
+    << "  wall_seconds: " << l.wall_seconds << "\n"
+    << "  memory: " << sizeText(l.memory_bytes) << "\n"
+    << "  processes: " << l.processes << "\n"
+    << "  file_size: " << sizeText(l.file_size_bytes) << "\n"
+    << "  open_files: " << l.open_files << "\n"
+    << "  output: " << sizeText(l.output_bytes) << "\n"
+    << "  tmp: " << sizeText(l.tmp_bytes) << "\n"
+    << "network: none\n";
+  return y.str();
+}
+
+// The draft: whole groups the program used every member of, then the remaining system calls.
+std::string policyDraft(const pyrun::policy::Policy& base, const std::set<std::string>& used,
+                        const std::string& script) {
+  std::set<std::string> rest = used;
+  std::vector<std::string> groups;
+  for (const auto& group : pyrun::policy::syscallGroups()) {
+    if (group.syscalls.empty()) continue;
+    bool covered = std::all_of(group.syscalls.begin(), group.syscalls.end(),
+                               [&](auto name) { return used.count(std::string(name)) != 0; });
+    if (!covered) continue;
+    groups.emplace_back(group.name);
+    for (auto name : group.syscalls) rest.erase(std::string(name));
+  }
+  std::ostringstream y;
+  y << "# Draft written by pyrun-policy learn from one run of " << script << ".\n"
+    << "# It allows exactly the system calls that run made: review it, and run the script again\n"
+    << "# under it with pyrun-policy run before giving it to pyrund.\n"
+    << learningPolicy(base) << "seccomp:\n"
+    << "  default_action: kill_process\n";
+  if (groups.empty() && rest.empty()) {
+    y << "  allow: []\n";
+    return y.str();
+  }
+  y << "  allow:\n";
+  for (const auto& g : groups) y << "    - \"" << g << "\"\n";
+  for (const auto& s : rest) y << "    - " << s << "\n";
+  return y.str();
+}
+
+int learn(const std::string& base_file, const std::string& script,
+          const std::vector<std::string>& args) {
+  using namespace pyrun;
+  if (::geteuid() != 0) {
+    std::cerr << "pyrun-policy: learn must run as root: the kernel's seccomp log records are "
+                 "readable only through the audit netlink socket (CAP_AUDIT_READ); use "
+                 "pyrun-policy run to try a script unprivileged\n";
+    return kExitRunFailure;
+  }
+  policy::Policy base;
+  if (!base_file.empty()) {
+    auto loaded = policy::loadPolicy(base_file);
+    if (!loaded) {
+      std::cerr << loaded.error().detail() << "\n";
+      return kExitRunFailure;
+    }
+    base = std::move(*loaded);
+  }
+  char tmpl[] = "/tmp/pyrun-learn-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    std::cerr << "pyrun-policy: cannot create a directory under /tmp: " << std::strerror(errno)
+              << "\n";
+    return kExitRunFailure;
+  }
+  const std::string dir = tmpl;
+  const std::string learning_file = dir + "/learning.yaml";
+  auto cleanup = [&] {
+    ::unlink(learning_file.c_str());
+    ::rmdir(dir.c_str());
+  };
+  std::string yaml = learningPolicy(base) +
+                     "seccomp:\n"
+                     "  default_action: log\n";
+  if (auto w = writeNewFile(learning_file, yaml, 0600); !w) {
+    std::cerr << "pyrun-policy: " << w.error().detail() << "\n";
+    cleanup();
+    return kExitRunFailure;
+  }
+  auto learning = policy::loadPolicy(learning_file);
+  if (!learning) {
+    std::cerr << "pyrun-policy: the learning policy is invalid (a bug): "
+              << learning.error().detail() << "\n";
+    cleanup();
+    return kExitRunFailure;
+  }
+  AuditReader audit;
+  if (auto opened = audit.open(); !opened) {
+    std::cerr << "pyrun-policy: cannot read the kernel's audit records: " << opened.error().detail()
+              << "\n";
+    cleanup();
+    return kExitRunFailure;
+  }
+  RunRequest request;
+  request.policy_file = learning_file;
+  request.script = script;
+  request.args = args;
+  request.stdout_to_stderr = true;
+  audit.acceptUids(request.job_uid_base, request.job_uid_count);
+  request.extra_fd = audit.fd();
+  request.on_extra = [&] { audit.drain(); };
+  int status = runJob(request, *learning);
+  cleanup();
+  audit.drainUntilQuiet(std::chrono::milliseconds(300));
+  if (audit.syscalls().empty()) {
+    std::cerr << "pyrun-policy: no seccomp log record arrived for the job: is the kernel built "
+                 "with CONFIG_AUDIT, and is \"log\" in /proc/sys/kernel/seccomp/actions_logged?\n";
+    return kExitRunFailure;
+  }
+  if (audit.lost()) {
+    std::cerr << "pyrun-policy: warning: the kernel dropped some audit records; the draft may be "
+                 "incomplete (run learn again and merge)\n";
+  }
+  std::cout << policyDraft(base, audit.syscalls(), script);
+  std::cerr << "pyrun-policy: the program exited with status " << status << "; "
+            << audit.syscalls().size() << " distinct system calls\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,6 +703,31 @@ int main(int argc, char** argv) {
   if (command == "explain") {
     if (operands.size() != 1) return usage("explain takes exactly one policy file");
     return explain(operands[0]);
+  }
+  if (command == "run") {
+    if (operands.size() < 2) return usage("run needs a policy file and a script");
+    std::vector<std::string> script_args(operands.begin() + 2, operands.end());
+    return run(operands[0], operands[1], script_args);
+  }
+  if (command == "learn") {
+    std::string base = "/etc/pyrun/policy/default.yaml";
+    bool base_given = false;
+    size_t i = 0;
+    if (!operands.empty() && operands[0] == "--base") {
+      if (operands.size() < 2) return usage("--base needs a policy file");
+      base = operands[1];
+      base_given = true;
+      i = 2;
+    }
+    if (i >= operands.size()) return usage("learn needs a script");
+    if (!base_given && ::access(base.c_str(), R_OK) != 0) {
+      std::cerr << "pyrun-policy: " << base << " is not readable; learning with the built-in "
+                << "default limits\n";
+      base.clear();
+    }
+    std::vector<std::string> script_args(operands.begin() + static_cast<long>(i) + 1,
+                                         operands.end());
+    return learn(base, operands[i], script_args);
   }
   return usage("unknown command \"" + command + "\"");
 }

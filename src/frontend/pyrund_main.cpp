@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   spawner_config.jobs_dir = config->jobs_dir;
   // The spawner loads the same files and compiles their seccomp programs.
   spawner_config.policy_files = config->policies;
-  spawner_config.cgroups.subtree = config->cgroup_subtree;
+  spawner_config.cgroups.subtree = server::cgroupSubtreeFor(*config);
   spawner_config.cgroups.prefer = config->cgroups == "none" ? sandbox::CgroupVersion::kNone
                                   : config->cgroups == "v1" ? sandbox::CgroupVersion::kV1
                                                             : sandbox::CgroupVersion::kV2;

@@ -747,6 +747,9 @@ void Spawner::shutDown() {
   front_gone_ = true;
   for (auto& entry : jobs_) killJob(entry.first);
   while (!jobs_.empty()) finishJob(jobs_.begin()->first);
+  // Every job cgroup is gone now; remove our (empty) subtree too, so that short-lived spawners
+  // (pyrun-policy run, tests) leave no directories behind. rmdir fails harmlessly if not empty.
+  for (const std::string& dir : cgroups_.subtreeDirs()) ::rmdir(dir.c_str());
 }
 
 [[noreturn]] void spawnerMain(const SpawnerConfig& config, int socket, UniqueFd jobs_dir,

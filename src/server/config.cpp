@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <cstdio>
 #include <limits>
 #include <thread>
 
@@ -306,6 +307,17 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
 
 Result<void> applyOverride(ServerConfig& config, const std::string& key, const std::string& value) {
   return setKey(config, key, value, flagOf(key));
+}
+
+std::string cgroupSubtreeFor(const ServerConfig& config) {
+  if (!config.cgroup_subtree.empty()) return config.cgroup_subtree;
+  if (config.jobs_dir == ServerConfig{}.jobs_dir) return "pyrun";
+  // FNV-1a: stable across runs and hosts, so a restarted pyrund finds its leftovers again.
+  uint32_t hash = 2166136261u;
+  for (char ch : config.jobs_dir) hash = (hash ^ static_cast<unsigned char>(ch)) * 16777619u;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", hash);
+  return std::string("pyrun-") + hex;
 }
 
 Result<void> validateConfig(const ServerConfig& c) {

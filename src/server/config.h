@@ -64,7 +64,8 @@ struct ServerConfig {
   // Job cgroups: this pyrund's own subtree (each pyrund on a host needs its own: the spawner
   // empties it at start), which version to try first ("v2", "v1") or "none", and whether a host
   // without usable cgroups is an error rather than rlimits alone.
-  std::string cgroup_subtree = "pyrun";
+  // Empty: derived from jobs_dir by cgroupSubtreeFor() (one jobs_dir, one subtree).
+  std::string cgroup_subtree;
   std::string cgroups = "v2";
   bool require_cgroups = false;
   // JSON-lines audit log; empty = none.
@@ -111,6 +112,12 @@ Result<ServerConfig> resolveConfig(const CommandLine& command);
 // Checks the cross-field rules on a resolved config (including: the identities' default policy is
 // defined).
 Result<void> validateConfig(const ServerConfig& config);
+
+// The cgroup subtree this pyrund uses: cgroup_subtree when set; else "pyrun" for the default
+// jobs_dir, and "pyrun-<hash of jobs_dir>" for any other. Two pyrund instances must not share a
+// subtree (the spawner empties it at start), and two instances sharing a jobs_dir would already
+// clash, so the jobs directory is the natural identity of an instance.
+std::string cgroupSubtreeFor(const ServerConfig& config);
 
 // Text of --help.
 std::string usage();

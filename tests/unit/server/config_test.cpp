@@ -36,7 +36,7 @@ TEST(Config, DefaultsMatchTheDocumentation) {
   EXPECT_TRUE(c.kill_revoked_jobs);
   EXPECT_EQ(c.crl_check_seconds, 5u);
   EXPECT_EQ(c.audit_log, "");
-  EXPECT_EQ(c.cgroup_subtree, "pyrun");
+  EXPECT_EQ(c.cgroup_subtree, "");  // derived from jobs_dir: cgroupSubtreeFor()
   EXPECT_EQ(c.cgroups, "v2");
   EXPECT_FALSE(c.require_cgroups);
 }
@@ -313,6 +313,27 @@ TEST(Config, UsageNamesEveryFlag) {
                            "--crl", "--max-jobs", "--queue", "--user", "--jobs-dir", "--log-level"}) {
     EXPECT_NE(u.find(flag), std::string::npos) << flag;
   }
+}
+
+}  // namespace
+}  // namespace pyrun::server
+
+namespace pyrun::server {
+namespace {
+
+TEST(Config, CgroupSubtreeIsDerivedFromTheJobsDirectory) {
+  ServerConfig c;
+  EXPECT_EQ(cgroupSubtreeFor(c), "pyrun");  // the default jobs_dir: the production name
+  c.jobs_dir = "/tmp/a/jobs";
+  std::string a = cgroupSubtreeFor(c);
+  c.jobs_dir = "/tmp/b/jobs";
+  std::string b = cgroupSubtreeFor(c);
+  EXPECT_EQ(a.rfind("pyrun-", 0), 0u);
+  EXPECT_NE(a, b);  // two instances with their own jobs_dir never share (and empty) a subtree
+  c.jobs_dir = "/tmp/a/jobs";
+  EXPECT_EQ(cgroupSubtreeFor(c), a);  // stable: a restart finds its leftovers again
+  c.cgroup_subtree = "mine";
+  EXPECT_EQ(cgroupSubtreeFor(c), "mine");
 }
 
 }  // namespace
