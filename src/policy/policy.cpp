@@ -133,6 +133,9 @@ std::string describePolicy(const Policy& policy) {
   out << "  open_files:   " << l.open_files << " " << origin(policy, "open_files") << "\n";
   out << "  output:       " << formatSize(l.output_bytes) << " " << origin(policy, "output") << "\n";
   out << "  tmp:          " << formatSize(l.tmp_bytes) << " " << origin(policy, "tmp") << "\n";
+  out << "  cpus:         " << l.cpu_millicores / 1000 << "." << (l.cpu_millicores % 1000) / 100
+      << (l.cpu_millicores % 100) / 10 << l.cpu_millicores % 10 << " " << origin(policy, "cpus")
+      << "\n";
   out << "network: " << (policy.network == NetworkMode::kNone ? "none" : "loopback") << "\n";
   out << "filesystem:\n";
   out << "  read_only:";

@@ -39,6 +39,7 @@ struct Limits {
   uint32_t open_files = 256;                // RLIMIT_NOFILE
   uint64_t output_bytes = 16ull << 20;      // stdout + stderr, enforced by the front
   uint64_t tmp_bytes = 64ull << 20;         // size of the private /tmp (and /dev/shm)
+  uint32_t cpu_millicores = 1000;           // CPU bandwidth (cgroup cpu controller), 1000 = one core
 };
 
 enum class NetworkMode {

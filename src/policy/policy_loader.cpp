@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/file.h"
@@ -341,12 +342,37 @@ class Loader {
     }
   }
 
+  // "cpus: 1.5" -> 1500 millicores: a positive decimal with at most three decimals, at most 1024.
+  std::optional<uint32_t> cpusValue(const YAML::Node& value, const std::string& what) {
+    const std::string text = value.IsScalar() ? value.Scalar() : std::string();
+    size_t dot = text.find('.');
+    std::string whole = text.substr(0, dot);
+    std::string frac = dot == std::string::npos ? std::string() : text.substr(dot + 1);
+    auto digits = [](const std::string& t) {
+      return std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    bool ok = value.IsScalar() && !whole.empty() && whole.size() <= 4 && digits(whole) &&
+              frac.size() <= 3 && digits(frac) && (dot == std::string::npos || !frac.empty());
+    uint32_t milli = 0;
+    if (ok) {
+      milli = static_cast<uint32_t>(std::stoul(whole)) * 1000;
+      if (!frac.empty()) milli += static_cast<uint32_t>(std::stoul((frac + "00").substr(0, 3)));
+      ok = milli > 0 && milli <= 1024 * 1000;
+    }
+    if (!ok) {
+      error(value, what + " must be a number of cores between 0.001 and 1024 (e.g. 1 or 0.5), not " +
+                       (value.IsScalar() ? "\"" + text + "\"" : describeType(value)));
+      return std::nullopt;
+    }
+    return milli;
+  }
+
   void loadLimits(const YAML::Node& map) {
     Limits& l = policy_.limits;
     forEachEntry(
         map, "limits",
         {"cpu_seconds", "wall_seconds", "memory", "processes", "file_size", "open_files", "output",
-         "tmp"},
+         "tmp", "cpus"},
         [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
           const std::string what = "limits." + key;
           constexpr uint64_t k32 = std::numeric_limits<uint32_t>::max();
@@ -371,6 +397,12 @@ class Loader {
           if (key == "file_size") setSize(l.file_size_bytes);
           if (key == "output") setSize(l.output_bytes);
           if (key == "tmp") setSize(l.tmp_bytes);
+          if (key == "cpus") {
+            if (auto v = cpusValue(value, what)) {
+              l.cpu_millicores = *v;
+              ok = true;
+            }
+          }
           if (ok) policy_.limit_origins[key] = at(value);
         });
   }

@@ -415,6 +415,8 @@ void Spawner::spawn(channel::SpawnRequest request) {
     CgroupLimits limits;
     if (cgroups_.hasMemory()) limits.memory_bytes = l.memory_bytes;
     if (cgroups_.hasPids()) limits.processes = l.processes;
+    // CPU bandwidth bounds a job whose many processes would each stay under RLIMIT_CPU.
+    if (cgroups_.hasCpu()) limits.cpu_millicores = job->policy->policy.limits.cpu_millicores;
     auto cgroup = cgroups_.createJob(id, limits);
     if (!cgroup) return undo("cgroup", EIO, cgroup.error().detail());
     job->cgroup.emplace(std::move(*cgroup));

@@ -110,7 +110,7 @@ TEST_F(PolicyFiles, UnknownTopLevelKey) {
 TEST_F(PolicyFiles, UnknownLimitKey) {
   EXPECT_EQ(firstErrorOf(kHead + "limits:\n  memroy: 1G\n"),
             "p.yaml:5:3: unknown key \"memroy\" in limits (known: cpu_seconds, wall_seconds, "
-            "memory, processes, file_size, open_files, output, tmp)");
+            "memory, processes, file_size, open_files, output, tmp, cpus)");
 }
 
 TEST_F(PolicyFiles, UnknownSyscallSuggestsTheNearestName) {
@@ -468,6 +468,22 @@ TEST_F(PolicyFiles, ZeroAndBadSizesAreErrors) {
   EXPECT_EQ(firstErrorOf(kHead + "limits:\n  output: 10X\n"),
             "p.yaml:5:11: limits.output: \"10X\" is not a size (use bytes or a number with K, M, G "
             "or T, e.g. 512M)");
+}
+
+TEST_F(PolicyFiles, CpusAreCoresWithUpToThreeDecimals) {
+  EXPECT_EQ(load(kHead).limits.cpu_millicores, 1000u);  // one core unless the policy says
+  EXPECT_EQ(load(kHead + "limits:\n  cpus: 2\n").limits.cpu_millicores, 2000u);
+  EXPECT_EQ(load(kHead + "limits:\n  cpus: 0.25\n").limits.cpu_millicores, 250u);
+  EXPECT_EQ(load(kHead + "limits:\n  cpus: 1.5\n").limits.cpu_millicores, 1500u);
+  EXPECT_EQ(firstErrorOf(kHead + "limits:\n  cpus: 0\n"),
+            "p.yaml:5:9: limits.cpus must be a number of cores between 0.001 and 1024 (e.g. 1 or "
+            "0.5), not \"0\"");
+  EXPECT_EQ(firstErrorOf(kHead + "limits:\n  cpus: 0.0001\n"),
+            "p.yaml:5:9: limits.cpus must be a number of cores between 0.001 and 1024 (e.g. 1 or "
+            "0.5), not \"0.0001\"");
+  EXPECT_NE(firstErrorOf(kHead + "limits:\n  cpus: lots\n"), "(no error)");
+  EXPECT_NE(firstErrorOf(kHead + "limits:\n  cpus: 2000\n"), "(no error)");
+  EXPECT_NE(firstErrorOf(kHead + "limits:\n  cpus: [1]\n"), "(no error)");
 }
 
 // ---- names ----
