@@ -64,13 +64,15 @@ constexpr std::string_view kPythonAsync[] = {
     "epoll_create", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_wait", "eventfd2",
 };
 
-// Using Unix sockets once created (socketpair, asyncio's self-pipe, multiprocessing managers). The
-// `socket` call itself is a rule of the policy, conditioned on the address family.
+// Using Unix sockets once created (asyncio's self-pipe, multiprocessing managers). The `socket`
+// and `socketpair` calls themselves are rules of the policy, conditioned on the address family.
 constexpr std::string_view kUnixSockets[] = {
     "accept", "accept4", "bind", "connect", "getpeername", "getsockname", "getsockopt", "listen",
     "recvfrom", "recvmmsg", "recvmsg", "sendmmsg", "sendmsg", "sendto", "setsockopt", "shutdown",
-    "socketpair",
 };
+// socketpair is not here: it creates sockets of any family it is given (AF_TIPC implements it),
+// which reaches kernel protocol code the `socket` rule keeps out. Policies allow it by a rule on
+// its family, like `socket`.
 
 // Every socket call, for policies with `network: loopback`.
 constexpr std::string_view kNetwork[] = {
@@ -90,7 +92,7 @@ constexpr SyscallGroup kGroups[] = {
     {"@python-subprocess", "subprocess, os.fork, multiprocessing (fork)", kPythonSubprocess},
     {"@python-async", "asyncio, selectors and multiprocessing's waits (epoll, eventfd)",
      kPythonAsync},
-    {"@unix-sockets", "use Unix sockets (socketpair, connect, send, receive)", kUnixSockets},
+    {"@unix-sockets", "use Unix sockets once created (connect, send, receive)", kUnixSockets},
     {"@network", "every socket call (pair with `network: loopback`)", kNetwork},
     {"@io-uring", "io_uring (bypasses seccomp for the operations it performs)", kIoUring},
 };
