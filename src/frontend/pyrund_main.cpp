@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         PYRUN_LOG(kError) << "unexpected failure: " << e.what();
         status = kExitFailure;
+      } catch (...) {
+        PYRUN_LOG(kError) << "unexpected failure: unknown exception";
+        status = kExitFailure;
       }
       if (status == kExitOk) status = front->exitCode();
     }

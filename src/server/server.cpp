@@ -131,6 +131,8 @@ void Server::start() {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
       PYRUN_LOG(kError) << "accept loop failed: " << x.what();
+    } catch (...) {
+      PYRUN_LOG(kError) << "accept loop failed: unknown exception";
     }
   });
   if (!env_->config.crl.empty()) {

@@ -76,6 +76,8 @@ void Session::start() {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
       PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: " << x.what();
+    } catch (...) {
+      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: unknown exception";
     }
     self->onClientGone("internal error");
     error_code ignored;
@@ -154,6 +156,8 @@ asio::awaitable<void> Session::run() {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
       PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: " << x.what();
+    } catch (...) {
+      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: unknown exception";
     }
     self->onClientGone("internal error");
     error_code ignored;
@@ -438,11 +442,20 @@ void Session::onJobStarted(sandbox::Received& received) {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
       PYRUN_LOG(kError) << "job " << self->job_id_ << ": " << x.what();
+    } catch (...) {
+      PYRUN_LOG(kError) << "job " << self->job_id_ << ": unknown exception";
     }
     self->killJob(proto::Verdict::kInternalError);
   };
-  asio::co_spawn(ex, outputPump(out, proto::FrameType::kStdout), on_error);
-  asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_error);
+  // A pump that failed will never reach its end of file: count it as closed, or EXIT never goes.
+  auto on_output_error = [self, on_error](std::exception_ptr e) {
+    if (!e) return;
+    on_error(e);
+    --self->open_outputs_;
+    self->maybeSendExit();
+  };
+  asio::co_spawn(ex, outputPump(out, proto::FrameType::kStdout), on_output_error);
+  asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_output_error);
   asio::co_spawn(ex, stdinPump(in), on_error);
 }
 
