@@ -86,6 +86,16 @@ int main(int argc, char** argv) {
   spawner_config.jobs_dir = config->jobs_dir;
   // The spawner loads the same files and compiles their seccomp programs.
   spawner_config.policy_files = config->policies;
+  // On SIGHUP the spawner re-reads the config file on its own (as root):
+  // the unprivileged front must not be able to name the files it loads.
+  if (!config->config_file.empty()) {
+    spawner_config.reload_policy_files =
+        [file = config->config_file]() -> Result<std::map<std::string, std::string>> {
+      auto set = server::reloadPolicySet(file);
+      if (!set) return set.error();
+      return set->files;
+    };
+  }
   spawner_config.cgroups.subtree = server::cgroupSubtreeFor(*config);
   spawner_config.cgroups.prefer = config->cgroups == "none" ? sandbox::CgroupVersion::kNone
                                   : config->cgroups == "v1" ? sandbox::CgroupVersion::kV1

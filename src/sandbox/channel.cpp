@@ -25,29 +25,6 @@ uint64_t getU64(std::span<const uint8_t> b) {
   return v;
 }
 
-void putU32(std::vector<uint8_t>& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-void putString(std::vector<uint8_t>& out, const std::string& s) {
-  putU32(out, static_cast<uint32_t>(s.size()));
-  out.insert(out.end(), s.begin(), s.end());
-}
-// Reads a u32 at pos (false when fewer than 4 bytes remain).
-bool getU32(std::span<const uint8_t> b, size_t& pos, uint32_t& v) {
-  if (b.size() - pos < 4) return false;
-  v = 0;
-  for (size_t i = 4; i-- > 0;) v = (v << 8) | b[pos + i];
-  pos += 4;
-  return true;
-}
-bool getString(std::span<const uint8_t> b, size_t& pos, std::string& s) {
-  uint32_t n = 0;
-  if (!getU32(b, pos, n) || b.size() - pos < n) return false;
-  s.assign(reinterpret_cast<const char*>(b.data() + pos), n);
-  pos += n;
-  return true;
-}
-
 Error protocolError(const std::string& what) {
   return Error(Errc::kProtocol, "malformed spawner request: " + what);
 }
@@ -64,13 +41,8 @@ std::vector<uint8_t> encodeRequest(const ToSpawner& request) {
     putU64(out, g->job_id);
     putU64(out, static_cast<uint32_t>(g->signal));
     out.resize(out.size() - 4);  // the signal is an i32
-  } else if (const auto* r = std::get_if<ReloadPolicies>(&request)) {
+  } else if (std::holds_alternative<ReloadPolicies>(request)) {
     out.push_back(static_cast<uint8_t>(RequestType::kReloadPolicies));
-    putU32(out, static_cast<uint32_t>(r->files.size()));
-    for (const auto& [name, path] : r->files) {
-      putString(out, name);
-      putString(out, path);
-    }
   } else {
     out.push_back(static_cast<uint8_t>(RequestType::kKillJob));
     putU64(out, std::get<KillJob>(request).job_id);
@@ -92,6 +64,7 @@ Result<Request> decodeRequest(std::span<const uint8_t> bytes, std::vector<Unique
       if (body.size() != 12) return protocolError("wrong length " + std::to_string(bytes.size()));
       break;
     case RequestType::kReloadPolicies:
+      if (!body.empty()) return protocolError("wrong length " + std::to_string(bytes.size()));
       break;
     default:
       return protocolError("unknown type " + std::to_string(bytes[0]));
@@ -100,28 +73,7 @@ Result<Request> decodeRequest(std::span<const uint8_t> bytes, std::vector<Unique
     return protocolError(std::to_string(fds.size()) + " descriptors attached, expected " +
                          std::to_string(want_fds));
   }
-  if (type == RequestType::kReloadPolicies) {
-    ReloadPolicies reload;
-    size_t pos = 0;
-    uint32_t count = 0;
-    if (!getU32(body, pos, count)) return protocolError("truncated policy count");
-    if (count > kMaxPolicies) return protocolError(std::to_string(count) + " policies, too many");
-    for (uint32_t i = 0; i < count; ++i) {
-      std::string name, path;
-      if (!getString(body, pos, name) || !getString(body, pos, path)) {
-        return protocolError("truncated policy entry");
-      }
-      if (name.empty() || path.empty() || name.find('\0') != std::string::npos ||
-          path.find('\0') != std::string::npos) {
-        return protocolError("empty policy name or path, or one with a NUL byte");
-      }
-      if (!reload.files.emplace(std::move(name), std::move(path)).second) {
-        return protocolError("policy named twice");
-      }
-    }
-    if (pos != body.size()) return protocolError("trailing bytes");
-    return Request(std::move(reload));
-  }
+  if (type == RequestType::kReloadPolicies) return Request(ReloadPolicies{});
   uint64_t job_id = getU64(body);
   if (type == RequestType::kSpawnJob) return Request(SpawnRequest{job_id, std::move(fds[0])});
   if (type == RequestType::kKillJob) return Request(KillJob{job_id});

@@ -18,10 +18,11 @@ namespace pyrun::sandbox::channel {
 //   SpawnJob  [u8 1][u64 job_id]           + one descriptor: the sealed memfd holding the JobSpec
 //   SignalJob [u8 2][u64 job_id][i32 signal]
 //   KillJob   [u8 3][u64 job_id]
-//   ReloadPolicies [u8 4][u32 count]{[u32 n][name bytes][u32 n][path bytes]}*count
+//   ReloadPolicies [u8 4]                  (the spawner finds the files itself: no path travels)
 enum class RequestType : uint8_t { kSpawnJob = 1, kSignalJob = 2, kKillJob = 3, kReloadPolicies = 4 };
-// The largest request datagram (a ReloadPolicies); the others are at most 13 bytes.
-inline constexpr size_t kMaxRequestBytes = 32768;
+// The largest request datagram is 13 bytes (a SignalJob); anything longer is refused.
+inline constexpr size_t kMaxRequestBytes = 64;
+// The most policies a PoliciesReloaded answer lists.
 inline constexpr uint32_t kMaxPolicies = 64;
 inline constexpr size_t kMaxDescriptors = 3;
 
@@ -33,7 +34,6 @@ struct SpawnRequest {
 using Request = std::variant<SpawnRequest, SignalJob, KillJob, ReloadPolicies>;
 
 // Encodes the datagram bytes of a request (SpawnJob's spec is not included: it travels in a memfd).
-// A ReloadPolicies may come out longer than kMaxRequestBytes: sendToSpawner refuses to send it.
 std::vector<uint8_t> encodeRequest(const ToSpawner& request);
 // Decodes one request datagram; fds are the descriptors that came with it (taken over).
 // kProtocol errors for a wrong length, an unknown type or a wrong number of descriptors.

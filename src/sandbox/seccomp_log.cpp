@@ -1,21 +1,25 @@
-// Reading the seccomp kill records of /dev/kmsg.
+// Reading the kernel's seccomp audit records (see seccomp_log.h for the sources).
 #include "sandbox/seccomp_log.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <linux/audit.h>
+#include <linux/netlink.h>
 #include <seccomp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 
 namespace pyrun::sandbox {
 namespace {
 
-constexpr size_t kMaxRecent = 64;
+// Kill records read but not yet claimed by a job end (other processes of the host may be killed by
+// seccomp filters of their own).
+constexpr size_t kMaxRecent = 256;
 
 // The value of " key=" in text, up to the next space.
 std::optional<std::string_view> field(std::string_view text, std::string_view key) {
@@ -32,31 +36,31 @@ bool number(std::string_view text, T& out, int base = 10) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
-int64_t monotonicMillis() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 }  // namespace
 
-std::optional<SeccompRecord> parseSeccompRecord(std::string_view record) {
-  size_t semicolon = record.find(';');
-  if (semicolon == std::string_view::npos) return std::nullopt;
-  std::string_view text = record.substr(semicolon);  // keeps the ';' so " key=" needs a space
-  if (text.find("type=1326") == std::string_view::npos) return std::nullopt;
+std::optional<SeccompRecord> parseSeccompFields(std::string_view text) {
   auto pid = field(text, "pid");
+  auto uid = field(text, "uid");
   auto arch = field(text, "arch");
   auto nr = field(text, "syscall");
   auto sig = field(text, "sig");
-  if (!pid || !arch || !nr || !sig) return std::nullopt;
+  auto code = field(text, "code");
+  if (!pid || !uid || !arch || !nr || !sig || !code) return std::nullopt;
+  if (code->size() < 3 || code->substr(0, 2) != "0x") return std::nullopt;
   SeccompRecord r;
-  int signal = 0;
-  if (!number(*pid, r.pid) || !number(*arch, r.arch, 16) || !number(*nr, r.syscall) ||
-      !number(*sig, signal) || signal == 0) {
+  if (!number(*pid, r.pid) || !number(*uid, r.uid) || !number(*arch, r.arch, 16) ||
+      !number(*nr, r.syscall) || !number(*sig, r.signal) || !number(code->substr(2), r.code, 16)) {
     return std::nullopt;
   }
   return r;
+}
+
+std::optional<SeccompRecord> parseKmsgRecord(std::string_view record) {
+  size_t semicolon = record.find(';');
+  if (semicolon == std::string_view::npos) return std::nullopt;
+  std::string_view text = record.substr(semicolon);  // keeps the ';' so " key=" needs a space
+  if (text.find(" type=1326 ") == std::string_view::npos) return std::nullopt;
+  return parseSeccompFields(text);
 }
 
 std::string syscallName(uint32_t arch, int syscall) {
@@ -74,48 +78,132 @@ std::string syscallName(uint32_t arch, int syscall) {
   return out;
 }
 
+// ---- the audit netlink socket ----
+
+Result<void> AuditSocket::open() {
+  fd_.reset(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_AUDIT));
+  if (!fd_) return errnoError("audit netlink socket", errno);
+  sockaddr_nl addr{};
+  addr.nl_family = AF_NETLINK;
+  addr.nl_groups = AUDIT_NLGRP_READLOG;
+  if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+    int error = errno;
+    fd_.reset();
+    return errnoError("join the audit log multicast group (needs CAP_AUDIT_READ)", error);
+  }
+  // Room for bursts (a "log" policy logs every call of interpreter start-up). Best effort: only
+  // root may exceed rmem_max, and an overflow is reported by lost(), not silently.
+  int size = 8 << 20;
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+  return {};
+}
+
+std::optional<std::string_view> AuditSocket::next() {
+  // NLMSG_OK and friends are macros full of C casts; the walk is spelled out instead.
+  constexpr size_t kAlign = NLMSG_ALIGNTO;
+  constexpr size_t kHeader = (sizeof(nlmsghdr) + kAlign - 1) & ~(kAlign - 1);
+  for (;;) {
+    while (offset_ + kHeader <= length_) {
+      nlmsghdr h;
+      std::memcpy(&h, buffer_ + offset_, sizeof h);
+      if (h.nlmsg_len < kHeader || h.nlmsg_len > length_ - offset_) {
+        offset_ = length_;  // malformed: drop the rest of this datagram
+        break;
+      }
+      size_t at = offset_;
+      offset_ += std::min<size_t>((h.nlmsg_len + kAlign - 1) & ~(kAlign - 1), length_ - offset_);
+      if (h.nlmsg_type == AUDIT_SECCOMP) {
+        return std::string_view(buffer_ + at + kHeader, h.nlmsg_len - kHeader);
+      }
+    }
+    if (!fd_) return std::nullopt;
+    ssize_t n = ::recv(fd_.get(), buffer_, sizeof buffer_, 0);
+    if (n < 0 && errno == ENOBUFS) {
+      lost_ = true;  // the socket overflowed: some records are gone
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      length_ = offset_ = 0;
+      return std::nullopt;
+    }
+    length_ = static_cast<size_t>(n);
+    offset_ = 0;
+  }
+}
+
+// ---- the spawner's view ----
+
 SeccompLog::SeccompLog() {
-  fd_.reset(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!fd_) {
-    reason_ = std::string("/dev/kmsg cannot be read: ") + std::strerror(errno);
+  auto opened = netlink_.open();
+  if (opened) {
+    source_ = Source::kNetlink;
     return;
   }
+  kmsg_.reset(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!kmsg_) {
+    reason_ = opened.error().detail() + "; /dev/kmsg cannot be read either: " +
+              std::strerror(errno);
+    return;
+  }
+  source_ = Source::kKmsg;
   // Records from before this spawner started are not about its jobs.
-  ::lseek(fd_.get(), 0, SEEK_END);
+  ::lseek(kmsg_.get(), 0, SEEK_END);
+}
+
+int SeccompLog::fd() const noexcept {
+  switch (source_) {
+    case Source::kNetlink:
+      return netlink_.fd();
+    case Source::kKmsg:
+      return kmsg_.get();
+    case Source::kNone:
+      break;
+  }
+  return -1;
+}
+
+void SeccompLog::keep(const SeccompRecord& r) {
+  if (r.signal == 0) return;  // the call was allowed (logged only), nothing was killed
+  recent_.push_back(r);
+  if (recent_.size() > kMaxRecent) recent_.pop_front();
 }
 
 void SeccompLog::drain() {
+  if (source_ == Source::kNetlink) {
+    netlink_.drain([this](const SeccompRecord& r) { keep(r); });
+    return;
+  }
+  if (source_ != Source::kKmsg) return;
   char buf[8192];
   for (;;) {
-    ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+    ssize_t n = ::read(kmsg_.get(), buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EPIPE)) continue;  // EPIPE: records were overwritten
     if (n <= 0) return;
-    if (auto r = parseSeccompRecord(std::string_view(buf, static_cast<size_t>(n)))) {
-      recent_.push_back(*r);
-      if (recent_.size() > kMaxRecent) recent_.pop_front();
-    }
+    if (auto r = parseKmsgRecord(std::string_view(buf, static_cast<size_t>(n)))) keep(*r);
   }
 }
 
-std::string SeccompLog::nameFor(pid_t pid, int max_wait_ms) {
-  if (!fd_) return "forbidden system call (name unknown: " + reason_ + ")";
-  const int64_t deadline = monotonicMillis() + max_wait_ms;
-  for (;;) {
-    drain();
-    for (auto it = recent_.begin(); it != recent_.end(); ++it) {
-      if (it->pid == pid) {
-        std::string name = syscallName(it->arch, it->syscall);
-        recent_.erase(it);
-        return name;
-      }
+std::optional<std::string> SeccompLog::takeName(pid_t pid) {
+  for (auto it = recent_.begin(); it != recent_.end(); ++it) {
+    if (it->pid == pid) {
+      std::string name = syscallName(it->arch, it->syscall);
+      recent_.erase(it);
+      return name;
     }
-    int64_t left = deadline - monotonicMillis();
-    if (left <= 0) break;
-    pollfd p{fd_.get(), POLLIN, 0};
-    ::poll(&p, 1, static_cast<int>(left));
   }
-  return "forbidden system call (name unknown: the kernel logged no seccomp record for the job; "
-         "audit messages may be rate-limited or disabled)";
+  return std::nullopt;
+}
+
+std::string SeccompLog::unknownName() const {
+  if (source_ == Source::kNone) return "forbidden system call (name unknown: " + reason_ + ")";
+  if (source_ == Source::kKmsg) {
+    return "forbidden system call (name unknown: no seccomp record for the job reached "
+           "/dev/kmsg, where the kernel rate-limits them; run pyrund as root to read the audit "
+           "socket instead)";
+  }
+  return "forbidden system call (name unknown: the kernel sent no seccomp audit record for the "
+         "job; is the kernel built with CONFIG_AUDIT?)";
 }
 
 }  // namespace pyrun::sandbox

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -95,6 +96,10 @@ int sendSignal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags));
 }
 
+// How long a job killed by seccomp waits for the kernel's audit record naming the call. The record
+// normally follows the kill within milliseconds; the wait never blocks other jobs.
+constexpr uint64_t kNameWaitUs = 2'000'000;
+
 uint64_t monotonicMicros() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -175,8 +180,12 @@ class Spawner {
   void killJob(uint64_t job_id);
   void drainReport(Job& job);
   void finishJob(uint64_t job_id);
+  void sendEnd(JobEnded e);
+  // Sends the ends in unnamed_ whose record has arrived or whose wait is over (all when final).
+  void nameUnnamed(bool final);
+  int pollTimeoutMs() const;
   void shutDown();
-  void reloadPolicies(const ReloadPolicies& reload);
+  void reloadPolicies();
   void removeLeftoverWorkDirs();
   uid_t allocateUid(uint64_t job_id) const;
   void send(const FromSpawner& message, std::span<const int> fds = {});
@@ -192,6 +201,14 @@ class Spawner {
   PolicySet policies_;
   Cgroups cgroups_;
   std::optional<SeccompLog> seccomp_log_;
+  // Jobs killed by their seccomp filter whose audit record has not been read yet: each end is sent
+  // when the record arrives or at its deadline (the name then says it is unknown).
+  struct UnnamedEnd {
+    JobEnded end;
+    pid_t pid;
+    uint64_t deadline_us;
+  };
+  std::vector<UnnamedEnd> unnamed_;
 };
 
 void Spawner::removeLeftoverWorkDirs() {
@@ -249,8 +266,17 @@ Result<void> Spawner::prepare() {
   return {};
 }
 
-void Spawner::reloadPolicies(const ReloadPolicies& reload) {
-  auto loaded = loadPolicySet(reload.files);
+void Spawner::reloadPolicies() {
+  // The files come from our own configuration, never from the front (see SpawnerConfig).
+  Result<std::map<std::string, std::string>> files = config_.policy_files;
+  if (config_.reload_policy_files) files = config_.reload_policy_files();
+  if (!files) {
+    PYRUN_LOG(kError) << "policy reload failed, keeping the " << policies_.size()
+                      << " policies in use: " << files.error().detail();
+    send(PoliciesReloaded{false, files.error().detail()});
+    return;
+  }
+  auto loaded = loadPolicySet(*files);
   if (!loaded) {
     PYRUN_LOG(kError) << "policy reload failed, keeping the " << policies_.size()
                       << " policies in use: " << loaded.error().detail();
@@ -306,13 +332,18 @@ int Spawner::run() {
         owners.push_back(id);
       }
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    const size_t job_fds = fds.size();
+    const int log_fd = seccomp_log_ ? seccomp_log_->fd() : -1;
+    if (log_fd >= 0) fds.push_back({log_fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), pollTimeoutMs()) < 0) {
       if (errno == EINTR) continue;
       PYRUN_PLOG(kFatal) << "poll";
       break;
     }
+    // Read the audit records even when no job waits for one: they would pile up in the socket.
+    if (log_fd >= 0 && fds.back().revents != 0) seccomp_log_->drain();
     std::vector<uint64_t> ended;
-    for (size_t i = 1; i < fds.size(); ++i) {
+    for (size_t i = 1; i < job_fds; ++i) {
       if (fds[i].revents == 0) continue;
       auto it = jobs_.find(owners[i - 1]);
       if (it == jobs_.end()) continue;
@@ -324,6 +355,7 @@ int Spawner::run() {
       }
     }
     for (uint64_t id : ended) finishJob(id);
+    nameUnnamed(false);
     if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !handleRequest()) break;
   }
   shutDown();
@@ -353,8 +385,8 @@ bool Spawner::handleRequest() {
     spawn(std::move(*s));
   } else if (auto* g = std::get_if<SignalJob>(&*request)) {
     signalJob(*g);
-  } else if (auto* r = std::get_if<ReloadPolicies>(&*request)) {
-    reloadPolicies(*r);
+  } else if (std::holds_alternative<ReloadPolicies>(*request)) {
+    reloadPolicies();
   } else {
     killJob(std::get<KillJob>(*request).job_id);
   }
@@ -372,21 +404,32 @@ void Spawner::spawn(channel::SpawnRequest request) {
                std::to_string(id));
   }
   if (jobs_.count(id) != 0) return bad("job " + std::to_string(id) + " is already running");
-  if (spec->interpreter.empty() || spec->interpreter[0] != '/') {
-    return bad("interpreter '" + spec->interpreter + "' is not an absolute path");
+  auto policy = policies_.find(spec->policy);
+  if (policy == policies_.end()) {
+    return sendFailed(id, "policy", ENOENT, "policy '" + spec->policy + "' is not loaded");
   }
-  const JobLimits& l = spec->limits;
+  // The policy this spawner compiled decides what runs and within which bounds; the front may
+  // only ask for tighter limits (a client's RUN may lower them), never for another interpreter or
+  // looser limits, so a compromised front gains nothing by lying in the spec.
+  const policy::Policy& rules = policy->second->policy;
+  if (spec->interpreter != rules.interpreter) {
+    return bad("interpreter '" + spec->interpreter + "' is not policy " + spec->policy + "'s (" +
+               rules.interpreter + ")");
+  }
+  JobLimits l = spec->limits;
+  l.cpu_seconds = std::min(l.cpu_seconds, rules.limits.cpu_seconds);
+  l.wall_seconds = std::min(l.wall_seconds, rules.limits.wall_seconds);
+  l.memory_bytes = std::min(l.memory_bytes, rules.limits.memory_bytes);
+  l.file_size_bytes = std::min(l.file_size_bytes, rules.limits.file_size_bytes);
+  l.open_files = std::min(l.open_files, rules.limits.open_files);
+  l.processes = std::min(l.processes, rules.limits.processes);
   if (l.cpu_seconds == 0 || l.memory_bytes < (16u << 20) || l.file_size_bytes == 0 ||
       l.open_files < 8 || l.processes == 0) {
     return bad(
         "job limits are below the minimum (cpu 1 s, memory 16 MiB, file size 1 byte, "
         "8 open files, 1 process)");
   }
-
-  auto policy = policies_.find(spec->policy);
-  if (policy == policies_.end()) {
-    return sendFailed(id, "policy", ENOENT, "policy '" + spec->policy + "' is not loaded");
-  }
+  spec->limits = l;
 
   auto job = std::make_unique<Job>();
   job->id = id;
@@ -696,10 +739,23 @@ void Spawner::finishJob(uint64_t job_id) {
       e.cause = EndCause::kKilled;
     } else if (e.signaled && e.code == SIGSYS) {
       e.cause = EndCause::kSyscall;
-      e.detail = job.interpreter_pid > 0 && seccomp_log_
-                     ? seccomp_log_->nameFor(job.interpreter_pid)
-                     : "forbidden system call (name unknown: the interpreter's host pid is "
-                       "unknown)";
+      if (job.interpreter_pid <= 0) {
+        e.detail = "forbidden system call (name unknown: the interpreter's host pid is unknown)";
+      } else if (!seccomp_log_ || !seccomp_log_->available()) {
+        e.detail = seccomp_log_ ? seccomp_log_->unknownName()
+                                : "forbidden system call (name unknown: no audit source)";
+      } else {
+        seccomp_log_->drain();
+        if (auto name = seccomp_log_->takeName(job.interpreter_pid)) {
+          e.detail = std::move(*name);
+        } else {
+          // The kernel's audit thread delivers the record a moment after the kill: the end waits
+          // for it in unnamed_ while the loop serves the other jobs.
+          unnamed_.push_back({std::move(e), job.interpreter_pid, monotonicMicros() + kNameWaitUs});
+          jobs_.erase(it);
+          return;
+        }
+      }
     } else if (cgroup_stats && cgroup_stats->oom_killed && failed) {
       e.cause = EndCause::kMemoryLimit;
     } else if (e.signaled && e.code == SIGXCPU) {
@@ -713,11 +769,39 @@ void Spawner::finishJob(uint64_t job_id) {
       // A program that handled the failed fork and succeeded is not told it hit a limit.
       e.cause = EndCause::kProcessLimit;
     }
-    PYRUN_LOG(kInfo) << "job " << job.id << " ended: " << (e.signaled ? "signal " : "exit ")
-                     << e.code << (e.detail.empty() ? "" : " (" + e.detail + ")");
-    send(e);
+    sendEnd(std::move(e));
   }
   jobs_.erase(it);
+}
+
+void Spawner::sendEnd(JobEnded e) {
+  PYRUN_LOG(kInfo) << "job " << e.job_id << " ended: " << (e.signaled ? "signal " : "exit ")
+                   << e.code << (e.detail.empty() ? "" : " (" + e.detail + ")");
+  send(e);
+}
+
+void Spawner::nameUnnamed(bool final) {
+  if (unnamed_.empty()) return;
+  seccomp_log_->drain();
+  const uint64_t now = monotonicMicros();
+  for (auto it = unnamed_.begin(); it != unnamed_.end();) {
+    std::optional<std::string> name = seccomp_log_->takeName(it->pid);
+    if (!name && !final && now < it->deadline_us) {
+      ++it;
+      continue;
+    }
+    it->end.detail = name ? std::move(*name) : seccomp_log_->unknownName();
+    sendEnd(std::move(it->end));
+    it = unnamed_.erase(it);
+  }
+}
+
+int Spawner::pollTimeoutMs() const {
+  if (unnamed_.empty()) return -1;
+  uint64_t deadline = unnamed_.front().deadline_us;
+  for (const auto& u : unnamed_) deadline = std::min(deadline, u.deadline_us);
+  uint64_t now = monotonicMicros();
+  return deadline <= now ? 0 : static_cast<int>((deadline - now + 999) / 1000);
 }
 
 void Spawner::signalJob(const SignalJob& s) {
@@ -749,6 +833,7 @@ void Spawner::shutDown() {
   front_gone_ = true;
   for (auto& entry : jobs_) killJob(entry.first);
   while (!jobs_.empty()) finishJob(jobs_.begin()->first);
+  nameUnnamed(true);
   // Every job cgroup is gone now; remove our (empty) subtree too, so that short-lived spawners
   // (pyrun-policy run, tests) leave no directories behind. rmdir fails harmlessly if not empty.
   for (const std::string& dir : cgroups_.subtreeDirs()) ::rmdir(dir.c_str());

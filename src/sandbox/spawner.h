@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -59,6 +60,10 @@ struct SpawnerConfig {
   // at start (startSpawner fails with the policy's file:line:col errors if any is invalid) and
   // again on ReloadPolicies. A job whose policy is not in the set fails with stage "policy".
   std::map<std::string, std::string> policy_files;
+  // Where the spawner finds the policy files on ReloadPolicies (pyrund: it re-reads its config
+  // file). Unset: policy_files again. The front never names files to the spawner: a compromised
+  // front could otherwise make the root spawner read any file, or load a policy of its own.
+  std::function<Result<std::map<std::string, std::string>>()> reload_policy_files;
   // Which cgroup setup to use for the jobs (docs/CGROUPS.md); without a usable one, rlimits alone.
   CgroupOptions cgroups;
 };
@@ -74,12 +79,10 @@ struct SignalJob {
 struct KillJob {
   uint64_t job_id = 0;  // SIGKILL to every process of the job
 };
-// Replaces the policy set (same form as SpawnerConfig::policy_files). All or nothing: when any file
-// is invalid the old set stays in use. Answered by PoliciesReloaded. Running jobs keep the policy
-// they started with.
-struct ReloadPolicies {
-  std::map<std::string, std::string> files;
-};
+// Reloads the policy set from the files SpawnerConfig::reload_policy_files names (no path travels
+// in the message). All or nothing: when any file is invalid the old set stays in use. Answered by
+// PoliciesReloaded. Running jobs keep the policy they started with.
+struct ReloadPolicies {};
 using ToSpawner = std::variant<SpawnJob, SignalJob, KillJob, ReloadPolicies>;
 
 // ---- messages (spawner -> front) ----

@@ -292,10 +292,12 @@ void Server::reload() {
         AuditLine("reload").str("result", "failed").str("detail", set.error().detail()));
     return;
   }
-  // The spawner compiles the same files into seccomp programs; the new set is used only once it
-  // has accepted them too, so the two sides never disagree on what a policy name means.
+  // The spawner re-reads the same config file itself (the front never names files to the root
+  // spawner) and compiles the policies into seccomp programs; the new set is used only once it
+  // has accepted them too. An edit of the config between the two reads (milliseconds apart) could
+  // make them differ until the next SIGHUP; the spawner's copy decides the confinement.
   auto pending = std::make_shared<const PolicySet>(std::move(*set));
-  if (auto r = env_->spawner->send(sandbox::ReloadPolicies{pending->files}); !r) {
+  if (auto r = env_->spawner->send(sandbox::ReloadPolicies{}); !r) {
     PYRUN_LOG(kError) << "policy reload failed: cannot reach the spawner: " << r.error().detail();
     return;
   }

@@ -115,6 +115,26 @@ TEST_F(PyrundTest, SighupWithAnInvalidPolicyKeepsTheOldSet) {
   expectScenario("started_limits", kDefaultLimits);
 }
 
+// The spawner finds the files of a reload in the config itself (the front never names a file to
+// it): a policy added to the config on SIGHUP is known to both, and its jobs start under it.
+TEST_F(PyrundTest, SighupAddsAPolicyThatTheSpawnerLoadsFromTheConfig) {
+  const std::string defaults = "policies:\n  default: " + policy("default") + "\n";
+  startServer(defaults + "identities:\n  default: default\n", false);
+  expectScenario("started_limits", kDefaultLimits);
+
+  writeFile(dir_ / "tight.yaml", readFileOrEmpty(PYRUN_SOURCE_DIR "/policy/strict.yaml"));
+  writeFile(dir_ / "pyrund.yaml",
+            configText(defaults + "  tight: " + (dir_ / "tight.yaml") +
+                           "\nidentities:\n  default: default\n  clients:\n    alice: tight\n",
+                       false));
+  server_->signal(SIGHUP);
+  std::string log = server_->readStderrUntil("policies reloaded", 30s);
+  ASSERT_NE(log.find("policies reloaded"), std::string::npos) << log;
+  EXPECT_NE(log.find("reloaded 2 policies: default, tight"), std::string::npos) << log;
+  // Were the spawner still on its start-up files, alice's job would fail: "tight" not loaded.
+  expectScenario("started_limits", kStrictLimits);
+}
+
 TEST_F(PyrundTest, RevokedWhileRunningIsKilledAndRefusedAfterSighup) {
   copyFile(pki_.crl(), dir_ / "crl.pem");
   startServer("crl: " + (dir_ / "crl.pem") + "\ncrl_check_seconds: 0\n");
