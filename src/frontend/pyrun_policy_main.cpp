@@ -2,12 +2,10 @@
 // locally under a policy through the spawner pyrund uses, learn the system calls a script makes).
 #include <fcntl.h>
 #include <linux/audit.h>
-#include <linux/netlink.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -34,6 +32,7 @@
 #include "policy/catalog.h"
 #include "policy/policy.h"
 #include "sandbox/seccomp_filter.h"
+#include "sandbox/seccomp_log.h"
 #include "sandbox/spawner.h"
 #include "sandbox/workdir.h"
 
@@ -455,59 +454,24 @@ int run(const std::string& policy_file, const std::string& script,
 
 // ---- learn: the system calls a script makes, from the kernel's seccomp log records ----
 
-// Receives the kernel's audit records through the read-only multicast group of the audit netlink
-// socket (CAP_AUDIT_READ). Unlike /dev/kmsg, this path is not rate-limited by printk, so a burst
-// of records at interpreter start-up arrives whole; the kernel makes the logging task wait rather
-// than drop when its queue is full.
+// The SECCOMP_RET_LOG records of the job's system calls, from the audit netlink socket (see
+// sandbox/seccomp_log.h: unlike /dev/kmsg it is not rate-limited, so the burst of interpreter
+// start-up arrives whole).
 class AuditReader {
  public:
-  pyrun::Result<void> open() {
-    fd_.reset(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_AUDIT));
-    if (!fd_) return pyrun::errnoError("audit netlink socket", errno);
-    sockaddr_nl addr{};
-    addr.nl_family = AF_NETLINK;
-    addr.nl_groups = AUDIT_NLGRP_READLOG;
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
-      return pyrun::errnoError("join the audit log multicast group", errno);
-    }
-    int size = 8 << 20;
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
-    return {};
-  }
-  int fd() const { return fd_.get(); }
+  pyrun::Result<void> open() { return socket_.open(); }
+  int fd() const { return socket_.fd(); }
 
   // Reads every record queued now.
   void drain() {
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
-      if (n < 0 && errno == ENOBUFS) {
-        lost_ = true;  // the socket overflowed: some records are gone
-        continue;
-      }
-      if (n <= 0) return;
-      // NLMSG_OK and friends are macros full of C casts; the walk is spelled out instead.
-      constexpr size_t kHeader =
-          (sizeof(nlmsghdr) + NLMSG_ALIGNTO - 1) & ~size_t{NLMSG_ALIGNTO - 1};
-      size_t at = 0;
-      const auto total = static_cast<size_t>(n);
-      while (at + kHeader <= total) {
-        nlmsghdr h;
-        std::memcpy(&h, buf + at, sizeof h);
-        if (h.nlmsg_len < kHeader || h.nlmsg_len > total - at) break;
-        if (h.nlmsg_type == AUDIT_SECCOMP) {
-          record(std::string_view(buf + at + kHeader, h.nlmsg_len - kHeader));
-        }
-        at += (h.nlmsg_len + NLMSG_ALIGNTO - 1) & ~size_t{NLMSG_ALIGNTO - 1};
-      }
-    }
+    socket_.drain([this](const pyrun::sandbox::SeccompRecord& r) { record(r); });
   }
 
   // Waits until no record has arrived for `quiet`: the kernel's audit thread delivers records a
   // moment after the system call, so the last ones may still be on their way when the job ends.
   void drainUntilQuiet(std::chrono::milliseconds quiet) {
     for (;;) {
-      pollfd p{fd_.get(), POLLIN, 0};
+      pollfd p{socket_.fd(), POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(quiet.count())) <= 0) return;
       drain();
     }
@@ -518,46 +482,38 @@ class AuditReader {
     uid_count_ = count;
   }
   const std::set<std::string>& syscalls() const { return syscalls_; }
-  bool lost() const { return lost_; }
+  bool lost() const { return socket_.lost(); }
 
  private:
-  static std::optional<uint64_t> field(std::string_view text, std::string_view key, int base) {
-    std::string needle = " " + std::string(key) + "=";
-    auto at = text.find(needle);
-    if (at == std::string_view::npos) return std::nullopt;
-    std::string value(text.substr(at + needle.size()));
-    value = value.substr(0, value.find(' '));
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(value.c_str(), &end, base);
-    if (errno != 0 || end == value.c_str()) return std::nullopt;
-    return v;
-  }
-
-  void record(std::string_view text) {
+  void record(const pyrun::sandbox::SeccompRecord& r) {
     // Only SECCOMP_RET_LOG records of the native ABI, from a job's uid: other processes of the
     // host may log seccomp events of their own.
-    auto code = field(text, "code", 16);
-    auto arch = field(text, "arch", 16);
-    auto uid = field(text, "uid", 10);
-    auto nr = field(text, "syscall", 10);
-    if (!code || !arch || !uid || !nr) return;
-    if (*code != SECCOMP_RET_LOG || *arch != seccomp_arch_native()) return;
-    if (*uid < uid_base_ || *uid >= uint64_t{uid_base_} + uid_count_) return;
-    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, static_cast<int>(*nr));
+    if (r.code != SECCOMP_RET_LOG || r.arch != seccomp_arch_native()) return;
+    if (r.uid < uid_base_ || r.uid >= uint64_t{uid_base_} + uid_count_) return;
+    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, r.syscall);
     if (name == nullptr) return;
     syscalls_.insert(name);
     std::free(name);
   }
 
-  pyrun::UniqueFd fd_;
+  pyrun::sandbox::AuditSocket socket_;
   uint32_t uid_base_ = 0;
   uint32_t uid_count_ = 0;
   std::set<std::string> syscalls_;
-  bool lost_ = false;
 };
 
 std::string sizeText(uint64_t bytes) { return std::to_string(bytes); }
+
+// Millicores as the policy's `cpus` writes them: 1000 -> "1", 500 -> "0.5", 1250 -> "1.25".
+std::string coresText(uint32_t millicores) {
+  std::string text = std::to_string(millicores / 1000);
+  if (uint32_t rest = millicores % 1000; rest != 0) {
+    std::string fraction = std::to_string(1000 + rest).substr(1);  // three digits
+    while (fraction.back() == '0') fraction.pop_back();
+    text += "." + fraction;
+  }
+  return text;
+}
 
 // A policy file for learning: the base's limits and interpreter, every system call logged.
 std::string learningPolicy(const pyrun::policy::Policy& base) {
@@ -574,6 +530,9 @@ std::string learningPolicy(const pyrun::policy::Policy& base) {
     << "  open_files: " << l.open_files << "\n"
     << "  output: " << sizeText(l.output_bytes) << "\n"
     << "  tmp: " << sizeText(l.tmp_bytes) << "\n"
+    << "  cpus: " << coresText(l.cpu_millicores) << "\n"
+    << "  workdir: " << sizeText(l.workdir_bytes) << "\n"
+    << "  workdir_files: " << l.workdir_files << "\n"
     << "network: none\n";
   return y.str();
 }

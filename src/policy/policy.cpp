@@ -136,6 +136,14 @@ std::string describePolicy(const Policy& policy) {
   out << "  cpus:         " << l.cpu_millicores / 1000 << "." << (l.cpu_millicores % 1000) / 100
       << (l.cpu_millicores % 100) / 10 << l.cpu_millicores % 10 << " " << origin(policy, "cpus")
       << "\n";
+  out << "  workdir:      " << formatSize(l.workdir_bytes) << " " << origin(policy, "workdir")
+      << "\n";
+  out << "  workdir_files: " << l.workdir_files << " "
+      << (policy.limit_origins.count("workdir_files") == 0 &&
+                  policy.limit_origins.count("workdir") != 0
+              ? "(1 per " + formatSize(kWorkdirBytesPerFile) + " of workdir)"
+              : origin(policy, "workdir_files"))
+      << "\n";
   out << "network: " << (policy.network == NetworkMode::kNone ? "none" : "loopback") << "\n";
   out << "filesystem:\n";
   out << "  read_only:";

@@ -40,7 +40,14 @@ struct Limits {
   uint64_t output_bytes = 16ull << 20;      // stdout + stderr, enforced by the front
   uint64_t tmp_bytes = 64ull << 20;         // size of the private /tmp (and /dev/shm)
   uint32_t cpu_millicores = 1000;           // CPU bandwidth (cgroup cpu controller), 1000 = one core
+  uint64_t workdir_bytes = 64ull << 20;     // size of the working directory /job (a tmpfs)
+  // Files, directories and links /job may hold (the tmpfs's inodes, its root not counted). Unless
+  // a policy sets it, one per kWorkdirBytesPerFile of workdir_bytes, at least kMinWorkdirFiles.
+  uint32_t workdir_files = 4096;
 };
+// Derives Limits::workdir_files from workdir_bytes (mke2fs's default bytes per inode).
+inline constexpr uint64_t kWorkdirBytesPerFile = 16u << 10;
+inline constexpr uint32_t kMinWorkdirFiles = 64;
 
 enum class NetworkMode {
   kNone,      // a fresh network namespace without any interface up

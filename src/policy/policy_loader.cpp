@@ -372,7 +372,7 @@ class Loader {
     forEachEntry(
         map, "limits",
         {"cpu_seconds", "wall_seconds", "memory", "processes", "file_size", "open_files", "output",
-         "tmp", "cpus"},
+         "tmp", "cpus", "workdir", "workdir_files"},
         [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
           const std::string what = "limits." + key;
           constexpr uint64_t k32 = std::numeric_limits<uint32_t>::max();
@@ -397,6 +397,8 @@ class Loader {
           if (key == "file_size") setSize(l.file_size_bytes);
           if (key == "output") setSize(l.output_bytes);
           if (key == "tmp") setSize(l.tmp_bytes);
+          if (key == "workdir") setSize(l.workdir_bytes);
+          if (key == "workdir_files") set32(l.workdir_files);
           if (key == "cpus") {
             if (auto v = cpusValue(value, what)) {
               l.cpu_millicores = *v;
@@ -720,6 +722,7 @@ class Loader {
 
   // Checks across files, then fills the allow list and the ENOSYS set.
   void finish() {
+    deriveWorkdirFiles();
     Seccomp& s = policy_.seccomp;
     if (!default_where_) {
       if (!default_failed_) {
@@ -754,6 +757,17 @@ class Loader {
     for (std::string_view name : enosysByDefault()) {
       if (mentioned.count(std::string(name)) == 0) s.enosys.emplace_back(name);
     }
+  }
+
+  // A policy that sizes /job but does not count its files gets a file bound in proportion, so that
+  // a small working directory cannot be filled with empty files (which use no size at all).
+  void deriveWorkdirFiles() {
+    Limits& l = policy_.limits;
+    const auto& origins = policy_.limit_origins;
+    if (origins.count("workdir") == 0 || origins.count("workdir_files") != 0) return;
+    uint64_t files = std::max<uint64_t>(l.workdir_bytes / kWorkdirBytesPerFile, kMinWorkdirFiles);
+    l.workdir_files = static_cast<uint32_t>(
+        std::min<uint64_t>(files, std::numeric_limits<uint32_t>::max()));
   }
 
   std::optional<std::string_view> root_text_;

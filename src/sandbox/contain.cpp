@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -14,8 +15,10 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,7 +197,101 @@ int restrictBind(const ChildMount& m) {
   return mountSetattr(m.target, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, set);
 }
 
-int runMountStep(const ChildMount& m) {
+// ---- the working directory's files ----
+
+// Everything in /job belongs to the job: as root its uid, otherwise we already are the (mapped)
+// caller, whose files they are.
+int chownToJob(int fd, const ChildPlan& plan) {
+  if (!plan.drop_to_job_ids) return 0;
+  return ::fchown(fd, plan.uid, plan.gid) != 0 ? errno : 0;
+}
+
+// A file the spawner staged, by its path relative to the host working directory. Nothing of the
+// job has run yet, so nothing there can be a link; refusing every link, "..", and other mounts is
+// what keeps it that way should that change.
+int openStagedFile(int workdir_fd, const char* rel) {
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  int fd = static_cast<int>(::syscall(SYS_openat2, workdir_fd, rel, &how, sizeof how));
+  if (fd < 0 && errno == ENOSYS) {  // Linux < 5.6
+    fd = ::openat(workdir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+  }
+  return fd;
+}
+
+// Copies in to out from their current offsets: sendfile, which needs no buffer, else read and
+// write through one on the stack. Returns 0 or the errno (ENOSPC when /job is full).
+int copyContents(int in, int out) {
+  for (;;) {
+    ssize_t n = ::sendfile(out, in, nullptr, 1 << 30);
+    if (n > 0) continue;
+    if (n == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno != EINVAL && errno != ENOSYS) return errno;
+    break;
+  }
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(in, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = ::write(out, buf + done, static_cast<size_t>(n - done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return errno;
+      done += w;
+    }
+  }
+}
+
+int copyJobFile(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
+  int in = openStagedFile(workdir_fd, m.source);
+  if (in < 0) return errno;
+  struct stat st {};
+  int err = 0;
+  if (::fstat(in, &st) != 0) {
+    err = errno;
+  } else if (!S_ISREG(st.st_mode)) {
+    err = EINVAL;
+  }
+  int out = -1;
+  if (err == 0) {
+    out = ::open(m.target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (out < 0) err = errno;
+  }
+  if (err == 0) err = copyContents(in, out);
+  if (err == 0) err = chownToJob(out, plan);
+  // After the chown, which would clear set-id bits; the mode is permission bits only anyway.
+  if (err == 0 && ::fchmod(out, m.mode & 0777) != 0) err = errno;
+  if (out >= 0) ::close(out);
+  ::close(in);
+  return err;
+}
+
+int makeJobDir(const ChildMount& m, const ChildPlan& plan) {
+  if (::mkdir(m.target, 0700) != 0) return errno;
+  int fd = ::open(m.target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int err = chownToJob(fd, plan);
+  if (err == 0 && ::fchmod(fd, m.mode & 0777) != 0) err = errno;
+  ::close(fd);
+  return err;
+}
+
+int mountJobTmpfs(const ChildMount& m, const ChildPlan& plan) {
+  unsigned long flags = MS_NOSUID | MS_NODEV | (m.noexec ? MS_NOEXEC : 0);
+  if (::mount("tmpfs", m.target, "tmpfs", flags, m.data) != 0) return errno;
+  int fd = ::open(m.target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int err = chownToJob(fd, plan);
+  ::close(fd);
+  return err;
+}
+
+// workdir_fd: the host working directory (O_PATH), for kJobFile; -1 when there is none.
+int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
   switch (m.kind) {
     case MountKind::kDir:
       if (::mkdir(m.target, m.mode) != 0 && errno != EEXIST) return errno;
@@ -224,6 +321,12 @@ int runMountStep(const ChildMount& m) {
       return ::mount("proc", m.target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0
                  ? errno
                  : 0;
+    case MountKind::kJobTmpfs:
+      return mountJobTmpfs(m, plan);
+    case MountKind::kJobDir:
+      return makeJobDir(m, plan);
+    case MountKind::kJobFile:
+      return workdir_fd < 0 ? EINVAL : copyJobFile(m, plan, workdir_fd);
   }
   return EINVAL;
 }
@@ -240,12 +343,23 @@ Failure buildRoot(const ChildPlan& plan) {
       ::chdir(plan.root_dir) != 0) {
     return fail(Stage::kRoot);
   }
+  // The host working directory, whose staged files are copied into the job's /job: opened (by
+  // absolute path, O_PATH: only a starting point for openat2) at the first copy, so that a failure
+  // names that step. Root in the host's user namespace, or the caller mapped, we can read them.
+  int workdir_fd = -1;
   for (size_t i = 0; i < plan.mount_count; ++i) {
-    if (int err = runMountStep(plan.mounts[i]); err != 0) {
+    const ChildMount& m = plan.mounts[i];
+    if (m.kind == MountKind::kJobFile && workdir_fd < 0 && plan.workdir != nullptr) {
+      workdir_fd = ::open(plan.workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (workdir_fd < 0) return fail(Stage::kMount, static_cast<int>(i));
+    }
+    if (int err = runMountStep(m, plan, workdir_fd); err != 0) {
       errno = err;
       return fail(Stage::kMount, static_cast<int>(i));
     }
   }
+  // Closed before pivot_root: no descriptor of the host's tree survives into the job's.
+  if (workdir_fd >= 0) ::close(workdir_fd);
   return {};
 }
 
@@ -316,7 +430,7 @@ int addLandlockRule(int ruleset, const char* path, uint64_t rights) {
   return rc != 0 ? err : 0;
 }
 
-// The ruleset the spawner prepared covers the host inodes the job sees through binds; /tmp,
+// The ruleset the spawner prepared covers the host inodes the job sees through binds; /job, /tmp,
 // /dev/shm and /proc exist only in this namespace, so their rules are added here, once they are
 // mounted (the ruleset belongs to this job alone).
 Failure addRulesForJobMounts(const ChildPlan& plan) {
@@ -324,7 +438,9 @@ Failure addRulesForJobMounts(const ChildPlan& plan) {
   const uint64_t fs = landlockFsRights(plan.landlock_abi);
   const uint64_t read_write = fs & ~(kLlMakeChar | kLlMakeBlock | kLlIoctlDev | kLlExecute);
   const uint64_t read_only = kLlExecute | kLlReadFile | kLlReadDir;
-  int err = addLandlockRule(kLandlockFd, "/tmp", read_write);
+  // /job is a tmpfs of this namespace as well (it used to be a bind of the host directory).
+  int err = addLandlockRule(kLandlockFd, kJobDirInRoot, read_write);
+  if (err == 0) err = addLandlockRule(kLandlockFd, "/tmp", read_write);
   if (err == 0) err = addLandlockRule(kLandlockFd, "/dev/shm", read_write);
   // Read and list only (/proc/self/fd, /proc/self/status); writes to /proc are never needed.
   if (err == 0) err = addLandlockRule(kLandlockFd, "/proc", read_only & ~kLlExecute);
@@ -365,6 +481,42 @@ Failure setLimit(int resource, rlim_t value) {
   return {};
 }
 
+// Whether RLIMIT_NPROC, set in a user namespace of the job's own, bounds the job alone. Since
+// Linux 5.14 the process count lives in ucounts, one per (user namespace, uid), charged at every
+// level up to the initial namespace; fork compares the count of the child's own namespace with
+// RLIMIT_NPROC, and each ancestor's with the limit that namespace's creator had when it created
+// it (is_rlimit_overlimit; the daemon's own limit still covers all its processes). The job's
+// namespace holds only the job (its init included), so the limit counts exactly those. Before
+// 5.14 the count was the user_struct's, one per host uid: the daemon's uid, shared with the front,
+// the spawner and every other job, so a limit there would bound them all together.
+bool userNamespaceCountsProcesses() {
+  utsname u{};
+  if (::uname(&u) != 0) return false;
+  unsigned major = 0, minor = 0;
+  const char* p = u.release;
+  for (; *p >= '0' && *p <= '9'; ++p) major = major * 10 + static_cast<unsigned>(*p - '0');
+  if (*p++ != '.') return false;
+  for (; *p >= '0' && *p <= '9'; ++p) minor = minor * 10 + static_cast<unsigned>(*p - '0');
+  return major > 5 || (major == 5 && minor >= 14);
+}
+
+// RLIMIT_NPROC counts the processes (threads included) of the real uid. As root the job has a uid
+// of its own (set_nproc), so the count is the job's. Unprivileged (map_user) it is the caller's
+// uid, but in the job's own user namespace, which kernels since 5.14 count apart; there it counts
+// the init too, as the pids cgroup does. The hard limit the caller has cannot be raised without
+// privilege, and a lower one bounds the job as well.
+Failure setProcessLimit(const ChildPlan& plan) {
+  const bool wanted = plan.set_nproc || plan.map_user;
+  if (!wanted || (plan.map_user && !userNamespaceCountsProcesses())) return {};
+  rlim_t value = plan.nproc != 0 ? plan.nproc : plan.limits.processes;
+  if (plan.map_user) {
+    rlimit current{};
+    if (::getrlimit(RLIMIT_NPROC, &current) != 0) return fail(Stage::kRlimit, RLIMIT_NPROC);
+    if (current.rlim_max < value) value = current.rlim_max;
+  }
+  return setLimit(RLIMIT_NPROC, value);
+}
+
 Failure setRlimits(const ChildPlan& plan) {
   const JobLimits& l = plan.limits;
   // The soft CPU limit sends SIGXCPU; the hard limit one second later is SIGKILL for a program
@@ -376,13 +528,7 @@ Failure setRlimits(const ChildPlan& plan) {
   if (auto f = setLimit(RLIMIT_CORE, 0); f.failed()) return f;
   uint64_t address_space = plan.address_space_bytes != 0 ? plan.address_space_bytes : l.memory_bytes;
   if (auto f = setLimit(RLIMIT_AS, address_space); f.failed()) return f;
-  // RLIMIT_NPROC counts every process of the real uid: meaningful only for a per-job uid.
-  if (plan.set_nproc) {
-    if (auto f = setLimit(RLIMIT_NPROC, plan.nproc != 0 ? plan.nproc : l.processes); f.failed()) {
-      return f;
-    }
-  }
-  return {};
+  return setProcessLimit(plan);
 }
 
 Failure dropPrivileges(const ChildPlan& plan) {
@@ -604,7 +750,14 @@ void runJobInit(const ChildPlan& plan) {
 
   int failure_pipe[2];
   if (::pipe2(failure_pipe, O_CLOEXEC) != 0) reportAndExit(kReportFd, fail(Stage::kFork));
-  pid_t interpreter = ::fork();
+  // _Fork (glibc 2.34), not fork: this process is the child of a raw clone3 that glibc never saw.
+  // fork() runs the atfork handlers and takes the malloc and stdio locks, state that is a frozen
+  // copy of the spawner's (nobody here may allocate, and a lock copied while held would never be
+  // released). _Fork runs no handler and takes none of those locks (it is async-signal-safe), and
+  // still points the kernel's CLONE_CHILD_SETTID at the thread descriptor, so the interpreter's
+  // cached tid is its own (a raw clone would leave it the spawner's, for raise() and recursive
+  // locks to misuse).
+  pid_t interpreter = ::_Fork();
   if (interpreter < 0) reportAndExit(kReportFd, fail(Stage::kFork));
   if (interpreter == 0) {
     ::close(failure_pipe[0]);

@@ -74,9 +74,13 @@ struct ChildPlan {
   const char* interpreter = nullptr;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
+  // The host working directory holding the files the spawner staged: the kJobFile mount steps
+  // copy them from there into the job's /job (a tmpfs). Never mounted into the job.
   const char* workdir = nullptr;
   JobLimits limits;
-  bool set_nproc = false;        // RLIMIT_NPROC only when the job has a uid of its own
+  // RLIMIT_NPROC for the job's uid (as root: a uid of its own). With map_user it is set whatever
+  // this says, on kernels that count processes per user namespace (5.14+), see contain.cpp.
+  bool set_nproc = false;
   bool drop_to_job_ids = false;  // as root: become uid:gid
   uid_t uid = 0;
   gid_t gid = 0;

@@ -3,10 +3,20 @@
 // key and the CA directory have no path inside the job at all.
 #include "sandbox/job_root.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
 #include <set>
+
+#include "common/fd.h"
 
 namespace pyrun::sandbox {
 namespace {
@@ -101,6 +111,16 @@ class Builder {
     s.target = rel;
     plan_.steps.push_back(std::move(s));
   }
+  void jobStep(MountKind kind, std::string source, std::string rel, uint32_t mode,
+               std::string data = {}) {
+    MountStep s;
+    s.kind = kind;
+    s.source = std::move(source);
+    s.target = std::move(rel);
+    s.mode = mode;
+    s.data = std::move(data);
+    plan_.steps.push_back(std::move(s));
+  }
   void proc(const std::string& rel) {
     mountPoint(rel, true);
     MountStep s;
@@ -114,6 +134,70 @@ class Builder {
   JobRootPlan plan_;
   std::set<std::string> made_;
 };
+
+// The directory rel (relative to the working directory top_fd, "" for itself), opened without
+// following any link on the way (openat2; O_NOFOLLOW on the last component before Linux 5.6).
+int openStagedDir(int top_fd, const std::string& rel) {
+  const char* path = rel.empty() ? "." : rel.c_str();
+  open_how how{};
+  how.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  int fd = static_cast<int>(::syscall(SYS_openat2, top_fd, path, &how, sizeof how));
+  if (fd < 0 && errno == ENOSYS) {
+    fd = ::openat(top_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  }
+  return fd;
+}
+
+// A kJobDir or kJobFile step for every entry below the working directory top_fd (the host path
+// `top`), each directory's step before those of its contents, in name order. Breadth first with
+// one directory open at a time, so that no depth the spawner's staging allows can exhaust the
+// stack or the descriptors. Nothing is followed: the staged tree holds only what the spawner
+// wrote, so anything but directories and regular files is an error, not something to skip.
+Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
+  std::deque<std::string> pending = {""};
+  while (!pending.empty()) {
+    const std::string rel = std::move(pending.front());
+    pending.pop_front();
+    const std::string where = rel.empty() ? top : top + "/" + rel;
+    UniqueFd dir_fd(openStagedDir(top_fd, rel));
+    if (!dir_fd) return errnoError("open directory " + where, errno);
+    UniqueFd dup(::fcntl(dir_fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!dup) return errnoError("dup " + where, errno);
+    DIR* dir = ::fdopendir(dup.get());
+    if (dir == nullptr) return errnoError("read directory " + where, errno);
+    dup.release();
+    std::vector<std::string> names;
+    errno = 0;
+    while (dirent* e = ::readdir(dir)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+        names.emplace_back(e->d_name);
+      }
+    }
+    int read_error = errno;
+    ::closedir(dir);
+    if (read_error != 0) return errnoError("read directory " + where, read_error);
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+      const std::string inside = rel.empty() ? name : rel + "/" + name;
+      const std::string target = relative(kJobDirInRoot) + "/" + inside;
+      struct stat st {};
+      if (::fstatat(dir_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return errnoError("stat " + where + "/" + name, errno);
+      }
+      auto mode = static_cast<uint32_t>(st.st_mode & 0777);
+      if (S_ISREG(st.st_mode)) {
+        b.jobStep(MountKind::kJobFile, inside, target, mode);
+      } else if (S_ISDIR(st.st_mode)) {
+        b.jobStep(MountKind::kJobDir, "", target, mode);
+        pending.push_back(inside);
+      } else {
+        return Error(Errc::kIo, where + "/" + name + " is neither a directory nor a regular file");
+      }
+    }
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -159,9 +243,19 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
     plan.landlock_read_only.emplace_back(path);
   }
 
-  // The job's only writable places: its working directory, /tmp and /dev/shm.
-  b.bind(workdir, relative(kJobDirInRoot), true, false, true);
-  plan.landlock_read_write.push_back(workdir);
+  // The job's only writable places: its working directory, /tmp and /dev/shm. The working
+  // directory is a tmpfs too, not a bind of the host directory: its size and inode bounds hold
+  // the job's writes, which therefore never reach the host's disk, and its pages are charged to
+  // the job's memory cgroup. nr_inodes counts the tmpfs's root as well. Its Landlock rule is added
+  // by the child once it exists (like /tmp's).
+  b.mountPoint(relative(kJobDirInRoot), true);
+  b.jobStep(MountKind::kJobTmpfs, "", relative(kJobDirInRoot), 0700,
+            "size=" + std::to_string(policy.limits.workdir_bytes) +
+                ",nr_inodes=" + std::to_string(uint64_t{policy.limits.workdir_files} + 1) +
+                ",mode=0700");
+  UniqueFd staged(::open(workdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!staged) return errnoError("open the job's working directory " + workdir, errno);
+  if (auto r = addStagedFiles(b, staged.get(), workdir); !r) return r.error();
   std::string tmp_options = "size=" + std::to_string(policy.limits.tmp_bytes) + ",mode=1777";
   b.tmpfs("tmp", tmp_options, false);
 
@@ -224,6 +318,12 @@ std::string describeMountStep(const MountStep& step) {
              step.target + (step.writable ? "" : " read-only");
     case MountKind::kProc:
       return "mount a fresh proc on /" + step.target;
+    case MountKind::kJobTmpfs:
+      return "mount the working directory /" + step.target + " (a tmpfs, " + step.data + ")";
+    case MountKind::kJobDir:
+      return "create the directory /" + step.target + " of the job's files";
+    case MountKind::kJobFile:
+      return "copy the job's file " + step.source + " to /" + step.target;
   }
   return "mount step";
 }

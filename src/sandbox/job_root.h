@@ -21,6 +21,12 @@ enum class MountKind : int32_t {
   kTmpfs,    // tmpfs on target, options in data
   kBind,     // bind source (host path) onto target, recursively; read-only unless writable
   kProc,     // a fresh procfs on target
+  // The working directory: a tmpfs of the job's own, filled with copies of the files the spawner
+  // staged on the host, everything owned by the job (its uid as root, the mapped caller's in a
+  // user namespace).
+  kJobTmpfs,  // tmpfs on target, options (size, inodes, mode) in data
+  kJobDir,    // mkdir target (mode), a directory below the working directory
+  kJobFile,   // copy source (relative to the host working directory) to target (mode)
 };
 
 // One step. target is relative to the new root (no leading '/'), so that the init can run the
@@ -30,7 +36,7 @@ struct MountStep {
   std::string source;
   std::string target;
   std::string data;       // tmpfs options
-  uint32_t mode = 0755;   // kDir
+  uint32_t mode = 0755;   // kDir, kJobDir, kJobFile
   bool writable = false;  // kBind
   bool noexec = false;    // kBind, kTmpfs
   bool optional = false;  // a missing source is skipped (host files that may not exist)
@@ -45,10 +51,14 @@ struct JobRootPlan {
 
 // The steps for a job: a tmpfs root holding read-only binds of /usr and the host's /bin, /sbin,
 // /lib* (symlinks where the host has symlinks), a minimal /etc (a fixed list of non-secret files),
-// the working directory read-write at /job, /tmp and /dev/shm as tmpfs of tmp_bytes each, a /dev
-// with null, zero, full, random, urandom and the /proc/self/fd links, a fresh /proc with /proc/sys
-// and the other kernel knobs read-only, and the policy's filesystem extras at their own paths.
-// Errors (kPolicy) for an extra that would shadow /job, /tmp, /dev or /proc.
+// the working directory at /job (a tmpfs of workdir_bytes and workdir_files, mode 0700, into which
+// every directory and regular file below the host directory `workdir` is copied with its
+// permission bits), /tmp and /dev/shm as tmpfs of tmp_bytes each, a /dev with null, zero, full,
+// random, urandom and the /proc/self/fd links, a fresh /proc with /proc/sys and the other kernel
+// knobs read-only, and the policy's filesystem extras at their own paths. `workdir` is read here,
+// without following links: call it once the job's files are staged there. Errors: kPolicy for an
+// extra that would shadow /job, /tmp, /dev or /proc; kIo when `workdir` cannot be read or holds
+// something other than directories and regular files.
 Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir);
 
 // "<step>" for messages: "bind /usr onto /usr", "tmpfs on /tmp".

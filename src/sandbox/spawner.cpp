@@ -518,7 +518,9 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   plan.envp = envp.data();
   plan.workdir = job.workdir.path.c_str();
   plan.limits = spec.limits;
-  plan.set_nproc = root_;
+  // As root the job has a uid of its own; unprivileged, contain.cpp sets it where the kernel counts
+  // the job's user namespace apart (5.14+).
+  plan.set_nproc = true;
   plan.drop_to_job_ids = root_;
   plan.uid = job.uid.value_or(0);
   plan.gid = static_cast<gid_t>(job.uid.value_or(0));
@@ -580,7 +582,7 @@ std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) cons
       what = "execve " + job.interpreter;
       break;
     case Stage::kChdir:
-      what = "chdir " + job.workdir.path;
+      what = std::string("chdir ") + kJobDirInRoot;
       break;
     case Stage::kSetuid:
       what = "setresuid " + std::to_string(r.arg);
@@ -624,7 +626,7 @@ std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) cons
                           : "make the job's root read-only";
       break;
     case Stage::kLandlock:
-      what = r.arg == 1 ? "add Landlock rules for /tmp, /dev/shm, /proc and /dev"
+      what = r.arg == 1 ? "add Landlock rules for /job, /tmp, /dev/shm, /proc and /dev"
                         : "enforce the Landlock ruleset";
       break;
     case Stage::kSeccomp:

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -115,6 +114,7 @@ class HostileTest : public ::testing::Test {
     alice_ = pki_->clientBundle("alice");
     limited_ = pki_->clientBundle("limited");
     hasty_ = pki_->clientBundle("hasty");
+    cramped_ = pki_->clientBundle("cramped");
     // The limit attacks run under the shipped default policy with smaller limits, so that the
     // battery stays short. CPU and output limits come with the default 60 s wall limit and the
     // wall limit with the default CPU limit, so that on a loaded machine the limit under test is
@@ -123,6 +123,12 @@ class HostileTest : public ::testing::Test {
                                           "]\nlimits:\n  cpu_seconds: 1\n  output: 1M\n");
     writeFile(*dir_ / "hasty.yaml",
               "version: 1\ninclude: [" + kDefaultPolicy + "]\nlimits:\n  wall_seconds: 2\n");
+    // The disk attack: a file size limit below the sizes of /tmp and /job, so that each bound is
+    // met on its own (with the default policy's 64M everywhere a full mount and the file size
+    // limit would coincide).
+    writeFile(*dir_ / "cramped.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
+                                          "]\nlimits:\n  file_size: 4M\n  tmp: 16M\n"
+                                          "  workdir: 16M\n");
     writeFile(*dir_ / "pyrund.yaml",
               "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
                   "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (*dir_ / "jobs") +
@@ -130,8 +136,9 @@ class HostileTest : public ::testing::Test {
                   "policies:\n  default: " +
                   kDefaultPolicy + "\n  limited: " + (*dir_ / "limited.yaml") +
                   "\n  hasty: " + (*dir_ / "hasty.yaml") +
+                  "\n  cramped: " + (*dir_ / "cramped.yaml") +
                   "\nidentities:\n  default: default\n  clients:\n    limited: limited\n"
-                  "    hasty: hasty\n",
+                  "    hasty: hasty\n    cramped: cramped\n",
               0600);
     RunOptions options;
     options.env["PYRUN_HOSTILE_SECRET"] = kServerSecret;
@@ -232,7 +239,7 @@ class HostileTest : public ::testing::Test {
   static inline Pki* pki_ = nullptr;
   static inline Child* server_ = nullptr;
   static inline int port_ = 0;
-  static inline std::string alice_, limited_, hasty_, start_error_;
+  static inline std::string alice_, limited_, hasty_, cramped_, start_error_;
 };
 
 // ---- the network ----
@@ -319,25 +326,31 @@ TEST_F(HostileTest, PlantedLinksAreNotFollowedByCleanup) {
 }
 
 TEST_F(HostileTest, FillingTheDiskStopsAtTheLimits) {
-  struct statvfs host_before {};
-  ASSERT_EQ(::statvfs(dir_->path().c_str(), &host_before), 0);
-  Outcome o = job("diskfill.py");
+  Outcome o = job("diskfill.py", {}, cramped_);
   EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
   EXPECT_FALSE(contains(o.out, "ALLOWED")) << o.out;
-  // /tmp is a tmpfs of the policy's 64M: files of 16 MiB each fill it; one file in the working
-  // directory stops at the 64M file size limit (RLIMIT_FSIZE: EFBIG, as Python ignores SIGXFSZ).
   std::smatch m;
   std::string out = o.out;
+  // /tmp and the working directory are tmpfs of cramped.yaml's 16M: files of 2 MiB each (below
+  // the 4M file size limit) fill them.
+  for (const char* where : {"tmp", "workdir"}) {
+    ASSERT_TRUE(std::regex_search(
+        out, m, std::regex(std::string("BLOCKED fill ") + where + " after (\\d+) MiB: (\\w+)\n")))
+        << where << "\n" << o.out << o.err;
+    EXPECT_LE(std::stoi(m[1]), 16) << o.out;
+    EXPECT_EQ(m[2], "ENOSPC") << o.out;
+  }
+  // One file stops at the file size limit (RLIMIT_FSIZE: EFBIG, as Python ignores SIGXFSZ).
   ASSERT_TRUE(
-      std::regex_search(out, m, std::regex("BLOCKED fill /tmp/fill0 after (\\d+) MiB: (\\w+)")))
+      std::regex_search(out, m, std::regex("BLOCKED fill one file after (\\d+) MiB: (\\w+)\n")))
       << o.out << o.err;
-  EXPECT_LE(std::stoi(m[1]), 64) << o.out;
-  EXPECT_EQ(m[2], "ENOSPC") << o.out;
-  ASSERT_TRUE(
-      std::regex_search(out, m, std::regex("BLOCKED fill \\S+/fill after (\\d+) MiB: (\\w+)\n")))
-      << o.out << o.err;
-  EXPECT_EQ(std::stoi(m[1]), 64) << o.out;
+  EXPECT_EQ(std::stoi(m[1]), 4) << o.out;
   EXPECT_EQ(m[2], "EFBIG") << o.out;
+  // Empty files stop at the working directory's file count: 16M at one per 16K, the script one.
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("BLOCKED files after (\\d+): (\\w+)\n")))
+      << o.out << o.err;
+  EXPECT_EQ(std::stoi(m[1]), 1023) << o.out;
+  EXPECT_EQ(m[2], "ENOSPC") << o.out;
   EXPECT_TRUE(contains(o.out, "DONE")) << o.out;
   EXPECT_TRUE(eventually([] { return entriesIn(*dir_ / "jobs") == 0; }, 20s));
   expectServes();

@@ -76,6 +76,8 @@ TEST(ShippedPolicies, DefaultLoadsWithItsLimitsAndGroups) {
   EXPECT_EQ(p->interpreter, "/usr/bin/python3");
   EXPECT_EQ(p->limits.memory_bytes, 512ull << 20);
   EXPECT_EQ(p->limits.cpu_seconds, 10u);
+  EXPECT_EQ(p->limits.workdir_bytes, 64ull << 20);
+  EXPECT_EQ(p->limits.workdir_files, 4096u);
   EXPECT_EQ(p->network, NetworkMode::kNone);
   EXPECT_EQ(p->seccomp.default_action.kind, ActionKind::kKillProcess);
   EXPECT_TRUE(allows(*p, "read"));
@@ -97,6 +99,8 @@ TEST(ShippedPolicies, StrictHasNoChildProcessesAndTighterLimits) {
   EXPECT_LT(strict->limits.memory_bytes, normal->limits.memory_bytes);
   EXPECT_LT(strict->limits.cpu_seconds, normal->limits.cpu_seconds);
   EXPECT_LT(strict->limits.processes, normal->limits.processes);
+  EXPECT_LT(strict->limits.workdir_bytes, normal->limits.workdir_bytes);
+  EXPECT_LT(strict->limits.workdir_files, normal->limits.workdir_files);
 }
 
 // ---- one test per kind of mistake, each with its exact position ----
@@ -110,7 +114,8 @@ TEST_F(PolicyFiles, UnknownTopLevelKey) {
 TEST_F(PolicyFiles, UnknownLimitKey) {
   EXPECT_EQ(firstErrorOf(kHead + "limits:\n  memroy: 1G\n"),
             "p.yaml:5:3: unknown key \"memroy\" in limits (known: cpu_seconds, wall_seconds, "
-            "memory, processes, file_size, open_files, output, tmp, cpus)");
+            "memory, processes, file_size, open_files, output, tmp, cpus, workdir, "
+            "workdir_files)");
 }
 
 TEST_F(PolicyFiles, UnknownSyscallSuggestsTheNearestName) {
@@ -484,6 +489,30 @@ TEST_F(PolicyFiles, CpusAreCoresWithUpToThreeDecimals) {
   EXPECT_NE(firstErrorOf(kHead + "limits:\n  cpus: lots\n"), "(no error)");
   EXPECT_NE(firstErrorOf(kHead + "limits:\n  cpus: 2000\n"), "(no error)");
   EXPECT_NE(firstErrorOf(kHead + "limits:\n  cpus: [1]\n"), "(no error)");
+}
+
+TEST_F(PolicyFiles, WorkdirFilesFollowTheWorkdirSizeUnlessSet) {
+  Policy built_in = load(kHead);
+  EXPECT_EQ(built_in.limits.workdir_bytes, 64ull << 20);
+  EXPECT_EQ(built_in.limits.workdir_files, 4096u);
+  // One file per 16K of the size, at least 64.
+  EXPECT_EQ(load(kHead + "limits:\n  workdir: 8M\n").limits.workdir_files, 512u);
+  EXPECT_EQ(load(kHead + "limits:\n  workdir: 256K\n").limits.workdir_files, 64u);
+  Policy both = load(kHead + "limits:\n  workdir: 8M\n  workdir_files: 10\n");
+  EXPECT_EQ(both.limits.workdir_bytes, 8ull << 20);
+  EXPECT_EQ(both.limits.workdir_files, 10u);
+  EXPECT_EQ(load(kHead + "limits:\n  workdir_files: 7\n").limits.workdir_files, 7u);
+  // A count set by a base stays when the including file changes only the size.
+  write("base.yaml", kHead + "limits:\n  workdir_files: 99\n");
+  Policy child = load("version: 1\ninclude: [base.yaml]\nlimits:\n  workdir: 1G\n", "child.yaml");
+  EXPECT_EQ(child.limits.workdir_files, 99u);
+  EXPECT_EQ(firstErrorOf(kHead + "limits:\n  workdir: 0\n"),
+            "p.yaml:5:12: limits.workdir must be larger than 0");
+  EXPECT_NE(firstErrorOf(kHead + "limits:\n  workdir_files: 0\n"), "(no error)");
+  EXPECT_NE(firstErrorOf(kHead + "limits:\n  workdir_files: 4294967296\n"), "(no error)");
+  std::string text = describePolicy(load(kHead + "limits:\n  workdir: 8M\n"));
+  EXPECT_NE(text.find("workdir:      8M ("), std::string::npos) << text;
+  EXPECT_NE(text.find("workdir_files: 512 (1 per 16K of workdir)"), std::string::npos) << text;
 }
 
 // ---- names ----
