@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   spawner_config.jobs_dir = config->jobs_dir;
   // The spawner loads the same files and compiles their seccomp programs.
   spawner_config.policy_files = config->policies;
+  // The front runs at most max_jobs; twice that leaves room for jobs the front has let go of
+  // (a client gone) whose end the spawner has not reported yet, and still bounds a front that
+  // misbehaves.
+  spawner_config.max_jobs = 2 * config->max_jobs;
   // On SIGHUP the spawner re-reads the config file on its own (as root):
   // the unprivileged front must not be able to name the files it loads.
   if (!config->config_file.empty()) {

@@ -208,16 +208,15 @@ int chownToJob(int fd, const ChildPlan& plan) {
 
 // A file the spawner staged, by its path relative to the host working directory. Nothing of the
 // job has run yet, so nothing there can be a link; refusing every link, "..", and other mounts is
-// what keeps it that way should that change.
+// what keeps it that way should that change. O_NONBLOCK: a FIFO swapped in would otherwise block
+// the init for ever before the caller's regular-file check. Without openat2 (Linux < 5.6, or a
+// container's seccomp profile answering ENOSYS) the job fails at stage mount: openat alone would
+// follow links in the middle of the path.
 int openStagedFile(int workdir_fd, const char* rel) {
   open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  int fd = static_cast<int>(::syscall(SYS_openat2, workdir_fd, rel, &how, sizeof how));
-  if (fd < 0 && errno == ENOSYS) {  // Linux < 5.6
-    fd = ::openat(workdir_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-  }
-  return fd;
+  return static_cast<int>(::syscall(SYS_openat2, workdir_fd, rel, &how, sizeof how));
 }
 
 // Copies in to out from their current offsets: sendfile, which needs no buffer, else read and

@@ -20,6 +20,8 @@ namespace {
 // Kill records read but not yet claimed by a job end (other processes of the host may be killed by
 // seccomp filters of their own).
 constexpr size_t kMaxRecent = 256;
+// Records read per drain(): the loop comes back for the rest after serving its jobs.
+constexpr size_t kMaxPerDrain = 256;
 
 // The value of " key=" in text, up to the next space.
 std::optional<std::string_view> field(std::string_view text, std::string_view key) {
@@ -34,6 +36,31 @@ template <class T>
 bool number(std::string_view text, T& out, int base = 10) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out, base);
   return ec == std::errc() && end == text.data() + text.size();
+}
+
+// Whether the kernel can write audit records at all: not when booted with audit=0. (AUDIT_GET's
+// "enabled" says nothing here: it is 0 without auditd, and seccomp records are written anyway.)
+bool auditBootEnabled() {
+  UniqueFd fd(::open("/proc/cmdline", O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buf[4096] = {};
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n < 0) return false;
+  std::string cmdline = " " + std::string(buf, static_cast<size_t>(n)) + " ";
+  for (char& c : cmdline) c = c == '\n' ? ' ' : c;
+  return cmdline.find(" audit=0 ") == std::string::npos &&
+         cmdline.find(" audit=off ") == std::string::npos;
+}
+
+// Whether seccomp's kill_process action is audited (the admin may remove it).
+bool killsLogged() {
+  UniqueFd fd(::open("/proc/sys/kernel/seccomp/actions_logged", O_RDONLY | O_CLOEXEC));
+  if (!fd) return false;
+  char buf[512] = {};
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return false;
+  std::string_view actions(buf, static_cast<size_t>(n));
+  return actions.find("kill_process") != std::string_view::npos;
 }
 
 }  // namespace
@@ -138,6 +165,7 @@ SeccompLog::SeccompLog() {
   auto opened = netlink_.open();
   if (opened) {
     source_ = Source::kNetlink;
+    kills_logged_ = auditBootEnabled() && killsLogged();
     return;
   }
   kmsg_.reset(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
@@ -163,25 +191,32 @@ int SeccompLog::fd() const noexcept {
   return -1;
 }
 
-void SeccompLog::keep(const SeccompRecord& r) {
+void SeccompLog::keep(const SeccompRecord& r, const std::function<bool(pid_t)>& wanted) {
   if (r.signal == 0) return;  // the call was allowed (logged only), nothing was killed
+  if (!wanted(r.pid)) return;
   recent_.push_back(r);
   if (recent_.size() > kMaxRecent) recent_.pop_front();
 }
 
-void SeccompLog::drain() {
+void SeccompLog::drain(const std::function<bool(pid_t)>& wanted) {
+  auto sink = [&](const SeccompRecord& r) { keep(r, wanted); };
   if (source_ == Source::kNetlink) {
-    netlink_.drain([this](const SeccompRecord& r) { keep(r); });
+    netlink_.drain(sink, kMaxPerDrain);
     return;
   }
   if (source_ != Source::kKmsg) return;
   char buf[8192];
-  for (;;) {
+  for (size_t records = 0; records < kMaxPerDrain;) {
     ssize_t n = ::read(kmsg_.get(), buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EPIPE)) continue;  // EPIPE: records were overwritten
     if (n <= 0) return;
-    if (auto r = parseKmsgRecord(std::string_view(buf, static_cast<size_t>(n)))) keep(*r);
+    ++records;
+    if (auto r = parseKmsgRecord(std::string_view(buf, static_cast<size_t>(n)))) sink(*r);
   }
+}
+
+void SeccompLog::forget(pid_t pid) {
+  std::erase_if(recent_, [pid](const SeccompRecord& r) { return r.pid == pid; });
 }
 
 std::optional<std::string> SeccompLog::takeName(pid_t pid) {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -52,10 +53,13 @@ class AuditSocket {
  public:
   Result<void> open();
   int fd() const noexcept { return fd_.get(); }
-  // Hands every seccomp record queued now to `sink`. Sets lost() when the socket overflowed.
+  // Hands the seccomp records queued now to `sink`, at most max_records of them (the rest stay
+  // queued; poll says so). Sets lost() when the socket overflowed.
   template <class Sink>
-  void drain(Sink&& sink) {
-    while (auto text = next()) {
+  void drain(Sink&& sink, size_t max_records = SIZE_MAX) {
+    for (size_t n = 0; n < max_records; ++n) {
+      auto text = next();
+      if (!text) return;
       if (auto r = parseSeccompFields(*text)) sink(*r);
     }
   }
@@ -83,18 +87,30 @@ class SeccompLog {
   const std::string& unavailableReason() const noexcept { return reason_; }
   // What to poll for new records (-1 when unavailable).
   int fd() const noexcept;
-  // Reads every record available now (kill records only are kept, a bounded number of them).
-  void drain();
+  // Reads the records available now, a bounded number per call (a flood of audit records must not
+  // hold the spawner's one loop). Only kill records of a pid for which wanted(pid) is true are
+  // kept: any other process of the host may be killed by a filter of its own, and a record kept
+  // for a pid that a later job's interpreter reuses would name the wrong call.
+  void drain(const std::function<bool(pid_t)>& wanted);
+  // Drops what was kept for pid (a new job's interpreter: older records are not its own).
+  void forget(pid_t pid);
   // The name of the call that killed host pid `pid`, once its record has been read.
   std::optional<std::string> takeName(pid_t pid);
+  // True when every kill record reaches us: the audit socket, no audit=0 at boot, kill_process in
+  // /proc/sys/kernel/seccomp/actions_logged (all checked at start) and no overflow since. A death
+  // by SIGSYS without a record was then a plain signal (os.kill), not the filter.
+  bool complete() const noexcept {
+    return source_ == Source::kNetlink && kills_logged_ && !netlink_.lost();
+  }
   // The verdict's text when no record came: "forbidden system call (name unknown: <why>)".
   std::string unknownName() const;
 
  private:
   enum class Source { kNone, kNetlink, kKmsg };
-  void keep(const SeccompRecord& r);
+  void keep(const SeccompRecord& r, const std::function<bool(pid_t)>& wanted);
 
   Source source_ = Source::kNone;
+  bool kills_logged_ = false;
   AuditSocket netlink_;
   UniqueFd kmsg_;
   std::string reason_;

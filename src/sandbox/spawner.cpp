@@ -99,6 +99,8 @@ int sendSignal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
 // How long a job killed by seccomp waits for the kernel's audit record naming the call. The record
 // normally follows the kill within milliseconds; the wait never blocks other jobs.
 constexpr uint64_t kNameWaitUs = 2'000'000;
+// How long past its wall-clock limit a job may run before the spawner kills it itself.
+constexpr uint32_t kWallGraceSeconds = 10;
 
 uint64_t monotonicMicros() {
   timespec ts{};
@@ -150,6 +152,7 @@ struct Job {
   std::optional<JobCgroup> cgroup;
   pid_t interpreter_pid = -1;  // host pid, for the seccomp record; -1 when unknown
   uint64_t started_us = 0;
+  uint64_t deadline_us = UINT64_MAX;  // wall-clock limit plus kWallGraceSeconds (killOverdueJobs)
   bool start_reported = false;  // kStarted or kFailed seen: the first one decides
   bool started = false;
   std::optional<ReportRecord> failure;
@@ -183,6 +186,10 @@ class Spawner {
   void sendEnd(JobEnded e);
   // Sends the ends in unnamed_ whose record has arrived or whose wait is over (all when final).
   void nameUnnamed(bool final);
+  void drainSeccompLog();
+  // The front enforces each job's wall-clock limit; this backstop, kWallGraceSeconds later, bounds
+  // the jobs of a front that does not (a bug, or a compromised front).
+  void killOverdueJobs();
   int pollTimeoutMs() const;
   void shutDown();
   void reloadPolicies();
@@ -341,7 +348,7 @@ int Spawner::run() {
       break;
     }
     // Read the audit records even when no job waits for one: they would pile up in the socket.
-    if (log_fd >= 0 && fds.back().revents != 0) seccomp_log_->drain();
+    if (log_fd >= 0 && fds.back().revents != 0) drainSeccompLog();
     std::vector<uint64_t> ended;
     for (size_t i = 1; i < job_fds; ++i) {
       if (fds[i].revents == 0) continue;
@@ -356,6 +363,7 @@ int Spawner::run() {
     }
     for (uint64_t id : ended) finishJob(id);
     nameUnnamed(false);
+    killOverdueJobs();
     if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !handleRequest()) break;
   }
   shutDown();
@@ -404,6 +412,11 @@ void Spawner::spawn(channel::SpawnRequest request) {
                std::to_string(id));
   }
   if (jobs_.count(id) != 0) return bad("job " + std::to_string(id) + " is already running");
+  if (config_.max_jobs != 0 && jobs_.size() >= config_.max_jobs) {
+    return sendFailed(id, "busy", EAGAIN,
+                      "the spawner already runs " + std::to_string(jobs_.size()) +
+                          " jobs, its cap");
+  }
   auto policy = policies_.find(spec->policy);
   if (policy == policies_.end()) {
     return sendFailed(id, "policy", ENOENT, "policy '" + spec->policy + "' is not loaded");
@@ -560,6 +573,8 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
   args.exit_signal = SIGCHLD;
   job.started_us = monotonicMicros();
+  job.deadline_us =
+      job.started_us + (uint64_t{spec.limits.wall_seconds} + kWallGraceSeconds) * 1'000'000u;
   long pid = ::syscall(SYS_clone3, &args, sizeof args);
   if (pid < 0) return errnoError("clone3 for job " + std::to_string(job.id), errno);
   if (pid == 0) runJobInit(plan);
@@ -666,6 +681,8 @@ void Spawner::drainReport(Job& job) {
       job.start_reported = true;
       job.started = true;
       job.interpreter_pid = interpreterPid(job.pid);
+      // A record kept for an earlier process of the same pid is not this interpreter's.
+      if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
       send(JobStarted{job.id, job.pid}, fds);
       // The front has its own copies now; ours must go, or the job's stdin never ends.
@@ -747,7 +764,7 @@ void Spawner::finishJob(uint64_t job_id) {
         e.detail = seccomp_log_ ? seccomp_log_->unknownName()
                                 : "forbidden system call (name unknown: no audit source)";
       } else {
-        seccomp_log_->drain();
+        drainSeccompLog();
         if (auto name = seccomp_log_->takeName(job.interpreter_pid)) {
           e.detail = std::move(*name);
         } else {
@@ -782,9 +799,20 @@ void Spawner::sendEnd(JobEnded e) {
   send(e);
 }
 
+void Spawner::drainSeccompLog() {
+  // Only records of our jobs' interpreters, running or waiting for their name.
+  seccomp_log_->drain([this](pid_t pid) {
+    for (const auto& [id, job] : jobs_) {
+      if (job->interpreter_pid == pid) return true;
+    }
+    return std::any_of(unnamed_.begin(), unnamed_.end(),
+                       [pid](const UnnamedEnd& u) { return u.pid == pid; });
+  });
+}
+
 void Spawner::nameUnnamed(bool final) {
   if (unnamed_.empty()) return;
-  seccomp_log_->drain();
+  drainSeccompLog();
   const uint64_t now = monotonicMicros();
   for (auto it = unnamed_.begin(); it != unnamed_.end();) {
     std::optional<std::string> name = seccomp_log_->takeName(it->pid);
@@ -792,18 +820,40 @@ void Spawner::nameUnnamed(bool final) {
       ++it;
       continue;
     }
-    it->end.detail = name ? std::move(*name) : seccomp_log_->unknownName();
+    if (name) {
+      it->end.detail = std::move(*name);
+    } else if (seccomp_log_->complete()) {
+      // Every kill record reaches us, and none came: the interpreter got SIGSYS from a kill() (a
+      // program can send it to itself), not from its filter. Reported as the signal it was.
+      it->end.cause = EndCause::kExited;
+    } else {
+      it->end.detail = seccomp_log_->unknownName();
+    }
     sendEnd(std::move(it->end));
     it = unnamed_.erase(it);
   }
 }
 
+void Spawner::killOverdueJobs() {
+  const uint64_t now = monotonicMicros();
+  for (auto& [id, job] : jobs_) {
+    if (job->kill_requested || now < job->deadline_us) continue;
+    PYRUN_LOG(kWarning) << "job " << id << " is " << kWallGraceSeconds
+                        << " s past its wall-clock limit and the front has not stopped it: killing it";
+    killJob(id);
+  }
+}
+
 int Spawner::pollTimeoutMs() const {
-  if (unnamed_.empty()) return -1;
-  uint64_t deadline = unnamed_.front().deadline_us;
+  uint64_t deadline = UINT64_MAX;
   for (const auto& u : unnamed_) deadline = std::min(deadline, u.deadline_us);
+  for (const auto& [id, job] : jobs_) {
+    if (!job->kill_requested) deadline = std::min(deadline, job->deadline_us);
+  }
+  if (deadline == UINT64_MAX) return -1;
   uint64_t now = monotonicMicros();
-  return deadline <= now ? 0 : static_cast<int>((deadline - now + 999) / 1000);
+  if (deadline <= now) return 0;
+  return static_cast<int>(std::min<uint64_t>((deadline - now + 999) / 1000, 60'000));
 }
 
 void Spawner::signalJob(const SignalJob& s) {

@@ -64,6 +64,10 @@ struct SpawnerConfig {
   // file). Unset: policy_files again. The front never names files to the spawner: a compromised
   // front could otherwise make the root spawner read any file, or load a policy of its own.
   std::function<Result<std::map<std::string, std::string>>()> reload_policy_files;
+  // Jobs running at once; beyond it SpawnJob fails with stage "busy" (0: no cap). The front
+  // queues jobs itself; this bounds what a front that does not (a bug, or a compromised front)
+  // can start.
+  uint32_t max_jobs = 0;
   // Which cgroup setup to use for the jobs (docs/CGROUPS.md); without a usable one, rlimits alone.
   CgroupOptions cgroups;
 };

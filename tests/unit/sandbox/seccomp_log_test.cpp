@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <vector>
@@ -92,12 +93,13 @@ TEST(SeccompLogTest, NamesEveryKillOfABurstWithoutWaiting) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) << "status " << status;
   }
+  auto ours = [&](pid_t pid) { return std::find(pids.begin(), pids.end(), pid) != pids.end(); };
   std::map<pid_t, std::string> names;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (names.size() < pids.size() && std::chrono::steady_clock::now() < deadline) {
     pollfd p{log.fd(), POLLIN, 0};
     ::poll(&p, 1, 100);
-    log.drain();
+    log.drain(ours);
     for (pid_t pid : pids) {
       if (names.count(pid) != 0) continue;
       if (auto name = log.takeName(pid)) names[pid] = *name;
@@ -108,6 +110,51 @@ TEST(SeccompLogTest, NamesEveryKillOfABurstWithoutWaiting) {
   // A record is handed out once; an unknown pid has none, and asking never blocks.
   EXPECT_FALSE(log.takeName(pids.front()));
   EXPECT_FALSE(log.takeName(1));
+}
+
+// Kill records of processes that are not ours are never kept: a later job whose interpreter reuses
+// that pid would otherwise be told another process's call. forget() drops what was kept for a pid.
+TEST(SeccompLogTest, KeepsOnlyWantedPidsAndForgets) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the audit socket needs CAP_AUDIT_READ (root)";
+  SeccompLog log;
+  ASSERT_TRUE(log.available()) << log.unavailableReason();
+  pid_t stranger = forkKilledByFilter();
+  pid_t ours = forkKilledByFilter();
+  int status = 0;
+  ASSERT_EQ(::waitpid(stranger, &status, 0), stranger);
+  ASSERT_EQ(::waitpid(ours, &status, 0), ours);
+  auto wanted = [&](pid_t pid) { return pid == ours; };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::optional<std::string> name;
+  while (!name && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{log.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    log.drain(wanted);
+    name = log.takeName(ours);
+  }
+  EXPECT_EQ(name, "getppid");
+  // The stranger's record came first (it was killed first) and was dropped, not kept.
+  EXPECT_FALSE(log.takeName(stranger));
+
+  // A second reader witnesses the record's arrival without consuming the first one's copy.
+  SeccompLog witness;
+  pid_t again = forkKilledByFilter();
+  ASSERT_EQ(::waitpid(again, &status, 0), again);
+  auto is_again = [&](pid_t pid) { return pid == again; };
+  std::optional<std::string> seen;
+  const auto deadline2 = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!seen && std::chrono::steady_clock::now() < deadline2) {
+    pollfd p{witness.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    witness.drain(is_again);
+    seen = witness.takeName(again);
+  }
+  ASSERT_EQ(seen, "getppid");
+  pollfd ready{log.fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 30000), 1);  // multicast: the same record reaches log's socket too
+  log.drain(is_again);
+  log.forget(again);
+  EXPECT_FALSE(log.takeName(again));
 }
 
 }  // namespace

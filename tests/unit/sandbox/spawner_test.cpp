@@ -117,7 +117,7 @@ std::string cgroupSubtree() { return "pyrun-spawner-test-" + std::to_string(::ge
 class CgroupSubtreeCleanup : public ::testing::Environment {
  public:
   void TearDown() override {
-    for (const char* suffix : {"", "-front", "-leftovers"}) {
+    for (const char* suffix : {"", "-front", "-leftovers", "-cap"}) {
       CgroupOptions options;
       options.subtree = cgroupSubtree() + suffix;
       auto cgroups = detectCgroups(options);
@@ -627,18 +627,31 @@ TEST_F(SpawnerTest, InterpreterOtherThanThePolicysIsRefused) {
   EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
 }
 
+bool cgroupsUsable() {
+  auto c = detectCgroups();
+  return c && c->usable() && c->hasMemory() && c->hasPids();
+}
+
 // Limits above the policy's are cut down to the policy's; lower ones (a client's choice) stay.
 TEST_F(SpawnerTest, LimitsLooserThanThePolicysAreCutToThePolicys) {
   JobSpec s = spec(1,
-                   "import resource\n"
-                   "print(resource.getrlimit(resource.RLIMIT_CPU)[0],\n"
-                   "      resource.getrlimit(resource.RLIMIT_NOFILE)[0],\n"
-                   "      resource.getrlimit(resource.RLIMIT_FSIZE)[0])\n");
-  s.limits.cpu_seconds = 100000;      // default.yaml: 10
-  s.limits.open_files = 100000;       // default.yaml: 256
-  s.limits.file_size_bytes = 1 << 20; // lower than default.yaml's 64M: kept
+                   "import resource as r\n"
+                   "print(*(r.getrlimit(x)[0] for x in (r.RLIMIT_CPU, r.RLIMIT_NOFILE,\n"
+                   "      r.RLIMIT_FSIZE, r.RLIMIT_AS, r.RLIMIT_NPROC)))\n");
+  s.limits.cpu_seconds = 100000;          // default.yaml: 10
+  s.limits.open_files = 100000;           // default.yaml: 256
+  s.limits.memory_bytes = 1ull << 40;     // default.yaml: 512M
+  s.limits.processes = 100000;            // default.yaml: 64
+  s.limits.file_size_bytes = 1 << 20;     // lower than default.yaml's 64M: kept
   auto r = runJob(s);
-  EXPECT_EQ(r.out, "10 256 1048576\n") << r.err;
+  // With the memory and pids cgroups enforcing, RLIMIT_AS and RLIMIT_NPROC are backstops above
+  // the limit (4 x memory, processes + 1 for the init); without them they are the limit.
+  const bool cgroups = cgroupsUsable();
+  const uint64_t address_space = (512ull << 20) * (cgroups ? 4 : 1);
+  const int nproc = cgroups ? 65 : 64;
+  EXPECT_EQ(r.out, "10 256 1048576 " + std::to_string(address_space) + " " +
+                       std::to_string(nproc) + "\n")
+      << r.err;
 }
 
 TEST_F(SpawnerTest, InvalidSpecsFailBeforeAnythingStarts) {
@@ -1066,11 +1079,6 @@ TEST_F(ConfinementTest, MountsAndHostNameStayInsideTheJob) {
   EXPECT_EQ(expectEnded(1).code, 0);
 }
 
-bool cgroupsUsable() {
-  auto c = detectCgroups();
-  return c && c->usable() && c->hasMemory() && c->hasPids();
-}
-
 TEST_F(ConfinementTest, MemoryBombEndsWithMemoryLimit) {
   if (!cgroupsUsable()) GTEST_SKIP() << "no memory and pids cgroups on this host";
   JobSpec s = spec(1,
@@ -1253,6 +1261,90 @@ TEST_F(ConfinementTest, InvalidReloadKeepsTheOldPolicies) {
   // The old "default" and "open" still serve.
   EXPECT_EQ(runJob(spec(1, "print('still')\n")).out, "still\n");
   EXPECT_EQ(runJob(openSpec(2, "print('open')\n")).out, "open\n");
+}
+
+// SIGSYS a program sends itself is not its filter's verdict: with the audit socket every kill
+// record reaches the spawner, and none came for this one.
+TEST_F(ConfinementTest, SigsysFromKillIsNotTakenForTheFilter) {
+  if (!isRoot()) GTEST_SKIP() << "the audit socket needs a root spawner";
+  auto r = runJob(spec(1,
+                       "import os, signal\n"
+                       "print('sending', flush=True)\n"
+                       "os.kill(os.getpid(), signal.SIGSYS)\n"));
+  EXPECT_EQ(r.out, "sending\n") << r.err;
+  EXPECT_TRUE(r.ended.signaled);
+  EXPECT_EQ(r.ended.code, SIGSYS);
+  EXPECT_EQ(r.ended.cause, EndCause::kExited) << r.ended.detail;
+  EXPECT_EQ(r.ended.detail, "");
+}
+
+// The front enforces the wall-clock limit; a front that does not (this test never kills) still
+// sees the job killed by the spawner 10 s after the limit.
+TEST_F(SpawnerTest, JobsOutlivingTheirWallLimitAreKilledByTheSpawner) {
+  JobSpec s = spec(1, "import time\nprint('up', flush=True)\ntime.sleep(1000)\n");
+  s.limits.wall_seconds = 1;
+  submit(s);
+  Received started = expectStarted(1);
+  ASSERT_EQ(started.fds.size(), 3u);
+  EXPECT_EQ(readUntil(started.fds[1].get(), "\n"), "up\n");
+  const auto before = std::chrono::steady_clock::now();
+  JobEnded e = expectEnded(1);
+  const auto waited = std::chrono::steady_clock::now() - before;
+  EXPECT_EQ(e.cause, EndCause::kKilled);
+  EXPECT_TRUE(e.signaled);
+  EXPECT_EQ(e.code, SIGKILL);
+  // Not before the grace period: the front must get its chance to report the wall verdict.
+  EXPECT_GE(e.wall_us, 11'000'000u);
+  EXPECT_LT(waited, std::chrono::seconds(55));
+}
+
+// The spawner's own cap on running jobs: a front that ignores its queue cannot start more.
+TEST(SpawnerProcessTest, JobsBeyondTheSpawnersCapFailAsBusy) {
+  TempDir tmp("spawner");
+  ASSERT_EQ(::chmod(tmp.path().c_str(), 0711), 0);
+  SpawnerConfig config;
+  config.jobs_dir = tmp / "jobs";
+  config.job_uid_base = 330000u + static_cast<uint32_t>(::getpid() % 2000) * 16u;
+  config.job_uid_count = 16;
+  config.policy_files = testPolicies(tmp);
+  config.cgroups.subtree = cgroupSubtree() + "-cap";
+  config.max_jobs = 1;
+  auto s = startSpawner(config);
+  ASSERT_TRUE(s) << s.error().detail();
+  auto waitMessage = [&]() -> Received {
+    pollfd p{s->socket.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 60000), 1);
+    auto r = receiveFromSpawner(s->socket.get());
+    EXPECT_TRUE(r && *r);
+    return std::move(**r);
+  };
+  JobSpec first;
+  first.job_id = 1;
+  first.policy = "default";
+  first.script_name = "job.py";
+  first.script = "input()\n";
+  ASSERT_TRUE(sendToSpawner(s->socket.get(), SpawnJob{first}));
+  Received started = waitMessage();
+  ASSERT_TRUE(std::holds_alternative<JobStarted>(started.message));
+  JobSpec second = first;
+  second.job_id = 2;
+  ASSERT_TRUE(sendToSpawner(s->socket.get(), SpawnJob{second}));
+  Received refused = waitMessage();
+  ASSERT_TRUE(std::holds_alternative<JobFailed>(refused.message));
+  EXPECT_EQ(std::get<JobFailed>(refused.message).stage, "busy");
+  EXPECT_EQ(std::get<JobFailed>(refused.message).job_id, 2u);
+  // Once the first has ended, the next one starts.
+  started.fds[0].reset();
+  Received ended = waitMessage();
+  ASSERT_TRUE(std::holds_alternative<JobEnded>(ended.message));
+  JobSpec third = first;
+  third.job_id = 3;
+  third.script = "print('third')\n";
+  ASSERT_TRUE(sendToSpawner(s->socket.get(), SpawnJob{third}));
+  EXPECT_TRUE(std::holds_alternative<JobStarted>(waitMessage().message));
+  s->socket.reset();
+  int status = 0;
+  ::waitpid(s->pid, &status, 0);
 }
 
 TEST(SpawnerProcessTest, InvalidPolicyStopsTheStartWithItsLocation) {
