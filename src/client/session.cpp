@@ -103,6 +103,12 @@ class Session {
   int finishJob(const proto::Exit& exit);
 
   void armDeadline(std::chrono::steady_clock::duration d);
+  // No more frames: senders waiting for room fail at once. (close() alone would leave them waiting
+  // for ever, and io_context::run() with them.)
+  void closeOutbox() {
+    outbox_.cancel();
+    outbox_.close();
+  }
   void closeSocket() {
     error_code ignored;
     stream_.lowest_layer().close(ignored);
@@ -132,6 +138,7 @@ class Session {
   bool writing_ = false;
   bool closed_ = false;
   int interrupted_by_ = 0;  // signal that ended the run before the job started
+  bool cancelled_by_close_ = false;  // a cancel closed the connection (the outbox was full)
   int sigints_ = 0;
   error_code write_error_;
   // Set when the local stdout or stderr failed: the job is cancelled and its output dropped.
@@ -140,6 +147,11 @@ class Session {
 
 void Session::fail(std::string message) {
   if (interrupted_by_ != 0) throw Stop{128 + interrupted_by_, ""};
+  if (cancelled_by_close_) {
+    // What EXIT would have said for a cancelled job (killed with SIGKILL).
+    throw Stop{128 + SIGKILL,
+               "cancelled by the client (connection closed; the server kills the job)"};
+  }
   if (timed_out_) {
     throw Stop{kFailureStatus, "timed out after " + std::to_string(options_.timeout.count()) +
                                    " s " + phase_ + " " + endpoint_};
@@ -164,7 +176,7 @@ void Session::closeAll() {
   deadline_.cancel();
   resolver_.cancel();
   signals_.cancel(ignored);
-  outbox_.close();
+  closeOutbox();
   stdin_.close(ignored);
   closeSocket();
 }
@@ -180,12 +192,24 @@ awaitable<void> Session::watchSignals() {
       closeSocket();
       continue;
     }
+    // Never wait for room in the outbox here: behind stdin that the server does not take (a
+    // program that does not read it) the wait could last for ever, and the next Ctrl-C must
+    // still be seen.
     if (sig == SIGINT && ++sigints_ == 1) {
       if (options_.verbose) printLine("interrupt: sending SIGINT to the program");
-      co_await send(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)}));
+      auto frame = proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)});
+      if (!outbox_.try_send(error_code{}, std::vector<uint8_t>(frame))) {
+        // It goes out after the frames already queued, as it would have anyway.
+        asio::co_spawn(stream_.get_executor(), send(std::move(frame)), asio::detached);
+      }
     } else {
       if (options_.verbose) printLine("cancelling the job");
-      co_await send(proto::encodeEmpty(proto::FrameType::kCancel));
+      if (!outbox_.try_send(error_code{}, proto::encodeEmpty(proto::FrameType::kCancel))) {
+        // CANCEL cannot get through: closing the connection has the same effect, since the
+        // server kills the job of a client that went away.
+        cancelled_by_close_ = true;
+        closeSocket();
+      }
     }
   }
 }
@@ -247,7 +271,7 @@ awaitable<void> Session::writer() {
     writing_ = false;
     if (wec) {
       write_error_ = wec;
-      outbox_.close();  // unblocks senders; the reader sees the broken connection
+      closeOutbox();  // unblocks senders; the reader sees the broken connection
       co_return;
     }
   }
@@ -332,7 +356,12 @@ awaitable<int> Session::exchange() {
                   : Stop{kFailureStatus, std::string("cannot write the program's ") +
                                              (type == FrameType::kStdout ? "stdout" : "stderr") +
                                              ": " + wec.message()};
-          co_await send(proto::encodeEmpty(proto::FrameType::kCancel));
+          if (!outbox_.try_send(error_code{}, proto::encodeEmpty(proto::FrameType::kCancel))) {
+            // The server takes no input now (stdin the program does not read fills the way):
+            // waiting for room could last for ever, and a closed connection cancels the job too.
+            closeSocket();
+            throw *local_output_failure_;
+          }
         }
         break;
       }
@@ -359,7 +388,7 @@ awaitable<int> Session::exchange() {
 
 awaitable<void> Session::closeGracefully() {
   // close_notify tells the server that we saw everything; skipped while a write is stuck.
-  outbox_.close();
+  closeOutbox();
   if (writing_) co_return;
   armDeadline(kCloseTimeout);
   auto [ec] = co_await stream_.async_shutdown(kTuple);

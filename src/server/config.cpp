@@ -82,6 +82,8 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
     return setU32(c.handshake_timeout_seconds, value, what);
   } else if (key == "idle_timeout_seconds") {
     return setU32(c.idle_timeout_seconds, value, what);
+  } else if (key == "write_stall_timeout_seconds") {
+    return setU32(c.write_stall_timeout_seconds, value, what);
   } else if (key == "shutdown_grace_seconds") {
     return setU32(c.shutdown_grace_seconds, value, what);
   } else if (key == "max_connections") {
@@ -343,9 +345,11 @@ Result<void> validateConfig(const ServerConfig& c) {
                                                policy + "\", which is not defined under policies:");
     }
   }
-  if (c.handshake_timeout_seconds == 0 || c.idle_timeout_seconds == 0) {
+  if (c.handshake_timeout_seconds == 0 || c.idle_timeout_seconds == 0 ||
+      c.write_stall_timeout_seconds == 0) {
     return Error(Errc::kInvalidArgument,
-                 "handshake_timeout_seconds and idle_timeout_seconds must be at least 1");
+                 "handshake_timeout_seconds, idle_timeout_seconds and "
+                 "write_stall_timeout_seconds must be at least 1");
   }
   if (c.max_connections == 0 || c.max_handshakes == 0 || c.max_handshakes_per_source == 0) {
     return Error(Errc::kInvalidArgument,

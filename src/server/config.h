@@ -48,6 +48,9 @@ struct ServerConfig {
   // Deadlines (seconds): TLS handshake; READY to a complete RUN; running jobs after SIGTERM.
   uint32_t handshake_timeout_seconds = 10;
   uint32_t idle_timeout_seconds = 30;
+  // A client that takes no byte of what the server sends it for this long is cut off (its job
+  // killed). Long: a user paging the output (pyrun ... | less) stops reading for a while.
+  uint32_t write_stall_timeout_seconds = 600;
   uint32_t shutdown_grace_seconds = 10;
   // Caps before authentication: open connections, TLS handshakes in progress (all, and per source
   // address). Over a cap, a new connection is closed before any TLS byte is read.

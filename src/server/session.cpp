@@ -3,6 +3,10 @@
 // wake each other with timers used as events (cancel() wakes the waiter).
 #include "server/session.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -10,6 +14,7 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <exception>
 
 #include "common/log.h"
@@ -29,6 +34,8 @@ constexpr size_t kMaxQueuedDataFrames = 8;
 // Client stdin held for a program that has not read it yet before the session stops reading frames.
 constexpr size_t kMaxStdinBuffered = 256u << 10;
 constexpr auto kShutdownTimeout = std::chrono::seconds(5);
+// While the reader is parked on a full stdin buffer: how often a silent connection is probed.
+constexpr auto kParkedPeerCheck = std::chrono::seconds(1);
 
 std::string endpointText(const asio::ip::tcp::socket& socket) {
   error_code ec;
@@ -38,6 +45,72 @@ std::string endpointText(const asio::ip::tcp::socket& socket) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+std::string exceptionText(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+// Bytes the kernel still holds for the peer (not sent, or sent and not acknowledged); -1 when it
+// cannot tell.
+int unsentBytes(int fd) {
+  int n = 0;
+  return ::ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+std::string socketError(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) {
+    return "connection closed";
+  }
+  return std::strerror(err);
+}
+
+// A job whose session ended before the spawner reported the job's end. It lives in the handler
+// the session leaves with the spawner link, and writes the job's one job_end line: when the end is
+// reported, or, if it never is (pyrund stopped at once, or the spawner failed), when the link
+// drops the handler.
+class OrphanedJob {
+ public:
+  OrphanedJob(JobEndRecord record, AuditLog& audit, SpawnerLink& link, bool stopping)
+      : record_(std::move(record)), audit_(audit), link_(link), stopping_(stopping) {}
+  OrphanedJob(const OrphanedJob&) = delete;
+  OrphanedJob& operator=(const OrphanedJob&) = delete;
+  ~OrphanedJob() {
+    if (written_) return;
+    proto::Verdict verdict = record_.front_verdict;
+    if (verdict == proto::Verdict::kOk) {
+      verdict = stopping_ ? proto::Verdict::kServerShutdown : proto::Verdict::kInternalError;
+    }
+    audit_.write(jobUnreportedLine(record_, verdict,
+                                   "pyrund stopped before the spawner reported the job's end"));
+  }
+
+  void onMessage(sandbox::Received& received) {
+    if (std::holds_alternative<sandbox::JobStarted>(received.message)) {
+      (void)link_.send(sandbox::KillJob{record_.job_id});  // its descriptors close with `received`
+    } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
+      written_ = true;
+      audit_.write(jobEndLine(record_, *ended));
+    } else if (auto* failed = std::get_if<sandbox::JobFailed>(&received.message)) {
+      written_ = true;
+      audit_.write(jobFailedLine(record_, *failed));
+    }
+  }
+
+ private:
+  JobEndRecord record_;
+  AuditLog& audit_;
+  SpawnerLink& link_;
+  bool stopping_;
+  bool written_ = false;
+};
+
 }  // namespace
 
 Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, std::string source,
@@ -46,8 +119,10 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, 
       stream_(std::move(socket), *env_->tls),
       writer_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
       space_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      write_stall_timer_(stream_.get_executor()),
       stdin_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
       stdin_space_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      peer_check_timer_(stream_.get_executor()),
       request_timer_(stream_.get_executor()),
       wall_timer_(stream_.get_executor()) {
   peer_ = endpointText(stream_.next_layer());
@@ -61,7 +136,17 @@ Session::~Session() {
   if (gated_) env_->gate.connectionClosed();
   releaseQuota();
   if (ticket_ != 0) env_->scheduler.withdraw(ticket_);
-  if (job_id_ != 0 && !job_ended_) env_->spawner->unsubscribe(job_id_);
+  if (job_id_ != 0 && !job_ended_) {
+    // The job outlives its session (being killed, or still being spawned): it must not outlive
+    // its client, and its job_end line is still due.
+    if (!kill_sent_) (void)env_->spawner->send(sandbox::KillJob{job_id_});
+    auto orphan =
+        std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner, env_->stopping);
+    env_->spawner->subscribe(
+        job_id_, [orphan](sandbox::Received& received) { orphan->onMessage(received); });
+  } else if (job_ended_ && !job_end_audited_) {
+    env_->audit.write(jobEndLine(jobEndRecord(), *job_ended_));
+  }
   env_->sessions.erase(this);
   if (env_->stopping && env_->sessions.empty() && env_->on_idle) env_->on_idle();
 }
@@ -69,20 +154,17 @@ Session::~Session() {
 void Session::start() {
   env_->sessions.emplace(this, weak_from_this());
   auto self = shared_from_this();
-  asio::co_spawn(stream_.get_executor(), run(), [self](std::exception_ptr e) {
-    if (!e) return;
-    // Coroutine exceptions end this session only; nothing escapes io_context::run().
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: " << x.what();
-    } catch (...) {
-      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: unknown exception";
-    }
-    self->onClientGone("internal error");
-    error_code ignored;
-    self->stream_.next_layer().close(ignored);
-  });
+  asio::co_spawn(stream_.get_executor(), run(),
+                 [self](std::exception_ptr e) { self->onSessionException(e); });
+}
+
+void Session::onSessionException(std::exception_ptr e) {
+  if (!e) return;
+  // Coroutine exceptions end this session only; nothing escapes io_context::run().
+  PYRUN_LOG(kError) << "session with " << peer_ << " failed: " << exceptionText(e);
+  onClientGone("internal error");
+  error_code ignored;
+  stream_.next_layer().close(ignored);
 }
 
 void Session::wake(asio::steady_timer& timer) { timer.cancel(); }
@@ -108,6 +190,28 @@ AuditLine Session::auditLine(std::string_view event) const {
         .str("fingerprint", identity_.fingerprint_sha256);
   }
   return line;
+}
+
+JobEndRecord Session::jobEndRecord() const {
+  JobEndRecord r;
+  r.peer = peer_;
+  r.identity = identity_.common_name;
+  r.serial = identity_.serial;
+  r.fingerprint = identity_.fingerprint_sha256;
+  r.job_id = job_id_;
+  if (run_) {
+    r.script = run_->request.script_name;
+    r.limits = run_->limits;
+  }
+  r.script_sha256 = script_sha256_;
+  r.policy = policy_name_;
+  r.front_verdict = front_verdict_;
+  r.detail = exit_detail_;
+  r.stdout_bytes = stdout_bytes_;
+  r.stderr_bytes = stderr_bytes_;
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  return r;
 }
 
 asio::awaitable<void> Session::run() {
@@ -150,19 +254,7 @@ asio::awaitable<void> Session::run() {
                     << policy_name_ << "\"";
   env_->audit.write(auditLine("connect").str("policy", policy_name_));
 
-  auto on_error = [self](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: " << x.what();
-    } catch (...) {
-      PYRUN_LOG(kError) << "session with " << self->peer_ << " failed: unknown exception";
-    }
-    self->onClientGone("internal error");
-    error_code ignored;
-    self->stream_.next_layer().close(ignored);
-  };
+  auto on_error = [self](std::exception_ptr e) { self->onSessionException(e); };
   asio::co_spawn(stream_.get_executor(), writer(), on_error);
   asio::co_spawn(stream_.get_executor(), reader(), on_error);
 
@@ -252,9 +344,7 @@ asio::awaitable<void> Session::writer() {
       --out_data_frames_;
       wake(space_wake_);
     }
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(frame), kAwait);
-    bytes_out_ += n;
-    if (ec) {
+    if (error_code ec = co_await writeFrame(frame); ec) {
       onClientGone(ec.message());
       break;
     }
@@ -274,6 +364,62 @@ asio::awaitable<void> Session::writer() {
   stream_.next_layer().close(ignored);
 }
 
+asio::awaitable<error_code> Session::writeFrame(const std::vector<uint8_t>& frame) {
+  // One TLS record at a time (write_some), so that the stall watch sees each one the client takes.
+  writing_ = true;
+  armWriteStall();
+  size_t done = 0;
+  error_code ec;
+  while (done < frame.size() && !ec) {
+    auto [wec, n] = co_await stream_.async_write_some(
+        asio::buffer(frame.data() + done, frame.size() - done), kAwait);
+    done += n;
+    bytes_out_ += n;
+    ec = wec;
+    if (!ec) armWriteStall();
+  }
+  writing_ = false;
+  ++write_stall_generation_;
+  write_stall_timer_.cancel();
+  co_return ec;
+}
+
+void Session::armWriteStall() {
+  const uint64_t generation = ++write_stall_generation_;
+  unsent_at_arming_ = unsentBytes(stream_.next_layer().native_handle());
+  write_stall_timer_.expires_after(
+      std::chrono::seconds(env_->config.write_stall_timeout_seconds));
+  write_stall_timer_.async_wait([weak = weak_from_this(), generation](error_code ec) {
+    auto s = weak.lock();
+    if (ec || !s) return;
+    s->onWriteStall(generation);
+  });
+}
+
+void Session::onWriteStall(uint64_t generation) {
+  // A completion already queued when the timer was re-armed still arrives: the generation tells.
+  if (generation != write_stall_generation_ || !writing_ || client_gone_) return;
+  // A record not yet complete may still be moving: the kernel's queue for the peer changed.
+  if (int unsent = unsentBytes(stream_.next_layer().native_handle());
+      unsent >= 0 && unsent != unsent_at_arming_) {
+    armWriteStall();
+    return;
+  }
+  // The client takes nothing: without this it would hold its session, its connection slot and
+  // (through the full pipes) its job for ever.
+  const bool job_running = job_id_ != 0 && !job_ended_;
+  const std::string why =
+      "read nothing for " + std::to_string(env_->config.write_stall_timeout_seconds) + " s";
+  PYRUN_LOG(kInfo) << "client " << peer_ << " " << why << "; closing the connection"
+                   << (job_running ? " and killing job " + std::to_string(job_id_) : "");
+  // The sentence goes with the verdict this ending gives (cancelled), not with an earlier one.
+  if (job_running && front_verdict_ == proto::Verdict::kOk) exit_detail_ = "the client " + why;
+  onClientGone(why, true);
+  // Fails the pending write: the writer then ends without the shutdown exchange.
+  error_code ignored;
+  stream_.next_layer().close(ignored);
+}
+
 asio::awaitable<void> Session::waitForOutputSpace() {
   while (out_data_frames_ >= kMaxQueuedDataFrames && !client_gone_ && !writer_done_) {
     space_wake_.expires_at(asio::steady_timer::time_point::max());
@@ -282,10 +428,50 @@ asio::awaitable<void> Session::waitForOutputSpace() {
 }
 
 asio::awaitable<void> Session::waitForStdinSpace() {
-  while (stdin_bytes_ >= kMaxStdinBuffered && !stdin_dead_ && !finished_) {
+  auto full = [this] { return stdin_bytes_ >= kMaxStdinBuffered && !stdin_dead_ && !finished_; };
+  if (!full()) co_return;
+  // Not reading the connection also means not seeing its end: the FIN of a client killed now
+  // waits behind the stdin it still had in flight, and its job would run on. But a closed socket
+  // answers any byte we send with a reset; so the client is probed while we wait, and the
+  // socket is watched for that reset.
+  reader_parked_ = true;
+  watchSocketErrors();
+  checkPeerWhileParked();
+  while (full()) {
     stdin_space_wake_.expires_at(asio::steady_timer::time_point::max());
     co_await stdin_space_wake_.async_wait(kAwait);
   }
+  reader_parked_ = false;
+  peer_check_timer_.cancel();
+}
+
+void Session::checkPeerWhileParked() {
+  peer_check_timer_.expires_after(kParkedPeerCheck);
+  peer_check_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+    auto s = weak.lock();
+    if (ec || !s || !s->reader_parked_ || s->finished_) return;
+    // An empty STDOUT frame means nothing to a client (docs/PROTOCOL.md, section 2). Only into an
+    // idle writer: a pending write finds a vanished client by itself (the reset fails it) and a
+    // stalled one through the stall watch.
+    if (s->out_.empty() && !s->writing_) {
+      s->push(proto::encodeData(proto::FrameType::kStdout, std::span<const uint8_t>()));
+    }
+    s->checkPeerWhileParked();
+  });
+}
+
+void Session::watchSocketErrors() {
+  if (error_watch_started_) return;
+  error_watch_started_ = true;
+  // Completes on a reset (EPOLLERR/EPOLLHUP); cancelled when the socket closes.
+  stream_.next_layer().async_wait(
+      asio::ip::tcp::socket::wait_error, [weak = weak_from_this()](error_code ec) {
+        auto s = weak.lock();
+        if (ec || !s || s->client_gone_) return;
+        s->onClientGone(socketError(s->stream_.next_layer().native_handle()));
+        error_code ignored;
+        s->stream_.next_layer().close(ignored);
+      });
 }
 
 void Session::push(std::vector<uint8_t> frame) {
@@ -308,6 +494,7 @@ void Session::handleRun(RunAccepted run) {
   }
   quota_held_ = true;
   run_ = std::move(run);
+  script_sha256_ = sha256Hex(run_->request.script);
   budget_ = OutputBudget(run_->limits.output_bytes);
   auto admitted = env_->scheduler.admit([weak = weak_from_this()](uint32_t position) {
     if (auto s = weak.lock()) s->onPosition(position);
@@ -368,7 +555,7 @@ void Session::startJob() {
   env_->audit.write(auditLine("job_start")
                         .num("job_id", job_id_)
                         .str("script", run_->request.script_name)
-                        .str("script_sha256", sha256Hex(run_->request.script))
+                        .str("script_sha256", script_sha256_)
                         .num("args", run_->request.args.size())
                         .str("policy", policy_name_)
                         .num("cpu_seconds", run_->limits.cpu_seconds)
@@ -387,12 +574,10 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
     job_ended_->job_id = job_id_;
     job_ended_->cause = sandbox::EndCause::kKilled;
     releaseQuota();
-    env_->audit.write(auditLine("job_end")
-                          .num("job_id", job_id_)
-                          .str("script", run_->request.script_name)
-                          .str("policy", policy_name_)
-                          .str("verdict", proto::verdictName(proto::Verdict::kInternalError))
-                          .str("detail", failed->stage + ": " + failed->detail));
+    if (!job_end_audited_) {
+      job_end_audited_ = true;
+      env_->audit.write(jobFailedLine(jobEndRecord(), *failed));
+    }
     fail(proto::ErrorCode::kInternal, "the server could not start the job: " + failed->detail);
   } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
     job_ended_ = *ended;
@@ -403,20 +588,21 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
     stdin_bytes_ = 0;
     wake(stdin_wake_);
     wake(stdin_space_wake_);
-    maybeSendExit();
+    maybeEndJob();
   }
 }
 
 void Session::onJobStarted(sandbox::Received& received) {
   auto& started = std::get<sandbox::JobStarted>(received.message);
   if (received.fds.size() != 3) {
+    // Its descriptors close with `received`; the JobEnded that follows the kill still gives the
+    // job its job_end line (verdict internal-error).
     PYRUN_LOG(kError) << "job " << job_id_ << ": spawner sent " << received.fds.size()
                       << " descriptors instead of 3";
     killJob(proto::Verdict::kInternalError);
     fail(proto::ErrorCode::kInternal, "the server could not start the job");
     return;
   }
-  job_started_ = true;
   auto ex = stream_.get_executor();
   auto in = std::make_shared<Pipe>(ex, received.fds[0].release());
   auto out = std::make_shared<Pipe>(ex, received.fds[1].release());
@@ -438,13 +624,7 @@ void Session::onJobStarted(sandbox::Received& received) {
   auto self = shared_from_this();
   auto on_error = [self](std::exception_ptr e) {
     if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      PYRUN_LOG(kError) << "job " << self->job_id_ << ": " << x.what();
-    } catch (...) {
-      PYRUN_LOG(kError) << "job " << self->job_id_ << ": unknown exception";
-    }
+    PYRUN_LOG(kError) << "job " << self->job_id_ << ": " << exceptionText(e);
     self->killJob(proto::Verdict::kInternalError);
   };
   // A pump that failed will never reach its end of file: count it as closed, or EXIT never goes.
@@ -452,7 +632,7 @@ void Session::onJobStarted(sandbox::Received& received) {
     if (!e) return;
     on_error(e);
     --self->open_outputs_;
-    self->maybeSendExit();
+    self->maybeEndJob();
   };
   asio::co_spawn(ex, outputPump(out, proto::FrameType::kStdout), on_output_error);
   asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_output_error);
@@ -462,13 +642,18 @@ void Session::onJobStarted(sandbox::Received& received) {
 asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type) {
   auto self = shared_from_this();
   std::vector<uint8_t> buffer(proto::kMaxDataChunk);
+  // Data frames only after STARTED: a job killed before it (a cancel while it was being started)
+  // is drained, not shown.
+  auto deliverable = [this] {
+    return state_ == proto::ServerState::kRunning && !client_gone_ && !finished_;
+  };
   for (;;) {
     auto [ec, n] = co_await pipe->async_read_some(asio::buffer(buffer), kAwait);
     if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
     size_t allowed = budget_.take(n);
-    if (allowed > 0 && !client_gone_ && !finished_) {
+    if (allowed > 0 && deliverable()) {
       co_await waitForOutputSpace();
-      if (!client_gone_ && !finished_) {
+      if (deliverable()) {
         push(proto::encodeData(type, std::span<const uint8_t>(buffer.data(), allowed)));
         (type == proto::FrameType::kStdout ? stdout_bytes_ : stderr_bytes_) += allowed;
       }
@@ -478,7 +663,7 @@ asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::Fra
   error_code ignored;
   pipe->close(ignored);
   --open_outputs_;
-  maybeSendExit();
+  maybeEndJob();
 }
 
 asio::awaitable<void> Session::stdinPump(std::shared_ptr<Pipe> pipe) {
@@ -508,13 +693,9 @@ asio::awaitable<void> Session::stdinPump(std::shared_ptr<Pipe> pipe) {
 }
 
 void Session::handleSignal(int signal) {
-  if (job_id_ == 0) {
-    // Still waiting for a slot: Ctrl-C or any signal ends the wait as if it had killed the job.
-    endBeforeStart(signal);
-    return;
-  }
-  if (!job_started_) {
-    killJob(proto::Verdict::kCancelled);
+  if (state_ != proto::ServerState::kRunning) {
+    // Queued (waiting for a slot, or being started): the job ends before it ever starts.
+    endQueued(signal);
     return;
   }
   if (signal == SIGINT && ++sigints_ >= 2) {
@@ -529,18 +710,21 @@ void Session::handleSignal(int signal) {
 }
 
 void Session::handleCancel() {
-  if (job_id_ == 0) {
-    endBeforeStart(SIGKILL);
+  if (state_ != proto::ServerState::kRunning) {
+    endQueued(SIGKILL);
     return;
   }
   killJob(proto::Verdict::kCancelled);
 }
 
-void Session::endBeforeStart(int signal) {
+void Session::endQueued(int signal) {
   if (ticket_ != 0) {
     env_->scheduler.withdraw(ticket_);
     ticket_ = 0;
   }
+  // Already handed to the spawner: killed. STARTED never goes out, and the job still gets its
+  // job_end line when the spawner reports the end (maybeEndJob, or the handler ~Session leaves).
+  if (job_id_ != 0) killJob(proto::Verdict::kCancelled);
   proto::Exit exit;
   exit.kind = proto::ExitKind::kSignaled;
   exit.code = signal;
@@ -552,10 +736,17 @@ void Session::endBeforeStart(int signal) {
 
 void Session::killJob(proto::Verdict verdict) {
   if (job_id_ == 0) return;
-  // Recorded even for a job that already ended: output still draining from its pipes can be cut
-  // by the cap after the end, and the verdict must say so.
+  if (job_ended_) {
+    // Nothing left to kill, and the ending is the job's own: a cancel, a revocation or a
+    // disconnect that comes after it does not rewrite it. Only the output cap can still cut
+    // output draining from the pipes after the end, and the verdict must say so.
+    if (verdict == proto::Verdict::kOutputLimit && front_verdict_ == proto::Verdict::kOk) {
+      front_verdict_ = verdict;
+    }
+    return;
+  }
   if (front_verdict_ == proto::Verdict::kOk) front_verdict_ = verdict;
-  if (job_ended_ || kill_sent_) return;
+  if (kill_sent_) return;
   kill_sent_ = true;
   PYRUN_LOG(kDebug) << "job " << job_id_ << ": killing it (" << proto::verdictName(verdict) << ")";
   if (auto r = env_->spawner->send(sandbox::KillJob{job_id_}); !r) {
@@ -563,60 +754,43 @@ void Session::killJob(proto::Verdict verdict) {
   }
 }
 
-void Session::maybeSendExit() {
-  if (!job_ended_ || open_outputs_ > 0 || !job_started_) return;
+void Session::maybeEndJob() {
+  // The end needs the spawner's report and both output pipes at end of file: only then are the
+  // byte counts final and a cut by the output cap known.
+  if (!job_ended_ || open_outputs_ > 0 || job_end_audited_) return;
+  job_end_audited_ = true;
   const sandbox::JobEnded& end = *job_ended_;
+  const JobEndRecord record = jobEndRecord();
+  const Ending ending = endingOf(record, end);
+  PYRUN_LOG(kInfo) << "job " << job_id_ << " ended: "
+                   << (end.signaled ? "signal " : "exit ") << end.code << ", "
+                   << proto::verdictName(ending.verdict)
+                   << (ending.detail.empty() ? "" : " (" + ending.detail + ")") << ", cpu "
+                   << end.cpu_us / 1000 << " ms, wall " << end.wall_us / 1000 << " ms, output "
+                   << stdout_bytes_ + stderr_bytes_ << " bytes";
+  // bytes_out does not count the EXIT frame: it is written after this line.
+  env_->audit.write(jobEndLine(record, end));
+  if (finished_) return;  // the client is gone or already got its last frame
   proto::Exit exit;
   exit.kind = end.signaled ? proto::ExitKind::kSignaled : proto::ExitKind::kExited;
   exit.code = end.code;
-  exit.verdict = finalVerdict(end.cause, front_verdict_);
+  exit.verdict = ending.verdict;
   exit.cpu_us = end.cpu_us;
   exit.wall_us = end.wall_us;
   exit.peak_memory_bytes = end.peak_memory_bytes;
   exit.stdout_bytes = stdout_bytes_;
   exit.stderr_bytes = stderr_bytes_;
   exit.output_truncated = budget_.truncated() ? 1 : 0;
-  exit.detail = exit_detail_.empty() ? verdictDetail(exit.verdict, run_->limits, endDetail(end))
-                                     : exit_detail_;
-  PYRUN_LOG(kInfo) << "job " << job_id_ << " ended: "
-                   << (end.signaled ? "signal " : "exit ") << end.code << ", "
-                   << proto::verdictName(exit.verdict)
-                   << (exit.detail.empty() ? "" : " (" + exit.detail + ")") << ", cpu "
-                   << end.cpu_us / 1000 << " ms, wall " << end.wall_us / 1000 << " ms, output "
-                   << stdout_bytes_ + stderr_bytes_ << " bytes";
-  {
-    AuditLine line = auditLine("job_end");
-    line.num("job_id", job_id_)
-        .str("script", run_->request.script_name)
-        .str("script_sha256", sha256Hex(run_->request.script))
-        .str("policy", policy_name_)
-        .str("verdict", proto::verdictName(exit.verdict));
-    if (!exit.detail.empty()) line.str("detail", exit.detail);
-    if (end.signaled) {
-      line.sint("signal", end.code);
-    } else {
-      line.sint("exit_code", end.code);
-    }
-    line.num("cpu_us", end.cpu_us)
-        .num("wall_us", end.wall_us)
-        .num("peak_memory_bytes", end.peak_memory_bytes)
-        .num("stdout_bytes", stdout_bytes_)
-        .num("stderr_bytes", stderr_bytes_)
-        .num("bytes_in", bytes_in_)
-        // The EXIT frame itself is not counted: it is written after this line.
-        .num("bytes_out", bytes_out_);
-    env_->audit.write(line);
-  }
-  if (finished_) return;  // the client is gone or already got its last frame
+  exit.detail = ending.detail;
   push(proto::encode(exit));
   finish();
 }
 
-void Session::onClientGone(const std::string& why) {
+void Session::onClientGone(const std::string& why, bool logged) {
   if (client_gone_) return;
   bool was_finished = finished_;
   client_gone_ = true;
-  if (!was_finished) {
+  if (!was_finished && !logged) {
     PYRUN_LOG(kInfo) << "client " << peer_ << " went away (" << why << ")"
                      << (job_id_ != 0 && !job_ended_ ? "; killing job " + std::to_string(job_id_) : "");
   }
@@ -646,6 +820,7 @@ void Session::finish() {
   finished_ = true;
   state_ = proto::ServerState::kDone;
   request_timer_.cancel();
+  peer_check_timer_.cancel();
   wake(writer_wake_);
   wake(space_wake_);
   stdin_dead_ = true;
@@ -665,11 +840,19 @@ void Session::shutdown(bool grace_over) {
 
 void Session::revoke() {
   if (finished_) return;
+  if (job_id_ != 0 && job_ended_) {
+    // The job ended by itself before the revocation: its own verdict stands, and its EXIT (once
+    // the last output is drained) ends the session.
+    PYRUN_LOG(kWarning) << "certificate of \"" << client_ << "\" (serial " << identity_.serial
+                        << ") is revoked; its job " << job_id_ << " from " << peer_
+                        << " already ended";
+    return;
+  }
   PYRUN_LOG(kWarning) << "certificate of \"" << client_ << "\" (serial " << identity_.serial
                       << ") is revoked; ending its session from " << peer_
                       << (job_id_ != 0 ? " and killing job " + std::to_string(job_id_) : "");
   if (job_id_ != 0) {
-    exit_detail_ = "certificate revoked";
+    if (front_verdict_ == proto::Verdict::kOk) exit_detail_ = "certificate revoked";
     killJob(proto::Verdict::kCancelled);
     return;
   }

@@ -10,6 +10,8 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,21 +41,23 @@ struct SessionEnv {
       : config(std::move(config_in)),
         tls(std::move(tls_in)),
         scheduler(config.max_jobs, config.queue),
+        audit(std::move(audit_in)),
         spawner(std::move(spawner_in)),
         policies(std::make_shared<const PolicySet>(std::move(policies_in))),
         gate(config.max_connections, config.max_handshakes, config.max_handshakes_per_source),
-        quota(config.max_jobs_per_identity, config.job_starts_per_minute),
-        audit(std::move(audit_in)) {}
+        quota(config.max_jobs_per_identity, config.job_starts_per_minute) {}
 
   ServerConfig config;
   std::shared_ptr<boost::asio::ssl::context> tls;
   Scheduler scheduler;
+  // Declared before the spawner link so that it is destroyed after it: the handlers that sessions
+  // leave with the link write job_end lines, even from their destructors.
+  AuditLog audit;
   std::unique_ptr<SpawnerLink> spawner;
   // Replaced as a whole on SIGHUP; a session keeps the set it started with.
   std::shared_ptr<const PolicySet> policies;
   ConnectionGate gate;
   IdentityQuota quota;
-  AuditLog audit;
   uint64_t last_job_id = 0;
   bool stopping = false;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
@@ -77,7 +81,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // (verdict server-shutdown) and its EXIT sent.
   void shutdown(bool grace_over);
   // The client's certificate was revoked while it was connected: its job is killed (verdict
-  // cancelled, "certificate revoked"), or the session ends with ERROR kUnauthorized.
+  // cancelled, "certificate revoked"), or the session ends with ERROR kUnauthorized. A job that
+  // already ended keeps its own verdict; its EXIT still goes out.
   void revoke();
   // Serial of the client's certificate (empty before the handshake).
   const std::string& serial() const { return identity_.serial; }
@@ -88,11 +93,14 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
+  boost::asio::awaitable<boost::system::error_code> writeFrame(const std::vector<uint8_t>& frame);
   boost::asio::awaitable<void> outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type);
   boost::asio::awaitable<void> stdinPump(std::shared_ptr<Pipe> pipe);
   boost::asio::awaitable<void> waitForOutputSpace();
   boost::asio::awaitable<void> waitForStdinSpace();
 
+  // What a coroutine of this session does with an exception: log it, end the session.
+  void onSessionException(std::exception_ptr e);
   void handleRun(RunAccepted run);
   void handleSignal(int signal);
   void handleCancel();
@@ -101,9 +109,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void onSpawnerMessage(sandbox::Received& received);
   void onJobStarted(sandbox::Received& received);
   void killJob(proto::Verdict verdict);
-  void endBeforeStart(int signal);
-  void maybeSendExit();
-  void onClientGone(const std::string& why);
+  void endQueued(int signal);
+  void maybeEndJob();
+  JobEndRecord jobEndRecord() const;
+  void armWriteStall();
+  void onWriteStall(uint64_t generation);
+  void checkPeerWhileParked();
+  void watchSocketErrors();
+  void onClientGone(const std::string& why, bool logged = false);
   void fail(proto::ErrorCode code, const std::string& message);
   void push(std::vector<uint8_t> frame);
   void finish();
@@ -141,14 +154,21 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t out_data_frames_ = 0;
   boost::asio::steady_timer writer_wake_;
   boost::asio::steady_timer space_wake_;
+  // A write in progress, and the watch that ends the session when the client accepts none of it
+  // for write_stall_timeout_seconds.
+  bool writing_ = false;
+  boost::asio::steady_timer write_stall_timer_;
+  uint64_t write_stall_generation_ = 0;
+  int unsent_at_arming_ = -1;
 
   std::optional<RunAccepted> run_;
+  std::string script_sha256_;
   Scheduler::Ticket ticket_ = 0;
   uint32_t last_position_ = 0;
   uint64_t job_id_ = 0;
-  bool job_started_ = false;
   bool kill_sent_ = false;
   std::optional<sandbox::JobEnded> job_ended_;
+  bool job_end_audited_ = false;  // its job_end line is written (exactly one per job)
   proto::Verdict front_verdict_ = proto::Verdict::kOk;
   int sigints_ = 0;
   OutputBudget budget_{0};
@@ -163,6 +183,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stdin_dead_ = false;  // the program closed its stdin or ended: discard
   boost::asio::steady_timer stdin_wake_;
   boost::asio::steady_timer stdin_space_wake_;
+  // The reader is parked on a full stdin buffer and does not read the connection: a client that
+  // vanished meanwhile is found by probes and by watching the socket for errors instead.
+  bool reader_parked_ = false;
+  bool error_watch_started_ = false;
+  boost::asio::steady_timer peer_check_timer_;
 
   boost::asio::steady_timer request_timer_;
   boost::asio::steady_timer wall_timer_;

@@ -161,6 +161,77 @@ proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdic
 
 std::string endDetail(const sandbox::JobEnded& end) { return detailOf(end); }
 
+Ending endingOf(const JobEndRecord& record, const sandbox::JobEnded& end) {
+  Ending e;
+  e.verdict = finalVerdict(end.cause, record.front_verdict);
+  // The front's own sentence only explains the front's own verdict: a job that hit its memory
+  // limit while being cancelled says "memory limit", not "certificate revoked".
+  const bool front_explains = record.front_verdict != proto::Verdict::kOk &&
+                              e.verdict == record.front_verdict;
+  e.detail = !record.detail.empty() && front_explains
+                 ? record.detail
+                 : verdictDetail(e.verdict, record.limits, endDetail(end));
+  return e;
+}
+
+namespace {
+
+AuditLine jobEndBase(const JobEndRecord& r) {
+  AuditLine line("job_end");
+  line.str("peer", r.peer);
+  if (!r.identity.empty()) {
+    line.str("identity", r.identity).str("serial", r.serial).str("fingerprint", r.fingerprint);
+  }
+  line.num("job_id", r.job_id)
+      .str("script", r.script)
+      .str("script_sha256", r.script_sha256)
+      .str("policy", r.policy);
+  return line;
+}
+
+}  // namespace
+
+AuditLine jobEndLine(const JobEndRecord& record, const sandbox::JobEnded& end) {
+  Ending ending = endingOf(record, end);
+  AuditLine line = jobEndBase(record);
+  line.str("verdict", proto::verdictName(ending.verdict));
+  if (!ending.detail.empty()) line.str("detail", ending.detail);
+  if (end.signaled) {
+    line.sint("signal", end.code);
+  } else {
+    line.sint("exit_code", end.code);
+  }
+  line.num("cpu_us", end.cpu_us)
+      .num("wall_us", end.wall_us)
+      .num("peak_memory_bytes", end.peak_memory_bytes)
+      .num("stdout_bytes", record.stdout_bytes)
+      .num("stderr_bytes", record.stderr_bytes)
+      .num("bytes_in", record.bytes_in)
+      .num("bytes_out", record.bytes_out);
+  return line;
+}
+
+AuditLine jobFailedLine(const JobEndRecord& record, const sandbox::JobFailed& failed) {
+  AuditLine line = jobEndBase(record);
+  line.str("verdict", proto::verdictName(proto::Verdict::kInternalError))
+      .str("detail", failed.stage + ": " + failed.detail)
+      .num("bytes_in", record.bytes_in)
+      .num("bytes_out", record.bytes_out);
+  return line;
+}
+
+AuditLine jobUnreportedLine(const JobEndRecord& record, proto::Verdict verdict,
+                            const std::string& detail) {
+  AuditLine line = jobEndBase(record);
+  line.str("verdict", proto::verdictName(verdict))
+      .str("detail", detail)
+      .num("stdout_bytes", record.stdout_bytes)
+      .num("stderr_bytes", record.stderr_bytes)
+      .num("bytes_in", record.bytes_in)
+      .num("bytes_out", record.bytes_out);
+  return line;
+}
+
 std::string humanBytes(uint64_t bytes) {
   if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
   if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";

@@ -11,6 +11,7 @@
 #include "proto/frame.h"
 #include "proto/messages.h"
 #include "sandbox/spawner.h"
+#include "server/audit.h"
 #include "server/config.h"
 
 namespace pyrun::server {
@@ -82,6 +83,38 @@ std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
 // The spawner's detail of a JobEnded (the syscall name for kSyscall), or empty when this build's
 // JobEnded has no such field.
 std::string endDetail(const sandbox::JobEnded& end);
+
+// What the job_end audit line says besides the spawner's report. The session fills it in; when the
+// session ends before its job does, the handler it leaves with the spawner link keeps a copy, so
+// that every job gets exactly one job_end line whoever is left to write it.
+struct JobEndRecord {
+  std::string peer, identity, serial, fingerprint;
+  uint64_t job_id = 0;
+  std::string script, script_sha256, policy;
+  proto::Verdict front_verdict = proto::Verdict::kOk;  // what the front imposed (kOk: nothing)
+  std::string detail;  // replaces the sentence of the front's verdict ("certificate revoked")
+  proto::Limits limits;
+  uint64_t stdout_bytes = 0, stderr_bytes = 0, bytes_in = 0, bytes_out = 0;
+};
+
+// How a job ended, as EXIT and job_end tell it: finalVerdict() of the spawner's cause and the
+// front's verdict, and its sentence (record.detail when that verdict is the front's own).
+struct Ending {
+  proto::Verdict verdict = proto::Verdict::kOk;
+  std::string detail;
+};
+Ending endingOf(const JobEndRecord& record, const sandbox::JobEnded& end);
+
+// The job_end line of a job that ended as `end` reports.
+AuditLine jobEndLine(const JobEndRecord& record, const sandbox::JobEnded& end);
+// The job_end line of a job the spawner could not start (verdict internal-error, the stage and
+// the spawner's sentence as detail).
+AuditLine jobFailedLine(const JobEndRecord& record, const sandbox::JobFailed& failed);
+
+// The job_end line of a job whose end the spawner never reported (pyrund stopped, or the spawner
+// failed, first): `verdict` and `detail` say so; there is no exit status or usage to give.
+AuditLine jobUnreportedLine(const JobEndRecord& record, proto::Verdict verdict,
+                            const std::string& detail);
 
 // "512 MiB", "64 KiB", "1000 bytes": sizes for people.
 std::string humanBytes(uint64_t bytes);

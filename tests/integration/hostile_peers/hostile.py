@@ -413,6 +413,37 @@ def blocked_writers(root):
     return found
 
 
+def jobs_of(root):
+    """Descendants of root that run a job script (every RUN here names it job.py)."""
+    found = []
+    for pid in descendants(root):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"job.py" in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def wait_until_no_job(root, why):
+    deadline = time.monotonic() + PATIENCE
+    while jobs_of(root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    expect(not jobs_of(root), why)
+
+
+def wait_until_stuck(root):
+    """Waits until a job of root stays blocked on its output pipe (ten samples in a row, so that a
+    pipe that is full for a moment before the front reads it again does not count)."""
+    in_a_row = 0
+    deadline = time.monotonic() + PATIENCE
+    while in_a_row < 10 and time.monotonic() < deadline:
+        in_a_row = in_a_row + 1 if blocked_writers(root) else 0
+        time.sleep(0.05)
+    expect(in_a_row >= 10, "the flooding job never blocked on its output pipe")
+
+
 def scenario_never_reads_output():
     """RUN a job that floods stdout and never read: the job blocks, the front's memory stays
     bounded, and other clients are served meanwhile."""
@@ -428,10 +459,7 @@ def scenario_never_reads_output():
     c.send(run_frame(FLOOD))
     c.recv_type(STARTED)
     # Synchronise on the kernel's view, not on time: the job sleeps in a pipe write.
-    deadline = time.monotonic() + PATIENCE
-    while not blocked_writers(server) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    expect(blocked_writers(server), "the flooding job never blocked on its output pipe")
+    wait_until_stuck(server)
     # Others are served while it is stuck.
     b = Bystander()
     b.finish()
@@ -443,11 +471,131 @@ def scenario_never_reads_output():
     expect(grown < 16 << 20, "the front grew by %d bytes while a client did not read" % grown)
     print("front grew by %d KiB" % (grown // 1024), file=sys.stderr)
     c.sock.close()
-    # The abandoned job is killed: no writer stays blocked.
+    # The abandoned job is killed.
+    wait_until_no_job(server, "the job of a vanished client still runs")
+
+
+def tcp_state(local_port, remote_port):
+    """State (hex, as /proc/net/tcp gives it) of the IPv4 socket local_port -> remote_port, or None
+    when the kernel has none."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == remote_port:
+                return fields[3]
+    return None
+
+
+def scenario_stops_reading():
+    """RUN a job that floods stdout, read nothing: once the client has taken no byte for the idle
+    timeout, the server closes the connection and kills the job."""
+    server = ARGS.server_pid
+    raw = tcp()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c = Conn.__new__(Conn)
+    c.sock = tls_context(ARGS.cert).wrap_socket(raw, server_hostname="127.0.0.1")
+    c.buf = b""
+    c.recv_type(READY)
+    c.send(run_frame(FLOOD))
+    c.recv_type(STARTED)
+    wait_until_stuck(server)
+    # Without a write-stall limit the job would stay blocked for as long as we keep the
+    # connection open (until the wall-clock limit); we keep it open and read nothing.
+    wait_until_no_job(server, "the job of a client that reads nothing was not killed")
+    # The server closed its end of the connection (ESTABLISHED is state 01). Reading what it had
+    # sent to see the end would take long: the kernel trickles it into our tiny window.
+    mine = c.sock.getsockname()[1]
     deadline = time.monotonic() + PATIENCE
-    while blocked_writers(server) and time.monotonic() < deadline:
+    while tcp_state(ARGS.port, mine) == "01" and time.monotonic() < deadline:
         time.sleep(0.05)
-    expect(not blocked_writers(server), "the job of a vanished client still runs")
+    expect(tcp_state(ARGS.port, mine) != "01", "the server kept the connection open")
+    c.sock.close()
+
+
+# ---- the caps before authentication (each cap is set to 2 by the test's config) ----
+
+def tcp_from(source):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(PATIENCE)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", ARGS.port))
+    return sock
+
+
+def refused(source="127.0.0.1"):
+    """True when the server closes a new connection from source before any TLS is spoken."""
+    try:
+        # On loopback the reset can come back before connect() itself returns.
+        sock = tls_context(ARGS.cert).wrap_socket(tcp_from(source), server_hostname="127.0.0.1",
+                                                  do_handshake_on_connect=False)
+    except ConnectionError:
+        return True
+    try:
+        sock.do_handshake()
+        f = sock.recv(65536)  # TLS 1.3: a refused certificate shows on the first read
+    except (ssl.SSLError, ConnectionError):
+        return True
+    finally:
+        sock.close()
+    return f == b""
+
+
+def served(source="127.0.0.1"):
+    """A good job from source, start to end; False if the connection is refused."""
+    try:
+        c = Conn.__new__(Conn)
+        c.sock = tls_context(ARGS.cert).wrap_socket(tcp_from(source), server_hostname="127.0.0.1")
+        c.sock.settimeout(PATIENCE)
+        c.buf = b""
+        f = c.recv()
+    except (ssl.SSLError, ConnectionError):
+        return False
+    if f is None or f[0] != READY:
+        return False
+    c.send(run_frame("print('served')\n"))
+    out, err, code = collect(c)
+    expect(out == b"served\n" and code == 0, "job: %r %r %r" % (out, err, code))
+    c.sock.close()
+    return True
+
+
+def eventually_served(source="127.0.0.1"):
+    # The server frees a place when it has seen the close: retry until then.
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        if served(source):
+            return
+        time.sleep(0.1)
+    raise Failure("not served again after the cap was no longer reached")
+
+
+def scenario_connection_cap():
+    held = [authenticated(), authenticated()]
+    expect(refused(), "a third connection was not refused over max_connections 2")
+    expect(refused("127.0.0.2"), "a connection from elsewhere was not refused either")
+    held[0].sock.close()
+    eventually_served()
+    for c in held[1:]:
+        c.sock.close()
+
+
+def scenario_handshake_cap():
+    # TCP connections that never start TLS are handshakes in progress.
+    held = [tcp_from("127.0.0.1"), tcp_from("127.0.0.2")]
+    expect(refused("127.0.0.3"), "a third handshake was not refused over max_handshakes 2")
+    for sock in held:
+        sock.close()
+    eventually_served("127.0.0.3")
+
+
+def scenario_source_cap():
+    held = [tcp_from("127.0.0.1"), tcp_from("127.0.0.1")]
+    expect(refused("127.0.0.1"), "a third handshake from one address was not refused")
+    expect(served("127.0.0.2"), "another address was refused by the per-source cap")
+    for sock in held:
+        sock.close()
+    eventually_served("127.0.0.1")
 
 
 def scenario_good():

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -20,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/pki.h"
@@ -316,6 +318,134 @@ TEST_F(RunTest, KilledClientTakesItsWholeJobDown) {
   EXPECT_TRUE(eventually([&] { return processesWith(token, -1) == 0; }, 30s))
       << processesWith(token, -1) << " processes of the job are left";
   EXPECT_TRUE(eventually([&] { return jobDirectoriesIn(server->jobsDir()) == 0; }, 30s));
+}
+
+// True when a thread of pid sleeps writing into a full pipe (kernels name the wait pipe_write,
+// anon_pipe_write or pipe_wait_writable).
+bool blockedOnAFullPipe(pid_t pid) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(tasks.c_str());
+  if (d == nullptr) return false;
+  bool blocked = false;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    if (readFileOrEmpty(tasks + "/" + e->d_name + "/wchan").find("pipe") != std::string::npos) {
+      blocked = true;
+    }
+  }
+  ::closedir(d);
+  return blocked;
+}
+
+// pyrun with an endless stdin (/dev/zero) running a program that never reads it: once the
+// program prints "ready\n", waits until every buffer on the way is full — the server holds all
+// the stdin it takes and reads no more of the connection, pyrun's writes stall, and its stdin
+// thread sleeps on its full pipe. A few samples in a row, so that a pause between two reads does
+// not pass for it.
+bool stdinBacksUp(pid_t pyrun) {
+  int in_a_row = 0;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (in_a_row < 5 && std::chrono::steady_clock::now() < deadline) {
+    in_a_row = blockedOnAFullPipe(pyrun) ? in_a_row + 1 : 0;
+    std::this_thread::sleep_for(100ms);
+  }
+  return in_a_row >= 5;
+}
+
+std::unique_ptr<Child> pyrunWithStdinBackedUp(const std::vector<std::string>& argv) {
+  std::vector<std::string> shell = {"bash", "-c", "exec \"$@\" < /dev/zero", "bash"};
+  shell.insert(shell.end(), argv.begin(), argv.end());
+  auto c = std::make_unique<Child>(shell);
+  if (c->readStdoutUntil("ready\n", 60s).find("ready\n") == std::string::npos) return nullptr;
+  if (!stdinBacksUp(c->pid())) return nullptr;
+  return c;
+}
+
+constexpr const char* kSleepsWithoutReadingStdin =
+    "import sys, time\nprint('ready', flush=True)\ntime.sleep(600)\n";
+
+TEST_F(RunTest, KilledClientWhoseStdinWaitsTakesItsJobDown) {
+  // The wall-clock limit is far away: it is not what ends the job.
+  START_SERVER(server,
+               ServerOptions{.max_jobs = 2, .queue = 8, .limits_yaml = "  wall_seconds: 600\n"});
+  std::string token = "pyrun-marker-" + std::to_string(::getpid()) + "-stdin-kill";
+  auto c = pyrunWithStdinBackedUp(pyrun(*server, script("sleeps.py", kSleepsWithoutReadingStdin),
+                                        {token}));
+  ASSERT_TRUE(c) << "the stdin of pyrun never backed up";
+  EXPECT_EQ(processesWith(token, c->pid()), 1);
+  c->signal(SIGKILL);
+  c->wait(30s);
+  EXPECT_TRUE(eventually([&] { return processesWith(token, -1) == 0; }, 30s))
+      << "the job of a killed client still runs";
+  EXPECT_TRUE(eventually([&] { return jobDirectoriesIn(server->jobsDir()) == 0; }, 30s));
+}
+
+TEST_F(RunTest, SecondCtrlCCancelsEvenWhenTheServerTakesNoMoreStdin) {
+  START_SERVER(server,
+               ServerOptions{.max_jobs = 2, .queue = 8, .limits_yaml = "  wall_seconds: 600\n"});
+  std::string token = "pyrun-marker-" + std::to_string(::getpid()) + "-stdin-ctrl-c";
+  auto argv = pyrun(*server, script("sleeps.py", kSleepsWithoutReadingStdin), {token});
+  argv.insert(argv.begin() + 1, "-v");  // says when it handled the first Ctrl-C
+  auto c = pyrunWithStdinBackedUp(argv);
+  ASSERT_TRUE(c) << "the stdin of pyrun never backed up";
+  // The first Ctrl-C waits behind the stdin like any frame; the second must not. (One at a
+  // time: two signals sent before the first is delivered count as one.)
+  c->signal(SIGINT);
+  ASSERT_NE(c->readStderrUntil("sending SIGINT", 60s).find("sending SIGINT"), std::string::npos);
+  c->signal(SIGINT);
+  auto o = c->wait(60s);
+  EXPECT_EQ(o.exit_code, 128 + SIGKILL) << o.err;
+  EXPECT_FALSE(o.signaled);
+  EXPECT_NE(o.err.find("pyrun: cancelled"), std::string::npos) << o.err;
+  EXPECT_TRUE(eventually([&] { return processesWith(token, -1) == 0; }, 30s))
+      << "the cancelled job still runs";
+}
+
+TEST_F(RunTest, ClosedStdoutCancelsTheJobEvenWhenTheServerTakesNoMoreStdin) {
+  START_SERVER(server,
+               ServerOptions{.max_jobs = 2, .queue = 8, .limits_yaml = "  wall_seconds: 600\n"});
+  std::string token = "pyrun-marker-" + std::to_string(::getpid()) + "-stdin-pipe";
+  auto s = script("ticks.py",
+                  "import sys, time\nprint('ready', flush=True)\n"
+                  "while True:\n    time.sleep(0.1)\n    print('tick', flush=True)\n");
+  // pyrun's stdout is a FIFO whose reader (this test) goes away once pyrun's stdin backed up.
+  const std::string fifo = dir_ / "out.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::vector<std::string> argv = {"bash", "-c", "exec \"$@\" < /dev/zero > " + fifo, "bash"};
+  for (const auto& a : pyrun(*server, s, {token})) argv.push_back(a);
+  Child c(argv);
+  int out = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(out, 0);
+  std::string seen;
+  char buf[256];
+  while (seen.find("ready\n") == std::string::npos) {
+    pollfd p{out, POLLIN, 0};
+    ASSERT_GT(::poll(&p, 1, 60000), 0) << "no output";
+    ssize_t n = ::read(out, buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_TRUE(stdinBacksUp(c.pid())) << "the stdin of pyrun never backed up";
+  ::close(out);  // like `| head -1`
+  auto o = c.wait(60s);
+  EXPECT_EQ(o.exit_code, 128 + SIGPIPE) << o.err;
+  EXPECT_FALSE(o.signaled) << "pyrun did not end by itself";
+  EXPECT_EQ(o.err, "");
+  EXPECT_TRUE(eventually([&] { return processesWith(token, -1) == 0; }, 30s))
+      << "the job still runs";
+}
+
+TEST_F(RunTest, ProgramThatEndsWithoutReadingEndlessStdinEndsPyrunToo) {
+  START_SERVER(server);
+  // pyrun's stdin pump is still waiting for room to send more when EXIT comes.
+  std::vector<std::string> argv = {"bash", "-c", "exec \"$@\" < /dev/zero", "bash"};
+  for (const auto& a : pyrun(*server, script("done.py", "print('done')\n"))) argv.push_back(a);
+  RunOptions ro;
+  ro.timeout = 60s;
+  auto o = run(argv, ro);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_FALSE(o.signaled) << "pyrun did not end by itself";
+  EXPECT_EQ(o.out, "done\n");
 }
 
 TEST_F(RunTest, RemovesTheWorkingDirectoryAfterwards) {

@@ -27,6 +27,7 @@ TEST(Config, DefaultsMatchTheDocumentation) {
   EXPECT_TRUE(c.identities.by_common_name.empty());
   EXPECT_EQ(c.handshake_timeout_seconds, 10u);
   EXPECT_EQ(c.idle_timeout_seconds, 30u);
+  EXPECT_EQ(c.write_stall_timeout_seconds, 600u);
   EXPECT_EQ(c.shutdown_grace_seconds, 10u);
   EXPECT_EQ(c.max_connections, 1024u);
   EXPECT_EQ(c.max_handshakes, 64u);
@@ -105,6 +106,7 @@ jobs_dir: /srv/pyrun
 log_level: warning
 handshake_timeout_seconds: 3
 idle_timeout_seconds: 4
+write_stall_timeout_seconds: 44
 shutdown_grace_seconds: 5
 max_connections: 6
 max_handshakes: 7
@@ -140,6 +142,7 @@ identities:
   EXPECT_EQ(c.log_level, log::Level::kWarning);
   EXPECT_EQ(c.handshake_timeout_seconds, 3u);
   EXPECT_EQ(c.idle_timeout_seconds, 4u);
+  EXPECT_EQ(c.write_stall_timeout_seconds, 44u);
   EXPECT_EQ(c.shutdown_grace_seconds, 5u);
   EXPECT_EQ(c.max_connections, 6u);
   EXPECT_EQ(c.max_handshakes, 7u);
@@ -297,6 +300,7 @@ TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroCaps) {
   c.jobs_dir = "/abs";
   for (uint32_t ServerConfig::*field :
        {&ServerConfig::handshake_timeout_seconds, &ServerConfig::idle_timeout_seconds,
+        &ServerConfig::write_stall_timeout_seconds,
         &ServerConfig::max_connections, &ServerConfig::max_handshakes,
         &ServerConfig::max_handshakes_per_source, &ServerConfig::max_jobs_per_identity,
         &ServerConfig::job_starts_per_minute}) {

@@ -245,5 +245,67 @@ TEST(Verdicts, DetailsAreSentences) {
   EXPECT_EQ(humanBytes(2ull << 30), "2 GiB");
 }
 
+JobEndRecord revokedRecord() {
+  JobEndRecord r;
+  r.peer = "127.0.0.1:5000";
+  r.identity = "alice";
+  r.job_id = 7;
+  r.script = "job.py";
+  r.policy = "default";
+  r.front_verdict = proto::Verdict::kCancelled;
+  r.detail = "certificate revoked";
+  r.limits.memory_bytes = 512ull << 20;
+  return r;
+}
+
+TEST(JobEnd, FrontSentenceGoesOnlyWithTheFrontsVerdict) {
+  sandbox::JobEnded killed;
+  killed.signaled = true;
+  killed.code = SIGKILL;
+  killed.cause = sandbox::EndCause::kKilled;
+  Ending e = endingOf(revokedRecord(), killed);
+  EXPECT_EQ(e.verdict, proto::Verdict::kCancelled);
+  EXPECT_EQ(e.detail, "certificate revoked");
+  // The memory cgroup got there first: its verdict, its sentence.
+  sandbox::JobEnded oom = killed;
+  oom.cause = sandbox::EndCause::kMemoryLimit;
+  e = endingOf(revokedRecord(), oom);
+  EXPECT_EQ(e.verdict, proto::Verdict::kMemoryLimit);
+  EXPECT_EQ(e.detail, "memory limit of 512 MiB exceeded");
+  // Nothing imposed by the front: a stray sentence is not used.
+  JobEndRecord plain = revokedRecord();
+  plain.front_verdict = proto::Verdict::kOk;
+  e = endingOf(plain, sandbox::JobEnded{});
+  EXPECT_EQ(e.verdict, proto::Verdict::kOk);
+  EXPECT_EQ(e.detail, "");
+}
+
+TEST(JobEnd, LinesSayHowTheJobEnded) {
+  sandbox::JobEnded killed;
+  killed.signaled = true;
+  killed.code = SIGKILL;
+  killed.cause = sandbox::EndCause::kKilled;
+  std::string line = jobEndLine(revokedRecord(), killed).text();
+  EXPECT_NE(line.find("\"event\":\"job_end\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"identity\":\"alice\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"job_id\":7,"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"verdict\":\"cancelled\",\"detail\":\"certificate revoked\",\"signal\":9"),
+            std::string::npos)
+      << line;
+  sandbox::JobFailed failed;
+  failed.stage = "execve";
+  failed.detail = "no interpreter";
+  line = jobFailedLine(revokedRecord(), failed).text();
+  EXPECT_NE(line.find("\"verdict\":\"internal-error\",\"detail\":\"execve: no interpreter\""),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(line.find("exit_code"), std::string::npos) << line;
+  line = jobUnreportedLine(revokedRecord(), proto::Verdict::kServerShutdown, "gone").text();
+  EXPECT_NE(line.find("\"verdict\":\"server-shutdown\",\"detail\":\"gone\""),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(line.find("signal"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace pyrun::server
