@@ -112,6 +112,18 @@ TEST(SeccompLogTest, NamesEveryKillOfABurstWithoutWaiting) {
   EXPECT_FALSE(log.takeName(1));
 }
 
+// Reads log (keeping pid's records only) until pid's kill is named, for at most 30 s.
+std::optional<std::string> awaitName(SeccompLog& log, pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{log.fd(), POLLIN, 0};
+    ::poll(&p, 1, 100);
+    log.drain([pid](pid_t p2) { return p2 == pid; });
+    if (auto name = log.takeName(pid)) return name;
+  }
+  return std::nullopt;
+}
+
 // Kill records of processes that are not ours are never kept: a later job whose interpreter reuses
 // that pid would otherwise be told another process's call. forget() drops what was kept for a pid.
 TEST(SeccompLogTest, KeepsOnlyWantedPidsAndForgets) {
@@ -123,16 +135,7 @@ TEST(SeccompLogTest, KeepsOnlyWantedPidsAndForgets) {
   int status = 0;
   ASSERT_EQ(::waitpid(stranger, &status, 0), stranger);
   ASSERT_EQ(::waitpid(ours, &status, 0), ours);
-  auto wanted = [&](pid_t pid) { return pid == ours; };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  std::optional<std::string> name;
-  while (!name && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{log.fd(), POLLIN, 0};
-    ::poll(&p, 1, 100);
-    log.drain(wanted);
-    name = log.takeName(ours);
-  }
-  EXPECT_EQ(name, "getppid");
+  EXPECT_EQ(awaitName(log, ours), "getppid");
   // The stranger's record came first (it was killed first) and was dropped, not kept.
   EXPECT_FALSE(log.takeName(stranger));
 
@@ -140,16 +143,8 @@ TEST(SeccompLogTest, KeepsOnlyWantedPidsAndForgets) {
   SeccompLog witness;
   pid_t again = forkKilledByFilter();
   ASSERT_EQ(::waitpid(again, &status, 0), again);
+  ASSERT_EQ(awaitName(witness, again), "getppid");
   auto is_again = [&](pid_t pid) { return pid == again; };
-  std::optional<std::string> seen;
-  const auto deadline2 = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!seen && std::chrono::steady_clock::now() < deadline2) {
-    pollfd p{witness.fd(), POLLIN, 0};
-    ::poll(&p, 1, 100);
-    witness.drain(is_again);
-    seen = witness.takeName(again);
-  }
-  ASSERT_EQ(seen, "getppid");
   pollfd ready{log.fd(), POLLIN, 0};
   ASSERT_EQ(::poll(&ready, 1, 30000), 1);  // multicast: the same record reaches log's socket too
   log.drain(is_again);
