@@ -347,8 +347,6 @@ int Spawner::run() {
       PYRUN_PLOG(kFatal) << "poll";
       break;
     }
-    // Read the audit records even when no job waits for one: they would pile up in the socket.
-    if (log_fd >= 0 && fds.back().revents != 0) drainSeccompLog();
     std::vector<uint64_t> ended;
     for (size_t i = 1; i < job_fds; ++i) {
       if (fds[i].revents == 0) continue;
@@ -361,6 +359,10 @@ int Spawner::run() {
         drainReport(job);
       }
     }
+    // Read the audit records even when no job waits for one: they would pile up in the socket.
+    // After the start reports above (they give the interpreters' pids the records are kept for),
+    // before the ends below (which look for them).
+    if (log_fd >= 0 && fds.back().revents != 0) drainSeccompLog();
     for (uint64_t id : ended) finishJob(id);
     nameUnnamed(false);
     killOverdueJobs();
