@@ -17,43 +17,17 @@ import sys
 import threading
 import time
 
-READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
-RUN, STDIN, STDIN_END, SIGNAL, CANCEL = 0x10, 0x11, 0x12, 0x13, 0x14
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from pyrun_wire import (READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR, RUN, STDIN,  # noqa: E402
+                        STDIN_END, SIGNAL, CANCEL, Failure, FrameConn, expect, frame, run_frame,
+                        run_payload, s)
+
 ERR_BAD_FRAME, ERR_UNEXPECTED, ERR_TIMEOUT = 1, 2, 7
 MAX_PAYLOAD = 1 << 20
 
 # Upper bounds for things that must happen; they only stop a broken server from hanging the test
 # and are never the thing measured.
 PATIENCE = 60
-
-
-class Failure(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def s(b):
-    return struct.pack(">I", len(b)) + b
-
-
-def frame(t, payload=b""):
-    return struct.pack(">BI", t, len(payload)) + payload
-
-
-def run_payload(script, args=()):
-    p = s(b"job.py") + s(script.encode())
-    p += struct.pack(">I", len(args)) + b"".join(s(a.encode()) for a in args)
-    p += struct.pack(">IIQQ", 0, 0, 0, 0)  # requested limits: the policy's
-    p += struct.pack(">I", 0)  # no extra files
-    return p
-
-
-def run_frame(script, args=()):
-    return frame(RUN, run_payload(script, args))
 
 
 def tls_context(cert, alpn=True, maximum=None):
@@ -73,40 +47,11 @@ def tcp():
     return socket.create_connection(("127.0.0.1", ARGS.port), timeout=PATIENCE)
 
 
-class Conn:
+class Conn(FrameConn):
     """A pyrun/1 session over TLS 1.3 with ALPN, as a correct client opens it."""
 
     def __init__(self, cert):
-        self.sock = tls_context(cert).wrap_socket(tcp(), server_hostname="127.0.0.1")
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return False
-            self.buf += chunk
-        return True
-
-    def recv(self):
-        """Next frame as (type, payload), or None at a clean end of stream."""
-        if not self._fill(5):
-            expect(self.buf == b"", "stream ended inside a frame header")
-            return None
-        t, n = struct.unpack(">BI", self.buf[:5])
-        expect(self._fill(5 + n), "stream ended inside a frame payload")
-        payload = self.buf[5:5 + n]
-        self.buf = self.buf[5 + n:]
-        return t, payload
-
-    def recv_type(self, want):
-        f = self.recv()
-        expect(f is not None, "connection closed, expected frame 0x%02x" % want)
-        expect(f[0] == want, "expected frame 0x%02x, got 0x%02x %r" % (want, f[0], f[1][:200]))
-        return f[1]
+        super().__init__(tls_context(cert).wrap_socket(tcp(), server_hostname="127.0.0.1"))
 
     def expect_error(self, code, words=None):
         p = self.recv_type(ERROR)
@@ -117,13 +62,6 @@ class Conn:
             expect(words in msg, "ERROR message %r does not say %r" % (msg, words))
         self.expect_closed()
         return msg
-
-    def expect_closed(self):
-        try:
-            f = self.recv()
-        except (ssl.SSLError, ConnectionError):
-            return
-        expect(f is None, "expected the server to close, got frame 0x%02x" % (f[0] if f else 0))
 
 
 def collect(c):
@@ -452,9 +390,7 @@ def scenario_never_reads_output():
     raw = tcp()
     # A small receive window so that the flood backs up into the server quickly.
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    c = Conn.__new__(Conn)
-    c.sock = tls_context(ARGS.cert).wrap_socket(raw, server_hostname="127.0.0.1")
-    c.buf = b""
+    c = FrameConn(tls_context(ARGS.cert).wrap_socket(raw, server_hostname="127.0.0.1"))
     c.recv_type(READY)
     c.send(run_frame(FLOOD))
     c.recv_type(STARTED)
@@ -493,9 +429,7 @@ def scenario_stops_reading():
     server = ARGS.server_pid
     raw = tcp()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    c = Conn.__new__(Conn)
-    c.sock = tls_context(ARGS.cert).wrap_socket(raw, server_hostname="127.0.0.1")
-    c.buf = b""
+    c = FrameConn(tls_context(ARGS.cert).wrap_socket(raw, server_hostname="127.0.0.1"))
     c.recv_type(READY)
     c.send(run_frame(FLOOD))
     c.recv_type(STARTED)
@@ -544,10 +478,9 @@ def refused(source="127.0.0.1"):
 def served(source="127.0.0.1"):
     """A good job from source, start to end; False if the connection is refused."""
     try:
-        c = Conn.__new__(Conn)
-        c.sock = tls_context(ARGS.cert).wrap_socket(tcp_from(source), server_hostname="127.0.0.1")
+        c = FrameConn(tls_context(ARGS.cert).wrap_socket(tcp_from(source),
+                                                         server_hostname="127.0.0.1"))
         c.sock.settimeout(PATIENCE)
-        c.buf = b""
         f = c.recv()
     except (ssl.SSLError, ConnectionError):
         return False

@@ -14,8 +14,11 @@ import struct
 import sys
 import time
 
-READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
-RUN, STDIN, STDIN_END, SIGNAL, CANCEL = 0x10, 0x11, 0x12, 0x13, 0x14
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from pyrun_wire import (READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR, RUN, STDIN,  # noqa: E402
+                        STDIN_END, SIGNAL, CANCEL, Failure, FrameConn, expect, frame, run_frame,
+                        run_payload, s)
+
 ERR_BAD_FRAME, ERR_UNEXPECTED, ERR_BAD_REQUEST, ERR_LIMIT, ERR_BUSY = 1, 2, 3, 4, 5
 ERR_UNAUTHORIZED, ERR_TIMEOUT, ERR_SHUTTING_DOWN = 6, 7, 9
 VERDICT_OK, VERDICT_WALL, VERDICT_OUTPUT, VERDICT_CANCELLED = 0, 2, 4, 5
@@ -25,32 +28,7 @@ ARGS = sys.argv[5:]
 PORT, BUNDLE, CA = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 
-class Failure(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failure(what)
-
-
-def s(b):
-    return struct.pack(">I", len(b)) + b
-
-
-def frame(t, payload=b""):
-    return struct.pack(">BI", t, len(payload)) + payload
-
-
-def run_frame(script, args=(), cpu=0, wall=0, mem=0, out=0):
-    p = s(b"job.py") + s(script.encode())
-    p += struct.pack(">I", len(args)) + b"".join(s(a.encode()) for a in args)
-    p += struct.pack(">IIQQ", cpu, wall, mem, out)
-    p += struct.pack(">I", 0)
-    return frame(RUN, p)
-
-
-class Conn:
+class Conn(FrameConn):
     def __init__(self):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -58,43 +36,7 @@ class Conn:
         ctx.load_verify_locations(CA)
         ctx.set_alpn_protocols(["pyrun/1"])
         raw = socket.create_connection(("127.0.0.1", PORT), timeout=60)
-        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return False
-            self.buf += chunk
-        return True
-
-    def recv(self):
-        """Next frame as (type, payload), or None at end of stream."""
-        if not self._fill(5):
-            expect(self.buf == b"", "stream ended inside a frame header")
-            return None
-        t, n = struct.unpack(">BI", self.buf[:5])
-        expect(self._fill(5 + n), "stream ended inside a frame payload")
-        payload = self.buf[5:5 + n]
-        self.buf = self.buf[5 + n:]
-        return t, payload
-
-    def recv_type(self, want):
-        f = self.recv()
-        expect(f is not None, "connection closed, expected frame 0x%02x" % want)
-        expect(f[0] == want, "expected frame 0x%02x, got 0x%02x %r" % (want, f[0], f[1][:200]))
-        return f[1]
-
-    def expect_closed(self):
-        try:
-            f = self.recv()
-        except (ssl.SSLError, ConnectionError):
-            return
-        expect(f is None, "expected the server to close, got frame 0x%02x" % (f[0] if f else 0))
+        super().__init__(ctx.wrap_socket(raw, server_hostname="127.0.0.1"))
 
 
 def error_of(payload):
