@@ -85,6 +85,18 @@ std::string readFileOrEmpty(const std::string& path) {
   return s.str();
 }
 
+size_t countLines(const std::string& text, const std::vector<std::string>& needles) {
+  std::istringstream in(text);
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    bool all = true;
+    for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
+    if (all) ++n;
+  }
+  return n;
+}
+
 std::string binary(const std::string& name) { return std::string(PYRUN_BIN_DIR) + "/" + name; }
 
 Child::Child(const std::vector<std::string>& argv, const RunOptions& options) {

@@ -1,7 +1,9 @@
 // A temporary directory for one test, removed (without following links) when the test ends.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 namespace pyrun::test {
 
@@ -24,5 +26,7 @@ class TempDir {
 // Writes a file (mode applied exactly); aborts the test binary on failure.
 void writeFile(const std::string& path, const std::string& data, unsigned mode = 0644);
 std::string readFileOrEmpty(const std::string& path);
+// Lines of text (a log) that contain every one of the needles.
+size_t countLines(const std::string& text, const std::vector<std::string>& needles);
 
 }  // namespace pyrun::test

@@ -36,19 +36,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kPython = "/usr/bin/python3";
 
-// Lines of text that contain every one of the needles.
-size_t countLines(const std::string& text, const std::vector<std::string>& needles) {
-  std::istringstream in(text);
-  std::string line;
-  size_t n = 0;
-  while (std::getline(in, line)) {
-    bool all = true;
-    for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
-    if (all) ++n;
-  }
-  return n;
-}
-
 class HostilePeersTest : public ::testing::Test {
  protected:
   // Starts pyrund with the repository's default policy, the CA's CRL, short deadlines (so that

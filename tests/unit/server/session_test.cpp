@@ -163,18 +163,6 @@ class Client {
   std::array<uint8_t, 16384> buffer_{};
 };
 
-size_t countLines(const std::string& text, const std::vector<std::string>& needles) {
-  std::istringstream in(text);
-  std::string line;
-  size_t n = 0;
-  while (std::getline(in, line)) {
-    bool all = true;
-    for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
-    if (all) ++n;
-  }
-  return n;
-}
-
 class SessionTest : public ::testing::Test {
  protected:
   void TearDown() override { stopServer(); }
@@ -323,7 +311,7 @@ class SessionTest : public ::testing::Test {
   size_t jobEnds(const std::vector<std::string>& needles = {}) const {
     std::vector<std::string> all = {"\"event\":\"job_end\""};
     all.insert(all.end(), needles.begin(), needles.end());
-    return countLines(audit(), all);
+    return test::countLines(audit(), all);
   }
 
   test::TempDir dir_{"session"};
