@@ -1,10 +1,12 @@
 // Log line formatting and output.
 #include "common/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -20,6 +22,7 @@ Level initialLevel() noexcept {
 
 std::atomic<Level> g_level{initialLevel()};
 std::atomic<int> g_fd{2};
+std::atomic<bool> g_journal{isJournalStream(std::getenv("JOURNAL_STREAM"), 2)};
 
 const char* levelName(Level l) noexcept {
   switch (l) {
@@ -32,7 +35,35 @@ const char* levelName(Level l) noexcept {
   return "?";
 }
 
+// sd-daemon.h's SD_* priorities, as the journal reads them from a "<N>" line prefix.
+const char* journalPriority(Level l) noexcept {
+  switch (l) {
+    case Level::kDebug: return "<7>";
+    case Level::kInfo: return "<6>";
+    case Level::kWarning: return "<4>";
+    case Level::kError: return "<3>";
+    case Level::kFatal: return "<2>";
+  }
+  return "<6>";
+}
+
 }  // namespace
+
+bool isJournalStream(const char* journal_stream, int fd) noexcept {
+  // systemd sets JOURNAL_STREAM=DEV:INODE for the stream it connected to stdout/stderr; a
+  // redirected stderr (2>file) keeps the variable but not the file, so both must match.
+  if (journal_stream == nullptr || *journal_stream == '\0') return false;
+  unsigned long long dev = 0, ino = 0;
+  char extra = 0;
+  if (std::sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &extra) != 2) return false;
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+void setJournal(bool on) noexcept { g_journal = on; }
+bool journal() noexcept { return g_journal; }
 
 void setLevel(Level l) noexcept { g_level = l; }
 Level level() noexcept { return g_level; }
@@ -48,6 +79,7 @@ bool parseLevel(std::string_view text, Level& out) noexcept {
 }
 
 void write(Level l, const char* function, std::string_view message) noexcept {
+  const bool to_journal = g_journal;
   char stamp[40];
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -58,11 +90,14 @@ void write(Level l, const char* function, std::string_view message) noexcept {
   try {
     std::string line;
     line.reserve(message.size() + 80);
+    if (to_journal) line += journalPriority(l);
     line += "[";
     line += levelName(l);
     line += "][";
-    line += stamp;
-    line += "][";
+    if (!to_journal) {
+      line += stamp;
+      line += "][";
+    }
     line += std::to_string(getpid());
     line += "] ";
     line += function;

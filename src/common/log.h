@@ -1,4 +1,6 @@
 // Logging: one line per message (level, time, pid, function, text), written with a single write(2).
+// When stderr is the systemd journal (JOURNAL_STREAM names its device and inode), a line starts with
+// the syslog priority instead ("<6>[I][1234] main(): ..."): the journal keeps its own timestamps.
 #pragma once
 
 #include <sstream>
@@ -14,6 +16,13 @@ void setLevel(Level level) noexcept;
 Level level() noexcept;
 // Where lines go; default stderr (fd 2). The fd is not owned.
 void setFd(int fd) noexcept;
+// Journal format on or off (see the top of this file); decided at start from JOURNAL_STREAM and
+// fd 2, changed by tests.
+void setJournal(bool on) noexcept;
+bool journal() noexcept;
+// True when `journal_stream` ("DEV:INODE", from $JOURNAL_STREAM) names the file open on `fd`.
+bool isJournalStream(const char* journal_stream, int fd) noexcept;
+
 // Parses "debug", "info", "warning", "error"; false if unknown.
 bool parseLevel(std::string_view text, Level& out) noexcept;
 
