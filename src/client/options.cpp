@@ -212,6 +212,7 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
   --stats            print CPU time, wall time, peak memory and output bytes at the end
   -v, --verbose      say what happens (connection, queue, job id)
   -h, --help         print this text
+  --version          print pyrun's version (alone: `pyrun --version`)
 
 exit status: the program's; 128+N when it died of signal N; 255 when pyrun itself failed
 (one line on stderr starting with "pyrun: "). See docs/pyrun.md.

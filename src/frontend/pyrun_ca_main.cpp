@@ -14,6 +14,7 @@
 #include "ca/certificate_authority.h"
 #include "common/error.h"
 #include "common/file.h"
+#include "common/version.h"
 
 namespace {
 
@@ -67,7 +68,8 @@ const char kMainHelp[] =
     "  renew    issue a new certificate for a name; the old one is superseded\n"
     "\n"
     "--dir defaults to $PYRUN_CA_DIR, else /etc/pyrun/ca.\n"
-    "`pyrun-ca COMMAND --help` describes each command. Reference: docs/pyrun-ca.md\n"
+    "`pyrun-ca COMMAND --help` describes each command; `pyrun-ca --version` prints the version.\n"
+    "Reference: docs/pyrun-ca.md\n"
     "exit codes: 0 ok, 1 failure, 2 bad arguments or input, 3 not found,\n"
     "4 already exists, 5 permission or loose file modes, 6 CA locked by another pyrun-ca\n";
 
@@ -415,6 +417,10 @@ int runMain(int argc, char** argv) {
   }
   if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kMainHelp;
+    return kExitOk;
+  }
+  if (args[0] == "--version") {
+    std::cout << "pyrun-ca " << pyrun::kVersion << "\n";
     return kExitOk;
   }
   const Command* command = nullptr;

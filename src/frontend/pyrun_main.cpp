@@ -1,6 +1,7 @@
 // pyrun: runs a Python program on a pyrund server, as if it ran here.
 #include <signal.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -8,10 +9,15 @@
 #include "client/options.h"
 #include "client/session.h"
 #include "client/stdio.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   using namespace pyrun::client;
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 1 && args[0] == "--version") {
+    std::printf("pyrun %s\n", pyrun::kVersion);
+    return 0;
+  }
   auto command = parseCommandLine(args, Environment::fromProcess());
   if (!command) {
     printLine(command.error().detail());

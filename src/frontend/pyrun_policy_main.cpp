@@ -29,6 +29,7 @@
 #include "common/fd.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "policy/catalog.h"
 #include "policy/policy.h"
 #include "sandbox/seccomp_filter.h"
@@ -54,7 +55,7 @@ constexpr std::string_view kUsage =
     "                                    run a script locally under the policy, as pyrund would\n"
     "       pyrun-policy learn [--base FILE] SCRIPT [ARGS...]\n"
     "                                    run with logging instead of denial (root); print a draft\n"
-    "       pyrun-policy --help\n";
+    "       pyrun-policy --help | --version\n";
 
 int usage(std::string_view complaint) {
   std::cerr << "pyrun-policy: " << complaint << "\n" << kUsage;
@@ -652,6 +653,10 @@ int main(int argc, char** argv) {
   const std::string& command = args[0];
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << kUsage;
+    return kExitOk;
+  }
+  if (command == "--version") {
+    std::cout << "pyrun-policy " << pyrun::kVersion << "\n";
     return kExitOk;
   }
   std::vector<std::string> operands(args.begin() + 1, args.end());
