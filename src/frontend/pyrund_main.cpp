@@ -15,8 +15,13 @@
 
 #include <boost/asio/io_context.hpp>
 
+#if defined(PYRUN_HAVE_SYSTEMD)
+#include <systemd/sd-daemon.h>
+#endif
+
 #include "common/file.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "sandbox/spawner.h"
 #include "server/audit.h"
 #include "server/config.h"
@@ -55,6 +60,17 @@ void warnAboutCrl(const std::string& path) {
   }
 }
 
+// Tells systemd (Type=notify) about the service's state; nothing when not started by systemd
+// (NOTIFY_SOCKET unset) or built without libsystemd. The front may call it after its seccomp
+// filter is loaded: sd_notify needs socket(AF_UNIX) and sendmsg, which the filter allows.
+void notifySystemd(const char* state) {
+#if defined(PYRUN_HAVE_SYSTEMD)
+  ::sd_notify(0, state);
+#else
+  (void)state;
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -64,6 +80,10 @@ int main(int argc, char** argv) {
   if (!command) return fail(kExitUsage, command.error().detail());
   if (command->help) {
     std::fputs(server::usage().c_str(), stdout);
+    return kExitOk;
+  }
+  if (command->version) {
+    std::printf("pyrund %s\n", kVersion);
     return kExitOk;
   }
   auto config = server::resolveConfig(*command);
@@ -174,7 +194,10 @@ int main(int argc, char** argv) {
       }
     }
     if (front) {
+      front->onStopping([] { notifySystemd("STOPPING=1"); });
       front->start();
+      // Listening, privileges dropped, confined: systemd may consider the service started.
+      notifySystemd("READY=1");
       try {
         io.run();
       } catch (const std::exception& e) {

@@ -1,6 +1,8 @@
 // pyrund configuration: YAML keys and flags share one table of names, so the two cannot drift.
 #include "server/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -119,6 +121,16 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
                           "'-', '_' or '.'");
     }
     c.cgroup_subtree = value;
+  } else if (key == "metrics_listen") {
+    if (value.empty()) {
+      c.metrics_listen.clear();
+      return {};
+    }
+    auto parsed = parseListenAddress(value, what);
+    if (!parsed) return parsed.error();
+    c.metrics_listen = value;
+    c.metrics_address = parsed->first;
+    c.metrics_port = parsed->second;
   } else if (key == "audit_log") {
     c.audit_log = value;
   } else if (key == "log_level") {
@@ -201,6 +213,7 @@ constexpr Flag kFlags[] = {
     {"--cert", "cert"},         {"--ca", "ca"},             {"--crl", "crl"},
     {"--max-jobs", "max_jobs"}, {"--queue", "queue"},       {"--user", "user"},
     {"--jobs-dir", "jobs_dir"}, {"--log-level", "log_level"}, {"--audit-log", "audit_log"},
+    {"--metrics-listen", "metrics_listen"},
 };
 
 std::string flagOf(const std::string& key) {
@@ -218,6 +231,10 @@ Result<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
     std::string arg = args[i];
     if (arg == "--help" || arg == "-h") {
       out.help = true;
+      continue;
+    }
+    if (arg == "--version") {
+      out.version = true;
       continue;
     }
     std::string value;
@@ -388,10 +405,44 @@ Result<ServerConfig> resolveConfig(const CommandLine& command) {
   return config;
 }
 
+Result<std::pair<std::string, uint16_t>> parseListenAddress(const std::string& text,
+                                                            const std::string& what) {
+  const auto bad = [&](const std::string& why) {
+    return Error(Errc::kInvalidArgument, what + ": \"" + text + "\" " + why +
+                                             " (expected ADDR:PORT, e.g. 127.0.0.1:9100 or [::1]:9100)");
+  };
+  std::string address;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return bad("has no port");
+    }
+    address = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    in6_addr a6{};
+    if (::inet_pton(AF_INET6, address.c_str(), &a6) != 1) return bad("is not an IPv6 address");
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return bad("has no port");
+    address = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    in_addr a4{};
+    if (address.find(':') != std::string::npos) return bad("needs brackets around an IPv6 address");
+    if (::inet_pton(AF_INET, address.c_str(), &a4) != 1) return bad("is not an IPv4 address");
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535) {
+    return bad("has no valid port");
+  }
+  return std::make_pair(address, static_cast<uint16_t>(std::stoul(port)));
+}
+
 std::string usage() {
   return R"(usage: pyrund [--config FILE] [--listen ADDR] [--port 9091] [--port-file FILE]
               [--cert FILE] [--ca FILE] [--crl FILE] [--max-jobs N] [--queue N]
               [--user NAME] [--jobs-dir DIR] [--log-level LEVEL] [--audit-log FILE]
+              [--metrics-listen ADDR:PORT] [--version]
 
 Runs Python programs sent by pyrun clients over mutual TLS (protocol pyrun/1).
 
@@ -411,9 +462,13 @@ Runs Python programs sent by pyrun clients over mutual TLS (protocol pyrun/1).
                     (default /var/lib/pyrun/jobs)
   --log-level L     debug, info, warning or error (default info)
   --audit-log FILE  append one JSON line per connection, job and reload to FILE
+  --metrics-listen ADDR:PORT
+                    serve Prometheus /metrics and /healthz over plain HTTP there
+                    (default off; bind it to a loopback or admin address)
 
 Policies (policies:, identities:), deadlines, caps and quotas are set in the file only.
   --help            this text
+  --version         print the version and exit
 
 Signals: SIGTERM/SIGINT stop (running jobs get shutdown_grace_seconds), SIGHUP reloads the
 policies, the identities, the CRL and reopens the audit log.

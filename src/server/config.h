@@ -71,6 +71,11 @@ struct ServerConfig {
   std::string cgroup_subtree;
   std::string cgroups = "v2";
   bool require_cgroups = false;
+  // metrics_listen: "ADDR:PORT" ("127.0.0.1:9100", "[::1]:9100") where plain HTTP serves
+  // /metrics and /healthz; empty = off. Parsed into metrics_address and metrics_port.
+  std::string metrics_listen;
+  std::string metrics_address;
+  uint16_t metrics_port = 0;
   // JSON-lines audit log; empty = none.
   std::string audit_log;
   // The file the configuration was read from (empty = none); SIGHUP re-reads its policies and
@@ -89,6 +94,7 @@ inline constexpr const char* kDefaultConfigFile = "/etc/pyrun/pyrund.yaml";
 // What the command line asked for.
 struct CommandLine {
   bool help = false;
+  bool version = false;
   std::optional<std::string> config_file;
   // Flags given, as (key, value) in config-file key names ("port", "max_jobs"), applied after the
   // file so that they win.
@@ -121,6 +127,12 @@ Result<void> validateConfig(const ServerConfig& config);
 // subtree (the spawner empties it at start), and two instances sharing a jobs_dir would already
 // clash, so the jobs directory is the natural identity of an instance.
 std::string cgroupSubtreeFor(const ServerConfig& config);
+
+// Splits "ADDR:PORT" (IPv4 literal, or IPv6 literal in brackets) into address and port.
+// Errors (kInvalidArgument) name `what`: no port, a port out of range, an address that is not an
+// IP literal (host names are refused: the listener must not depend on DNS at start).
+Result<std::pair<std::string, uint16_t>> parseListenAddress(const std::string& text,
+                                                            const std::string& what);
 
 // Text of --help.
 std::string usage();

@@ -96,12 +96,31 @@ Result<std::unique_ptr<Server>> Server::create(asio::io_context& io, ServerConfi
   if (acceptor.listen(asio::socket_base::max_listen_connections, ec); ec) {
     return Error(Errc::kIo, "cannot listen on " + where + ": " + ec.message());
   }
+  if (!server->env_->config.metrics_listen.empty()) {
+    Server* self = server.get();
+    auto status = StatusListener::create(
+        io, server->env_->config.metrics_address, server->env_->config.metrics_port,
+        StatusSource{[self] { return self->renderMetrics(); }, [self] { return !self->stopped_; }});
+    if (!status) return status.error();
+    server->status_ = std::move(*status);
+  }
   return server;
 }
 
 uint16_t Server::port() const {
   error_code ec;
   return acceptor_.local_endpoint(ec).port();
+}
+
+std::string Server::metricsAddress() const { return status_ ? status_->address() : ""; }
+
+std::string Server::renderMetrics() const {
+  Metrics::Gauges g;
+  g.jobs_running = env_->scheduler.running();
+  g.jobs_queued = env_->scheduler.waiting();
+  g.connections_open = env_->sessions.size();
+  g.draining = stopped_;
+  return env_->metrics.render(g);
 }
 
 std::string Server::address() const {
@@ -137,8 +156,10 @@ void Server::start() {
   });
   if (!env_->config.crl.empty()) {
     crl_stamp_ = stampOf(env_->config.crl);
+    if (auto crl = readCrl(env_->config.crl)) env_->metrics.crlNextUpdate(crl->next_update);
     watchCrl();
   }
+  if (status_) status_->start();
   std::string policies;
   for (const auto& [name, p] : env_->policies->policies) {
     const policy::Limits& l = p.limits;
@@ -192,6 +213,10 @@ asio::awaitable<void> Server::acceptLoop() {
     const std::string source = addressText(remote.address());
     auto refusal = env_->gate.admit(source);
     if (refusal != ConnectionGate::Refusal::kNone) {
+      env_->metrics.refused(refusal == ConnectionGate::Refusal::kConnections ? Refusal::kMaxConnections
+                            : refusal == ConnectionGate::Refusal::kHandshakes
+                                ? Refusal::kMaxHandshakes
+                                : Refusal::kMaxHandshakesPerSource);
       // Closed before a single TLS byte is read: a flood costs us an accept and a close, never a
       // handshake's public-key operations.
       if (refused_in_burst_++ == 0) {
@@ -232,6 +257,7 @@ void Server::stop() {
   }
   stopped_ = true;
   env_->stopping = true;
+  if (on_stopping_) on_stopping_();
   error_code ignored;
   acceptor_.close(ignored);
   crl_timer_.cancel();
@@ -272,6 +298,7 @@ void Server::finishStop() {
   stop_deadline_.cancel();
   grace_timer_.cancel();
   crl_timer_.cancel();
+  if (status_) status_->stop();
   PYRUN_LOG(kInfo) << "stopped";
 }
 
@@ -290,6 +317,7 @@ void Server::reload() {
     logLines(log::Level::kError, "  ", set.error().detail());
     env_->audit.write(
         AuditLine("reload").str("result", "failed").str("detail", set.error().detail()));
+    env_->metrics.policyReload(false);
     return;
   }
   // The spawner re-reads the same config file itself (the front never names files to the root
@@ -312,6 +340,7 @@ void Server::onPoliciesReloaded(const sandbox::PoliciesReloaded& answer) {
     PYRUN_LOG(kError) << "policy reload failed in the spawner; the previous policies stay in force:";
     logLines(log::Level::kError, "  ", answer.detail);
     env_->audit.write(AuditLine("reload").str("result", "failed").str("detail", answer.detail));
+    env_->metrics.policyReload(false);
     return;
   }
   std::string names;
@@ -322,6 +351,7 @@ void Server::onPoliciesReloaded(const sandbox::PoliciesReloaded& answer) {
                    << " identities mapped, default \"" << env_->policies->identities.default_policy
                    << "\")";
   env_->audit.write(AuditLine("reload").str("result", "ok").str("policies", names));
+  env_->metrics.policyReload(true);
 }
 
 void Server::reloadCrl() {
@@ -342,6 +372,7 @@ void Server::reloadCrl() {
                       << "; the previous CRL stays in force";
     return;
   }
+  env_->metrics.crlNextUpdate(contents->next_update);
   std::time_t now = std::time(nullptr);
   auto freshness = crlFreshness(contents->next_update, now);
   std::string message = crlFreshnessMessage(freshness, path, contents->next_update, now);

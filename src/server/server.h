@@ -12,12 +12,14 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <functional>
 #include <memory>
 
 #include "common/error.h"
 #include "common/fd.h"
 #include "server/audit.h"
 #include "server/config.h"
+#include "server/http_status.h"
 #include "server/policy_set.h"
 #include "server/revocation.h"
 #include "server/session.h"
@@ -56,6 +58,13 @@ class Server {
   // Reloads the CRL alone (also run when the file changes on disk).
   void reloadCrl();
 
+  // Called once when a stop begins (before the drain), e.g. to tell systemd STOPPING=1.
+  void onStopping(std::function<void()> callback) { on_stopping_ = std::move(callback); }
+  // The metrics_listen address actually bound ("" when off).
+  std::string metricsAddress() const;
+  // True from the moment a stop begins (SIGTERM/SIGINT): /healthz answers 503 from then on.
+  bool draining() const { return stopped_; }
+
   // 0 after a stop asked by a signal, 1 after a runtime failure (the spawner died).
   int exitCode() const { return exit_code_; }
 
@@ -68,6 +77,7 @@ class Server {
   void onPoliciesReloaded(const sandbox::PoliciesReloaded& answer);
   void watchCrl();
   std::vector<std::shared_ptr<Session>> liveSessions() const;
+  std::string renderMetrics() const;
 
   boost::asio::io_context& io_;
   std::shared_ptr<SessionEnv> env_;
@@ -78,6 +88,9 @@ class Server {
   boost::asio::steady_timer grace_timer_;
   boost::asio::steady_timer crl_timer_;
   FileStamp crl_stamp_;
+  // metrics_listen: /metrics and /healthz (null when off). Open until the drain ends.
+  std::unique_ptr<StatusListener> status_;
+  std::function<void()> on_stopping_;
   // Policy sets loaded by the front and sent to the spawner, waiting for its PoliciesReloaded
   // (answers come in request order). A set takes effect only once both sides accepted it.
   std::deque<std::shared_ptr<const PolicySet>> pending_policies_;

@@ -18,6 +18,7 @@
 #include <exception>
 
 #include "common/log.h"
+#include "server/handshake_refusal.h"
 
 namespace pyrun::server {
 
@@ -221,7 +222,8 @@ asio::awaitable<void> Session::run() {
   auto outcome = co_await (stream_.async_handshake(asio::ssl::stream_base::server, kAwait) ||
                            deadline.async_wait(kAwait));
   handshakeEnded();
-  auto refuse = [&](const std::string& why) {
+  auto refuse = [&](const std::string& why, Refusal reason) {
+    env_->metrics.refused(reason);
     PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << why;
     env_->audit.write(auditLine("auth_fail").str("reason", why));
     error_code ignored;
@@ -229,16 +231,18 @@ asio::awaitable<void> Session::run() {
   };
   if (outcome.index() == 1) {
     refuse("no TLS handshake within " + std::to_string(env_->config.handshake_timeout_seconds) +
-           " s");
+               " s",
+           Refusal::kTimeout);
     co_return;
   }
   if (auto [ec] = std::get<0>(outcome); ec) {
-    refuse(tls::handshakeError(stream_.native_handle(), ec).detail());
+    refuse(tls::handshakeError(stream_.native_handle(), ec).detail(),
+           handshakeRefusal(stream_.native_handle(), ec));
     co_return;
   }
   auto identity = tls::peerIdentity(stream_.native_handle());
   if (!identity) {
-    refuse(identity.error().detail());
+    refuse(identity.error().detail(), Refusal::kIdentity);
     co_return;
   }
   identity_ = *identity;
@@ -288,6 +292,7 @@ asio::awaitable<void> Session::reader() {
     auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), kAwait);
     if (finished_) co_return;
     bytes_in_ += n;
+    env_->metrics.bytesIn(n);
     if (ec) {
       onClientGone(ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
                        ? "disconnected"
@@ -375,6 +380,7 @@ asio::awaitable<error_code> Session::writeFrame(const std::vector<uint8_t>& fram
         asio::buffer(frame.data() + done, frame.size() - done), kAwait);
     done += n;
     bytes_out_ += n;
+    env_->metrics.bytesOut(n);
     ec = wec;
     if (!ec) armWriteStall();
   }
@@ -496,6 +502,7 @@ void Session::handleRun(RunAccepted run) {
   run_ = std::move(run);
   script_sha256_ = sha256Hex(run_->request.script);
   budget_ = OutputBudget(run_->limits.output_bytes);
+  run_accepted_at_ = std::chrono::steady_clock::now();
   auto admitted = env_->scheduler.admit([weak = weak_from_this()](uint32_t position) {
     if (auto s = weak.lock()) s->onPosition(position);
   });
@@ -549,6 +556,9 @@ void Session::startJob() {
     fail(proto::ErrorCode::kInternal, "the server could not start the job");
     return;
   }
+  env_->metrics.jobStarted();
+  env_->metrics.queueWaited(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - run_accepted_at_).count());
   PYRUN_LOG(kInfo) << "job " << job_id_ << " for \"" << client_ << "\" (" << peer_ << "), policy "
                    << policy_name_ << ": " << run_->request.script_name << " with "
                    << run_->request.args.size() << " args";
@@ -577,6 +587,7 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
     if (!job_end_audited_) {
       job_end_audited_ = true;
       env_->audit.write(jobFailedLine(jobEndRecord(), *failed));
+      env_->metrics.jobEnded(proto::Verdict::kInternalError, 0);
     }
     fail(proto::ErrorCode::kInternal, "the server could not start the job: " + failed->detail);
   } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
@@ -770,6 +781,7 @@ void Session::maybeEndJob() {
                    << stdout_bytes_ + stderr_bytes_ << " bytes";
   // bytes_out does not count the EXIT frame: it is written after this line.
   env_->audit.write(jobEndLine(record, end));
+  env_->metrics.jobEnded(ending.verdict, static_cast<double>(end.wall_us) / 1e6);
   if (finished_) return;  // the client is gone or already got its last frame
   proto::Exit exit;
   exit.kind = end.signaled ? proto::ExitKind::kSignaled : proto::ExitKind::kExited;

@@ -22,6 +22,7 @@
 #include "sandbox/spawner.h"
 #include "server/audit.h"
 #include "server/config.h"
+#include "server/metrics.h"
 #include "server/policy_set.h"
 #include "server/quotas.h"
 #include "server/scheduler.h"
@@ -59,6 +60,8 @@ struct SessionEnv {
   ConnectionGate gate;
   IdentityQuota quota;
   uint64_t last_job_id = 0;
+  // Counters and histograms for /metrics (metrics_listen); kept whether or not it is served.
+  Metrics metrics;
   bool stopping = false;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
   // Runs when the last session ends while stopping.
@@ -164,6 +167,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<RunAccepted> run_;
   std::string script_sha256_;
   Scheduler::Ticket ticket_ = 0;
+  std::chrono::steady_clock::time_point run_accepted_at_{};  // for the queue-wait histogram
   uint32_t last_position_ = 0;
   uint64_t job_id_ = 0;
   bool kill_sent_ = false;
