@@ -1,6 +1,7 @@
-# pyrun_options: language level, definitions, sanitizers and hardening for every pyrun target.
-# The hardening matches Debian's (dpkg-buildflags hardening=+all) so that hardening-check passes on
-# the installed programs whatever the build type: all of them face the network or untrusted input.
+# pyrun_options: language level, definitions and sanitizers for every pyrun target.
+# pyrun_hardening: Debian's hardening (dpkg-buildflags hardening=+all), so that hardening-check
+# passes on the installed programs whatever the build type: every library and program faces the
+# network or untrusted input. The tests link pyrun_options alone (they face neither).
 include(CheckCXXCompilerFlag)
 include(CheckPIESupported)
 
@@ -17,11 +18,12 @@ if(PYRUN_SANITIZE)
   target_link_options(pyrun_options INTERFACE -fsanitize=address,undefined)
 endif()
 
+add_library(pyrun_hardening INTERFACE)
 foreach(flag -fstack-protector-strong -fstack-clash-protection -fcf-protection)
   string(MAKE_C_IDENTIFIER "PYRUN_HAS${flag}" var)
   check_cxx_compiler_flag(${flag} ${var})
   if(${var})
-    target_compile_options(pyrun_options INTERFACE ${flag})
+    target_compile_options(pyrun_hardening INTERFACE ${flag})
   endif()
 endforeach()
 
@@ -35,9 +37,9 @@ if(NOT PYRUN_SANITIZE AND NOT "${CMAKE_CXX_FLAGS} ${CMAKE_CPPFLAGS}" MATCHES "_F
     set(fortify 3)
   endif()
   set(optimized "$<CONFIG:Release,RelWithDebInfo,MinSizeRel>")
-  target_compile_options(pyrun_options INTERFACE
+  target_compile_options(pyrun_hardening INTERFACE
     "$<${optimized}:-U_FORTIFY_SOURCE>" "$<${optimized}:-D_FORTIFY_SOURCE=${fortify}>")
 endif()
 
 # Full RELRO and immediate binding: the GOT is read-only once the program runs.
-target_link_options(pyrun_options INTERFACE LINKER:-z,relro LINKER:-z,now)
+target_link_options(pyrun_hardening INTERFACE LINKER:-z,relro LINKER:-z,now)
