@@ -409,7 +409,7 @@ Result<std::pair<std::string, uint16_t>> parseListenAddress(const std::string& t
                                                             const std::string& what) {
   const auto bad = [&](const std::string& why) {
     return Error(Errc::kInvalidArgument, what + ": \"" + text + "\" " + why +
-                                             " (expected ADDR:PORT, e.g. 127.0.0.1:9100 or [::1]:9100)");
+                                             " (expected ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)");
   };
   std::string address;
   std::string port;
