@@ -1,6 +1,6 @@
 // pyrund's metrics_listen against a real pyrund and pyrun: /metrics after known jobs and
-// refusals (checked by number and by promtool), /healthz 200 -> 503 through the SIGTERM drain,
-// 404/405, and the configuration errors of a bad metrics_listen.
+// refusals (another CA, revoked, no certificate), checked number by number and by promtool;
+// /healthz 200 -> 503 through the SIGTERM drain; 404/405; the errors of a bad metrics_listen.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -155,16 +155,34 @@ TEST_F(MetricsIntegrationTest, ScrapeAfterKnownJobsCountsThem) {
                  pki_.caCert(), server.address(), server.script("x.py", "print(1)\n")})
                 .exit_code,
             255);
-  // A policy reload (SIGHUP) that succeeds.
+  // bob is revoked, and a SIGHUP reloads the CRL and the policies (a reload that succeeds).
+  const std::string bob = pki_.clientBundle("bob");
+  pki_.revoke("bob");
   server.process().signal(SIGHUP);
-
   std::string text;
+  ASSERT_TRUE(eventually(
+      [&] {
+        text = httpRequest(server.metricsPort(), "GET", "/metrics").body;
+        return sampleValue(text, "pyrund_policy_reloads_total{result=\"ok\"}") == 1;
+      },
+      20s))
+      << text;
+  EXPECT_EQ(run({binary("pyrun"), "--cert", bob, server.address(), server.script("b.py", "1\n")})
+                .exit_code,
+            255);
+  // A TLS client without a certificate.
+  RunOptions no_input;
+  run({"openssl", "s_client", "-connect", server.address(), "-tls1_3", "-alpn", "pyrun/1",
+       "-servername", "localhost"},
+      no_input);
+
   ASSERT_TRUE(eventually(
       [&] {
         Http r = httpRequest(server.metricsPort(), "GET", "/metrics");
         text = r.body;
         return r.status == 200 &&
-               sampleValue(text, "pyrund_policy_reloads_total{result=\"ok\"}") == 1 &&
+               sampleValue(text, "pyrund_handshakes_refused_total{reason=\"no_certificate\"}") ==
+                   1 &&
                sampleValue(text, "pyrund_connections_open") == 0;
       },
       20s))
@@ -176,7 +194,9 @@ TEST_F(MetricsIntegrationTest, ScrapeAfterKnownJobsCountsThem) {
   EXPECT_EQ(sampleValue(text, "pyrund_jobs_running"), 0) << text;
   EXPECT_EQ(sampleValue(text, "pyrund_jobs_queued"), 0) << text;
   EXPECT_EQ(sampleValue(text, "pyrund_handshakes_refused_total{reason=\"untrusted\"}"), 1) << text;
-  EXPECT_EQ(sampleValue(text, "pyrund_handshakes_refused_total{reason=\"revoked\"}"), 0) << text;
+  EXPECT_EQ(sampleValue(text, "pyrund_handshakes_refused_total{reason=\"revoked\"}"), 1) << text;
+  EXPECT_EQ(sampleValue(text, "pyrund_handshakes_refused_total{reason=\"expired\"}"), 0) << text;
+  EXPECT_EQ(sampleValue(text, "pyrund_handshakes_refused_total{reason=\"timeout\"}"), 0) << text;
   EXPECT_EQ(sampleValue(text, "pyrund_job_duration_seconds_count"), 4) << text;
   EXPECT_EQ(sampleValue(text, "pyrund_job_queue_wait_seconds_count"), 4) << text;
   // The wall-limited job ran about 2 s; the others well under a second.
