@@ -402,54 +402,28 @@ Failure pivotIntoRoot() {
   return {};
 }
 
-// Landlock rights as landlock.cpp defines them (the ABI numbers are the kernel's, fixed forever).
-constexpr uint64_t kLlExecute = 1ull << 0, kLlWriteFile = 1ull << 1, kLlReadFile = 1ull << 2,
-                   kLlReadDir = 1ull << 3, kLlMakeChar = 1ull << 6, kLlMakeBlock = 1ull << 11,
-                   kLlRefer = 1ull << 13, kLlTruncate = 1ull << 14, kLlIoctlDev = 1ull << 15;
-
-uint64_t landlockFsRights(int abi) {
-  uint64_t rights = (1ull << 13) - 1;
-  if (abi >= 2) rights |= kLlRefer;
-  if (abi >= 3) rights |= kLlTruncate;
-  if (abi >= 5) rights |= kLlIoctlDev;
-  return rights;
-}
-
-int addLandlockRule(int ruleset, const char* path, uint64_t rights) {
-  int fd = ::open(path, O_PATH | O_CLOEXEC | O_DIRECTORY);
-  if (fd < 0) return errno;
-  struct __attribute__((packed)) {
-    uint64_t allowed_access;
-    int32_t parent_fd;
-  } attr{rights, fd};
-  // landlock_add_rule, LANDLOCK_RULE_PATH_BENEATH
-  int rc = static_cast<int>(::syscall(445, ruleset, 1, &attr, 0));
-  int err = errno;
-  ::close(fd);
-  return rc != 0 ? err : 0;
-}
-
 // The ruleset the spawner prepared covers the host inodes the job sees through binds; /job, /tmp,
 // /dev/shm and /proc exist only in this namespace, so their rules are added here, once they are
 // mounted (the ruleset belongs to this job alone).
 Failure addRulesForJobMounts(const ChildPlan& plan) {
   if (plan.landlock_fd < 0) return {};
-  const uint64_t fs = landlockFsRights(plan.landlock_abi);
-  const uint64_t read_write = fs & ~(kLlMakeChar | kLlMakeBlock | kLlIoctlDev | kLlExecute);
-  const uint64_t read_only = kLlExecute | kLlReadFile | kLlReadDir;
-  // /job is a tmpfs of this namespace as well (it used to be a bind of the host directory).
-  int err = addLandlockRule(kLandlockFd, kJobDirInRoot, read_write);
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/tmp", read_write);
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/dev/shm", read_write);
+  const int abi = plan.landlock_abi;
+  // /job is a tmpfs of this namespace as well.
+  int err = addLandlockRuleInChild(kLandlockFd, abi, kJobDirInRoot, LandlockAccess::kReadWrite);
+  if (err == 0) err = addLandlockRuleInChild(kLandlockFd, abi, "/tmp", LandlockAccess::kReadWrite);
+  if (err == 0) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, "/dev/shm", LandlockAccess::kReadWrite);
+  }
   // Read and list only (/proc/self/fd, /proc/self/status); writes to /proc are never needed.
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/proc", read_only & ~kLlExecute);
+  if (err == 0) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, "/proc", LandlockAccess::kReadOnlyNoExecute);
+  }
   // Listing /dev; its nodes have rules of their own (the host inodes bound there).
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/dev", kLlReadDir);
+  if (err == 0) err = addLandlockRuleInChild(kLandlockFd, abi, "/dev", LandlockAccess::kListOnly);
   if (err != 0) {
     errno = err;
     return fail(Stage::kLandlock, 1);
   }
-  (void)kLlWriteFile;
   return {};
 }
 

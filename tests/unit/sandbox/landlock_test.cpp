@@ -324,6 +324,27 @@ TEST(Landlock, RulesAddedInTheChildGrantExactlyTheirAccess) {
             ENOENT);
 }
 
+TEST(Landlock, ListOnlyRuleListsTheDirectoryButOpensNothingInIt) {
+  REQUIRE_LANDLOCK(1);
+  TempDir work("landlock");
+  TempDir listed("landlock-listed");
+  test::writeFile(listed / "file", "x");
+  auto ruleset = jobRuleset(work.path());
+  ASSERT_EQ(addLandlockRuleInChild(ruleset.fd(), ruleset.abi(), listed.path().c_str(),
+                                   LandlockAccess::kListOnly),
+            0);
+  std::string dir = listed.path();
+  std::string file = listed / "file";
+  auto r = runConfined(ruleset, [&] {
+    int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return 1;
+    ::close(d);
+    if (::open(file.c_str(), O_RDONLY | O_CLOEXEC) >= 0 || errno != EACCES) return 2;
+    return 0;
+  });
+  EXPECT_EQ(r.failed_check, 0) << "errno " << r.error << ": " << std::strerror(r.error);
+}
+
 TEST(Landlock, ApplyWithoutARulesetDoesNothing) { EXPECT_EQ(applyLandlock(-1), 0); }
 
 }  // namespace
