@@ -33,6 +33,7 @@
 #include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
+#include "sandbox/stage.h"
 #include "sandbox/workdir.h"
 
 namespace pyrun::sandbox {
@@ -106,25 +107,6 @@ uint64_t monotonicMicros() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
-
-const char* rlimitName(int resource) {
-  switch (resource) {
-    case RLIMIT_CPU:
-      return "RLIMIT_CPU";
-    case RLIMIT_FSIZE:
-      return "RLIMIT_FSIZE";
-    case RLIMIT_NOFILE:
-      return "RLIMIT_NOFILE";
-    case RLIMIT_CORE:
-      return "RLIMIT_CORE";
-    case RLIMIT_AS:
-      return "RLIMIT_AS";
-    case RLIMIT_NPROC:
-      return "RLIMIT_NPROC";
-    default:
-      return "an rlimit";
-  }
 }
 
 // The host pid of the init's only child at start: the interpreter (the init forks nothing else).
@@ -592,71 +574,9 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
 }
 
 std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) const {
-  auto stage = static_cast<Stage>(r.stage);
-  std::string what;
-  switch (stage) {
-    case Stage::kExecve:
-      what = "execve " + job.interpreter;
-      break;
-    case Stage::kChdir:
-      what = std::string("chdir ") + kJobDirInRoot;
-      break;
-    case Stage::kSetuid:
-      what = "setresuid " + std::to_string(r.arg);
-      break;
-    case Stage::kSetgid:
-      what = "setresgid " + std::to_string(r.arg);
-      break;
-    case Stage::kRlimit:
-      what = std::string("setrlimit ") + rlimitName(r.arg);
-      break;
-    case Stage::kUserNamespace:
-      what = r.arg == 0   ? "write /proc/self/setgroups"
-             : r.arg == 1 ? "write /proc/self/uid_map"
-             : r.arg == 2 ? "write /proc/self/gid_map"
-                          : "prctl PR_SET_DUMPABLE";
-      break;
-    case Stage::kCheckIds:
-      what = "the job's uid and gid after the change";
-      break;
-    case Stage::kCgroup:
-      what = "join the job's cgroup";
-      break;
-    case Stage::kMountPrivate:
-      what = "make the job's mount namespace private";
-      break;
-    case Stage::kRoot:
-      what = "mount the job's root on " + config_.jobs_dir + "/" + kRootMountPoint;
-      break;
-    case Stage::kMount:
-      what = r.arg >= 0 && static_cast<size_t>(r.arg) < job.mounts.size()
-                 ? describeMountStep(job.mounts[static_cast<size_t>(r.arg)])
-                 : "a mount step";
-      break;
-    case Stage::kHostname:
-      what = "set the job's host name";
-      break;
-    case Stage::kPivotRoot:
-      what = r.arg == 1   ? "pivot_root into the job's root"
-             : r.arg == 2 ? "detach the host's root"
-             : r.arg == 3 ? "chdir / in the job's root"
-                          : "make the job's root read-only";
-      break;
-    case Stage::kLandlock:
-      what = r.arg == 1 ? "add Landlock rules for /job, /tmp, /dev/shm, /proc and /dev"
-                        : "enforce the Landlock ruleset";
-      break;
-    case Stage::kSeccomp:
-      what = "load the seccomp filter of policy " + job.policy->policy.name;
-      break;
-    case Stage::kNetwork:
-      what = "bring up the job's loopback interface";
-      break;
-    default:
-      what = stageName(stage);
-      break;
-  }
-  return what + ": " + std::strerror(r.value);
+  const std::string root_mount_point = config_.jobs_dir + "/" + kRootMountPoint;
+  StageContext context{job.interpreter, root_mount_point, job.policy->policy.name, job.mounts};
+  return describeStageFailure(static_cast<Stage>(r.stage), r.arg, r.value, context);
 }
 
 void Spawner::drainReport(Job& job) {
