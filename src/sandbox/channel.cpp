@@ -194,7 +194,7 @@ Result<std::optional<Datagram>> receiveDatagram(int socket, size_t max_bytes, bo
   }
   // SOCK_SEQPACKET: 0 bytes is the peer's orderly close (this protocol never sends empty
   // datagrams).
-  if (n == 0 && d.fds.empty()) return Error(Errc::kIo, "closed");
+  if (n == 0 && d.fds.empty()) return Error(Errc::kClosed, "closed");
   if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || static_cast<size_t>(n) > max_bytes) {
     return Error(Errc::kProtocol, "spawner socket message or its descriptors were truncated");
   }

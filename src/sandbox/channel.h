@@ -54,7 +54,7 @@ struct Datagram {
   std::vector<UniqueFd> fds;  // close-on-exec
 };
 // Receives one datagram of at most max_bytes with at most kMaxDescriptors descriptors. nullopt when
-// none is ready (EAGAIN, with dont_wait). Errors: "closed" (kIo) when the peer closed its end,
+// none is ready (EAGAIN, with dont_wait). Errors: kClosed when the peer closed its end,
 // kProtocol when the datagram or its descriptors were truncated.
 Result<std::optional<Datagram>> receiveDatagram(int socket, size_t max_bytes, bool dont_wait);
 

@@ -358,7 +358,7 @@ int Spawner::run() {
 bool Spawner::handleRequest() {
   auto received = channel::receiveDatagram(socket_, channel::kMaxRequestBytes, true);
   if (!received) {
-    if (received.error().detail() == "closed") {
+    if (received.error().is(Errc::kClosed)) {
       PYRUN_LOG(kInfo) << "the front closed the spawner socket; stopping " << jobs_.size()
                        << " job(s)";
       return false;
@@ -894,7 +894,7 @@ Result<void> sendToSpawner(int socket, const ToSpawner& message) {
 Result<std::optional<Received>> receiveFromSpawner(int socket) {
   auto d = channel::receiveDatagram(socket, kMaxFromSpawnerBytes, true);
   if (!d) {
-    if (d.error().detail() == "closed") return Error(Errc::kIo, "spawner exited");
+    if (d.error().is(Errc::kClosed)) return Error(Errc::kClosed, "spawner exited");
     return d.error();
   }
   if (!*d) return std::optional<Received>();

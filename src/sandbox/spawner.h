@@ -151,7 +151,7 @@ struct Received {
   std::vector<UniqueFd> fds;  // three for JobStarted (stdin, stdout, stderr), none otherwise
 };
 // Receives one message without blocking: nullopt when none is ready (EAGAIN). An error when the
-// spawner closed its end ("spawner exited") or sent something malformed.
+// spawner closed its end (kClosed, "spawner exited") or sent something malformed.
 Result<std::optional<Received>> receiveFromSpawner(int socket);
 
 // ---- the spawner process ----

@@ -127,7 +127,7 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
                    what + ": \"" + value + "\" is not one of debug, info, warning, error");
     }
   } else {
-    return Error(Errc::kInvalidArgument, what + ": unknown key");
+    return Error(Errc::kNotFound, what + ": unknown key");
   }
   return {};
 }
@@ -291,7 +291,7 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
       // A misspelt key is reported as unknown whatever its value looks like.
       ServerConfig scratch;
       if (auto probe = setKey(scratch, key, "0", what); !probe) {
-        if (probe.error().detail().find("unknown key") != std::string::npos) return probe.error();
+        if (probe.error().is(Errc::kNotFound)) return probe.error();
       }
       return Error(Errc::kInvalidArgument, what + ": expected a single value");
     }

@@ -99,12 +99,14 @@ struct CommandLine {
 Result<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 
 // Applies a YAML document to config. `name` prefixes errors, which carry file:line:col: unknown
-// keys, wrong types, out-of-range numbers, a document that is not a mapping, a malformed
-// `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not define.
+// keys (kNotFound), wrong types, out-of-range numbers, a document that is not a mapping, a malformed
+// `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not define
+// (kInvalidArgument).
 // Relative policy paths are resolved against name's directory.
 Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, const std::string& name);
 
-// Applies one flag value (key in file names). Errors name the flag: "--port: 70000 is not a port".
+// Applies one flag value (key in file names). Errors name the flag: "--port: 70000 is not a port"
+// (kInvalidArgument; kNotFound for a key that does not exist).
 Result<void> applyOverride(ServerConfig& config, const std::string& key, const std::string& value);
 
 // Full resolution: defaults, then the file (command.config_file, else kDefaultConfigFile when it
