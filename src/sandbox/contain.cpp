@@ -193,14 +193,13 @@ int mountSetattr(const char* path, unsigned flags, uint64_t set) {
   return static_cast<int>(::syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &attr, sizeof attr));
 }
 
-// Read-only (unless writable), nosuid and nodev on the bind and every mount below it. Only ever
-// adds flags: in a user namespace, flags locked by the host's mount could not be cleared anyway.
+// Read-only (unless writable) and nosuid on the bind and every mount below it; nodev, except on a
+// device bind, which keeps device access (its purpose) and is noexec instead. Only ever adds flags:
+// in a user namespace, flags locked by the host's mount could not be cleared anyway.
 int restrictBind(const ChildMount& m) {
   uint64_t set = MOUNT_ATTR_NOSUID;
   if (!m.writable) set |= MOUNT_ATTR_RDONLY;
-  if (m.noexec) set |= MOUNT_ATTR_NOEXEC;
-  // Device binds keep device access: that is their purpose.
-  if (!m.noexec) set |= MOUNT_ATTR_NODEV;
+  set |= m.kind == MountKind::kDeviceBind ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_NODEV;
   return mountSetattr(m.target, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, set);
 }
 
@@ -315,7 +314,8 @@ int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
       unsigned long flags = MS_NOSUID | MS_NODEV | (m.noexec ? MS_NOEXEC : 0);
       return ::mount("tmpfs", m.target, "tmpfs", flags, m.data) != 0 ? errno : 0;
     }
-    case MountKind::kBind: {
+    case MountKind::kBind:
+    case MountKind::kDeviceBind: {
       // A relative source is a path of the root being built (the fresh /proc's knobs).
       if (::mount(m.source, m.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
         return m.optional && errno == ENOENT ? 0 : errno;
