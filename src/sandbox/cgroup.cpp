@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/dir.h"
 #include "common/log.h"
 
 namespace pyrun::sandbox {
@@ -739,13 +740,11 @@ Result<int> Cgroups::removeLeftovers() const {
   if (!usable()) return 0;
   std::set<std::string> names;
   for (const auto& h : backend_->hierarchies) {
-    DIR* d = ::opendir(h.base.c_str());
-    if (d == nullptr) return sandboxErrno("open " + h.base, errno);
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (e->d_type == DT_DIR && n.rfind("job-", 0) == 0) names.insert(n);
+    auto entries = listDirectory(h.base);
+    if (!entries) return Error(Errc::kSandbox, entries.error().detail());
+    for (const auto& e : *entries) {
+      if (e.type == DT_DIR && e.name.rfind("job-", 0) == 0) names.insert(e.name);
     }
-    ::closedir(d);
   }
   int removed = 0;
   for (const auto& n : names) {

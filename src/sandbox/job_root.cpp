@@ -3,7 +3,6 @@
 // key and the CA directory have no path inside the job at all.
 #include "sandbox/job_root.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 #include <deque>
 #include <set>
 
+#include "common/dir.h"
 #include "common/fd.h"
 
 namespace pyrun::sandbox {
@@ -176,21 +176,10 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
     const std::string where = rel.empty() ? top : top + "/" + rel;
     UniqueFd dir_fd(openStagedDir(top_fd, rel));
     if (!dir_fd) return errnoError("open directory " + where, errno);
-    UniqueFd dup(::fcntl(dir_fd.get(), F_DUPFD_CLOEXEC, 0));
-    if (!dup) return errnoError("dup " + where, errno);
-    DIR* dir = ::fdopendir(dup.get());
-    if (dir == nullptr) return errnoError("read directory " + where, errno);
-    dup.release();
+    auto entries = listDirectory(dir_fd.get(), where);
+    if (!entries) return entries.error();
     std::vector<std::string> names;
-    errno = 0;
-    while (dirent* e = ::readdir(dir)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-        names.emplace_back(e->d_name);
-      }
-    }
-    int read_error = errno;
-    ::closedir(dir);
-    if (read_error != 0) return errnoError("read directory " + where, read_error);
+    for (auto& e : *entries) names.push_back(std::move(e.name));
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       const std::string inside = rel.empty() ? name : rel + "/" + name;

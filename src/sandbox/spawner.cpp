@@ -20,11 +20,11 @@
 #include <memory>
 #include <set>
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
+#include "common/dir.h"
 #include "common/log.h"
 #include "policy/policy.h"
 #include "sandbox/channel.h"
@@ -201,19 +201,15 @@ class Spawner {
 };
 
 void Spawner::removeLeftoverWorkDirs() {
-  std::vector<std::string> names;
-  DIR* d = ::fdopendir(::fcntl(jobs_dir_.get(), F_DUPFD_CLOEXEC, 0));
-  if (d == nullptr) {
-    PYRUN_PLOG(kWarning) << "cannot list " << config_.jobs_dir << " for leftovers";
+  auto entries = listDirectory(jobs_dir_.get(), config_.jobs_dir);
+  if (!entries) {
+    PYRUN_LOG(kWarning) << "cannot list " << config_.jobs_dir
+                        << " for leftovers: " << entries.error().detail();
     return;
   }
-  ::rewinddir(d);
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != ".." && name != kRootMountPoint) names.push_back(name);
-  }
-  ::closedir(d);
-  for (const auto& name : names) {
+  for (const auto& entry : *entries) {
+    const std::string& name = entry.name;
+    if (name == kRootMountPoint) continue;
     // removeTree never follows a link: a leftover planted by a job is only unlinked.
     if (auto r = removeTree(jobs_dir_.get(), name); !r) {
       PYRUN_LOG(kWarning) << "cannot remove the leftover " << config_.jobs_dir << "/" << name
