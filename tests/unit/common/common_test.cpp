@@ -1,4 +1,4 @@
-// Tests for the common layer: errors, file helpers, directory listing.
+// Tests for the common layer: errors, file helpers, directory listing, hex text.
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/fd.h"
 #include "common/file.h"
+#include "common/hex.h"
 
 namespace pyrun {
 namespace {
@@ -122,6 +123,20 @@ TEST_F(TempDir, ListDirectoryNamesWhatItCouldNotRead) {
   auto bad = listDirectory(-1, "nothing");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().detail(), "read directory nothing: Bad file descriptor");
+}
+
+TEST(HexTest, DigestsAreTwoLowerCaseDigitsPerByte) {
+  const unsigned char bytes[] = {0x00, 0x0a, 0xff, 0x5c};
+  EXPECT_EQ(hexLower(bytes, sizeof bytes), "000aff5c");
+  EXPECT_EQ(hexLower(bytes, 0), "");
+}
+
+TEST(HexTest, SerialsHaveNoLeadingZeros) {
+  EXPECT_EQ(serialText("0A12"), "a12");
+  EXPECT_EQ(serialText("7F"), "7f");
+  EXPECT_EQ(serialText("00"), "0");
+  EXPECT_EQ(serialText("0"), "0");
+  EXPECT_EQ(serialText("-0A"), "-a");
 }
 
 }  // namespace
