@@ -1,6 +1,6 @@
 // The front's seccomp filter, loaded in a forked child (never in the test process itself): exec and
 // fork fail, threads still work.
-#include "server/confine.h"
+#include "sandbox/front_filter.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <thread>
 
-namespace pyrun::server {
+namespace pyrun::sandbox {
 namespace {
 
 // Runs body in a child after confineFront(); returns the child's exit status (100 + step on a
@@ -75,4 +75,4 @@ TEST(FrontConfinement, ListsWhatItDenies) {
 }
 
 }  // namespace
-}  // namespace pyrun::server
+}  // namespace pyrun::sandbox
