@@ -345,7 +345,21 @@ TEST(Landlock, ListOnlyRuleListsTheDirectoryButOpensNothingInIt) {
   EXPECT_EQ(r.failed_check, 0) << "errno " << r.error << ": " << std::strerror(r.error);
 }
 
-TEST(Landlock, ApplyWithoutARulesetDoesNothing) { EXPECT_EQ(applyLandlock(-1), 0); }
+TEST(Landlock, ApplyWithoutARulesetDoesNothing) {
+  // No descriptor (a kernel without Landlock): applying succeeds and restricts nothing, so a path
+  // no rule names can still be written.
+  TempDir elsewhere("landlock-none");
+  std::string file = elsewhere / "written";
+  auto r = runConfined(LandlockRuleset(), [&] {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return 1;
+    ::close(fd);
+    return 0;
+  });
+  EXPECT_EQ(r.failed_check, 0) << "errno " << r.error << ": " << std::strerror(r.error);
+  struct stat st {};
+  EXPECT_EQ(::stat(file.c_str(), &st), 0);
+}
 
 }  // namespace
 }  // namespace pyrun::sandbox
