@@ -24,11 +24,11 @@ namespace pyrun::sandbox {
 
 struct JobLimits {
   uint32_t cpu_seconds = 10;            // RLIMIT_CPU (SIGXCPU, then SIGKILL)
-  uint32_t wall_seconds = 60;           // enforced by the front; informational here
+  uint32_t wall_seconds = 60;           // the front stops the job; the spawner kills it 10 s later
   uint64_t memory_bytes = 512ull << 20; // RLIMIT_AS (and the memory cgroup when there is one)
   uint64_t file_size_bytes = 64ull << 20;  // RLIMIT_FSIZE
   uint32_t open_files = 256;            // RLIMIT_NOFILE
-  uint32_t processes = 64;              // RLIMIT_NPROC for the job's uid (pids cgroup later)
+  uint32_t processes = 64;              // the pids cgroup, and RLIMIT_NPROC for the job's uid
 };
 
 struct JobFile {
@@ -41,7 +41,7 @@ struct JobFile {
 struct JobSpec {
   uint64_t job_id = 0;
   std::string interpreter = "/usr/bin/python3";  // absolute path, from the policy
-  std::string policy;                            // policy name (the sandbox issue uses it)
+  std::string policy;                            // a name in SpawnerConfig::policy_files
   std::string script_name;                       // base name, written into the working directory
   std::string script;
   std::vector<std::string> args;
