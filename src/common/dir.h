@@ -19,7 +19,7 @@ struct DirEntry {
 // Errors (errnoError "read directory <what>: ..."): dup, fdopendir or readdir failed.
 Result<std::vector<DirEntry>> listDirectory(int dir_fd, std::string_view what);
 
-// The same for a path (opened with O_DIRECTORY; a final symbolic link is followed, as opendir does).
+// The same for a path (opened with O_DIRECTORY; a final symbolic link is followed, as by opendir).
 Result<std::vector<DirEntry>> listDirectory(const std::string& path);
 
 }  // namespace pyrun

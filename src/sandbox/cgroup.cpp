@@ -357,7 +357,9 @@ Result<std::vector<pid_t>> JobCgroup::pids() const { return pidsIn(paths_); }
 
 void JobCgroup::sampleMemory() {
   if (removed_ || !backend_->memory) return;
-  if (auto v = readNumber(backend_->memoryCurrentFile(paths_)); v) sampled_peak_ = std::max(sampled_peak_, *v);
+  if (auto v = readNumber(backend_->memoryCurrentFile(paths_)); v) {
+    sampled_peak_ = std::max(sampled_peak_, *v);
+  }
 }
 
 Result<void> JobCgroup::killAll() {

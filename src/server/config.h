@@ -99,9 +99,9 @@ struct CommandLine {
 Result<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 
 // Applies a YAML document to config. `name` prefixes errors, which carry file:line:col: unknown
-// keys (kNotFound), wrong types, out-of-range numbers, a document that is not a mapping, a malformed
-// `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not define
-// (kInvalidArgument).
+// keys (kNotFound), wrong types, out-of-range numbers, a document that is not a mapping, a
+// malformed `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not
+// define (kInvalidArgument).
 // Relative policy paths are resolved against name's directory.
 Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, const std::string& name);
 
