@@ -277,12 +277,7 @@ int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
   spec.script_name = baseName(request.script);
   spec.script = std::move(*script);
   spec.args = request.args;
-  spec.limits.cpu_seconds = policy.limits.cpu_seconds;
-  spec.limits.wall_seconds = policy.limits.wall_seconds;
-  spec.limits.memory_bytes = policy.limits.memory_bytes;
-  spec.limits.file_size_bytes = policy.limits.file_size_bytes;
-  spec.limits.open_files = policy.limits.open_files;
-  spec.limits.processes = policy.limits.processes;
+  spec.limits = pyrun::sandbox::jobLimitsOf(policy.limits);
   if (auto sent = sandbox::sendToSpawner(sock, sandbox::SpawnJob{spec}); !sent) {
     std::cerr << "pyrun-policy: " << sent.error().detail() << "\n";
     return finish(kExitRunFailure);

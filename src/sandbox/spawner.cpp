@@ -409,13 +409,7 @@ void Spawner::spawn(channel::SpawnRequest request) {
     return bad("interpreter '" + spec->interpreter + "' is not policy " + spec->policy + "'s (" +
                rules.interpreter + ")");
   }
-  JobLimits l = spec->limits;
-  l.cpu_seconds = std::min(l.cpu_seconds, rules.limits.cpu_seconds);
-  l.wall_seconds = std::min(l.wall_seconds, rules.limits.wall_seconds);
-  l.memory_bytes = std::min(l.memory_bytes, rules.limits.memory_bytes);
-  l.file_size_bytes = std::min(l.file_size_bytes, rules.limits.file_size_bytes);
-  l.open_files = std::min(l.open_files, rules.limits.open_files);
-  l.processes = std::min(l.processes, rules.limits.processes);
+  JobLimits l = jobLimitsWithin(spec->limits, rules.limits);
   if (l.cpu_seconds == 0 || l.memory_bytes < (16u << 20) || l.file_size_bytes == 0 ||
       l.open_files < 8 || l.processes == 0) {
     return bad(

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,18 +19,38 @@
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "policy/policy.h"
 #include "sandbox/cgroup.h"
 
 namespace pyrun::sandbox {
 
+// The part of policy::Limits that travels in a JobSpec and that the job's confinement enforces;
+// its defaults are policy::Limits' (one set of defaults). The spawner cuts each down to the
+// job's policy.
 struct JobLimits {
-  uint32_t cpu_seconds = 10;            // RLIMIT_CPU (SIGXCPU, then SIGKILL)
-  uint32_t wall_seconds = 60;           // the front stops the job; the spawner kills it 10 s later
-  uint64_t memory_bytes = 512ull << 20; // RLIMIT_AS (and the memory cgroup when there is one)
-  uint64_t file_size_bytes = 64ull << 20;  // RLIMIT_FSIZE
-  uint32_t open_files = 256;            // RLIMIT_NOFILE
-  uint32_t processes = 64;              // the pids cgroup, and RLIMIT_NPROC for the job's uid
+  uint32_t cpu_seconds = policy::Limits{}.cpu_seconds;          // RLIMIT_CPU (SIGXCPU, SIGKILL)
+  uint32_t wall_seconds = policy::Limits{}.wall_seconds;        // the front stops the job; the
+                                                                // spawner kills it 10 s later
+  uint64_t memory_bytes = policy::Limits{}.memory_bytes;        // RLIMIT_AS, memory cgroup
+  uint64_t file_size_bytes = policy::Limits{}.file_size_bytes;  // RLIMIT_FSIZE
+  uint32_t open_files = policy::Limits{}.open_files;            // RLIMIT_NOFILE
+  uint32_t processes = policy::Limits{}.processes;              // pids cgroup, RLIMIT_NPROC
 };
+// A policy's limits as a job's.
+inline JobLimits jobLimitsOf(const policy::Limits& limits) {
+  return {limits.cpu_seconds,     limits.wall_seconds, limits.memory_bytes,
+          limits.file_size_bytes, limits.open_files,   limits.processes};
+}
+// Each of requested cut down to the policy's.
+inline JobLimits jobLimitsWithin(const JobLimits& requested, const policy::Limits& ceiling) {
+  JobLimits ceiling_as_job = jobLimitsOf(ceiling);
+  return {std::min(requested.cpu_seconds, ceiling_as_job.cpu_seconds),
+          std::min(requested.wall_seconds, ceiling_as_job.wall_seconds),
+          std::min(requested.memory_bytes, ceiling_as_job.memory_bytes),
+          std::min(requested.file_size_bytes, ceiling_as_job.file_size_bytes),
+          std::min(requested.open_files, ceiling_as_job.open_files),
+          std::min(requested.processes, ceiling_as_job.processes)};
+}
 
 struct JobFile {
   std::string name;  // validated relative path

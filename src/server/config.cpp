@@ -178,17 +178,6 @@ Result<void> applyPolicies(ServerConfig& config, const YAML::Node& value, const 
 
 }  // namespace
 
-ServerLimits limitsOf(const policy::Limits& l) {
-  ServerLimits out;
-  out.cpu_seconds = l.cpu_seconds;
-  out.wall_seconds = l.wall_seconds;
-  out.memory_bytes = l.memory_bytes;
-  out.output_bytes = l.output_bytes;
-  out.file_size_bytes = l.file_size_bytes;
-  out.open_files = l.open_files;
-  out.processes = l.processes;
-  return out;
-}
 
 namespace {
 

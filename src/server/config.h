@@ -14,21 +14,6 @@
 
 namespace pyrun::server {
 
-// The ceilings of one job: taken from the policy its client's identity maps to (limitsOf), a RUN
-// may ask for less, never more.
-struct ServerLimits {
-  uint32_t cpu_seconds = 10;
-  uint32_t wall_seconds = 60;
-  uint64_t memory_bytes = 512ull << 20;
-  uint64_t output_bytes = 64ull << 20;  // stdout + stderr together
-  uint64_t file_size_bytes = 64ull << 20;
-  uint32_t open_files = 256;
-  uint32_t processes = 64;
-};
-
-// The ceilings a policy's limits give a job.
-ServerLimits limitsOf(const policy::Limits& limits);
-
 struct ServerConfig {
   std::string listen = "0.0.0.0";  // IPv4 or IPv6 literal
   uint16_t port = 9091;             // 0 = a free port chosen by the kernel

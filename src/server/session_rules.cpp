@@ -24,7 +24,7 @@ Result<void> checkLimit(T requested, T configured, const char* name, T& out) {
 
 }  // namespace
 
-Result<proto::Limits> limitsInForce(const proto::Limits& requested, const ServerLimits& limits) {
+Result<proto::Limits> limitsInForce(const proto::Limits& requested, const policy::Limits& limits) {
   proto::Limits out;
   if (auto r = checkLimit(requested.cpu_seconds, limits.cpu_seconds, "cpu_seconds", out.cpu_seconds); !r)
     return r.error();
@@ -46,7 +46,8 @@ bool clientMaySend(int signal) noexcept {
   }
 }
 
-ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const ServerLimits& limits) {
+ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame,
+                           const policy::Limits& limits) {
   if (!proto::serverAccepts(state, frame.type)) {
     return proto::ErrorMessage{
         proto::ErrorCode::kUnexpectedFrame,
@@ -87,7 +88,7 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const S
   }
 }
 
-sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits,
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const policy::Limits& limits,
                              const std::string& policy_name, const std::string& interpreter) {
   sandbox::JobSpec spec;
   spec.job_id = job_id;
@@ -97,12 +98,11 @@ sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const Serv
   spec.script = run.request.script;
   spec.args = run.request.args;
   for (const auto& f : run.request.files) spec.files.push_back({f.name, f.mode, f.data});
+  // The policy's limits, with the ones a RUN may lower as they are in force.
+  spec.limits = sandbox::jobLimitsOf(limits);
   spec.limits.cpu_seconds = run.limits.cpu_seconds;
   spec.limits.wall_seconds = run.limits.wall_seconds;
   spec.limits.memory_bytes = run.limits.memory_bytes;
-  spec.limits.file_size_bytes = limits.file_size_bytes;
-  spec.limits.open_files = limits.open_files;
-  spec.limits.processes = limits.processes;
   return spec;
 }
 
