@@ -865,20 +865,45 @@ Result<SpawnerProcess> startSpawner(const SpawnerConfig& config) {
   return SpawnerProcess{pid, std::move(pair->first)};
 }
 
-Result<void> sendToSpawner(int socket, const ToSpawner& message) {
-  std::vector<uint8_t> bytes = channel::encodeRequest(message);
-  if (bytes.size() > channel::kMaxRequestBytes) {
-    return Error(Errc::kLimit, "the policy reload request is " + std::to_string(bytes.size()) +
+Result<EncodedRequest> encodeForSpawner(const ToSpawner& message) {
+  EncodedRequest out;
+  out.bytes = channel::encodeRequest(message);
+  if (out.bytes.size() > channel::kMaxRequestBytes) {
+    return Error(Errc::kLimit, "the policy reload request is " + std::to_string(out.bytes.size()) +
                                    " bytes, more than the spawner accepts (" +
                                    std::to_string(channel::kMaxRequestBytes) + ")");
   }
   if (const auto* s = std::get_if<SpawnJob>(&message)) {
     auto memfd = channel::makeSealedSpec(s->spec);
     if (!memfd) return memfd.error();
-    int fd = memfd->get();
-    return channel::sendDatagram(socket, bytes, std::span<const int>(&fd, 1));
+    out.memfd = std::move(*memfd);
   }
-  return channel::sendDatagram(socket, bytes, {});
+  return out;
+}
+
+namespace {
+
+Result<void> sendEncoded(int socket, const EncodedRequest& request, bool wait) {
+  if (request.memfd) {
+    int fd = request.memfd.get();
+    return channel::sendDatagram(socket, request.bytes, std::span<const int>(&fd, 1), wait);
+  }
+  return channel::sendDatagram(socket, request.bytes, {}, wait);
+}
+
+}  // namespace
+
+Result<bool> trySendToSpawner(int socket, const EncodedRequest& request) {
+  auto r = sendEncoded(socket, request, false);
+  if (r) return true;
+  if (r.error().is(Errc::kBusy)) return false;
+  return r.error();
+}
+
+Result<void> sendToSpawner(int socket, const ToSpawner& message) {
+  auto request = encodeForSpawner(message);
+  if (!request) return request.error();
+  return sendEncoded(socket, *request, true);
 }
 
 Result<std::optional<Received>> receiveFromSpawner(int socket) {

@@ -167,6 +167,18 @@ Result<JobSpec> decodeJobSpec(std::span<const uint8_t> bytes);
 // Sends one request (blocking). SpawnJob's spec travels in a memfd sealed against writes.
 Result<void> sendToSpawner(int socket, const ToSpawner& message);
 
+// A request ready to send: its datagram and, for a SpawnJob, the sealed memfd holding the spec.
+struct EncodedRequest {
+  std::vector<uint8_t> bytes;
+  UniqueFd memfd;
+};
+// Encodes a request (and seals a SpawnJob's spec). Errors: kLimit for a datagram the spawner would
+// refuse; the memfd's errors.
+Result<EncodedRequest> encodeForSpawner(const ToSpawner& message);
+// Sends it without waiting: false when the socket is full and nothing was sent (try again once it
+// is writable); errors when the spawner is gone.
+Result<bool> trySendToSpawner(int socket, const EncodedRequest& request);
+
 struct Received {
   FromSpawner message;
   std::vector<UniqueFd> fds;  // three for JobStarted (stdin, stdout, stderr), none otherwise
