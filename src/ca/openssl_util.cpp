@@ -12,6 +12,8 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/hex.h"
+
 namespace pyrun::ca {
 namespace {
 
@@ -26,17 +28,6 @@ std::string bioContents(BIO* bio) {
 BioPtr readBio(std::string_view pem) {
   // BIO_new_mem_buf takes an int length; PEM inputs are read with a 64 MiB cap well below that.
   return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-}
-
-std::string hex(const unsigned char* data, size_t len) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (size_t i = 0; i < len; ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 0xf];
-  }
-  return out;
 }
 
 }  // namespace
@@ -202,19 +193,16 @@ Result<std::string> serialHex(const ASN1_INTEGER* serial) {
   if (!bn) return opensslError("reading a serial number");
   char* h = BN_bn2hex(bn.get());
   if (h == nullptr) return opensslError("printing a serial number");
-  std::string out(h);
+  std::string out = serialText(h);
   OPENSSL_free(h);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  size_t nz = out.find_first_not_of('0');
-  return nz == std::string::npos ? std::string("0") : out.substr(nz);
+  return out;
 }
 
 Result<std::string> fingerprintSha256(X509* cert) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return opensslError("fingerprinting");
-  return hex(md, len);
+  return hexLower(md, len);
 }
 
 Result<std::string> spkiPin(X509* cert) {

@@ -1,8 +1,6 @@
 // The client side of pyrun/1 over Boost.Asio coroutines (see docs/PROTOCOL.md and docs/pyrun.md).
 #include "client/session.h"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -233,7 +231,7 @@ awaitable<void> Session::handshake() {
   }
   auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, kTuple);
   if (ec) {
-    if (auto why = certificateRejection(ec)) fail("server rejected the certificate: " + *why);
+    if (auto why = tls::certificateRejection(ec)) fail("server rejected the certificate: " + *why);
     fail("TLS handshake with " + endpoint_ +
          " failed: " + tls::handshakeError(stream_.native_handle(), ec).detail());
   }
@@ -402,7 +400,7 @@ awaitable<int> Session::run() {
   phase_ = "waiting for the greeting of";
   auto [ec, type] = co_await readFrame();
   if (ec) {
-    if (auto why = certificateRejection(ec)) fail("server rejected the certificate: " + *why);
+    if (auto why = tls::certificateRejection(ec)) fail("server rejected the certificate: " + *why);
     fail(endpoint_ + " closed the connection before it was ready: " +
          tls::handshakeError(stream_.native_handle(), ec).detail());
   }
@@ -429,30 +427,6 @@ awaitable<int> Session::run() {
 }
 
 }  // namespace
-
-std::optional<std::string> certificateRejection(const error_code& ec) {
-  if (ec.category() != asio::error::get_ssl_category()) return std::nullopt;
-  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
-      return "revoked";
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
-      return "expired (or not yet valid)";
-    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
-      return "not issued by the server's CA";
-    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-      return "bad certificate";
-    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
-      return "unsupported certificate (is it a client certificate?)";
-    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
-      return "certificate unknown";
-    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
-      return "no certificate was sent";
-    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
-      return "access denied";
-    default:
-      return std::nullopt;
-  }
-}
 
 Result<proto::RunRequest> buildRunRequest(const Options& options) {
   proto::RunRequest request;

@@ -15,11 +15,6 @@ namespace pyrun::client {
 // file: unreadable, or a request above the protocol's frame limit or otherwise invalid.
 Result<proto::RunRequest> buildRunRequest(const Options& options);
 
-// When a TLS read or handshake failed because the server sent an alert about our certificate
-// (TLS 1.3 clients learn of that on their first read), the reason in a few words: "revoked",
-// "expired", "not issued by the server's CA", ...; nullopt for any other failure.
-std::optional<std::string> certificateRejection(const boost::system::error_code& ec);
-
 // Runs the job the options describe. The program's stdout and stderr go to fds 1 and 2 as they
 // arrive, fd 0 is forwarded, SIGINT/SIGTERM/SIGHUP are handled; pyrun's own lines go to stderr.
 // Returns the exit status (see exit_status.h). Precondition: SIGPIPE is ignored.

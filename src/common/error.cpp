@@ -18,6 +18,7 @@ class Category final : public boost::system::error_category {
       case Errc::kAlreadyExists: return "already exists";
       case Errc::kPermission: return "permission denied";
       case Errc::kIo: return "i/o error";
+      case Errc::kClosed: return "closed by the peer";
       case Errc::kCrypto: return "cryptographic error";
       case Errc::kTls: return "tls error";
       case Errc::kProtocol: return "protocol error";

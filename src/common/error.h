@@ -18,6 +18,7 @@ enum class Errc {
   kAlreadyExists,     // something we refuse to overwrite
   kPermission,        // loose file modes, EACCES, not allowed by policy
   kIo,                // read/write/open failures of the system
+  kClosed,            // the peer closed its end where a message was expected
   kCrypto,            // OpenSSL failures outside TLS handshakes (keys, certificates, CRLs)
   kTls,               // TLS handshake and verification failures
   kProtocol,          // malformed or unexpected frames

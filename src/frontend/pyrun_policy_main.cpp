@@ -2,8 +2,8 @@
 // locally under a policy through the spawner pyrund uses, learn the system calls a script makes).
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/seccomp.h>
 #include <poll.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -278,12 +278,7 @@ int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
   spec.script_name = baseName(request.script);
   spec.script = std::move(*script);
   spec.args = request.args;
-  spec.limits.cpu_seconds = policy.limits.cpu_seconds;
-  spec.limits.wall_seconds = policy.limits.wall_seconds;
-  spec.limits.memory_bytes = policy.limits.memory_bytes;
-  spec.limits.file_size_bytes = policy.limits.file_size_bytes;
-  spec.limits.open_files = policy.limits.open_files;
-  spec.limits.processes = policy.limits.processes;
+  spec.limits = pyrun::sandbox::jobLimitsOf(policy.limits);
   if (auto sent = sandbox::sendToSpawner(sock, sandbox::SpawnJob{spec}); !sent) {
     std::cerr << "pyrun-policy: " << sent.error().detail() << "\n";
     return finish(kExitRunFailure);
@@ -489,12 +484,11 @@ class AuditReader {
   void record(const pyrun::sandbox::SeccompRecord& r) {
     // Only SECCOMP_RET_LOG records of the native ABI, from a job's uid: other processes of the
     // host may log seccomp events of their own.
-    if (r.code != SECCOMP_RET_LOG || r.arch != seccomp_arch_native()) return;
+    if (r.code != SECCOMP_RET_LOG) return;
     if (r.uid < uid_base_ || r.uid >= uint64_t{uid_base_} + uid_count_) return;
-    char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, r.syscall);
-    if (name == nullptr) return;
-    syscalls_.insert(name);
-    std::free(name);
+    auto name = pyrun::sandbox::nativeSyscallName(r.arch, r.syscall);
+    if (!name) return;
+    syscalls_.insert(std::move(*name));
   }
 
   pyrun::sandbox::AuditSocket socket_;

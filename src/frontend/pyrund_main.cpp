@@ -22,10 +22,10 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "sandbox/front_filter.h"
 #include "sandbox/spawner.h"
 #include "server/audit.h"
 #include "server/config.h"
-#include "server/confine.h"
 #include "server/policy_set.h"
 #include "server/privileges.h"
 #include "server/revocation.h"
@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
     if (front) {
       // Last step of the start-up: the TLS context, the sockets and the audit log exist, and
       // nothing from here on needs exec or fork (the spawner makes the jobs).
-      if (auto r = server::confineFront(); !r) {
+      if (auto r = sandbox::confineFront(); !r) {
         status = fail(kExitFailure, "cannot confine the network front: " + r.error().detail());
         front.reset();
       }

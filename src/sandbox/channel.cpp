@@ -132,7 +132,8 @@ Result<JobSpec> readSealedSpec(int memfd) {
   return decodeJobSpec(bytes);
 }
 
-Result<void> sendDatagram(int socket, std::span<const uint8_t> bytes, std::span<const int> fds) {
+Result<void> sendDatagram(int socket, std::span<const uint8_t> bytes, std::span<const int> fds,
+                          bool wait) {
   if (fds.size() > kMaxDescriptors) {
     return Error(Errc::kInternal, "too many descriptors for one spawner message");
   }
@@ -155,6 +156,7 @@ Result<void> sendDatagram(int socket, std::span<const uint8_t> bytes, std::span<
     if (n >= 0) return {};
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
+      if (!wait) return Error(Errc::kBusy, "the spawner socket is full");
       pollfd p{socket, POLLOUT, 0};
       if (::poll(&p, 1, -1) < 0 && errno != EINTR) return errnoError("poll spawner socket", errno);
       continue;
@@ -194,7 +196,7 @@ Result<std::optional<Datagram>> receiveDatagram(int socket, size_t max_bytes, bo
   }
   // SOCK_SEQPACKET: 0 bytes is the peer's orderly close (this protocol never sends empty
   // datagrams).
-  if (n == 0 && d.fds.empty()) return Error(Errc::kIo, "closed");
+  if (n == 0 && d.fds.empty()) return Error(Errc::kClosed, "closed");
   if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || static_cast<size_t>(n) > max_bytes) {
     return Error(Errc::kProtocol, "spawner socket message or its descriptors were truncated");
   }

@@ -45,16 +45,17 @@ Result<UniqueFd> makeSealedSpec(const JobSpec& spec);
 // F_SEAL_SHRINK) and at most kMaxJobSpecBytes long: the front cannot change it while it is read.
 Result<JobSpec> readSealedSpec(int memfd);
 
-// Sends one datagram with descriptors; waits with poll() while a non-blocking socket is full.
-// Never raises SIGPIPE.
-Result<void> sendDatagram(int socket, std::span<const uint8_t> bytes, std::span<const int> fds);
+// Sends one datagram with descriptors. While a non-blocking socket is full it waits with poll(),
+// or, with wait false, returns kBusy at once (nothing sent). Never raises SIGPIPE.
+Result<void> sendDatagram(int socket, std::span<const uint8_t> bytes, std::span<const int> fds,
+                          bool wait = true);
 
 struct Datagram {
   std::vector<uint8_t> bytes;
   std::vector<UniqueFd> fds;  // close-on-exec
 };
 // Receives one datagram of at most max_bytes with at most kMaxDescriptors descriptors. nullopt when
-// none is ready (EAGAIN, with dont_wait). Errors: "closed" (kIo) when the peer closed its end,
+// none is ready (EAGAIN, with dont_wait). Errors: kClosed when the peer closed its end,
 // kProtocol when the datagram or its descriptors were truncated.
 Result<std::optional<Datagram>> receiveDatagram(int socket, size_t max_bytes, bool dont_wait);
 

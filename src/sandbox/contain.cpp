@@ -42,6 +42,11 @@ struct Failure {
 };
 
 Failure fail(Stage stage, int arg = 0) { return {stage, errno != 0 ? errno : EINVAL, arg}; }
+Failure fail(UserNamespaceStep step) {
+  return fail(Stage::kUserNamespace, static_cast<int>(step));
+}
+Failure fail(PivotRootStep step) { return fail(Stage::kPivotRoot, static_cast<int>(step)); }
+Failure fail(LandlockStep step) { return fail(Stage::kLandlock, static_cast<int>(step)); }
 
 void writeRecord(int fd, const ReportRecord& record) {
   while (::write(fd, &record, sizeof record) < 0 && errno == EINTR) {
@@ -135,13 +140,15 @@ Failure mapUser(const ChildPlan& plan) {
   // A process that changed its uid (a daemon started as root that dropped it) is not dumpable,
   // which makes its /proc/self files root's and unwritable. We stay the same uid, so nothing is
   // exposed that was not already: the interpreter's execve makes it dumpable again anyway.
-  if (::prctl(PR_SET_DUMPABLE, 1) != 0) return fail(Stage::kUserNamespace, 3);
+  if (::prctl(PR_SET_DUMPABLE, 1) != 0) return fail(UserNamespaceStep::kDumpable);
   // setgroups must be denied before an unprivileged process may write gid_map.
-  if (!writeProcFile("/proc/self/setgroups", "deny", 4)) return fail(Stage::kUserNamespace);
+  if (!writeProcFile("/proc/self/setgroups", "deny", 4)) {
+    return fail(UserNamespaceStep::kSetgroups);
+  }
   size_t n = formatIdentityMap(buf, plan.outer_uid);
-  if (!writeProcFile("/proc/self/uid_map", buf, n)) return fail(Stage::kUserNamespace, 1);
+  if (!writeProcFile("/proc/self/uid_map", buf, n)) return fail(UserNamespaceStep::kUidMap);
   n = formatIdentityMap(buf, plan.outer_gid);
-  if (!writeProcFile("/proc/self/gid_map", buf, n)) return fail(Stage::kUserNamespace, 2);
+  if (!writeProcFile("/proc/self/gid_map", buf, n)) return fail(UserNamespaceStep::kGidMap);
   return {};
 }
 
@@ -186,14 +193,13 @@ int mountSetattr(const char* path, unsigned flags, uint64_t set) {
   return static_cast<int>(::syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &attr, sizeof attr));
 }
 
-// Read-only (unless writable), nosuid and nodev on the bind and every mount below it. Only ever
-// adds flags: in a user namespace, flags locked by the host's mount could not be cleared anyway.
+// Read-only (unless writable) and nosuid on the bind and every mount below it; nodev, except on a
+// device bind, which keeps device access (its purpose) and is noexec instead. Only ever adds flags:
+// in a user namespace, flags locked by the host's mount could not be cleared anyway.
 int restrictBind(const ChildMount& m) {
   uint64_t set = MOUNT_ATTR_NOSUID;
   if (!m.writable) set |= MOUNT_ATTR_RDONLY;
-  if (m.noexec) set |= MOUNT_ATTR_NOEXEC;
-  // Device binds keep device access: that is their purpose.
-  if (!m.noexec) set |= MOUNT_ATTR_NODEV;
+  set |= m.kind == MountKind::kDeviceBind ? MOUNT_ATTR_NOEXEC : MOUNT_ATTR_NODEV;
   return mountSetattr(m.target, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, set);
 }
 
@@ -308,7 +314,8 @@ int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
       unsigned long flags = MS_NOSUID | MS_NODEV | (m.noexec ? MS_NOEXEC : 0);
       return ::mount("tmpfs", m.target, "tmpfs", flags, m.data) != 0 ? errno : 0;
     }
-    case MountKind::kBind: {
+    case MountKind::kBind:
+    case MountKind::kDeviceBind: {
       // A relative source is a path of the root being built (the fresh /proc's knobs).
       if (::mount(m.source, m.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
         return m.optional && errno == ENOENT ? 0 : errno;
@@ -392,41 +399,14 @@ Failure bringUpLoopback(const ChildPlan& plan) {
 // pivot_root(".", ".") stacks the old root on top of the new one at "/"; detaching it leaves the
 // new root alone (no directory for the old root is needed, and none remains).
 Failure pivotIntoRoot() {
-  if (::syscall(SYS_pivot_root, ".", ".") != 0) return fail(Stage::kPivotRoot, 1);
-  if (::umount2(".", MNT_DETACH) != 0) return fail(Stage::kPivotRoot, 2);
-  if (::chdir("/") != 0) return fail(Stage::kPivotRoot, 3);
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) return fail(PivotRootStep::kPivot);
+  if (::umount2(".", MNT_DETACH) != 0) return fail(PivotRootStep::kDetach);
+  if (::chdir("/") != 0) return fail(PivotRootStep::kChdir);
   // The root's own directories and mount points are fixed from here on.
   if (mountSetattr("/", 0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) != 0) {
-    return fail(Stage::kPivotRoot, 4);
+    return fail(PivotRootStep::kReadOnly);
   }
   return {};
-}
-
-// Landlock rights as landlock.cpp defines them (the ABI numbers are the kernel's, fixed forever).
-constexpr uint64_t kLlExecute = 1ull << 0, kLlWriteFile = 1ull << 1, kLlReadFile = 1ull << 2,
-                   kLlReadDir = 1ull << 3, kLlMakeChar = 1ull << 6, kLlMakeBlock = 1ull << 11,
-                   kLlRefer = 1ull << 13, kLlTruncate = 1ull << 14, kLlIoctlDev = 1ull << 15;
-
-uint64_t landlockFsRights(int abi) {
-  uint64_t rights = (1ull << 13) - 1;
-  if (abi >= 2) rights |= kLlRefer;
-  if (abi >= 3) rights |= kLlTruncate;
-  if (abi >= 5) rights |= kLlIoctlDev;
-  return rights;
-}
-
-int addLandlockRule(int ruleset, const char* path, uint64_t rights) {
-  int fd = ::open(path, O_PATH | O_CLOEXEC | O_DIRECTORY);
-  if (fd < 0) return errno;
-  struct __attribute__((packed)) {
-    uint64_t allowed_access;
-    int32_t parent_fd;
-  } attr{rights, fd};
-  // landlock_add_rule, LANDLOCK_RULE_PATH_BENEATH
-  int rc = static_cast<int>(::syscall(445, ruleset, 1, &attr, 0));
-  int err = errno;
-  ::close(fd);
-  return rc != 0 ? err : 0;
 }
 
 // The ruleset the spawner prepared covers the host inodes the job sees through binds; /job, /tmp,
@@ -434,22 +414,23 @@ int addLandlockRule(int ruleset, const char* path, uint64_t rights) {
 // mounted (the ruleset belongs to this job alone).
 Failure addRulesForJobMounts(const ChildPlan& plan) {
   if (plan.landlock_fd < 0) return {};
-  const uint64_t fs = landlockFsRights(plan.landlock_abi);
-  const uint64_t read_write = fs & ~(kLlMakeChar | kLlMakeBlock | kLlIoctlDev | kLlExecute);
-  const uint64_t read_only = kLlExecute | kLlReadFile | kLlReadDir;
-  // /job is a tmpfs of this namespace as well (it used to be a bind of the host directory).
-  int err = addLandlockRule(kLandlockFd, kJobDirInRoot, read_write);
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/tmp", read_write);
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/dev/shm", read_write);
+  const int abi = plan.landlock_abi;
+  // /job is a tmpfs of this namespace as well.
+  int err = addLandlockRuleInChild(kLandlockFd, abi, kJobDirInRoot, LandlockAccess::kReadWrite);
+  if (err == 0) err = addLandlockRuleInChild(kLandlockFd, abi, "/tmp", LandlockAccess::kReadWrite);
+  if (err == 0) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, "/dev/shm", LandlockAccess::kReadWrite);
+  }
   // Read and list only (/proc/self/fd, /proc/self/status); writes to /proc are never needed.
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/proc", read_only & ~kLlExecute);
+  if (err == 0) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, "/proc", LandlockAccess::kReadOnlyNoExecute);
+  }
   // Listing /dev; its nodes have rules of their own (the host inodes bound there).
-  if (err == 0) err = addLandlockRule(kLandlockFd, "/dev", kLlReadDir);
+  if (err == 0) err = addLandlockRuleInChild(kLandlockFd, abi, "/dev", LandlockAccess::kListOnly);
   if (err != 0) {
     errno = err;
-    return fail(Stage::kLandlock, 1);
+    return fail(LandlockStep::kJobMountRules);
   }
-  (void)kLlWriteFile;
   return {};
 }
 
@@ -566,7 +547,7 @@ Failure enforceLandlock(const ChildPlan& plan) {
   if (plan.landlock_fd < 0) return {};
   if (int err = applyLandlock(kLandlockFd); err != 0) {
     errno = err;
-    return fail(Stage::kLandlock, 2);
+    return fail(LandlockStep::kEnforce);
   }
   ::close(kLandlockFd);
   return {};
@@ -669,86 +650,33 @@ void reportStart(int failure_read_fd) {
 
 }  // namespace
 
-const char* stageName(Stage stage) noexcept {
-  switch (stage) {
-    case Stage::kSetsid:
-      return "setsid";
-    case Stage::kParentDeathSignal:
-      return "pdeathsig";
-    case Stage::kStdio:
-      return "stdio";
-    case Stage::kParentGone:
-      return "parent";
-    case Stage::kUserNamespace:
-      return "userns";
-    case Stage::kSignals:
-      return "signals";
-    case Stage::kFork:
-      return "fork";
-    case Stage::kCloseFds:
-      return "close-fds";
-    case Stage::kRlimit:
-      return "rlimit";
-    case Stage::kSetgroups:
-      return "setgroups";
-    case Stage::kSetgid:
-      return "setgid";
-    case Stage::kSetuid:
-      return "setuid";
-    case Stage::kCheckIds:
-      return "check-ids";
-    case Stage::kChdir:
-      return "chdir";
-    case Stage::kNoNewPrivs:
-      return "no-new-privs";
-    case Stage::kExecve:
-      return "execve";
-    case Stage::kCgroup:
-      return "cgroup";
-    case Stage::kMountPrivate:
-      return "mount-private";
-    case Stage::kRoot:
-      return "root";
-    case Stage::kMount:
-      return "mount";
-    case Stage::kHostname:
-      return "hostname";
-    case Stage::kPivotRoot:
-      return "pivot-root";
-    case Stage::kLandlock:
-      return "landlock";
-    case Stage::kSeccomp:
-      return "seccomp";
-    case Stage::kNetwork:
-      return "network";
-  }
-  return "unknown";
-}
-
 void runJobInit(const ChildPlan& plan) {
+  // Where every step reports its failure: the report pipe, which the stdio step moves to kReportFd.
+  int report_fd = plan.report_fd;
   // A session of its own: no terminal, and no process group the daemon's could signal.
-  if (auto f = newSession(); f.failed()) reportAndExit(plan.report_fd, f);
-  if (auto f = dieWithSpawner(); f.failed()) reportAndExit(plan.report_fd, f);
+  if (auto f = newSession(); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = dieWithSpawner(); f.failed()) reportAndExit(report_fd, f);
   // Before the cgroup descriptors are closed with the others, and before anything forks.
-  if (auto f = joinJobCgroup(plan); f.failed()) reportAndExit(plan.report_fd, f);
-  if (auto f = setUpDescriptors(plan); f.failed()) reportAndExit(plan.report_fd, f);
+  if (auto f = joinJobCgroup(plan); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = setUpDescriptors(plan); f.failed()) reportAndExit(report_fd, f);
+  report_fd = kReportFd;
   // After the prctl (the race it closes) and after our copy of the read end is gone.
   if (auto f = checkSpawnerAlive(); f.failed()) _exit(127);
   // Before anything that depends on our ids inside the namespace (files made in the new root
   // need a mapped owner).
-  if (auto f = mapUser(plan); f.failed()) reportAndExit(kReportFd, f);
-  if (auto f = makeMountsPrivate(); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = mapUser(plan); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = makeMountsPrivate(); f.failed()) reportAndExit(report_fd, f);
   // By the init, because the fresh /proc must be mounted by a process of the job's pid namespace.
-  if (auto f = buildRoot(plan); f.failed()) reportAndExit(kReportFd, f);
-  if (auto f = setHostname(plan); f.failed()) reportAndExit(kReportFd, f);
-  if (auto f = bringUpLoopback(plan); f.failed()) reportAndExit(kReportFd, f);
-  if (auto f = pivotIntoRoot(); f.failed()) reportAndExit(kReportFd, f);
-  if (auto f = addRulesForJobMounts(plan); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = buildRoot(plan); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = setHostname(plan); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = bringUpLoopback(plan); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = pivotIntoRoot(); f.failed()) reportAndExit(report_fd, f);
+  if (auto f = addRulesForJobMounts(plan); f.failed()) reportAndExit(report_fd, f);
   // Before the fork, so that no signal sent to the job can slip between fork and the wait loop.
-  if (auto f = takeOverSignals(); f.failed()) reportAndExit(kReportFd, f);
+  if (auto f = takeOverSignals(); f.failed()) reportAndExit(report_fd, f);
 
   int failure_pipe[2];
-  if (::pipe2(failure_pipe, O_CLOEXEC) != 0) reportAndExit(kReportFd, fail(Stage::kFork));
+  if (::pipe2(failure_pipe, O_CLOEXEC) != 0) reportAndExit(report_fd, fail(Stage::kFork));
   // _Fork (glibc 2.34), not fork: this process is the child of a raw clone3 that glibc never saw.
   // fork() runs the atfork handlers and takes the malloc and stdio locks, state that is a frozen
   // copy of the spawner's (nobody here may allocate, and a lock copied while held would never be
@@ -757,7 +685,7 @@ void runJobInit(const ChildPlan& plan) {
   // cached tid is its own (a raw clone would leave it the spawner's, for raise() and recursive
   // locks to misuse).
   pid_t interpreter = ::_Fork();
-  if (interpreter < 0) reportAndExit(kReportFd, fail(Stage::kFork));
+  if (interpreter < 0) reportAndExit(report_fd, fail(Stage::kFork));
   if (interpreter == 0) {
     ::close(failure_pipe[0]);
     runInterpreter(plan, failure_pipe[1]);

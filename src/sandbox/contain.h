@@ -12,39 +12,9 @@
 #include "sandbox/job_root.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/spawner.h"
+#include "sandbox/stage.h"
 
 namespace pyrun::sandbox {
-
-// A confinement step; its name is JobFailed::stage.
-enum class Stage : int32_t {
-  kSetsid = 1,
-  kParentDeathSignal,
-  kStdio,
-  kParentGone,
-  kUserNamespace,
-  kSignals,
-  kFork,
-  kCloseFds,
-  kRlimit,
-  kSetgroups,
-  kSetgid,
-  kSetuid,
-  kCheckIds,
-  kChdir,
-  kNoNewPrivs,
-  kExecve,
-  // Added by the sandbox issue; numbered after the others so that old records keep their meaning.
-  kCgroup,       // joining the job's cgroup(s)
-  kMountPrivate,  // making the new mount namespace private (no propagation to or from the host)
-  kRoot,         // the tmpfs that becomes the job's root
-  kMount,        // one MountStep (arg: its index)
-  kHostname,     // the UTS namespace's host name
-  kPivotRoot,    // pivot_root, detaching the host's tree, the root read-only
-  kLandlock,     // Landlock rules for the job's own mounts, and landlock_restrict_self
-  kSeccomp,      // loading the seccomp program
-  kNetwork,      // bringing the namespace's loopback up (network: loopback)
-};
-const char* stageName(Stage stage) noexcept;
 
 // What the job's init tells the spawner over the report pipe (one record per write: atomic).
 enum class ReportKind : int32_t { kStarted = 1, kFailed = 2, kExited = 3 };
@@ -52,7 +22,7 @@ struct ReportRecord {
   int32_t kind = 0;
   int32_t stage = 0;  // kFailed: the Stage
   int32_t value = 0;  // kFailed: errno; kExited: the interpreter's wait status
-  int32_t arg = 0;    // kFailed: the step's argument (the rlimit resource), else 0
+  int32_t arg = 0;    // kFailed: the stage's sub-step or argument (stage.h), else 0
 };
 static_assert(sizeof(ReportRecord) == 16);
 

@@ -3,7 +3,6 @@
 // key and the CA directory have no path inside the job at all.
 #include "sandbox/job_root.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -16,6 +15,7 @@
 #include <deque>
 #include <set>
 
+#include "common/dir.h"
 #include "common/fd.h"
 
 namespace pyrun::sandbox {
@@ -82,25 +82,28 @@ class Builder {
       plan_.steps.push_back(std::move(s));
     }
   }
-  void bind(const std::string& source, const std::string& rel, bool writable, bool optional,
-            bool is_dir, bool noexec = false) {
-    mountPoint(rel, is_dir);
-    MountStep s;
-    s.kind = MountKind::kBind;
-    s.source = source;
-    s.target = rel;
-    s.writable = writable;
-    s.optional = optional;
-    s.noexec = noexec;
-    plan_.steps.push_back(std::move(s));
+  struct BindOptions {
+    bool writable = false;
+    bool optional = false;  // a missing source is skipped
+    bool is_dir = false;    // the mount point is a directory, else an empty file
+  };
+  void bind(const std::string& source, const std::string& rel, BindOptions o) {
+    bindAs(MountKind::kBind, source, rel, o);
   }
-  void tmpfs(const std::string& rel, std::string data, bool noexec) {
+  // A device node keeps device access (its purpose); it can never be executed.
+  void device(const std::string& source, const std::string& rel, BindOptions o) {
+    bindAs(MountKind::kDeviceBind, source, rel, o);
+  }
+  struct TmpfsOptions {
+    bool noexec = false;
+  };
+  void tmpfs(const std::string& rel, std::string data, TmpfsOptions o) {
     mountPoint(rel, true);
     MountStep s;
     s.kind = MountKind::kTmpfs;
     s.target = rel;
     s.data = std::move(data);
-    s.noexec = noexec;
+    s.noexec = o.noexec;
     plan_.steps.push_back(std::move(s));
   }
   void symlink(const std::string& to, const std::string& rel) {
@@ -131,6 +134,17 @@ class Builder {
   JobRootPlan& plan() { return plan_; }
 
  private:
+  void bindAs(MountKind kind, const std::string& source, const std::string& rel, BindOptions o) {
+    mountPoint(rel, o.is_dir);
+    MountStep s;
+    s.kind = kind;
+    s.source = source;
+    s.target = rel;
+    s.writable = o.writable;
+    s.optional = o.optional;
+    plan_.steps.push_back(std::move(s));
+  }
+
   JobRootPlan plan_;
   std::set<std::string> made_;
 };
@@ -162,21 +176,10 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
     const std::string where = rel.empty() ? top : top + "/" + rel;
     UniqueFd dir_fd(openStagedDir(top_fd, rel));
     if (!dir_fd) return errnoError("open directory " + where, errno);
-    UniqueFd dup(::fcntl(dir_fd.get(), F_DUPFD_CLOEXEC, 0));
-    if (!dup) return errnoError("dup " + where, errno);
-    DIR* dir = ::fdopendir(dup.get());
-    if (dir == nullptr) return errnoError("read directory " + where, errno);
-    dup.release();
+    auto entries = listDirectory(dir_fd.get(), where);
+    if (!entries) return entries.error();
     std::vector<std::string> names;
-    errno = 0;
-    while (dirent* e = ::readdir(dir)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-        names.emplace_back(e->d_name);
-      }
-    }
-    int read_error = errno;
-    ::closedir(dir);
-    if (read_error != 0) return errnoError("read directory " + where, read_error);
+    for (auto& e : *entries) names.push_back(std::move(e.name));
     std::sort(names.begin(), names.end());
     for (const std::string& name : names) {
       const std::string inside = rel.empty() ? name : rel + "/" + name;
@@ -229,7 +232,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
       if (n <= 0) continue;
       b.symlink(std::string(target, static_cast<size_t>(n)), relative(path));
     } else if (S_ISDIR(st.st_mode)) {
-      b.bind(path, relative(path), false, false, true);
+      b.bind(path, relative(path), {.is_dir = true});
       system_dirs.emplace_back(path);
     }
     plan.landlock_read_only.emplace_back(path);
@@ -239,7 +242,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
     struct stat st {};
     // stat, not lstat: /etc/localtime is a link into /usr/share/zoneinfo, bound as its target.
     if (::stat(path, &st) != 0) continue;
-    b.bind(path, relative(path), false, true, S_ISDIR(st.st_mode));
+    b.bind(path, relative(path), {.optional = true, .is_dir = S_ISDIR(st.st_mode)});
     plan.landlock_read_only.emplace_back(path);
   }
 
@@ -257,15 +260,15 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   if (!staged) return errnoError("open the job's working directory " + workdir, errno);
   if (auto r = addStagedFiles(b, staged.get(), workdir); !r) return r.error();
   std::string tmp_options = "size=" + std::to_string(policy.limits.tmp_bytes) + ",mode=1777";
-  b.tmpfs("tmp", tmp_options, false);
+  b.tmpfs("tmp", tmp_options, {.noexec = false});
 
-  b.tmpfs("dev", "size=64k,mode=0755", true);
+  b.tmpfs("dev", "size=64k,mode=0755", {.noexec = true});
   for (const char* dev : kWritableDevices) {
-    b.bind(dev, relative(dev), true, false, false, true);
+    b.device(dev, relative(dev), {.writable = true});
     plan.landlock_read_write.emplace_back(dev);
   }
   for (const char* dev : kReadableDevices) {
-    b.bind(dev, relative(dev), false, false, false, true);
+    b.device(dev, relative(dev), {});
     plan.landlock_read_only.emplace_back(dev);
   }
   b.symlink("/proc/self/fd", "dev/fd");
@@ -273,7 +276,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   b.symlink("/proc/self/fd/1", "dev/stdout");
   b.symlink("/proc/self/fd/2", "dev/stderr");
   // POSIX shared memory and multiprocessing's semaphores live here.
-  b.tmpfs("dev/shm", tmp_options, true);
+  b.tmpfs("dev/shm", tmp_options, {.noexec = true});
 
   auto extra = [&](const std::string& path, bool writable) {
     // Already visible (read-only) through a system directory.
@@ -284,7 +287,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
     // A missing extra is bound anyway and fails the job at stage "mount": a policy that names a
     // path expects it to be there.
     bool is_dir = ::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode);
-    b.bind(path, relative(path), writable, false, is_dir);
+    b.bind(path, relative(path), {.writable = writable, .is_dir = is_dir});
     (writable ? plan.landlock_read_write : plan.landlock_read_only).push_back(path);
   };
   for (const auto& path : policy.filesystem.read_only) extra(path, false);
@@ -314,6 +317,7 @@ std::string describeMountStep(const MountStep& step) {
     case MountKind::kTmpfs:
       return "mount a tmpfs on /" + step.target;
     case MountKind::kBind:
+    case MountKind::kDeviceBind:
       return std::string("bind ") + (step.source[0] == '/' ? "" : "/") + step.source + " onto /" +
              step.target + (step.writable ? "" : " read-only");
     case MountKind::kProc:

@@ -19,7 +19,8 @@ enum class MountKind : int32_t {
   kFile,     // an empty file as a bind target
   kSymlink,  // symlink target -> source
   kTmpfs,    // tmpfs on target, options in data
-  kBind,     // bind source (host path) onto target, recursively; read-only unless writable
+  kBind,     // bind source (host path) onto target, recursively; read-only unless writable; nodev
+  kDeviceBind,  // bind a device node (host path) onto target: noexec, device access kept
   kProc,     // a fresh procfs on target
   // The working directory: a tmpfs of the job's own, filled with copies of the files the spawner
   // staged on the host, everything owned by the job (its uid as root, the mapped caller's in a
@@ -37,8 +38,8 @@ struct MountStep {
   std::string target;
   std::string data;       // tmpfs options
   uint32_t mode = 0755;   // kDir, kJobDir, kJobFile
-  bool writable = false;  // kBind
-  bool noexec = false;    // kBind, kTmpfs
+  bool writable = false;  // kBind, kDeviceBind
+  bool noexec = false;    // kTmpfs
   bool optional = false;  // a missing source is skipped (host files that may not exist)
 };
 

@@ -85,6 +85,7 @@ uint64_t rightsFor(LandlockAccess access, int abi) {
   switch (access) {
     case LandlockAccess::kReadOnly: return kFsExecute | kFsReadFile | kFsReadDir;
     case LandlockAccess::kReadOnlyNoExecute: return kFsReadFile | kFsReadDir;
+    case LandlockAccess::kListOnly: return kFsReadDir;
     case LandlockAccess::kReadWrite:
       // Device nodes cannot be made in the working directory (mknod would need a capability
       // anyway, and IOCTL_DEV only concerns device files, which the working directory must not

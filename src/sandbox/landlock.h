@@ -53,6 +53,7 @@ enum class LandlockAccess {
   kReadOnly,           // read, list, execute
   kReadOnlyNoExecute,  // read, list (e.g. /proc)
   kReadWrite,          // everything but execute and device creation
+  kListOnly,           // list the directory; its entries need rules of their own (e.g. /dev)
 };
 
 // Adds a path-beneath rule to a ruleset that is not enforced yet, from the child: for paths that

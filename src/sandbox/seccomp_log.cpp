@@ -105,6 +105,15 @@ std::string syscallName(uint32_t arch, int syscall) {
   return out;
 }
 
+std::optional<std::string> nativeSyscallName(uint32_t arch, int syscall) {
+  if (arch != seccomp_arch_native()) return std::nullopt;
+  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, syscall);
+  if (name == nullptr) return std::nullopt;
+  std::string out = name;
+  std::free(name);
+  return out;
+}
+
 // ---- the audit netlink socket ----
 
 Result<void> AuditSocket::open() {

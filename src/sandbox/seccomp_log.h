@@ -48,6 +48,9 @@ std::optional<SeccompRecord> parseKmsgRecord(std::string_view record);
 // name it; other ABIs get their name as well ("socketcall (x86)").
 std::string syscallName(uint32_t arch, int syscall);
 
+// The call's name when arch is the native ABI and libseccomp knows the number; nullopt otherwise.
+std::optional<std::string> nativeSyscallName(uint32_t arch, int syscall);
+
 // The audit netlink multicast reader. Non-blocking: poll fd() and call drain().
 class AuditSocket {
  public:

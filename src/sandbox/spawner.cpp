@@ -20,11 +20,11 @@
 #include <memory>
 #include <set>
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <fstream>
 
+#include "common/dir.h"
 #include "common/log.h"
 #include "policy/policy.h"
 #include "sandbox/channel.h"
@@ -33,6 +33,7 @@
 #include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
+#include "sandbox/stage.h"
 #include "sandbox/workdir.h"
 
 namespace pyrun::sandbox {
@@ -106,25 +107,6 @@ uint64_t monotonicMicros() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
-
-const char* rlimitName(int resource) {
-  switch (resource) {
-    case RLIMIT_CPU:
-      return "RLIMIT_CPU";
-    case RLIMIT_FSIZE:
-      return "RLIMIT_FSIZE";
-    case RLIMIT_NOFILE:
-      return "RLIMIT_NOFILE";
-    case RLIMIT_CORE:
-      return "RLIMIT_CORE";
-    case RLIMIT_AS:
-      return "RLIMIT_AS";
-    case RLIMIT_NPROC:
-      return "RLIMIT_NPROC";
-    default:
-      return "an rlimit";
-  }
 }
 
 // The host pid of the init's only child at start: the interpreter (the init forks nothing else).
@@ -219,19 +201,15 @@ class Spawner {
 };
 
 void Spawner::removeLeftoverWorkDirs() {
-  std::vector<std::string> names;
-  DIR* d = ::fdopendir(::fcntl(jobs_dir_.get(), F_DUPFD_CLOEXEC, 0));
-  if (d == nullptr) {
-    PYRUN_PLOG(kWarning) << "cannot list " << config_.jobs_dir << " for leftovers";
+  auto entries = listDirectory(jobs_dir_.get(), config_.jobs_dir);
+  if (!entries) {
+    PYRUN_LOG(kWarning) << "cannot list " << config_.jobs_dir
+                        << " for leftovers: " << entries.error().detail();
     return;
   }
-  ::rewinddir(d);
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != ".." && name != kRootMountPoint) names.push_back(name);
-  }
-  ::closedir(d);
-  for (const auto& name : names) {
+  for (const auto& entry : *entries) {
+    const std::string& name = entry.name;
+    if (name == kRootMountPoint) continue;
     // removeTree never follows a link: a leftover planted by a job is only unlinked.
     if (auto r = removeTree(jobs_dir_.get(), name); !r) {
       PYRUN_LOG(kWarning) << "cannot remove the leftover " << config_.jobs_dir << "/" << name
@@ -376,7 +354,7 @@ int Spawner::run() {
 bool Spawner::handleRequest() {
   auto received = channel::receiveDatagram(socket_, channel::kMaxRequestBytes, true);
   if (!received) {
-    if (received.error().detail() == "closed") {
+    if (received.error().is(Errc::kClosed)) {
       PYRUN_LOG(kInfo) << "the front closed the spawner socket; stopping " << jobs_.size()
                        << " job(s)";
       return false;
@@ -431,13 +409,7 @@ void Spawner::spawn(channel::SpawnRequest request) {
     return bad("interpreter '" + spec->interpreter + "' is not policy " + spec->policy + "'s (" +
                rules.interpreter + ")");
   }
-  JobLimits l = spec->limits;
-  l.cpu_seconds = std::min(l.cpu_seconds, rules.limits.cpu_seconds);
-  l.wall_seconds = std::min(l.wall_seconds, rules.limits.wall_seconds);
-  l.memory_bytes = std::min(l.memory_bytes, rules.limits.memory_bytes);
-  l.file_size_bytes = std::min(l.file_size_bytes, rules.limits.file_size_bytes);
-  l.open_files = std::min(l.open_files, rules.limits.open_files);
-  l.processes = std::min(l.processes, rules.limits.processes);
+  JobLimits l = jobLimitsWithin(spec->limits, rules.limits);
   if (l.cpu_seconds == 0 || l.memory_bytes < (16u << 20) || l.file_size_bytes == 0 ||
       l.open_files < 8 || l.processes == 0) {
     return bad(
@@ -592,71 +564,9 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
 }
 
 std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) const {
-  auto stage = static_cast<Stage>(r.stage);
-  std::string what;
-  switch (stage) {
-    case Stage::kExecve:
-      what = "execve " + job.interpreter;
-      break;
-    case Stage::kChdir:
-      what = std::string("chdir ") + kJobDirInRoot;
-      break;
-    case Stage::kSetuid:
-      what = "setresuid " + std::to_string(r.arg);
-      break;
-    case Stage::kSetgid:
-      what = "setresgid " + std::to_string(r.arg);
-      break;
-    case Stage::kRlimit:
-      what = std::string("setrlimit ") + rlimitName(r.arg);
-      break;
-    case Stage::kUserNamespace:
-      what = r.arg == 0   ? "write /proc/self/setgroups"
-             : r.arg == 1 ? "write /proc/self/uid_map"
-             : r.arg == 2 ? "write /proc/self/gid_map"
-                          : "prctl PR_SET_DUMPABLE";
-      break;
-    case Stage::kCheckIds:
-      what = "the job's uid and gid after the change";
-      break;
-    case Stage::kCgroup:
-      what = "join the job's cgroup";
-      break;
-    case Stage::kMountPrivate:
-      what = "make the job's mount namespace private";
-      break;
-    case Stage::kRoot:
-      what = "mount the job's root on " + config_.jobs_dir + "/" + kRootMountPoint;
-      break;
-    case Stage::kMount:
-      what = r.arg >= 0 && static_cast<size_t>(r.arg) < job.mounts.size()
-                 ? describeMountStep(job.mounts[static_cast<size_t>(r.arg)])
-                 : "a mount step";
-      break;
-    case Stage::kHostname:
-      what = "set the job's host name";
-      break;
-    case Stage::kPivotRoot:
-      what = r.arg == 1   ? "pivot_root into the job's root"
-             : r.arg == 2 ? "detach the host's root"
-             : r.arg == 3 ? "chdir / in the job's root"
-                          : "make the job's root read-only";
-      break;
-    case Stage::kLandlock:
-      what = r.arg == 1 ? "add Landlock rules for /job, /tmp, /dev/shm, /proc and /dev"
-                        : "enforce the Landlock ruleset";
-      break;
-    case Stage::kSeccomp:
-      what = "load the seccomp filter of policy " + job.policy->policy.name;
-      break;
-    case Stage::kNetwork:
-      what = "bring up the job's loopback interface";
-      break;
-    default:
-      what = stageName(stage);
-      break;
-  }
-  return what + ": " + std::strerror(r.value);
+  const std::string root_mount_point = config_.jobs_dir + "/" + kRootMountPoint;
+  StageContext context{job.interpreter, root_mount_point, job.policy->policy.name, job.mounts};
+  return describeStageFailure(static_cast<Stage>(r.stage), r.arg, r.value, context);
 }
 
 void Spawner::drainReport(Job& job) {
@@ -955,26 +865,51 @@ Result<SpawnerProcess> startSpawner(const SpawnerConfig& config) {
   return SpawnerProcess{pid, std::move(pair->first)};
 }
 
-Result<void> sendToSpawner(int socket, const ToSpawner& message) {
-  std::vector<uint8_t> bytes = channel::encodeRequest(message);
-  if (bytes.size() > channel::kMaxRequestBytes) {
-    return Error(Errc::kLimit, "the policy reload request is " + std::to_string(bytes.size()) +
+Result<EncodedRequest> encodeForSpawner(const ToSpawner& message) {
+  EncodedRequest out;
+  out.bytes = channel::encodeRequest(message);
+  if (out.bytes.size() > channel::kMaxRequestBytes) {
+    return Error(Errc::kLimit, "the policy reload request is " + std::to_string(out.bytes.size()) +
                                    " bytes, more than the spawner accepts (" +
                                    std::to_string(channel::kMaxRequestBytes) + ")");
   }
   if (const auto* s = std::get_if<SpawnJob>(&message)) {
     auto memfd = channel::makeSealedSpec(s->spec);
     if (!memfd) return memfd.error();
-    int fd = memfd->get();
-    return channel::sendDatagram(socket, bytes, std::span<const int>(&fd, 1));
+    out.memfd = std::move(*memfd);
   }
-  return channel::sendDatagram(socket, bytes, {});
+  return out;
+}
+
+namespace {
+
+Result<void> sendEncoded(int socket, const EncodedRequest& request, bool wait) {
+  if (request.memfd) {
+    int fd = request.memfd.get();
+    return channel::sendDatagram(socket, request.bytes, std::span<const int>(&fd, 1), wait);
+  }
+  return channel::sendDatagram(socket, request.bytes, {}, wait);
+}
+
+}  // namespace
+
+Result<bool> trySendToSpawner(int socket, const EncodedRequest& request) {
+  auto r = sendEncoded(socket, request, false);
+  if (r) return true;
+  if (r.error().is(Errc::kBusy)) return false;
+  return r.error();
+}
+
+Result<void> sendToSpawner(int socket, const ToSpawner& message) {
+  auto request = encodeForSpawner(message);
+  if (!request) return request.error();
+  return sendEncoded(socket, *request, true);
 }
 
 Result<std::optional<Received>> receiveFromSpawner(int socket) {
   auto d = channel::receiveDatagram(socket, kMaxFromSpawnerBytes, true);
   if (!d) {
-    if (d.error().detail() == "closed") return Error(Errc::kIo, "spawner exited");
+    if (d.error().is(Errc::kClosed)) return Error(Errc::kClosed, "spawner exited");
     return d.error();
   }
   if (!*d) return std::optional<Received>();

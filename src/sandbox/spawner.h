@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -18,18 +19,38 @@
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "policy/policy.h"
 #include "sandbox/cgroup.h"
 
 namespace pyrun::sandbox {
 
+// The part of policy::Limits that travels in a JobSpec and that the job's confinement enforces;
+// its defaults are policy::Limits' (one set of defaults). The spawner cuts each down to the
+// job's policy.
 struct JobLimits {
-  uint32_t cpu_seconds = 10;            // RLIMIT_CPU (SIGXCPU, then SIGKILL)
-  uint32_t wall_seconds = 60;           // enforced by the front; informational here
-  uint64_t memory_bytes = 512ull << 20; // RLIMIT_AS (and the memory cgroup when there is one)
-  uint64_t file_size_bytes = 64ull << 20;  // RLIMIT_FSIZE
-  uint32_t open_files = 256;            // RLIMIT_NOFILE
-  uint32_t processes = 64;              // RLIMIT_NPROC for the job's uid (pids cgroup later)
+  uint32_t cpu_seconds = policy::Limits{}.cpu_seconds;          // RLIMIT_CPU (SIGXCPU, SIGKILL)
+  uint32_t wall_seconds = policy::Limits{}.wall_seconds;        // the front stops the job; the
+                                                                // spawner kills it 10 s later
+  uint64_t memory_bytes = policy::Limits{}.memory_bytes;        // RLIMIT_AS, memory cgroup
+  uint64_t file_size_bytes = policy::Limits{}.file_size_bytes;  // RLIMIT_FSIZE
+  uint32_t open_files = policy::Limits{}.open_files;            // RLIMIT_NOFILE
+  uint32_t processes = policy::Limits{}.processes;              // pids cgroup, RLIMIT_NPROC
 };
+// A policy's limits as a job's.
+inline JobLimits jobLimitsOf(const policy::Limits& limits) {
+  return {limits.cpu_seconds,     limits.wall_seconds, limits.memory_bytes,
+          limits.file_size_bytes, limits.open_files,   limits.processes};
+}
+// Each of requested cut down to the policy's.
+inline JobLimits jobLimitsWithin(const JobLimits& requested, const policy::Limits& ceiling) {
+  JobLimits ceiling_as_job = jobLimitsOf(ceiling);
+  return {std::min(requested.cpu_seconds, ceiling_as_job.cpu_seconds),
+          std::min(requested.wall_seconds, ceiling_as_job.wall_seconds),
+          std::min(requested.memory_bytes, ceiling_as_job.memory_bytes),
+          std::min(requested.file_size_bytes, ceiling_as_job.file_size_bytes),
+          std::min(requested.open_files, ceiling_as_job.open_files),
+          std::min(requested.processes, ceiling_as_job.processes)};
+}
 
 struct JobFile {
   std::string name;  // validated relative path
@@ -41,7 +62,7 @@ struct JobFile {
 struct JobSpec {
   uint64_t job_id = 0;
   std::string interpreter = "/usr/bin/python3";  // absolute path, from the policy
-  std::string policy;                            // policy name (the sandbox issue uses it)
+  std::string policy;                            // a name in SpawnerConfig::policy_files
   std::string script_name;                       // base name, written into the working directory
   std::string script;
   std::vector<std::string> args;
@@ -146,12 +167,24 @@ Result<JobSpec> decodeJobSpec(std::span<const uint8_t> bytes);
 // Sends one request (blocking). SpawnJob's spec travels in a memfd sealed against writes.
 Result<void> sendToSpawner(int socket, const ToSpawner& message);
 
+// A request ready to send: its datagram and, for a SpawnJob, the sealed memfd holding the spec.
+struct EncodedRequest {
+  std::vector<uint8_t> bytes;
+  UniqueFd memfd;
+};
+// Encodes a request (and seals a SpawnJob's spec). Errors: kLimit for a datagram the spawner would
+// refuse; the memfd's errors.
+Result<EncodedRequest> encodeForSpawner(const ToSpawner& message);
+// Sends it without waiting: false when the socket is full and nothing was sent (try again once it
+// is writable); errors when the spawner is gone.
+Result<bool> trySendToSpawner(int socket, const EncodedRequest& request);
+
 struct Received {
   FromSpawner message;
   std::vector<UniqueFd> fds;  // three for JobStarted (stdin, stdout, stderr), none otherwise
 };
 // Receives one message without blocking: nullopt when none is ready (EAGAIN). An error when the
-// spawner closed its end ("spawner exited") or sent something malformed.
+// spawner closed its end (kClosed, "spawner exited") or sent something malformed.
 Result<std::optional<Received>> receiveFromSpawner(int socket);
 
 // ---- the spawner process ----

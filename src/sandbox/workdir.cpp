@@ -2,7 +2,6 @@
 // link the job planted can neither redirect our writes nor turn our removal onto a host file.
 #include "sandbox/workdir.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -13,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/dir.h"
 #include "common/log.h"
 
 namespace pyrun::sandbox {
@@ -73,24 +73,17 @@ struct Remover {
 
   // Removes everything inside dir_fd (which stays open); depth counts levels below the top.
   void emptyDir(int dir_fd, int depth, const std::string& where) {
-    int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
-    if (dup_fd < 0) return fail("dup " + where, errno);
-    DIR* dir = ::fdopendir(dup_fd);
-    if (dir == nullptr) {
-      ::close(dup_fd);
-      return fail("read directory " + where, errno);
+    auto listed = listDirectory(dir_fd, where);
+    if (!listed) {
+      if (first_error.empty()) first_error = listed.error().detail();
+      return;
     }
-    // The duplicate shares its file offset with dir_fd, which an earlier pass left at the end.
-    ::rewinddir(dir);
     std::vector<std::pair<std::string, bool>> entries;
-    while (dirent* e = ::readdir(dir)) {
-      std::string n = e->d_name;
-      if (n == "." || n == "..") continue;
+    for (auto& e : *listed) {
       struct stat st {};
-      if (::fstatat(dir_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      entries.emplace_back(std::move(n), S_ISDIR(st.st_mode));
+      if (::fstatat(dir_fd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      entries.emplace_back(std::move(e.name), S_ISDIR(st.st_mode));
     }
-    ::closedir(dir);
     for (const auto& [n, is_dir] : entries) {
       std::string path = where + "/" + n;
       if (!is_dir) {

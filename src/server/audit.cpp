@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <ctime>
 
+#include "common/hex.h"
 #include "common/log.h"
 
 namespace pyrun::server {
@@ -121,13 +122,7 @@ std::string sha256Hex(std::string_view bytes) {
   if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
     return "";
   }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xF];
-  }
-  return out;
+  return hexLower(digest, length);
 }
 
 namespace {

@@ -139,7 +139,7 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
                    what + ": \"" + value + "\" is not one of debug, info, warning, error");
     }
   } else {
-    return Error(Errc::kInvalidArgument, what + ": unknown key");
+    return Error(Errc::kNotFound, what + ": unknown key");
   }
   return {};
 }
@@ -190,17 +190,6 @@ Result<void> applyPolicies(ServerConfig& config, const YAML::Node& value, const 
 
 }  // namespace
 
-ServerLimits limitsOf(const policy::Limits& l) {
-  ServerLimits out;
-  out.cpu_seconds = l.cpu_seconds;
-  out.wall_seconds = l.wall_seconds;
-  out.memory_bytes = l.memory_bytes;
-  out.output_bytes = l.output_bytes;
-  out.file_size_bytes = l.file_size_bytes;
-  out.open_files = l.open_files;
-  out.processes = l.processes;
-  return out;
-}
 
 namespace {
 
@@ -308,7 +297,7 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
       // A misspelt key is reported as unknown whatever its value looks like.
       ServerConfig scratch;
       if (auto probe = setKey(scratch, key, "0", what); !probe) {
-        if (probe.error().detail().find("unknown key") != std::string::npos) return probe.error();
+        if (probe.error().is(Errc::kNotFound)) return probe.error();
       }
       return Error(Errc::kInvalidArgument, what + ": expected a single value");
     }

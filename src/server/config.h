@@ -14,21 +14,6 @@
 
 namespace pyrun::server {
 
-// The ceilings of one job: taken from the policy its client's identity maps to (limitsOf), a RUN
-// may ask for less, never more.
-struct ServerLimits {
-  uint32_t cpu_seconds = 10;
-  uint32_t wall_seconds = 60;
-  uint64_t memory_bytes = 512ull << 20;
-  uint64_t output_bytes = 64ull << 20;  // stdout + stderr together
-  uint64_t file_size_bytes = 64ull << 20;
-  uint32_t open_files = 256;
-  uint32_t processes = 64;
-};
-
-// The ceilings a policy's limits give a job.
-ServerLimits limitsOf(const policy::Limits& limits);
-
 struct ServerConfig {
   std::string listen = "0.0.0.0";  // IPv4 or IPv6 literal
   uint16_t port = 9091;             // 0 = a free port chosen by the kernel
@@ -105,12 +90,14 @@ struct CommandLine {
 Result<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 
 // Applies a YAML document to config. `name` prefixes errors, which carry file:line:col: unknown
-// keys, wrong types, out-of-range numbers, a document that is not a mapping, a malformed
-// `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not define.
+// keys (kNotFound), wrong types, out-of-range numbers, a document that is not a mapping, a
+// malformed `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not
+// define (kInvalidArgument).
 // Relative policy paths are resolved against name's directory.
 Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, const std::string& name);
 
-// Applies one flag value (key in file names). Errors name the flag: "--port: 70000 is not a port".
+// Applies one flag value (key in file names). Errors name the flag: "--port: 70000 is not a port"
+// (kInvalidArgument; kNotFound for a key that does not exist).
 Result<void> applyOverride(ServerConfig& config, const std::string& key, const std::string& value);
 
 // Full resolution: defaults, then the file (command.config_file, else kDefaultConfigFile when it

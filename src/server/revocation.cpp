@@ -7,9 +7,8 @@
 #include <openssl/x509_vfy.h>
 #include <sys/stat.h>
 
-#include <algorithm>
-#include <cctype>
 
+#include "common/hex.h"
 #include "tls/openssl_util.h"
 
 namespace pyrun::server {
@@ -21,11 +20,9 @@ std::string serialHex(const ASN1_INTEGER* serial) {
   char* hex = BN_bn2hex(bn);
   BN_free(bn);
   if (hex == nullptr) return "";
-  std::string out(hex);
+  // As PeerIdentity::serial spells it (BN_bn2hex prints whole bytes: "0a12" must match "a12").
+  std::string out = serialText(hex);
   OPENSSL_free(hex);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  // BN_bn2hex has no leading zeros except for the value 0 itself ("0").
   return out;
 }
 

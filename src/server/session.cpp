@@ -252,7 +252,7 @@ asio::awaitable<void> Session::run() {
   policy_name_ = policies_->policyNameFor(client_);
   if (auto it = policies_->policies.find(policy_name_); it != policies_->policies.end()) {
     policy_ = &it->second;
-    ceiling_ = limitsOf(policy_->limits);
+    ceiling_ = policy_->limits;
   }
   PYRUN_LOG(kDebug) << "connection from " << peer_ << " as \"" << client_ << "\", policy \""
                     << policy_name_ << "\"";

@@ -141,7 +141,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<const PolicySet> policies_;
   std::string policy_name_;
   const policy::Policy* policy_ = nullptr;
-  ServerLimits ceiling_;
+  policy::Limits ceiling_;
   std::string exit_detail_;      // replaces the verdict's sentence (e.g. "certificate revoked")
   uint64_t bytes_in_ = 0;        // TLS payload bytes read from and written to the client
   uint64_t bytes_out_ = 0;

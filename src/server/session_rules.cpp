@@ -24,7 +24,7 @@ Result<void> checkLimit(T requested, T configured, const char* name, T& out) {
 
 }  // namespace
 
-Result<proto::Limits> limitsInForce(const proto::Limits& requested, const ServerLimits& limits) {
+Result<proto::Limits> limitsInForce(const proto::Limits& requested, const policy::Limits& limits) {
   proto::Limits out;
   if (auto r = checkLimit(requested.cpu_seconds, limits.cpu_seconds, "cpu_seconds", out.cpu_seconds); !r)
     return r.error();
@@ -46,7 +46,8 @@ bool clientMaySend(int signal) noexcept {
   }
 }
 
-ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const ServerLimits& limits) {
+ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame,
+                           const policy::Limits& limits) {
   if (!proto::serverAccepts(state, frame.type)) {
     return proto::ErrorMessage{
         proto::ErrorCode::kUnexpectedFrame,
@@ -87,7 +88,7 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const S
   }
 }
 
-sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits,
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const policy::Limits& limits,
                              const std::string& policy_name, const std::string& interpreter) {
   sandbox::JobSpec spec;
   spec.job_id = job_id;
@@ -97,12 +98,11 @@ sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const Serv
   spec.script = run.request.script;
   spec.args = run.request.args;
   for (const auto& f : run.request.files) spec.files.push_back({f.name, f.mode, f.data});
+  // The policy's limits, with the ones a RUN may lower as they are in force.
+  spec.limits = sandbox::jobLimitsOf(limits);
   spec.limits.cpu_seconds = run.limits.cpu_seconds;
   spec.limits.wall_seconds = run.limits.wall_seconds;
   spec.limits.memory_bytes = run.limits.memory_bytes;
-  spec.limits.file_size_bytes = limits.file_size_bytes;
-  spec.limits.open_files = limits.open_files;
-  spec.limits.processes = limits.processes;
   return spec;
 }
 
@@ -114,52 +114,30 @@ size_t OutputBudget::take(size_t n) noexcept {
   return allowed;
 }
 
-namespace {
-
-// Written as a template so that causes the sandbox adds (kSyscall, kProcessLimit, ...) are mapped
-// as soon as its header declares them, while this file still builds against an older header.
-template <class Cause>
-proto::Verdict verdictOf(Cause cause, proto::Verdict front_verdict) noexcept {
-  if (cause == Cause::kExited || cause == Cause::kKilled) {
-    // A job may exit by itself between the front's decision and the kill arriving; the front's
-    // verdict still explains the ending the client sees (cut output, a cancel, a timeout).
-    return front_verdict;
+proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept {
+  using sandbox::EndCause;
+  switch (cause) {
+    case EndCause::kExited:
+    case EndCause::kKilled:
+      // A job may exit by itself between the front's decision and the kill arriving; the front's
+      // verdict still explains the ending the client sees (cut output, a cancel, a timeout).
+      return front_verdict;
+    case EndCause::kCpuLimit:
+      return proto::Verdict::kCpuLimit;
+    case EndCause::kMemoryLimit:
+      return proto::Verdict::kMemoryLimit;
+    case EndCause::kFileSizeLimit:
+      return proto::Verdict::kFileSizeLimit;
+    case EndCause::kSyscall:
+      return proto::Verdict::kSyscall;
+    case EndCause::kProcessLimit:
+      return proto::Verdict::kProcessLimit;
   }
-  if (cause == Cause::kCpuLimit) return proto::Verdict::kCpuLimit;
-  if (cause == Cause::kMemoryLimit) return proto::Verdict::kMemoryLimit;
-  if (cause == Cause::kFileSizeLimit) return proto::Verdict::kFileSizeLimit;
-  if constexpr (requires { Cause::kSyscall; }) {
-    if (cause == Cause::kSyscall) return proto::Verdict::kSyscall;
-  }
-  if constexpr (requires { Cause::kProcessLimit; }) {
-    if (cause == Cause::kProcessLimit) return proto::Verdict::kProcessLimit;
-  }
-  if constexpr (requires { Cause::kWallLimit; }) {
-    if (cause == Cause::kWallLimit) return proto::Verdict::kWallLimit;
-  }
-  if constexpr (requires { Cause::kOutputLimit; }) {
-    if (cause == Cause::kOutputLimit) return proto::Verdict::kOutputLimit;
-  }
-  // Unknown to this front: never report it as a success.
+  // A value outside the enum (the codec checks, but never report it as a success).
   return front_verdict != proto::Verdict::kOk ? front_verdict : proto::Verdict::kInternalError;
 }
 
-template <class End>
-std::string detailOf(const End& end) {
-  if constexpr (requires { end.detail; }) {
-    return std::string(end.detail);
-  } else {
-    return "";
-  }
-}
-
-}  // namespace
-
-proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept {
-  return verdictOf(cause, front_verdict);
-}
-
-std::string endDetail(const sandbox::JobEnded& end) { return detailOf(end); }
+std::string endDetail(const sandbox::JobEnded& end) { return end.detail; }
 
 Ending endingOf(const JobEndRecord& record, const sandbox::JobEnded& end) {
   Ending e;

@@ -36,11 +36,12 @@ using ClientEvent =
 // Interprets one complete client frame in `state`: frames the state does not accept give
 // kUnexpectedFrame, undecodable payloads kBadFrame, invalid requests kBadRequest, requested limits
 // above the server's kLimitTooHigh, signals outside the allowed set kBadRequest.
-ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const ServerLimits& limits);
+ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame,
+                           const policy::Limits& limits);
 
 // The limits in force for a request: 0 means the server's value; a value above the server's is
 // refused (kLimit, "requested wall_seconds 120 is above the server's limit of 60"), never lowered.
-Result<proto::Limits> limitsInForce(const proto::Limits& requested, const ServerLimits& limits);
+Result<proto::Limits> limitsInForce(const proto::Limits& requested, const policy::Limits& limits);
 
 // True for the signals a client may ask for (SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1,
 // SIGUSR2).
@@ -48,7 +49,7 @@ bool clientMaySend(int signal) noexcept;
 
 // What the spawner gets for an accepted RUN under the policy `policy_name` (the name in the
 // config's policies:, which the spawner knows too) with that policy's interpreter and ceilings.
-sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const ServerLimits& limits,
+sandbox::JobSpec makeJobSpec(uint64_t job_id, const RunAccepted& run, const policy::Limits& limits,
                              const std::string& policy_name, const std::string& interpreter);
 
 // Counts stdout+stderr bytes against the cap.

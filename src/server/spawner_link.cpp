@@ -25,22 +25,10 @@ void SpawnerLink::waitForMessages() {
   // JobStarted arrive as SCM_RIGHTS, which Asio's stream reads would drop.
   socket_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
     if (ec == asio::error::operation_aborted || !socket_.is_open()) return;
-    if (ec) {
-      if (!failed_reported_ && failed_) {
-        failed_reported_ = true;
-        failed_(Error(Errc::kIo, "spawner socket: " + ec.message()));
-      }
-      return;
-    }
+    if (ec) return reportFailure(Error(Errc::kIo, "spawner socket: " + ec.message()));
     for (;;) {
       auto received = sandbox::receiveFromSpawner(socket_.native_handle());
-      if (!received) {
-        if (!failed_reported_ && failed_) {
-          failed_reported_ = true;
-          failed_(received.error());
-        }
-        return;
-      }
+      if (!received) return reportFailure(received.error());
       if (!received->has_value()) break;
       dispatch(**received);
       if (!socket_.is_open()) return;
@@ -81,7 +69,51 @@ void SpawnerLink::dispatch(sandbox::Received& received) {
 
 Result<void> SpawnerLink::send(const sandbox::ToSpawner& message) {
   if (!socket_.is_open()) return Error(Errc::kIo, "the spawner is gone");
-  return sandbox::sendToSpawner(socket_.native_handle(), message);
+  auto request = sandbox::encodeForSpawner(message);
+  if (!request) return request.error();
+  if (outbox_.empty()) {
+    auto sent = sandbox::trySendToSpawner(socket_.native_handle(), *request);
+    if (!sent) return sent.error();
+    if (*sent) return {};
+  }
+  // The spawner is busy (it writes a job's files or removes a working directory in its one
+  // thread): the request waits here, behind those already waiting, rather than block every
+  // session of the front. A spawner that stops reading altogether must not make the queue grow
+  // without bound.
+  if (outbox_.size() >= kMaxQueuedRequests) {
+    Error stuck(Errc::kBusy, "the spawner has not taken " + std::to_string(outbox_.size()) +
+                                 " requests: it is stuck");
+    reportFailure(stuck);
+    return stuck;
+  }
+  outbox_.push_back(std::move(*request));
+  waitToSend();
+  return {};
+}
+
+void SpawnerLink::waitToSend() {
+  if (waiting_to_send_) return;
+  waiting_to_send_ = true;
+  socket_.async_wait(asio::posix::stream_descriptor::wait_write,
+                     [this](boost::system::error_code ec) { sendQueued(ec); });
+}
+
+void SpawnerLink::sendQueued(boost::system::error_code ec) {
+  waiting_to_send_ = false;
+  if (ec == asio::error::operation_aborted || !socket_.is_open()) return;
+  if (ec) return reportFailure(Error(Errc::kIo, "spawner socket: " + ec.message()));
+  while (!outbox_.empty()) {
+    auto sent = sandbox::trySendToSpawner(socket_.native_handle(), outbox_.front());
+    if (!sent) return reportFailure(sent.error());
+    if (!*sent) return waitToSend();
+    outbox_.pop_front();
+  }
+}
+
+void SpawnerLink::reportFailure(const Error& error) {
+  if (failed_reported_ || !failed_) return;
+  failed_reported_ = true;
+  failed_(error);
 }
 
 void SpawnerLink::subscribe(uint64_t job_id, Handler handler) {

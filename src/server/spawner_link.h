@@ -7,7 +7,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <unordered_map>
 
@@ -30,8 +32,12 @@ class SpawnerLink {
   // failed(error) runs once if the spawner exits or sends something malformed.
   void start(std::function<void(uint64_t)> job_gone, std::function<void(const Error&)> failed);
 
-  // Sends one request; errors when the spawner is gone.
+  // Sends one request without ever blocking the front's thread: when the spawner is not reading
+  // (its socket is full), the request waits in a bounded queue, in order, until the socket is
+  // writable. Errors when the spawner is gone, and when kMaxQueuedRequests already wait: then the
+  // spawner is stuck, and failed() is told (fail closed: pyrund stops).
   Result<void> send(const sandbox::ToSpawner& message);
+  static constexpr size_t kMaxQueuedRequests = 1024;
 
   // The handler receives the job's JobStarted (with its three descriptors), JobFailed and JobEnded;
   // it is dropped after JobEnded or JobFailed. Reports for a job nobody waits for are discarded
@@ -49,10 +55,15 @@ class SpawnerLink {
 
  private:
   void waitForMessages();
+  void waitToSend();
+  void sendQueued(boost::system::error_code ec);
   void dispatch(sandbox::Received& received);
+  void reportFailure(const Error& error);
 
   boost::asio::posix::stream_descriptor socket_;
   std::unordered_map<uint64_t, Handler> handlers_;
+  std::deque<sandbox::EncodedRequest> outbox_;  // requests the full socket has not taken yet
+  bool waiting_to_send_ = false;
   std::function<void(uint64_t)> job_gone_;
   std::function<void(const Error&)> failed_;
   std::function<void(const sandbox::PoliciesReloaded&)> policies_reloaded_;

@@ -17,27 +17,42 @@ bool isAlertReason(int reason) {
   return reason > SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256;
 }
 
-// The words a peer's alert stands for, chosen to match what the peer itself reports from its
-// verify result, so both ends of a refused connection read the same ("certificate revoked").
-std::string alertWords(int alert, unsigned long packed) {
-  switch (alert) {
-    case SSL_AD_CERTIFICATE_REVOKED:
-      return "certificate revoked";
-    case SSL_AD_CERTIFICATE_EXPIRED:
-      return "certificate has expired";
-    case SSL_AD_UNSUPPORTED_CERTIFICATE:
-      return "unsupported certificate purpose";
-    case SSL_AD_UNKNOWN_CA:
-      return "unable to get local issuer certificate (unknown CA)";
-    case SSL_AD_CERTIFICATE_REQUIRED:
-      return "peer did not return a certificate";
-    case SSL_AD_PROTOCOL_VERSION:
-      return "unsupported protocol (TLS 1.3 is required)";
-    case SSL_AD_NO_APPLICATION_PROTOCOL:
-      return "no application protocol (pyrun/1 is required)";
-    default:
-      break;
+// The alerts pyrun names itself.
+struct AlertText {
+  int alert;
+  // In handshakeError's sentence: chosen to match what the peer itself reports from its verify
+  // result, so both ends of a refused connection read the same ("certificate revoked"). Null:
+  // OpenSSL's own words.
+  const char* words;
+  // certificateRejection()'s few words for the client's user; null: not about our certificate.
+  const char* rejection;
+};
+
+constexpr AlertText kAlerts[] = {
+    {SSL_AD_CERTIFICATE_REVOKED, "certificate revoked", "revoked"},
+    {SSL_AD_CERTIFICATE_EXPIRED, "certificate has expired", "expired (or not yet valid)"},
+    {SSL_AD_UNSUPPORTED_CERTIFICATE, "unsupported certificate purpose",
+     "unsupported certificate (is it a client certificate?)"},
+    {SSL_AD_UNKNOWN_CA, "unable to get local issuer certificate (unknown CA)",
+     "not issued by the server's CA"},
+    {SSL_AD_CERTIFICATE_REQUIRED, "peer did not return a certificate", "no certificate was sent"},
+    {SSL_AD_BAD_CERTIFICATE, nullptr, "bad certificate"},
+    {SSL_AD_CERTIFICATE_UNKNOWN, nullptr, "certificate unknown"},
+    {SSL_AD_ACCESS_DENIED, nullptr, "access denied"},
+    {SSL_AD_PROTOCOL_VERSION, "unsupported protocol (TLS 1.3 is required)", nullptr},
+    {SSL_AD_NO_APPLICATION_PROTOCOL, "no application protocol (pyrun/1 is required)", nullptr},
+};
+
+const AlertText* findAlert(int alert) {
+  for (const auto& a : kAlerts) {
+    if (a.alert == alert) return &a;
   }
+  return nullptr;
+}
+
+// The words a peer's alert stands for.
+std::string alertWords(int alert, unsigned long packed) {
+  if (const AlertText* a = findAlert(alert); a != nullptr && a->words != nullptr) return a->words;
   // Strip OpenSSL's "sslv3 alert " / "tlsv1 alert " / "tlsv13 alert " prefixes.
   const char* text = ERR_reason_error_string(packed);
   std::string words = text != nullptr ? text : "alert " + std::to_string(alert);
@@ -107,6 +122,15 @@ Error firstReadError(SSL* ssl, const boost::system::error_code& ec) {
 
 Error connectionError(SSL* ssl, const boost::system::error_code& ec) {
   return Error(Errc::kTls, "TLS connection failed: " + describe(ssl, ec));
+}
+
+std::optional<std::string> certificateRejection(const boost::system::error_code& ec) {
+  if (ec.category() != boost::asio::error::get_ssl_category()) return std::nullopt;
+  const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+  if (!isAlertReason(reason)) return std::nullopt;
+  const AlertText* a = findAlert(reason - SSL_AD_REASON_OFFSET);
+  if (a == nullptr || a->rejection == nullptr) return std::nullopt;
+  return std::string(a->rejection);
 }
 
 }  // namespace pyrun::tls

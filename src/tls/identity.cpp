@@ -6,6 +6,7 @@
 
 #include <cctype>
 
+#include "common/hex.h"
 #include "tls/openssl_util.h"
 #include "tls/tls.h"
 
@@ -15,17 +16,6 @@ namespace {
 constexpr std::string_view kPinPrefix = "sha256//";
 // Base64 of a 32-byte SHA-256: 44 characters, ending in one '='.
 constexpr size_t kPinBase64Len = 44;
-
-std::string hex(const unsigned char* data, size_t len) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (size_t i = 0; i < len; ++i) {
-    out += kDigits[data[i] >> 4];
-    out += kDigits[data[i] & 0xf];
-  }
-  return out;
-}
 
 std::string base64(const unsigned char* data, size_t len) {
   std::string out(4 * ((len + 2) / 3) + 1, '\0');
@@ -95,22 +85,16 @@ Result<PeerIdentity> identityOf(X509* certificate) {
   char* serial_hex = BN_bn2hex(serial);
   BN_free(serial);
   if (serial_hex == nullptr) return detail::opensslError(Errc::kInternal, "BN_bn2hex");
-  id.serial = serial_hex;
+  // As pyrun-ca lists it: the audit log's serial must be found there.
+  id.serial = serialText(serial_hex);
   OPENSSL_free(serial_hex);
-  for (char& c : id.serial) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  // BN_bn2hex prints whole bytes ("0a12"); pyrun-ca lists serials without leading zeros ("a12"),
-  // and the audit log's serial must be found there (found by tests/fuzz/bundle_fuzz).
-  // (A negative serial, which RFC 5280 forbids but OpenSSL parses, keeps its '-'.)
-  const size_t digits = id.serial.rfind('-', 0) == 0 ? 1 : 0;
-  const size_t nz = id.serial.find_first_not_of('0', digits);
-  id.serial.erase(digits, (nz == std::string::npos ? id.serial.size() - 1 : nz) - digits);
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
   if (X509_digest(certificate, EVP_sha256(), digest, &digest_len) != 1) {
     return detail::opensslError(Errc::kCrypto, "certificate fingerprint");
   }
-  id.fingerprint_sha256 = hex(digest, digest_len);
+  id.fingerprint_sha256 = hexLower(digest, digest_len);
 
   unsigned char* spki = nullptr;
   int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(certificate), &spki);

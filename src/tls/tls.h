@@ -7,6 +7,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -99,5 +100,11 @@ Error firstReadError(SSL* ssl, const boost::system::error_code& ec);
 
 // A failed read or write on an established connection: "TLS connection failed: <reason>".
 Error connectionError(SSL* ssl, const boost::system::error_code& ec);
+
+// When a TLS read or handshake failed because the server sent an alert about our certificate
+// (TLS 1.3 clients learn of that on their first read), the reason in a few words: "revoked",
+// "expired (or not yet valid)", "not issued by the server's CA", ...; nullopt for any other
+// failure.
+std::optional<std::string> certificateRejection(const boost::system::error_code& ec);
 
 }  // namespace pyrun::tls

@@ -1,35 +1,12 @@
-// Parts of a run that need no server: the RUN request and certificate rejection reasons.
+// Parts of a run that need no server: the RUN request.
 #include "client/session.h"
 
 #include <gtest/gtest.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
-#include <boost/asio/ssl/error.hpp>
 
 #include "support/temp_dir.h"
 
 namespace pyrun::client {
 namespace {
-
-boost::system::error_code sslReason(int reason) {
-  return {static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, reason)),
-          boost::asio::error::get_ssl_category()};
-}
-
-TEST(CertificateRejection, NamesTheAlert) {
-  EXPECT_EQ(certificateRejection(sslReason(SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED)), "revoked");
-  EXPECT_EQ(certificateRejection(sslReason(SSL_R_TLSV1_ALERT_UNKNOWN_CA)),
-            "not issued by the server's CA");
-  EXPECT_NE(certificateRejection(sslReason(SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED))->find("expired"),
-            std::string::npos);
-}
-
-TEST(CertificateRejection, OtherFailuresAreNotRejections) {
-  EXPECT_FALSE(certificateRejection(sslReason(SSL_R_WRONG_VERSION_NUMBER)));
-  EXPECT_FALSE(certificateRejection(
-      boost::system::error_code(ECONNRESET, boost::system::system_category())));
-}
 
 TEST(BuildRunRequest, UsesBaseNameAndArguments) {
   test::TempDir dir("client");

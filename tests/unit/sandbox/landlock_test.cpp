@@ -324,7 +324,42 @@ TEST(Landlock, RulesAddedInTheChildGrantExactlyTheirAccess) {
             ENOENT);
 }
 
-TEST(Landlock, ApplyWithoutARulesetDoesNothing) { EXPECT_EQ(applyLandlock(-1), 0); }
+TEST(Landlock, ListOnlyRuleListsTheDirectoryButOpensNothingInIt) {
+  REQUIRE_LANDLOCK(1);
+  TempDir work("landlock");
+  TempDir listed("landlock-listed");
+  test::writeFile(listed / "file", "x");
+  auto ruleset = jobRuleset(work.path());
+  ASSERT_EQ(addLandlockRuleInChild(ruleset.fd(), ruleset.abi(), listed.path().c_str(),
+                                   LandlockAccess::kListOnly),
+            0);
+  std::string dir = listed.path();
+  std::string file = listed / "file";
+  auto r = runConfined(ruleset, [&] {
+    int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return 1;
+    ::close(d);
+    if (::open(file.c_str(), O_RDONLY | O_CLOEXEC) >= 0 || errno != EACCES) return 2;
+    return 0;
+  });
+  EXPECT_EQ(r.failed_check, 0) << "errno " << r.error << ": " << std::strerror(r.error);
+}
+
+TEST(Landlock, ApplyWithoutARulesetDoesNothing) {
+  // No descriptor (a kernel without Landlock): applying succeeds and restricts nothing, so a path
+  // no rule names can still be written.
+  TempDir elsewhere("landlock-none");
+  std::string file = elsewhere / "written";
+  auto r = runConfined(LandlockRuleset(), [&] {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return 1;
+    ::close(fd);
+    return 0;
+  });
+  EXPECT_EQ(r.failed_check, 0) << "errno " << r.error << ": " << std::strerror(r.error);
+  struct stat st {};
+  EXPECT_EQ(::stat(file.c_str(), &st), 0);
+}
 
 }  // namespace
 }  // namespace pyrun::sandbox

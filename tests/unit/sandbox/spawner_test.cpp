@@ -935,7 +935,7 @@ TEST(SpawnerProcessTest, RefusesAJobsDirectoryThatIsASymlink) {
 }
 
 }  // namespace
-// ---- the confinement (issue 4) ----
+// ---- the confinement ----
 
 class ConfinementTest : public SpawnerTest {
  protected:

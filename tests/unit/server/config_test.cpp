@@ -227,6 +227,7 @@ TEST(Config, UnknownKeyIsAnErrorWithFileLineColumn) {
   auto r = applyConfigYaml(c, "port: 1\n  \nmax_job: 3\n", "pyrund.yaml");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().detail(), "pyrund.yaml:3:1: max_job: unknown key");
+  EXPECT_TRUE(r.error().is(Errc::kNotFound));
 }
 
 TEST(Config, UnknownKeyWithMappingValueIsStillUnknown) {
@@ -234,6 +235,7 @@ TEST(Config, UnknownKeyWithMappingValueIsStillUnknown) {
   auto r = applyConfigYaml(c, "limit:\n  cpu_seconds: 3\n", "p.yaml");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().detail(), "p.yaml:1:1: limit: unknown key");
+  EXPECT_TRUE(r.error().is(Errc::kNotFound));
 }
 
 TEST(Config, WrongTypesAreErrors) {

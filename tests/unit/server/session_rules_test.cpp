@@ -31,8 +31,8 @@ ErrorCode errorCodeOf(const ClientEvent& e) {
   return error ? error->code : ErrorCode::kInternal;
 }
 
-TEST(SessionRules, RunInAwaitRunIsAcceptedWithServerLimitsFilledIn) {
-  ServerLimits limits;
+TEST(SessionRules, RunInAwaitRunIsAcceptedWithThePolicyLimitsFilledIn) {
+  policy::Limits limits;
   auto e = interpretFrame(ServerState::kAwaitRun, frameOf(proto::encode(hello())), limits);
   auto* run = std::get_if<RunAccepted>(&e);
   ASSERT_NE(run, nullptr);
@@ -40,11 +40,11 @@ TEST(SessionRules, RunInAwaitRunIsAcceptedWithServerLimitsFilledIn) {
   EXPECT_EQ(run->limits.cpu_seconds, 10u);
   EXPECT_EQ(run->limits.wall_seconds, 60u);
   EXPECT_EQ(run->limits.memory_bytes, 512ull << 20);
-  EXPECT_EQ(run->limits.output_bytes, 64ull << 20);
+  EXPECT_EQ(run->limits.output_bytes, 16ull << 20);
 }
 
 TEST(SessionRules, RequestedLimitsBelowTheServersAreKept) {
-  ServerLimits limits;
+  policy::Limits limits;
   auto req = hello();
   req.limits.wall_seconds = 5;
   req.limits.output_bytes = 100;
@@ -57,7 +57,7 @@ TEST(SessionRules, RequestedLimitsBelowTheServersAreKept) {
 }
 
 TEST(SessionRules, RequestedLimitAboveTheServersIsRefusedNotLowered) {
-  ServerLimits limits;
+  policy::Limits limits;
   auto req = hello();
   req.limits.wall_seconds = 120;
   auto e = interpretFrame(ServerState::kAwaitRun, frameOf(proto::encode(req)), limits);
@@ -68,7 +68,7 @@ TEST(SessionRules, RequestedLimitAboveTheServersIsRefusedNotLowered) {
     proto::Limits l;
     if (field == 0) l.cpu_seconds = 11;
     if (field == 1) l.memory_bytes = (512ull << 20) + 1;
-    if (field == 2) l.output_bytes = (64ull << 20) + 1;
+    if (field == 2) l.output_bytes = (16ull << 20) + 1;
     if (field == 3) l.wall_seconds = 61;
     EXPECT_FALSE(limitsInForce(l, limits).has_value()) << field;
   }
@@ -77,7 +77,7 @@ TEST(SessionRules, RequestedLimitAboveTheServersIsRefusedNotLowered) {
 TEST(SessionRules, InvalidRunIsABadRequest) {
   auto req = hello();
   req.script_name = "../evil.py";
-  auto e = interpretFrame(ServerState::kAwaitRun, frameOf(proto::encode(req)), ServerLimits{});
+  auto e = interpretFrame(ServerState::kAwaitRun, frameOf(proto::encode(req)), policy::Limits{});
   EXPECT_EQ(errorCodeOf(e), ErrorCode::kBadRequest);
 }
 
@@ -85,12 +85,12 @@ TEST(SessionRules, UndecodableRunIsABadFrame) {
   auto whole = proto::encode(hello());
   proto::Frame f = frameOf(whole);
   f.payload.resize(f.payload.size() - 3);
-  auto e = interpretFrame(ServerState::kAwaitRun, f, ServerLimits{});
+  auto e = interpretFrame(ServerState::kAwaitRun, f, policy::Limits{});
   EXPECT_EQ(errorCodeOf(e), ErrorCode::kBadFrame);
 }
 
 TEST(SessionRules, FramesNotAllowedInTheStateAreUnexpected) {
-  ServerLimits limits;
+  policy::Limits limits;
   auto run = frameOf(proto::encode(hello()));
   auto stdin_frame = frameOf(proto::encodeData(FrameType::kStdin, std::vector<uint8_t>{'x'}));
   auto cancel = frameOf(proto::encodeEmpty(FrameType::kCancel));
@@ -112,7 +112,7 @@ TEST(SessionRules, FramesNotAllowedInTheStateAreUnexpected) {
 }
 
 TEST(SessionRules, RunningAcceptsStdinEndSignalAndCancel) {
-  ServerLimits limits;
+  policy::Limits limits;
   auto data = interpretFrame(ServerState::kRunning,
                              frameOf(proto::encodeData(FrameType::kStdin, std::vector<uint8_t>{'h', 'i'})),
                              limits);
@@ -129,7 +129,7 @@ TEST(SessionRules, RunningAcceptsStdinEndSignalAndCancel) {
 }
 
 TEST(SessionRules, QueuedAcceptsSignalAndCancel) {
-  ServerLimits limits;
+  policy::Limits limits;
   EXPECT_TRUE(std::holds_alternative<SignalRequest>(interpretFrame(
       ServerState::kQueued, frameOf(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)})), limits)));
   EXPECT_TRUE(std::holds_alternative<CancelRequest>(
@@ -138,7 +138,7 @@ TEST(SessionRules, QueuedAcceptsSignalAndCancel) {
 
 TEST(SessionRules, ForbiddenSignalIsRefused) {
   proto::Frame f{FrameType::kSignal, {static_cast<uint8_t>(SIGSEGV)}};
-  auto e = interpretFrame(ServerState::kRunning, f, ServerLimits{});
+  auto e = interpretFrame(ServerState::kRunning, f, policy::Limits{});
   ASSERT_TRUE(std::holds_alternative<proto::ErrorMessage>(e));
   EXPECT_FALSE(clientMaySend(SIGSEGV));
   EXPECT_FALSE(clientMaySend(SIGSTOP));
@@ -147,7 +147,7 @@ TEST(SessionRules, ForbiddenSignalIsRefused) {
 }
 
 TEST(SessionRules, JobSpecCarriesRequestAndAllLimits) {
-  ServerLimits limits;
+  policy::Limits limits;
   limits.file_size_bytes = 77;
   limits.open_files = 33;
   limits.processes = 5;

@@ -250,20 +250,21 @@ class SessionTest : public ::testing::Test {
   }
 
   void sendStarted(uint64_t job_id, JobPipes& pipes) {
-    spawner_->send(sandbox::JobStarted{job_id, 4242},
-                   {pipes.stdin_write.get(), pipes.stdout_read.get(), pipes.stderr_read.get()});
+    ASSERT_NO_FATAL_FAILURE(spawner_->send(
+        sandbox::JobStarted{job_id, 4242},
+        {pipes.stdin_write.get(), pipes.stdout_read.get(), pipes.stderr_read.get()}));
     pipes.stdin_write.reset();
     pipes.stdout_read.reset();
     pipes.stderr_read.reset();
   }
 
-  // connect(), RUN, the job started: STARTED read.
-  uint64_t startJob(JobPipes& pipes) {
-    connect();
-    uint64_t id = requestJob();
-    sendStarted(id, pipes);
+  // connect(), RUN, the job started: STARTED read. A void helper, so that a failed ASSERT inside
+  // ends the test at the caller's ASSERT_NO_FATAL_FAILURE.
+  void startJob(JobPipes& pipes, uint64_t& id) {
+    ASSERT_NO_FATAL_FAILURE(connect());
+    id = requestJob();
+    ASSERT_NO_FATAL_FAILURE(sendStarted(id, pipes));
     expectFrame(proto::FrameType::kStarted);
-    return id;
   }
 
   static sandbox::JobEnded killed(uint64_t job_id) {
@@ -331,16 +332,17 @@ class SessionTest : public ::testing::Test {
 };
 
 TEST_F(SessionTest, RevocationAfterTheJobEndedKeepsTheJobsOwnVerdict) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   JobPipes pipes;
-  uint64_t id = startJob(pipes);
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(startJob(pipes, id));
   ASSERT_EQ(::write(pipes.stdout_write.get(), "hi\n", 3), 3);
   EXPECT_EQ(expectFrame(proto::FrameType::kStdout), std::vector<uint8_t>({'h', 'i', '\n'}));
   // The program exited 0; its output pipes are still open (a grandchild holds them), so the
   // session waits for their end before EXIT. The revocation comes in between.
   sandbox::JobEnded end;
   end.job_id = id;
-  spawner_->send(end);
+  ASSERT_NO_FATAL_FAILURE(spawner_->send(end));
   afterSpawnerMessages([&] {
     if (auto s = session_.lock()) s->revoke();
   });
@@ -359,15 +361,16 @@ TEST_F(SessionTest, RevocationAfterTheJobEndedKeepsTheJobsOwnVerdict) {
 }
 
 TEST_F(SessionTest, RevocationWhileTheJobRunsKillsIt) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   JobPipes pipes;
-  uint64_t id = startJob(pipes);
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(startJob(pipes, id));
   onFront([&] {
     if (auto s = session_.lock()) s->revoke();
     return 0;
   });
   ASSERT_TRUE(spawner_->receiveKill(id));
-  spawner_->send(killed(id));
+  ASSERT_NO_FATAL_FAILURE(spawner_->send(killed(id)));
   pipes.stdout_write.reset();
   pipes.stderr_write.reset();
   proto::Exit exit = expectExit();
@@ -384,8 +387,8 @@ TEST_F(SessionTest, RevocationWhileTheJobRunsKillsIt) {
 class CancelWhileStartingTest : public SessionTest {
  protected:
   void run(const std::vector<uint8_t>& frame, int signal) {
-    startServer();
-    connect();
+    ASSERT_NO_FATAL_FAILURE(startServer());
+    ASSERT_NO_FATAL_FAILURE(connect());
     uint64_t id = requestJob();
     ASSERT_TRUE(client_->send(frame));
     proto::Exit exit = expectExit();
@@ -399,11 +402,11 @@ class CancelWhileStartingTest : public SessionTest {
     ASSERT_TRUE(spawner_->receiveKill(id));
     // The spawner had started it already: it is drained and killed, never shown.
     JobPipes pipes;
-    sendStarted(id, pipes);
+    ASSERT_NO_FATAL_FAILURE(sendStarted(id, pipes));
     ASSERT_EQ(::write(pipes.stdout_write.get(), "secret\n", 7), 7);
     pipes.stdout_write.reset();
     pipes.stderr_write.reset();
-    spawner_->send(killed(id));
+    ASSERT_NO_FATAL_FAILURE(spawner_->send(killed(id)));
     EXPECT_FALSE(client_->read()) << "a frame after EXIT";
     ASSERT_TRUE(test::eventually([&] { return jobEnds() == 1; }, kPatience)) << audit();
     EXPECT_EQ(jobEnds({"\"verdict\":\"cancelled\""}), 1u) << audit();
@@ -411,17 +414,18 @@ class CancelWhileStartingTest : public SessionTest {
 };
 
 TEST_F(CancelWhileStartingTest, CancelEndsTheSessionAtOnceWithSignal9) {
-  run(proto::encodeEmpty(proto::FrameType::kCancel), SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(run(proto::encodeEmpty(proto::FrameType::kCancel), SIGKILL));
 }
 
 TEST_F(CancelWhileStartingTest, SignalEndsTheSessionAtOnceWithThatSignal) {
-  run(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)}), SIGINT);
+  ASSERT_NO_FATAL_FAILURE(run(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)}), SIGINT));
 }
 
 TEST_F(SessionTest, JobThatOutlivesItsSessionStillGetsOneJobEnd) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   JobPipes pipes;
-  uint64_t id = startJob(pipes);
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(startJob(pipes, id));
   client_->close();
   ASSERT_TRUE(spawner_->receiveKill(id));
   // The job's pipes close before the spawner reports the end: the session has nothing left to
@@ -432,34 +436,36 @@ TEST_F(SessionTest, JobThatOutlivesItsSessionStillGetsOneJobEnd) {
   ASSERT_TRUE(
       test::eventually([&] { return onFront([&] { return session_.expired(); }); }, kPatience));
   EXPECT_EQ(jobEnds(), 0u) << audit();
-  spawner_->send(killed(id));
+  ASSERT_NO_FATAL_FAILURE(spawner_->send(killed(id)));
   ASSERT_TRUE(test::eventually([&] { return jobEnds() == 1; }, kPatience)) << audit();
   EXPECT_EQ(
       jobEnds({"\"verdict\":\"cancelled\"", "\"job_id\":" + std::to_string(id), "\"signal\":9"}),
       1u)
       << audit();
-  stopServer();
+  ASSERT_NO_FATAL_FAILURE(stopServer());
   EXPECT_EQ(jobEnds(), 1u) << audit();
 }
 
 TEST_F(SessionTest, SpawnerSendingTheWrongDescriptorsStillLeavesOneJobEnd) {
-  startServer();
-  connect();
+  ASSERT_NO_FATAL_FAILURE(startServer());
+  ASSERT_NO_FATAL_FAILURE(connect());
   uint64_t id = requestJob();
   JobPipes pipes;
   // Two descriptors instead of three: a spawner that breaks the protocol stops the front.
-  spawner_->send(sandbox::JobStarted{id, 4242}, {pipes.stdin_write.get(), pipes.stdout_read.get()});
+  ASSERT_NO_FATAL_FAILURE(spawner_->send(sandbox::JobStarted{id, 4242},
+                                         {pipes.stdin_write.get(), pipes.stdout_read.get()}));
   ASSERT_TRUE(test::eventually([&] { return spawner_failed_.load(); }, kPatience));
-  stopServer();
+  ASSERT_NO_FATAL_FAILURE(stopServer());
   EXPECT_EQ(jobEnds(), 1u) << audit();
   EXPECT_EQ(jobEnds({"\"verdict\":\"internal-error\"", "\"job_id\":" + std::to_string(id)}), 1u)
       << audit();
 }
 
 TEST_F(SessionTest, ClientThatVanishesWhileItsStdinWaitsGetsItsJobKilled) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   JobPipes pipes;
-  uint64_t id = startJob(pipes);
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(startJob(pipes, id));
   // The program never reads: its pipe (64 KiB) and the session's stdin buffer (256 KiB) fill,
   // and the session stops reading the connection with most of this still unread behind it.
   std::vector<uint8_t> chunk(proto::kMaxDataChunk, 'x');
@@ -475,9 +481,10 @@ TEST_F(SessionTest, ClientThatVanishesWhileItsStdinWaitsGetsItsJobKilled) {
 }
 
 TEST_F(SessionTest, ClientThatStopsReadingIsCutOffAfterTheIdleTimeout) {
-  startServer(/*idle_timeout_seconds=*/1);
+  ASSERT_NO_FATAL_FAILURE(startServer(/*idle_timeout_seconds=*/1));
   JobPipes pipes;
-  uint64_t id = startJob(pipes);
+  uint64_t id = 0;
+  ASSERT_NO_FATAL_FAILURE(startJob(pipes, id));
   // The program writes without end; the client reads nothing more.
   ASSERT_EQ(::fcntl(pipes.stdout_write.get(), F_SETFL, O_NONBLOCK), 0);
   std::vector<char> chunk(65536, 'y');
@@ -494,7 +501,7 @@ TEST_F(SessionTest, ClientThatStopsReadingIsCutOffAfterTheIdleTimeout) {
   pipes.stdout_write.reset();
   pipes.stderr_write.reset();
   pipes.stdin_read.reset();
-  spawner_->send(killed(id));
+  ASSERT_NO_FATAL_FAILURE(spawner_->send(killed(id)));
   EXPECT_TRUE(
       test::eventually([&] { return onFront([&] { return session_.expired(); }); }, kPatience))
       << "the session stays";

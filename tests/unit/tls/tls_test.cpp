@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <sys/stat.h>
+
+#include <boost/asio/ssl/error.hpp>
 
 #include "support/pki.h"
 #include "support/process.h"
@@ -24,6 +27,29 @@ std::vector<std::string> pemBlocks(const std::string& pem) {
     at = end;
   }
   return blocks;
+}
+
+boost::system::error_code sslReason(int reason) {
+  return {static_cast<int>(ERR_PACK(ERR_LIB_SSL, 0, reason)),
+          boost::asio::error::get_ssl_category()};
+}
+
+TEST(CertificateRejection, NamesTheAlert) {
+  EXPECT_EQ(tls::certificateRejection(sslReason(SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED)), "revoked");
+  EXPECT_EQ(tls::certificateRejection(sslReason(SSL_R_TLSV1_ALERT_UNKNOWN_CA)),
+            "not issued by the server's CA");
+  EXPECT_EQ(tls::certificateRejection(sslReason(SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED)),
+            "expired (or not yet valid)");
+  EXPECT_EQ(tls::certificateRejection(sslReason(SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)),
+            "no certificate was sent");
+}
+
+TEST(CertificateRejection, OtherFailuresAreNotRejections) {
+  EXPECT_FALSE(tls::certificateRejection(sslReason(SSL_R_WRONG_VERSION_NUMBER)));
+  // An alert, but not about the client's certificate.
+  EXPECT_FALSE(tls::certificateRejection(sslReason(SSL_R_TLSV1_ALERT_PROTOCOL_VERSION)));
+  EXPECT_FALSE(tls::certificateRejection(
+      boost::system::error_code(ECONNRESET, boost::system::system_category())));
 }
 
 class TlsTest : public ::testing::Test {

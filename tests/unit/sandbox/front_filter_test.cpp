@@ -1,7 +1,9 @@
 // The front's seccomp filter, loaded in a forked child (never in the test process itself): exec and
 // fork fail, threads still work.
-#include "server/confine.h"
+#include "sandbox/front_filter.h"
 
+#include <seccomp.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,9 +11,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
-namespace pyrun::server {
+namespace pyrun::sandbox {
 namespace {
 
 // Runs body in a child after confineFront(); returns the child's exit status (100 + step on a
@@ -67,12 +72,30 @@ TEST(FrontConfinement, WithoutTheFilterExecWorks) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-TEST(FrontConfinement, ListsWhatItDenies) {
-  auto denied = frontDeniedSyscalls();
-  for (const char* name : {"execve", "execveat", "fork", "vfork", "bpf", "io_uring_setup"}) {
-    EXPECT_NE(std::find(denied.begin(), denied.end(), name), denied.end()) << name;
+TEST(FrontConfinement, DeniesWhatItLists) {
+  // Every listed call answers EPERM in a confined child. Called with zero arguments, which the
+  // kernel would reject anyway; the calls that would act on the host even so, were the filter
+  // broken, are left to the tests above or not made.
+  const std::set<std::string> not_called = {
+      "execve",     "execveat",        "fork",          "vfork",       "reboot",
+      "kexec_load", "kexec_file_load", "init_module",   "finit_module", "delete_module",
+      "swapon",     "swapoff",         "clone (without CLONE_THREAD)"};
+  std::vector<int> numbers;
+  for (const auto& name : frontDeniedSyscalls()) {
+    if (not_called.count(name) != 0) continue;
+    int nr = seccomp_syscall_resolve_name(name.c_str());
+    if (nr != __NR_SCMP_ERROR) numbers.push_back(nr);
   }
+  ASSERT_GT(numbers.size(), 30u);
+  int status = inConfinedChild([&] {
+    for (size_t i = 0; i < numbers.size(); ++i) {
+      long rc = ::syscall(numbers[i], 0, 0, 0, 0, 0, 0);
+      if (rc != -1 || errno != EPERM) return static_cast<int>(100 + i);
+    }
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "a listed call was not denied (100 + its index)";
 }
 
 }  // namespace
-}  // namespace pyrun::server
+}  // namespace pyrun::sandbox

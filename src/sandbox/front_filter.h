@@ -1,6 +1,7 @@
 // The network front's own confinement, applied once start-up is over (the way sshd confines its
 // pre-auth child): whatever a bug in TLS or protocol parsing lets an attacker do, it cannot start
-// a program or a process, trace anything, or reach kernel interfaces the front never uses.
+// a program or a process, trace anything, or reach kernel interfaces the front never uses. In the
+// sandbox layer with the other seccomp code, so that libseccomp is used in this layer alone.
 #pragma once
 
 #include <string>
@@ -8,7 +9,7 @@
 
 #include "common/error.h"
 
-namespace pyrun::server {
+namespace pyrun::sandbox {
 
 // Sets PR_SET_NO_NEW_PRIVS and loads a seccomp filter (native architecture only; system calls of
 // any other ABI kill the process) that answers EPERM to: execve, execveat, fork, vfork, clone
@@ -25,4 +26,4 @@ Result<void> confineFront();
 // The system calls confineFront() denies outright (for docs and tests).
 std::vector<std::string> frontDeniedSyscalls();
 
-}  // namespace pyrun::server
+}  // namespace pyrun::sandbox

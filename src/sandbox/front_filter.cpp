@@ -1,5 +1,5 @@
-// The front's seccomp filter (see confine.h).
-#include "server/confine.h"
+// The front's seccomp filter (see front_filter.h).
+#include "sandbox/front_filter.h"
 
 #include <sched.h>
 #include <seccomp.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <memory>
 
-namespace pyrun::server {
+namespace pyrun::sandbox {
 namespace {
 
 constexpr const char* kDenied[] = {
@@ -80,4 +80,4 @@ Result<void> confineFront() {
   return {};
 }
 
-}  // namespace pyrun::server
+}  // namespace pyrun::sandbox
