@@ -7,6 +7,10 @@
 
 #include <cerrno>
 #include <ctime>
+#include <variant>
+
+// Boost.JSON, header-only: its definitions are compiled here, in this one file.
+#include <boost/json/src.hpp>
 
 #include "common/hex.h"
 #include "common/log.h"
@@ -38,41 +42,22 @@ size_t utf8Length(std::string_view s, size_t i) {
 
 }  // namespace
 
-std::string jsonEscape(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
+std::string validUtf8(std::string_view text) {
   std::string out;
-  out.reserve(text.size() + 8);
+  out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c == '\n') {
-      out += "\\n";
-      ++i;
-    } else if (c == '\r') {
-      out += "\\r";
-      ++i;
-    } else if (c == '\t') {
-      out += "\\t";
-      ++i;
-    } else if (c < 0x20 || c == 0x7f) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-      ++i;
-    } else if (c < 0x80) {
+    if (c < 0x80) {
       out += static_cast<char>(c);
       ++i;
     } else if (size_t n = utf8Length(text, i); n > 0) {
       out.append(text.substr(i, n));
       i += n;
     } else {
-      // Not UTF-8: keep the byte's value visible without making the line invalid JSON.
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
+      // Not UTF-8: the character U+00XX of the byte's value, in UTF-8, keeps the byte visible
+      // without making the line invalid JSON.
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
       ++i;
     }
   }
@@ -94,27 +79,37 @@ std::string isoTime(std::chrono::system_clock::time_point when) {
 }
 
 AuditLine::AuditLine(std::string_view event, std::chrono::system_clock::time_point when) {
-  body_ = "{\"time\":\"" + isoTime(when) + "\",\"event\":\"" + jsonEscape(event) + "\"";
+  str("time", isoTime(when));
+  str("event", event);
 }
 
 AuditLine::AuditLine(std::string_view event) : AuditLine(event, std::chrono::system_clock::now()) {}
 
 AuditLine& AuditLine::str(std::string_view key, std::string_view value) {
-  body_ += ",\"" + jsonEscape(key) + "\":\"" + jsonEscape(value) + "\"";
+  fields_.emplace_back(validUtf8(key), validUtf8(value));
   return *this;
 }
 
 AuditLine& AuditLine::num(std::string_view key, uint64_t value) {
-  body_ += ",\"" + jsonEscape(key) + "\":" + std::to_string(value);
+  fields_.emplace_back(validUtf8(key), value);
   return *this;
 }
 
 AuditLine& AuditLine::sint(std::string_view key, int64_t value) {
-  body_ += ",\"" + jsonEscape(key) + "\":" + std::to_string(value);
+  fields_.emplace_back(validUtf8(key), value);
   return *this;
 }
 
-std::string AuditLine::text() const { return body_ + "}\n"; }
+std::string AuditLine::text() const {
+  // Boost.JSON writes the object (keys in the order added) and escapes the strings: quotes,
+  // backslashes and control characters. It copies other bytes as they are, which validUtf8 made
+  // valid UTF-8 first.
+  boost::json::object object;
+  for (const auto& [key, value] : fields_) {
+    std::visit([&, k = std::string_view(key)](const auto& v) { object[k] = v; }, value);
+  }
+  return boost::json::serialize(object) + "\n";
+}
 
 std::string sha256Hex(std::string_view bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];

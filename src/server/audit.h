@@ -6,16 +6,19 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
 
 #include "common/error.h"
 #include "common/fd.h"
 
 namespace pyrun::server {
 
-// `text` as the inside of a JSON string: quotes, backslashes and every control character escaped;
-// bytes that are not valid UTF-8 become \u00XX escapes of their byte value, so a hostile
-// certificate name or script name can neither break the line nor the JSON.
-std::string jsonEscape(std::string_view text);
+// text with every byte that is not part of valid UTF-8 replaced by the character U+00XX of its
+// value (in UTF-8), so that a hostile certificate or script name can break neither the line nor
+// the JSON (the serializer escapes quotes, backslashes and control characters).
+std::string validUtf8(std::string_view text);
 
 // "2026-11-26T11:00:15.123Z"
 std::string isoTime(std::chrono::system_clock::time_point when);
@@ -32,7 +35,7 @@ class AuditLine {
   std::string text() const;
 
  private:
-  std::string body_;
+  std::vector<std::pair<std::string, std::variant<std::string, uint64_t, int64_t>>> fields_;
 };
 
 // Lower-case hex SHA-256 of bytes.

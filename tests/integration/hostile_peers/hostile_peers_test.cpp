@@ -3,7 +3,6 @@
 // The hostile side is hostile.py (and openssl s_client for TLS 1.2); the good side is the real
 // pyrun client. Every test starts its own pyrund on 127.0.0.1 port 0 with a PKI made by pyrun-ca.
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -25,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dir.h"
 #include "support/pki.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -315,12 +315,8 @@ TEST_F(HostilePeersTest, HandshakesOverThePerSourceCapAreRefusedUntilOneEnds) {
 
 // Descriptors of a process (what RLIMIT_NOFILE counts).
 size_t openDescriptors(pid_t pid) {
-  size_t n = 0;
-  if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-    while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-    ::closedir(d);
-  }
-  return n;
+  auto entries = listDirectory("/proc/" + std::to_string(pid) + "/fd");
+  return entries ? entries->size() : 0;
 }
 
 // Sets RLIMIT_NOFILE of the front. Without CAP_SYS_RESOURCE only a process of the same user may:

@@ -1,7 +1,6 @@
 // pyrund facing hostile or unlucky conditions: policies per identity and their reload, revocation
 // while running, pre-authentication deadlines and caps, per-identity quotas, SIGTERM and SIGKILL,
 // and the audit log. Each test runs a real pyrund on loopback.
-#include <dirent.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/dir.h"
 #include "pyrund_fixture.h"
 
 namespace pyrun::test {
@@ -27,12 +27,8 @@ std::string strictPolicies() {
 
 std::vector<std::string> entriesOf(const std::string& path) {
   std::vector<std::string> out;
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") out.push_back(name);
-    }
-    ::closedir(d);
+  if (auto entries = listDirectory(path)) {
+    for (auto& e : *entries) out.push_back(std::move(e.name));
   }
   return out;
 }

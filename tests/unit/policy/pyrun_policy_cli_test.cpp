@@ -1,5 +1,4 @@
 // Tests for the pyrun-policy program: check, explain, run and learn as an admin runs them.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/dir.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -101,16 +101,20 @@ TEST(PyrunPolicyUsage, HelpAndMistakes) {
 
 // ---- run: a script under a policy, through the spawner pyrund uses ----
 
+// Entries of dir whose names start with prefix (none when dir cannot be read).
+std::vector<std::string> namesStartingWith(const std::string& dir, const std::string& prefix) {
+  std::vector<std::string> found;
+  if (auto entries = listDirectory(dir)) {
+    for (auto& e : *entries) {
+      if (e.name.starts_with(prefix)) found.push_back(std::move(e.name));
+    }
+  }
+  return found;
+}
+
 // pyrun-policy's private jobs directories (/tmp/pyrun-policy-*) that exist now.
 std::vector<std::string> runDirectories() {
-  std::vector<std::string> found;
-  DIR* d = ::opendir("/tmp");
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name.rfind("pyrun-policy-", 0) == 0) found.push_back(name);
-  }
-  ::closedir(d);
-  return found;
+  return namesStartingWith("/tmp", "pyrun-policy-");
 }
 
 // Scripts and policies for run and learn, in a directory every uid may read (jobs run under uids
@@ -160,15 +164,7 @@ TEST_F(PyrunPolicyRun, RelaysArgumentsStdinOutputAndExitStatus) {
 
 // pyrun-policy's cgroup subtrees (pyrun-policy-<pid>) under the v1 pids hierarchy.
 std::vector<std::string> policyCgroupSubtrees(const std::string& hierarchy) {
-  std::vector<std::string> found;
-  if (DIR* d = ::opendir(hierarchy.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name.rfind("pyrun-policy-", 0) == 0) found.push_back(name);
-    }
-    ::closedir(d);
-  }
-  return found;
+  return namesStartingWith(hierarchy, "pyrun-policy-");
 }
 
 TEST_F(PyrunPolicyRun, LeavesTheServersCgroupSubtreeAloneAndRemovesItsOwn) {

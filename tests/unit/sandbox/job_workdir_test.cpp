@@ -2,7 +2,6 @@
 // mount namespace, holding copies of the files the spawner staged, owned by the job; as root and
 // unprivileged (user namespace). And the process limit of an unprivileged job without cgroups
 // (RLIMIT_NPROC counted in the job's own user namespace).
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -11,6 +10,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/dir.h"
 #include "run_job.h"
 #include "sandbox/spawner.h"
 #include "support/temp_dir.h"
@@ -111,18 +111,15 @@ JobSpec probeSpec() {
 // Bytes of every regular file below dir (a host directory), not following links.
 uint64_t bytesBelow(const std::string& dir) {
   uint64_t total = 0;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
+  auto entries = listDirectory(dir);
+  if (!entries) return 0;
+  for (const auto& e : *entries) {
     struct stat st {};
-    std::string path = dir + "/" + name;
+    std::string path = dir + "/" + e.name;
     if (::lstat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) total += bytesBelow(path);
     if (S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
   }
-  ::closedir(d);
   return total;
 }
 

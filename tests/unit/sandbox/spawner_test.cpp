@@ -2,7 +2,6 @@
 #include "sandbox/spawner.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,6 +20,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/dir.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/channel.h"
 #include "support/process.h"
@@ -65,14 +65,14 @@ std::string readUntil(int fd, const std::string& needle) {
 template <class Pred>
 std::vector<pid_t> processesWhere(Pred pred) {
   std::vector<pid_t> found;
-  DIR* d = ::opendir("/proc");
-  while (dirent* e = ::readdir(d)) {
+  auto entries = listDirectory("/proc");
+  if (!entries) return found;
+  for (const auto& e : *entries) {
     char* end;
-    long pid = std::strtol(e->d_name, &end, 10);
+    long pid = std::strtol(e.name.c_str(), &end, 10);
     if (*end != '\0' || pid <= 0) continue;
     if (pred(static_cast<pid_t>(pid))) found.push_back(static_cast<pid_t>(pid));
   }
-  ::closedir(d);
   return found;
 }
 
@@ -134,12 +134,11 @@ const auto* const kCgroupCleanup =
 // Entries of a jobs directory, other than the spawner's root mount point and dot files.
 std::vector<std::string> jobDirs(const std::string& jobs_dir) {
   std::vector<std::string> names;
-  DIR* d = ::opendir(jobs_dir.c_str());
-  if (d == nullptr) return names;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] != '.') names.push_back(jobs_dir + "/" + e->d_name);
+  auto entries = listDirectory(jobs_dir);
+  if (!entries) return names;
+  for (const auto& e : *entries) {
+    if (e.name[0] != '.') names.push_back(jobs_dir + "/" + e.name);
   }
-  ::closedir(d);
   return names;
 }
 
@@ -471,12 +470,8 @@ TEST_F(SpawnerTest, WorkingDirectoryIsPrivateAndRemovedAfterTheJob) {
   EXPECT_EQ(cwd, "/job") << r.out << r.err;
   EXPECT_EQ(mode, "0o700");
   EXPECT_EQ(owned, "True");
-  DIR* d = ::opendir(config_.jobs_dir.c_str());
-  ASSERT_NE(d, nullptr);
-  int entries = 0;
-  while (dirent* e = ::readdir(d)) entries += e->d_name[0] == '.' ? 0 : 1;
-  ::closedir(d);
-  EXPECT_EQ(entries, 0);
+  ASSERT_TRUE(listDirectory(config_.jobs_dir));
+  EXPECT_EQ(jobDirs(config_.jobs_dir), std::vector<std::string>{});
 }
 
 TEST_F(SpawnerTest, PlantedLinksLeaveHostFilesIntact) {
@@ -516,12 +511,8 @@ TEST_F(SpawnerTest, PlantedLinksLeaveHostFilesIntact) {
   ASSERT_EQ(::stat((host / "dir").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0777u);
   // Nothing of the job is left in the jobs directory.
-  DIR* d = ::opendir(config_.jobs_dir.c_str());
-  ASSERT_NE(d, nullptr);
-  int entries = 0;
-  while (dirent* e = ::readdir(d)) entries += e->d_name[0] == '.' ? 0 : 1;
-  ::closedir(d);
-  EXPECT_EQ(entries, 0);
+  ASSERT_TRUE(listDirectory(config_.jobs_dir));
+  EXPECT_EQ(jobDirs(config_.jobs_dir), std::vector<std::string>{});
 }
 
 TEST_F(SpawnerTest, JobSeesOnlyItsStdioDescriptors) {

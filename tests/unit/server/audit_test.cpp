@@ -7,20 +7,33 @@
 
 #include <cstdio>
 
+#include <boost/json/parse.hpp>
+
 #include "support/temp_dir.h"
 
 namespace pyrun::server {
 namespace {
 
-TEST(Audit, EscapesQuotesControlsAndInvalidUtf8) {
-  EXPECT_EQ(jsonEscape("plain"), "plain");
-  EXPECT_EQ(jsonEscape("a\"b\\c"), "a\\\"b\\\\c");
-  EXPECT_EQ(jsonEscape("line\nbreak\r\t"), "line\\nbreak\\r\\t");
-  EXPECT_EQ(jsonEscape(std::string("nul\0x", 5)), "nul\\u0000x");
-  EXPECT_EQ(jsonEscape("\x1b[31m"), "\\u001b[31m");
-  EXPECT_EQ(jsonEscape("caf\xc3\xa9"), "caf\xc3\xa9");  // valid UTF-8 kept
-  EXPECT_EQ(jsonEscape("bad\xff\xc3"), "bad\\u00ff\\u00c3");
-  EXPECT_EQ(jsonEscape("\xed\xa0\x80"), "\\u00ed\\u00a0\\u0080");  // a surrogate is not UTF-8
+TEST(Audit, InvalidUtf8BecomesTheCharactersOfItsBytes) {
+  EXPECT_EQ(validUtf8("plain"), "plain");
+  EXPECT_EQ(validUtf8("caf\xc3\xa9"), "caf\xc3\xa9");  // valid UTF-8 kept
+  EXPECT_EQ(validUtf8("bad\xff\xc3"), "bad\xc3\xbf\xc3\x83");  // U+00FF, U+00C3
+  // A surrogate is not UTF-8: U+00ED, U+00A0, U+0080.
+  EXPECT_EQ(validUtf8("\xed\xa0\x80"), "\xc3\xad\xc2\xa0\xc2\x80");
+}
+
+TEST(Audit, HostileStringsNeitherBreakTheLineNorTheJson) {
+  auto when = std::chrono::system_clock::time_point(std::chrono::milliseconds(1764154815123));
+  AuditLine line("connect", when);
+  line.str("a", "a\"b\\c").str("b", "line\nbreak\r\t").str("c", std::string("nul\0x", 5));
+  line.str("d", "\x1b[31m").str("e", "bad\xff").str("f\"", "key");
+  EXPECT_EQ(line.text(),
+            "{\"time\":\"2025-11-26T11:00:15.123Z\",\"event\":\"connect\",\"a\":\"a\\\"b\\\\c\","
+            "\"b\":\"line\\nbreak\\r\\t\",\"c\":\"nul\\u0000x\",\"d\":\"\\u001b[31m\","
+            "\"e\":\"bad\xc3\xbf\",\"f\\\"\":\"key\"}\n");
+  auto parsed = boost::json::parse(line.text());
+  EXPECT_EQ(parsed.as_object().at("c").as_string(), std::string_view("nul\0x", 5));
+  EXPECT_EQ(parsed.as_object().at("e").as_string(), "bad\xc3\xbf");
 }
 
 TEST(Audit, LineHasTimeEventAndFieldsInOrder) {
