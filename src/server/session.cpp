@@ -811,7 +811,12 @@ void Session::fail(proto::ErrorCode code, const std::string& message) {
     env_->scheduler.withdraw(ticket_);
     ticket_ = 0;
   }
-  killJob(proto::Verdict::kInternalError);
+  // The ERROR's message says what the client did wrong; the job_end line keeps it too.
+  if (job_id_ != 0 && !job_ended_ && front_verdict_ == proto::Verdict::kOk &&
+      verdictForError(code) == proto::Verdict::kProtocolError) {
+    exit_detail_ = "the client broke the protocol: " + message;
+  }
+  killJob(verdictForError(code));
   push(proto::encode(proto::ErrorMessage{code, message}));
   finish();
 }
