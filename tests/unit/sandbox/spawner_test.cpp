@@ -1129,6 +1129,43 @@ TEST_F(ConfinementTest, ForbiddenSystemCallEndsTheJobAndIsNamed) {
   }
 }
 
+// The interpreter's host pid comes with the init's start report, not from a later look at the
+// init's children: here the spawner reads the report only after the whole job has ended (it is
+// stopped meanwhile), when the init has no children left to look at, and still names the call.
+TEST_F(ConfinementTest, ForbiddenCallIsNamedWhenTheStartReportIsReadAfterTheJobEnded) {
+  if (!isRoot()) GTEST_SKIP() << "the audit socket needs a root spawner";
+  JobSpec s = spec(1, "import ctypes\nctypes.CDLL(None).ptrace(0, 0, 0, 0)\n");
+  // The init copies this into /job before it starts the interpreter: time to stop the spawner.
+  s.files = {{"padding.bin", 0644, std::string(4u << 20, 'x')}};
+  submit(s);
+  const std::string children = "/proc/" + std::to_string(spawner_.pid) + "/task/" +
+                               std::to_string(spawner_.pid) + "/children";
+  // The init exists from the clone on; its start report comes only after it built the job's root.
+  pid_t init = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (init == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::string text = test::readFileOrEmpty(children);
+    if (!text.empty()) init = static_cast<pid_t>(std::stol(text));
+  }
+  ASSERT_NE(init, 0) << "the job's init never appeared";
+  ASSERT_EQ(::kill(spawner_.pid, SIGSTOP), 0);
+  // The init exits once the interpreter died and it killed and reaped the rest: it stays a zombie,
+  // with no children, since its parent is stopped.
+  bool ended = test::eventually(
+      [&] {
+        std::string stat = test::readFileOrEmpty("/proc/" + std::to_string(init) + "/stat");
+        auto paren = stat.rfind(')');
+        return paren != std::string::npos && stat.size() > paren + 2 && stat[paren + 2] == 'Z';
+      },
+      std::chrono::seconds(60));
+  ASSERT_EQ(::kill(spawner_.pid, SIGCONT), 0);
+  ASSERT_TRUE(ended) << "the job did not end";
+  expectStarted(1);
+  JobEnded end = expectEnded(1);
+  EXPECT_EQ(end.cause, EndCause::kSyscall);
+  EXPECT_EQ(end.detail, "ptrace");
+}
+
 TEST_F(ConfinementTest, OrdinaryPythonWorksUnderTheDefaultPolicy) {
   std::string script = R"(import asyncio, json, multiprocessing, sqlite3, subprocess, sys
 import tempfile, threading
