@@ -590,7 +590,7 @@ TEST_F(SpawnerTest, TwoJobsGetDifferentDirectoriesAndUids) {
 
 TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
   test::writeFile(tmp_ / "ghost.yaml",
-                  "version: 1\ninterpreter: /nonexistent/python3\n"
+                  "version: 1\ninterpreter: /usr/bin/pyrun-no-such-python3\n"
                   "seccomp:\n  default_action: kill_process\n  allow: ['@python-startup']\n",
                   0644);
   reloadFrom({{"ghost", tmp_ / "ghost.yaml"}});
@@ -599,7 +599,7 @@ TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
       << std::get<PoliciesReloaded>(reloaded.message).detail;
   JobSpec s = spec(1, "pass\n");
   s.policy = "ghost";
-  s.interpreter = "/nonexistent/python3";
+  s.interpreter = "/usr/bin/pyrun-no-such-python3";
   submit(s);
   Received r = next();
   ASSERT_TRUE(std::holds_alternative<JobFailed>(r.message));
@@ -607,7 +607,7 @@ TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
   EXPECT_EQ(f.job_id, 1u);
   EXPECT_EQ(f.stage, "execve");
   EXPECT_EQ(f.error, ENOENT);
-  EXPECT_EQ(f.detail, "execve /nonexistent/python3: No such file or directory");
+  EXPECT_EQ(f.detail, "execve /usr/bin/pyrun-no-such-python3: No such file or directory");
   EXPECT_TRUE(r.fds.empty());
   // Nothing of the job is left.
   EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
@@ -1275,6 +1275,59 @@ TEST_F(ConfinementTest, ReadOnlyExtrasAreVisibleAndNotWritable) {
   auto r = runJob(s);
   EXPECT_EQ(r.out, "shared data\nread-only\n") << r.err;
   EXPECT_EQ(test::readFileOrEmpty(data / "input"), "shared data");
+}
+
+// policy/README.md's package environment: a venv made with --system-site-packages (Debian's
+// python3-numpy), read-only in the job, its bin/python3 a link to the system interpreter.
+TEST_F(ConfinementTest, VenvInterpreterReadOnlyInTheJobImportsNumpy) {
+  if (test::run({"/usr/bin/python3", "-c", "import numpy"}).exit_code != 0) {
+    GTEST_SKIP() << "numpy is not installed for /usr/bin/python3 (Debian: python3-numpy)";
+  }
+  VarTmpDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  const std::string venv = dir / "venv";
+  auto made = test::run(
+      {"/usr/bin/python3", "-m", "venv", "--system-site-packages", "--without-pip", venv});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  test::writeFile(tmp_ / "venv.yaml",
+                  "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                      "/policy/default.yaml]\ninterpreter: " + venv +
+                      "/bin/python3\nfilesystem:\n  read_only: [" + venv + "]\n",
+                  0644);
+  reloadFrom({{"default", std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml"},
+              {"venv", tmp_ / "venv.yaml"}});
+  Received reloaded = next();
+  ASSERT_TRUE(std::get<PoliciesReloaded>(reloaded.message).ok)
+      << std::get<PoliciesReloaded>(reloaded.message).detail;
+  JobSpec s = spec(1, "import sys, numpy\nprint(sys.prefix, numpy.arange(4).sum())\n");
+  s.policy = "venv";
+  s.interpreter = venv + "/bin/python3";
+  auto r = runJob(s);
+  EXPECT_EQ(r.out, venv + " 6\n") << r.err;
+  EXPECT_EQ(r.ended.code, 0) << r.err;
+}
+
+// Without the venv in the job's root the policy does not load: the reload is refused, naming the
+// fix, instead of every job failing at execve.
+TEST_F(ConfinementTest, VenvInterpreterOutsideTheJobRootIsRefusedAtReload) {
+  VarTmpDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string venv = dir / "venv";
+  ASSERT_EQ(test::run({"/usr/bin/python3", "-m", "venv", "--without-pip", venv}).exit_code, 0);
+  test::writeFile(tmp_ / "venv.yaml",
+                  "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                      "/policy/default.yaml]\ninterpreter: " + venv + "/bin/python3\n",
+                  0644);
+  reloadFrom({{"venv", tmp_ / "venv.yaml"}});
+  Received reloaded = next();
+  const auto& result = std::get<PoliciesReloaded>(reloaded.message);
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.detail.find(tmp_ / "venv.yaml:3:14: interpreter " + venv + "/bin/python3, "),
+            std::string::npos)
+      << result.detail;
+  EXPECT_NE(result.detail.find("filesystem: {read_only: [" + venv + "]}"), std::string::npos)
+      << result.detail;
 }
 
 TEST_F(ConfinementTest, UnknownPolicyFailsTheJob) {
