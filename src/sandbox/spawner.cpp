@@ -25,6 +25,7 @@
 
 
 #include "common/log.h"
+#include "common/strict_modes.h"
 #include "policy/policy.h"
 #include "sandbox/channel.h"
 #include "sandbox/contain.h"
@@ -76,6 +77,18 @@ Result<PolicySet> loadPolicySet(const std::map<std::string, std::string>& files)
     auto loaded = policy::loadPolicy(file);
     if (!loaded) {
       errors += (errors.empty() ? "" : "\n") + loaded.error().detail();
+      continue;
+    }
+    // Root acts on these files: like sshd's StrictModes, none of them (the includes too) may be
+    // one that the front's user or anyone else but root could have written.
+    std::string unsafe;
+    for (const auto& f : loaded->files) {
+      if (auto safe = checkStrictModes(f); !safe) {
+        unsafe += (unsafe.empty() ? "" : "\n") + safe.error().detail();
+      }
+    }
+    if (!unsafe.empty()) {
+      errors += (errors.empty() ? "" : "\n") + unsafe;
       continue;
     }
     auto program = compileSeccompFilter(loaded->seccomp);

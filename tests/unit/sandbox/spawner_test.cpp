@@ -1449,6 +1449,36 @@ TEST(SpawnerProcessTest, InvalidPolicyStopsTheStartWithItsLocation) {
   EXPECT_EQ(s.error().detail().rfind(tmp / "bad.yaml:3:", 0), 0u) << s.error().detail();
 }
 
+// StrictModes: the root spawner loads no policy that someone else could have written, an included
+// one as much as the file named; the error names the file and why.
+TEST(SpawnerProcessTest, PolicyIncludingAFileOthersCanWriteIsRefused) {
+  TempDir tmp("spawner");
+  ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+  test::writeFile(tmp / "base.yaml",
+                  "version: 1\nseccomp:\n  default_action: kill_process\n"
+                  "  allow: ['@python-startup']\n",
+                  0666);
+  test::writeFile(tmp / "p.yaml", "version: 1\ninclude: [base.yaml]\n", 0644);
+  SpawnerConfig config;
+  config.jobs_dir = tmp / "jobs";
+  config.policy_files = {{"p", tmp / "p.yaml"}};
+  auto s = startSpawner(config);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::kPolicy);
+  EXPECT_NE(s.error().detail().find("refusing " + (tmp / "base.yaml") + ": " + (tmp / "base.yaml") +
+                                    " is writable by everyone (mode 0666)"),
+            std::string::npos)
+      << s.error().detail();
+  // Made safe, the same files load.
+  ASSERT_EQ(::chmod((tmp / "base.yaml").c_str(), 0644), 0);
+  config.cgroups.subtree = cgroupSubtree() + "-strict";
+  auto ok = startSpawner(config);
+  ASSERT_TRUE(ok) << ok.error().detail();
+  ok->socket.reset();
+  int status = 0;
+  ::waitpid(ok->pid, &status, 0);
+}
+
 TEST(SpawnerProcessTest, StartRemovesLeftoverWorkingDirectories) {
   TempDir tmp("spawner");
   ASSERT_EQ(::chmod(tmp.path().c_str(), 0711), 0);
