@@ -54,10 +54,12 @@ std::string suggestedEntry(const std::string& path) {
   return dir;
 }
 
-std::string missing(const std::string& interpreter, const std::string& path, const std::string& via) {
-  std::string what = path == interpreter ? "interpreter " + interpreter
-                                         : "interpreter " + interpreter + " leads to " + path +
-                                               (via.empty() ? "" : " (through the link " + via + ")");
+std::string missing(const std::string& interpreter, const std::string& path,
+                    const std::string& via) {
+  std::string what = "interpreter " + interpreter;
+  if (path != interpreter) {
+    what += " leads to " + path + (via.empty() ? "" : " (through the link " + via + ")");
+  }
   return what + ", which is not in the job's root (it holds /usr, /bin, /sbin, /lib*, a few /etc "
                 "files and the policy's filesystem paths): add it, e.g. filesystem: {read_only: [" +
          suggestedEntry(path) + "]}";

@@ -771,8 +771,8 @@ class Loader {
     extras.insert(extras.end(), policy_.filesystem.read_write.begin(),
                   policy_.filesystem.read_write.end());
     if (auto why = interpreterOutsideJobRoot(policy_.interpreter, extras)) {
-      error(interpreter_where_.value_or(root_location_.value_or(SourceLocation{policy_.file, 1, 1})),
-            *why);
+      const SourceLocation file_start{policy_.file, 1, 1};
+      error(interpreter_where_.value_or(root_location_.value_or(file_start)), *why);
     }
   }
 
