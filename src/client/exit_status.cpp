@@ -44,6 +44,8 @@ std::string limitSentence(const proto::Exit& exit, const proto::Limits& l) {
       return "the server is shutting down; job stopped";
     case Verdict::kInternalError:
       return "internal server error; job stopped";
+    case Verdict::kProtocolError:
+      return "the server stopped the job: this client broke the protocol";
   }
   return "job ended with verdict " + std::to_string(static_cast<int>(exit.verdict));
 }

@@ -21,6 +21,7 @@
 
 #include "common/file.h"
 #include "common/log.h"
+#include "common/strict_modes.h"
 #include "common/version.h"
 #include "sandbox/front_filter.h"
 #include "sandbox/spawner.h"
@@ -89,6 +90,12 @@ int main(int argc, char** argv) {
   auto config = server::resolveConfig(*command);
   if (!config) return fail(kExitUsage, config.error().detail());
   log::setLevel(config->log_level);
+  // The spawner re-reads it as root on SIGHUP and refuses it then; refuse it now already.
+  if (!config->config_file.empty()) {
+    if (auto safe = checkStrictModes(config->config_file); !safe) {
+      return fail(kExitUsage, safe.error().detail());
+    }
+  }
 
   // Every policy is loaded before anything starts: an admin's mistake is reported here, with its
   // file:line:col, instead of at a client's first job.
@@ -115,6 +122,8 @@ int main(int argc, char** argv) {
   if (!config->config_file.empty()) {
     spawner_config.reload_policy_files =
         [file = config->config_file]() -> Result<std::map<std::string, std::string>> {
+      // Root reads it: refused when anyone but root could have written it (StrictModes).
+      if (auto safe = checkStrictModes(file); !safe) return safe.error();
       auto set = server::reloadPolicySet(file);
       if (!set) return set.error();
       return set->files;

@@ -13,6 +13,7 @@
 
 #include "common/file.h"
 #include "policy/catalog.h"
+#include "policy/job_root_paths.h"
 #include "policy/policy.h"
 
 namespace pyrun::policy {
@@ -303,7 +304,10 @@ class Loader {
                                         " (this pyrun reads version 1)");
                      }
                    } else if (key == "interpreter") {
-                     if (auto p = absolutePath(value, "interpreter")) policy_.interpreter = *p;
+                     if (auto p = absolutePath(value, "interpreter")) {
+                       policy_.interpreter = *p;
+                       interpreter_where_ = at(value);
+                     }
                    } else if (key == "limits") {
                      loadLimits(value);
                    } else if (key == "network") {
@@ -723,6 +727,7 @@ class Loader {
   // Checks across files, then fills the allow list and the ENOSYS set.
   void finish() {
     deriveWorkdirFiles();
+    checkInterpreterInJobRoot();
     Seccomp& s = policy_.seccomp;
     if (!default_where_) {
       if (!default_failed_) {
@@ -759,6 +764,18 @@ class Loader {
     }
   }
 
+  // A policy whose interpreter the job's root does not hold would load, and every job would fail
+  // at execve with "No such file or directory".
+  void checkInterpreterInJobRoot() {
+    std::vector<std::string> extras = policy_.filesystem.read_only;
+    extras.insert(extras.end(), policy_.filesystem.read_write.begin(),
+                  policy_.filesystem.read_write.end());
+    if (auto why = interpreterOutsideJobRoot(policy_.interpreter, extras)) {
+      const SourceLocation file_start{policy_.file, 1, 1};
+      error(interpreter_where_.value_or(root_location_.value_or(file_start)), *why);
+    }
+  }
+
   // A policy that sizes /job but does not count its files gets a file bound in proportion, so that
   // a small working directory cannot be filled with empty files (which use no size at all).
   void deriveWorkdirFiles() {
@@ -783,6 +800,7 @@ class Loader {
   bool default_failed_ = false;
   std::optional<SourceLocation> seccomp_key_;
   std::optional<SourceLocation> root_location_;
+  std::optional<SourceLocation> interpreter_where_;
 };
 
 }  // namespace

@@ -22,7 +22,7 @@ constexpr size_t kLimitsSize = 4 + 4 + 8 + 8;
 // Smallest encodings of list items, used to bound a list count by the bytes that remain.
 constexpr size_t kMinArgSize = 4;
 constexpr size_t kMinFileSize = 4 + 4 + 4;
-constexpr uint8_t kMaxVerdict = static_cast<uint8_t>(Verdict::kInternalError);
+constexpr uint8_t kMaxVerdict = static_cast<uint8_t>(Verdict::kProtocolError);
 constexpr uint16_t kMaxErrorCode = static_cast<uint16_t>(ErrorCode::kShuttingDown);
 
 // Cuts s to at most max bytes without splitting a UTF-8 sequence (continuation bytes are
@@ -101,6 +101,7 @@ std::string verdictName(Verdict v) {
     case Verdict::kFileSizeLimit: return "file-size-limit";
     case Verdict::kServerShutdown: return "server-shutdown";
     case Verdict::kInternalError: return "internal-error";
+    case Verdict::kProtocolError: return "protocol-error";
   }
   char buf[8];
   std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(v));

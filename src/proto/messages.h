@@ -83,6 +83,7 @@ enum class Verdict : uint8_t {
   kFileSizeLimit = 8,
   kServerShutdown = 9,
   kInternalError = 10,
+  kProtocolError = 11,  // the client broke the protocol while its job ran
 };
 std::string verdictName(Verdict v);  // "ok", "cpu-limit", ...; "0xNN" for values outside the enum
 

@@ -122,12 +122,12 @@ Failure setUpDescriptors(const ChildPlan& plan) {
 }
 
 // PR_SET_PDEATHSIG only covers a parent that dies after the prctl. getppid() is 0 inside a new pid
-// namespace, so the check is the report pipe instead: its only read end is the spawner's (ours was
-// just closed), and a pipe without readers polls POLLERR.
+// namespace, so the check is the report socket instead: its other end is the spawner's only (ours
+// was just closed), and a connected socket whose peer is gone polls POLLHUP.
 Failure checkSpawnerAlive() {
   pollfd p{kReportFd, POLLOUT, 0};
   if (::poll(&p, 1, 0) < 0) return fail(Stage::kParentGone);
-  if ((p.revents & POLLERR) != 0) {
+  if ((p.revents & (POLLERR | POLLHUP)) != 0) {
     errno = ESRCH;
     return fail(Stage::kParentGone);
   }
@@ -595,9 +595,36 @@ Failure confineJob(const ChildPlan& plan, int failure_fd) {
   reportAndExit(kReportFd, fail(Stage::kExecve));
 }
 
+// The start record, with the interpreter's pid as SCM_CREDENTIALS: the kernel translates it into
+// the spawner's pid namespace, and it still names the interpreter because only we reap it, later.
+// Naming a process other than ourselves needs CAP_SYS_ADMIN over our pid namespace, which the init
+// has (root, or its own user namespace). Should the kernel refuse, the record goes without it and
+// the spawner, seeing our own pid, knows the interpreter's is unknown.
+void writeStartRecord(pid_t interpreter) {
+  ReportRecord record{static_cast<int32_t>(ReportKind::kStarted), 0, 0, 0};
+  iovec iov{&record, sizeof record};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_CREDENTIALS;
+  c->cmsg_len = CMSG_LEN(sizeof(ucred));
+  ucred cred{interpreter, ::getuid(), ::getgid()};
+  std::memcpy(CMSG_DATA(c), &cred, sizeof cred);
+  ssize_t n;
+  do {
+    n = ::sendmsg(kReportFd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) writeRecord(kReportFd, record);
+}
+
 // Waits until the interpreter process has exec'd (its close-on-exec failure pipe reaches end of
 // file) or failed (a record arrives), and tells the spawner which.
-void reportStart(int failure_read_fd) {
+void reportStart(int failure_read_fd, pid_t interpreter) {
   ReportRecord record{};
   ssize_t n;
   do {
@@ -606,7 +633,7 @@ void reportStart(int failure_read_fd) {
   if (n == static_cast<ssize_t>(sizeof record)) {
     writeRecord(kReportFd, record);
   } else {
-    writeRecord(kReportFd, {static_cast<int32_t>(ReportKind::kStarted), 0, 0, 0});
+    writeStartRecord(interpreter);
   }
   ::close(failure_read_fd);
 }
@@ -691,7 +718,7 @@ void runJobInit(const ChildPlan& plan) {
     runInterpreter(plan, failure_pipe[1]);
   }
   ::close(failure_pipe[1]);
-  reportStart(failure_pipe[0]);
+  reportStart(failure_pipe[0], interpreter);
   superviseJob(interpreter);
 }
 

@@ -16,7 +16,7 @@
 
 namespace pyrun::sandbox {
 
-// What the job's init tells the spawner over the report pipe (one record per write: atomic).
+// What the job's init tells the spawner over the report socket (one record per datagram).
 enum class ReportKind : int32_t { kStarted = 1, kFailed = 2, kExited = 3 };
 struct ReportRecord {
   int32_t kind = 0;
@@ -60,7 +60,7 @@ struct ChildPlan {
   int stdin_fd = -1;   // read end of the job's stdin pipe
   int stdout_fd = -1;  // write ends of stdout and stderr
   int stderr_fd = -1;
-  int report_fd = -1;  // write end of the report pipe (its read end is the spawner's)
+  int report_fd = -1;  // the init's end of the report socket (the other is the spawner's)
 
   // The fresh root.
   const char* root_dir = nullptr;  // an empty directory on the host: the new root's mount point

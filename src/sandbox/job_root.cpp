@@ -17,25 +17,15 @@
 
 #include "common/dir.h"
 #include "common/fd.h"
+#include "policy/job_root_paths.h"
 
 namespace pyrun::sandbox {
 namespace {
 
-// System directories: read-only binds, or the same symlink where the host has a symlink (merged
-// /usr: /lib -> usr/lib), so that interpreter and library paths resolve as on the host.
-constexpr const char* kSystemPaths[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                        "/libx32"};
-
-// The parts of /etc that programs need and that hold no secret. The host's /etc as a whole is not
-// exposed: it holds shadow, ssh host keys, the server's own configuration and often its key.
-constexpr const char* kEtcFiles[] = {
-    "/etc/alternatives", "/etc/ca-certificates", "/etc/ca-certificates.conf",
-    "/etc/host.conf",    "/etc/hosts",           "/etc/ld.so.cache",
-    "/etc/ld.so.conf",   "/etc/ld.so.conf.d",    "/etc/localtime",
-    "/etc/mime.types",   "/etc/nsswitch.conf",   "/etc/protocols",
-    "/etc/python3",      "/etc/python3.11",      "/etc/services",
-    "/etc/ssl",
-};
+// The system directories and /etc files of every job's root (policy/job_root_paths.h: the policy
+// check follows the interpreter through the same list).
+using policy::kJobEtcFiles;
+using policy::kJobSystemPaths;
 
 // Device nodes: bound from the host's (mknod is impossible in a user namespace, and a bind keeps
 // the node's own file system, where device access is allowed).
@@ -223,7 +213,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   Builder b;
   auto& plan = b.plan();
   std::vector<std::string> system_dirs;
-  for (const char* path : kSystemPaths) {
+  for (const char* path : kJobSystemPaths) {
     struct stat st {};
     if (::lstat(path, &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
@@ -238,7 +228,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
     plan.landlock_read_only.emplace_back(path);
   }
   b.dir("etc");
-  for (const char* path : kEtcFiles) {
+  for (const char* path : kJobEtcFiles) {
     struct stat st {};
     // stat, not lstat: /etc/localtime is a link into /usr/share/zoneinfo, bound as its target.
     if (::stat(path, &st) != 0) continue;

@@ -22,10 +22,10 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 
 #include "common/dir.h"
 #include "common/log.h"
+#include "common/strict_modes.h"
 #include "policy/policy.h"
 #include "sandbox/channel.h"
 #include "sandbox/contain.h"
@@ -80,6 +80,18 @@ Result<PolicySet> loadPolicySet(const std::map<std::string, std::string>& files)
       errors += (errors.empty() ? "" : "\n") + loaded.error().detail();
       continue;
     }
+    // Root acts on these files: like sshd's StrictModes, none of them (the includes too) may be
+    // one that the front's user or anyone else but root could have written.
+    std::string unsafe;
+    for (const auto& f : loaded->files) {
+      if (auto safe = checkStrictModes(f); !safe) {
+        unsafe += (unsafe.empty() ? "" : "\n") + safe.error().detail();
+      }
+    }
+    if (!unsafe.empty()) {
+      errors += (errors.empty() ? "" : "\n") + unsafe;
+      continue;
+    }
     auto program = compileSeccompFilter(loaded->seccomp);
     if (!program) {
       errors += (errors.empty() ? "" : "\n") + file + ": " + program.error().detail();
@@ -109,13 +121,29 @@ uint64_t monotonicMicros() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
 }
 
-// The host pid of the init's only child at start: the interpreter (the init forks nothing else).
-pid_t interpreterPid(pid_t init) {
-  std::ifstream in("/proc/" + std::to_string(init) + "/task/" + std::to_string(init) +
-                   "/children");
-  long pid = -1;
-  if (!(in >> pid)) return -1;
-  return static_cast<pid_t>(pid);
+// One report record and, with SO_PASSCRED on the socket, the pid its sender attached, in our pid
+// namespace: the kernel translates it, and checks that the sender may name that process
+// (0 when no credentials came). Returns the read's result like read().
+ssize_t readReportRecord(int fd, ReportRecord& record, pid_t& sender_pid) {
+  iovec iov{&record, sizeof record};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  sender_pid = 0;
+  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n <= 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+        c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+      ucred cred{};
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      sender_pid = cred.pid;
+    }
+  }
+  return n;
 }
 
 struct Job {
@@ -493,11 +521,16 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   auto in = makePipe();
   auto out = makePipe();
   auto err = makePipe();
-  auto report = makePipe();
+  // A socket, not a pipe: the start report carries the interpreter's pid as SCM_CREDENTIALS
+  // (contain.cpp), which the kernel translates into our pid namespace and vouches for.
+  auto report = makeSocketPair(SOCK_SEQPACKET);
   if (!in) return in.error();
   if (!out) return out.error();
   if (!err) return err.error();
   if (!report) return report.error();
+  if (int on = 1; ::setsockopt(report->first.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
+    return errnoError("SO_PASSCRED on the report socket of job " + std::to_string(job.id), errno);
+  }
 
   ChildPlan plan;
   plan.interpreter = spec.interpreter.c_str();
@@ -572,7 +605,8 @@ std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) cons
 void Spawner::drainReport(Job& job) {
   while (job.report) {
     ReportRecord r{};
-    ssize_t n = ::read(job.report.get(), &r, sizeof r);
+    pid_t sender = 0;
+    ssize_t n = readReportRecord(job.report.get(), r, sender);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {
@@ -592,7 +626,10 @@ void Spawner::drainReport(Job& job) {
     } else if (!job.start_reported && kind == ReportKind::kStarted) {
       job.start_reported = true;
       job.started = true;
-      job.interpreter_pid = interpreterPid(job.pid);
+      // The pid the kernel carried with the record, never one looked up later (by then the
+      // interpreter may be gone and another process of the job, or of the host, hold it). The
+      // init's own pid means it could not name the interpreter: unknown.
+      job.interpreter_pid = sender > 0 && sender != job.pid ? sender : -1;
       // A record kept for an earlier process of the same pid is not this interpreter's.
       if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};

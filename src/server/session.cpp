@@ -35,6 +35,9 @@ constexpr size_t kMaxQueuedDataFrames = 8;
 // Client stdin held for a program that has not read it yet before the session stops reading frames.
 constexpr size_t kMaxStdinBuffered = 256u << 10;
 constexpr auto kShutdownTimeout = std::chrono::seconds(5);
+// The reader's buffer while the client sends little (an idle session), and once it sends in bulk.
+constexpr size_t kIdleReadBuffer = 512;
+constexpr size_t kJobReadBuffer = 16u << 10;
 // While the reader is parked on a full stdin buffer: how often a silent connection is probed.
 constexpr auto kParkedPeerCheck = std::chrono::seconds(1);
 
@@ -287,7 +290,9 @@ asio::awaitable<void> Session::run() {
 asio::awaitable<void> Session::reader() {
   auto self = shared_from_this();
   proto::FrameReader frames;
-  std::vector<uint8_t> buffer(16u << 10);
+  // Small until data comes in bulk: most connections wait idle for their RUN, and the TLS layer
+  // holds the record anyway (a small buffer only copies it out in more steps).
+  std::vector<uint8_t> buffer(kIdleReadBuffer);
   for (;;) {
     auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), kAwait);
     if (finished_) co_return;
@@ -303,6 +308,8 @@ asio::awaitable<void> Session::reader() {
       fail(proto::ErrorCode::kBadFrame, fed.error().detail());
       co_return;
     }
+    // A full buffer means more is waiting: a RUN with files, or stdin.
+    if (n == buffer.size() && buffer.size() < kJobReadBuffer) buffer.resize(kJobReadBuffer);
     while (auto frame = frames.next()) {
       if (finished_) co_return;
       ClientEvent event = interpretFrame(state_, std::move(*frame), ceiling_);
@@ -823,7 +830,12 @@ void Session::fail(proto::ErrorCode code, const std::string& message) {
     env_->scheduler.withdraw(ticket_);
     ticket_ = 0;
   }
-  killJob(proto::Verdict::kInternalError);
+  // The ERROR's message says what the client did wrong; the job_end line keeps it too.
+  if (job_id_ != 0 && !job_ended_ && front_verdict_ == proto::Verdict::kOk &&
+      verdictForError(code) == proto::Verdict::kProtocolError) {
+    exit_detail_ = "the client broke the protocol: " + message;
+  }
+  killJob(verdictForError(code));
   push(proto::encode(proto::ErrorMessage{code, message}));
   finish();
 }

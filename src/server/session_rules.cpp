@@ -239,8 +239,20 @@ std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
     case proto::Verdict::kFileSizeLimit: return "file size limit exceeded";
     case proto::Verdict::kServerShutdown: return "the server is shutting down";
     case proto::Verdict::kInternalError: return "internal server error";
+    case proto::Verdict::kProtocolError: return "the client broke the protocol";
   }
   return "";
+}
+
+proto::Verdict verdictForError(proto::ErrorCode code) noexcept {
+  switch (code) {
+    case proto::ErrorCode::kBadFrame:
+    case proto::ErrorCode::kUnexpectedFrame:
+    case proto::ErrorCode::kBadRequest:
+      return proto::Verdict::kProtocolError;
+    default:
+      return proto::Verdict::kInternalError;
+  }
 }
 
 }  // namespace pyrun::server

@@ -75,6 +75,10 @@ class OutputBudget {
 // the front's verdict when there is one, else kInternalError.
 proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdict) noexcept;
 
+// The verdict of a job ended because the session sends ERROR `code`: kProtocolError when the
+// client broke the protocol (bad-frame, unexpected-frame, bad-request), else kInternalError.
+proto::Verdict verdictForError(proto::ErrorCode code) noexcept;
+
 // The sentence for an EXIT frame's detail ("wall-clock limit of 60 s exceeded"); empty for kOk.
 // `cause_detail` is what the spawner said about the cause (the name of a forbidden system call):
 // kSyscall with "socket" reads "forbidden system call: socket".

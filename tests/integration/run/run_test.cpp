@@ -448,6 +448,29 @@ TEST_F(RunTest, ProgramThatEndsWithoutReadingEndlessStdinEndsPyrunToo) {
   EXPECT_EQ(o.out, "done\n");
 }
 
+// EXIT is the end of the job: pyrun does not wait for the server's close_notify, which a server
+// whose receive queue holds stdin it never read may not send (its close then resets the
+// connection). This server never sends it and never closes; pyrun used to wait 2 s for it.
+TEST_F(RunTest, EndsAtExitWithoutWaitingForTheServersCloseNotify) {
+  const std::string port_file = dir_ / "silent.port";
+  Child server({"python3", SILENT_AFTER_EXIT_PY, server_bundle_, pki_->caCert(), port_file});
+  ASSERT_TRUE(eventually([&] { return !readFileOrEmpty(port_file).empty(); }, 30s))
+      << server.wait(1s).err;
+  std::vector<std::string> argv = {binary("pyrun"), "--cert", alice_,
+                                   "127.0.0.1:" + readFileOrEmpty(port_file),
+                                   script("done.py", "print('done')\n")};
+  RunOptions ro;
+  ro.timeout = 60s;
+  auto o = run(argv, ro);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_FALSE(o.signaled);
+  std::string line = server.readStdoutUntil("\n", 60s);
+  ASSERT_EQ(line.rfind("closed-after-ms ", 0), 0u) << line << server.wait(1s).err;
+  // pyrun closes as soon as it has handled EXIT; the old wait for close_notify was 2000 ms. The
+  // bound only separates the two: nothing here waits for a timer.
+  EXPECT_LT(std::stoi(line.substr(16)), 1500) << line;
+}
+
 TEST_F(RunTest, RemovesTheWorkingDirectoryAfterwards) {
   START_SERVER(server);
   auto s = script("cwd.py",

@@ -77,6 +77,31 @@ TEST_F(PyrundTest, InvalidPolicyStopsTheStartWithFileLineColumn) {
   EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
 }
 
+// StrictModes: root reads the config and the policies; a file that others could have written
+// stops the start, named with the reason.
+TEST_F(PyrundTest, ConfigOthersCanWriteStopsTheStart) {
+  writeFile(dir_ / "pyrund.yaml", configText(""), 0664);
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_EQ(out.exit_code, 2) << out.err;
+  EXPECT_NE(out.err.find("pyrund: refusing " + (dir_ / "pyrund.yaml") + ": " +
+                         (dir_ / "pyrund.yaml") + " is writable by its group (mode 0664)"),
+            std::string::npos)
+      << out.err;
+  EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
+}
+
+TEST_F(PyrundTest, PolicyOthersCanWriteStopsTheStart) {
+  writeFile(dir_ / "pyrund.yaml", configText(""));
+  ASSERT_EQ(::chmod((dir_ / "default.yaml").c_str(), 0666), 0);
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_NE(out.exit_code, 0) << out.err;
+  EXPECT_NE(out.err.find("refusing " + (dir_ / "default.yaml") + ": " + (dir_ / "default.yaml") +
+                         " is writable by everyone (mode 0666)"),
+            std::string::npos)
+      << out.err;
+  EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
+}
+
 TEST_F(PyrundTest, IdentityNamingAMissingPolicyStopsTheStart) {
   writeFile(dir_ / "pyrund.yaml",
             configText("identities:\n  clients:\n    alice: nosuch\n"));

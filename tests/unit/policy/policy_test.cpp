@@ -563,5 +563,60 @@ TEST_F(PolicyFiles, DescribeShowsLimitsOriginsGroupsAndRules) {
   EXPECT_NE(text.find("clone3"), std::string::npos) << text;
 }
 
+// ---- the interpreter must be in the job's root ----
+
+// A venv's bin/python3 is a link to the system interpreter: the venv (where the link is) must be
+// in the job's root, and the fix is named.
+TEST_F(PolicyFiles, VenvInterpreterWithoutItsDirectoryIsRefusedWithTheFix) {
+  const std::string venv = dir_ / "venv";
+  ASSERT_EQ(::mkdir(venv.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((venv + "/bin").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink("/usr/bin/python3", (venv + "/bin/python3").c_str()), 0);
+  EXPECT_EQ(firstErrorOf(kHead + "interpreter: " + venv + "/bin/python3\n"),
+            "p.yaml:4:14: interpreter venv/bin/python3, which is not in the job's root (it holds "
+            "/usr, /bin, /sbin, /lib*, a few /etc files and the policy's filesystem paths): add "
+            "it, e.g. filesystem: {read_only: [venv]}");
+  Policy p = load(kHead + "interpreter: " + venv + "/bin/python3\nfilesystem:\n  read_only: [" +
+                  venv + "]\n");
+  EXPECT_EQ(p.interpreter, venv + "/bin/python3");
+}
+
+// The link and what it leads to must both be there: a link into a directory the job does not see
+// is refused, naming the target and the link.
+TEST_F(PolicyFiles, InterpreterLinkToAPathOutsideTheJobRootIsRefused) {
+  const std::string venv = dir_ / "venv", other = dir_ / "other";
+  ASSERT_EQ(::mkdir(venv.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(other.c_str(), 0755), 0);
+  writeFile(other + "/python3.11", "#!/bin/sh\n", 0755);
+  ASSERT_EQ(::symlink("python3.11", (venv + "/python3").c_str()), 0);
+  ASSERT_EQ(::symlink((other + "/python3.11").c_str(), (venv + "/python3.11").c_str()), 0);
+  EXPECT_EQ(firstErrorOf(kHead + "interpreter: " + venv + "/python3\nfilesystem:\n  read_only: [" +
+                         venv + "]\n"),
+            "p.yaml:4:14: interpreter venv/python3 leads to other/python3.11 (through the link "
+            "venv/python3.11), which is not in the job's root (it holds /usr, /bin, /sbin, /lib*, "
+            "a few /etc files and the policy's filesystem paths): add it, e.g. filesystem: "
+            "{read_only: [other]}");
+  load(kHead + "interpreter: " + venv + "/python3\nfilesystem:\n  read_only: [" + venv + ", " +
+       other + "]\n");
+}
+
+// The check applies to the policy as a whole: an interpreter from an included base and the path
+// that makes it reachable from the including file.
+TEST_F(PolicyFiles, InterpreterOfABaseIsCheckedWithTheWholePolicysPaths) {
+  write("base.yaml", kHead + "interpreter: /opt/pyrun-no-such-venv/bin/python3\n");
+  EXPECT_EQ(firstErrorOf("version: 1\ninclude: [base.yaml]\n"),
+            "base.yaml:4:14: interpreter /opt/pyrun-no-such-venv/bin/python3, which is not in the "
+            "job's root (it holds /usr, /bin, /sbin, /lib*, a few /etc files and the policy's "
+            "filesystem paths): add it, e.g. filesystem: {read_only: [/opt/pyrun-no-such-venv]}");
+  load("version: 1\ninclude: [base.yaml]\nfilesystem:\n  read_only: [/opt/pyrun-no-such-venv]\n");
+}
+
+// Under /usr the root holds whatever the host has; a missing file there is execve's to report.
+TEST_F(PolicyFiles, InterpretersUnderTheSystemPathsPass) {
+  EXPECT_EQ(load(kHead).interpreter, "/usr/bin/python3");
+  load(kHead + "interpreter: /usr/bin/pyrun-no-such-python3\n");
+  load(kHead + "interpreter: /bin/sh\n");
+}
+
 }  // namespace
 }  // namespace pyrun::policy

@@ -193,7 +193,7 @@ TEST(Messages, ExitRoundTripsBothKinds) {
 }
 
 TEST(Messages, ExitRoundTripsEveryVerdictAndCodeBounds) {
-  for (int v = 0; v <= static_cast<int>(Verdict::kInternalError); ++v) {
+  for (int v = 0; v <= static_cast<int>(Verdict::kProtocolError); ++v) {
     for (auto [kind, code] : {std::pair{ExitKind::kExited, 0}, std::pair{ExitKind::kExited, 255},
                               std::pair{ExitKind::kSignaled, 1},
                               std::pair{ExitKind::kSignaled, 64}}) {
@@ -250,7 +250,8 @@ TEST(Messages, NamesVerdictsAndErrorCodes) {
   EXPECT_EQ(verdictName(Verdict::kOk), "ok");
   EXPECT_EQ(verdictName(Verdict::kWallLimit), "wall-limit");
   EXPECT_EQ(verdictName(Verdict::kInternalError), "internal-error");
-  EXPECT_EQ(verdictName(static_cast<Verdict>(11)), "0x0b");
+  EXPECT_EQ(verdictName(Verdict::kProtocolError), "protocol-error");
+  EXPECT_EQ(verdictName(static_cast<Verdict>(12)), "0x0c");
   EXPECT_EQ(errorCodeName(ErrorCode::kBusy), "busy");
   EXPECT_EQ(errorCodeName(static_cast<ErrorCode>(0)), "0x0000");
 }
@@ -478,12 +479,12 @@ TEST(InvalidValues, ExitKind) {
 
 TEST(InvalidValues, ExitVerdict) {
   auto p = payloadOf(encode(samples::exitExited()));
-  p[5] = static_cast<uint8_t>(Verdict::kInternalError);
+  p[5] = static_cast<uint8_t>(Verdict::kProtocolError);
   EXPECT_TRUE(decodeExit(p));
-  p[5] = static_cast<uint8_t>(Verdict::kInternalError) + 1;
+  p[5] = static_cast<uint8_t>(Verdict::kProtocolError) + 1;
   auto r = decodeExit(p);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().detail(), "EXIT: verdict: invalid value 11");
+  EXPECT_EQ(r.error().detail(), "EXIT: verdict: invalid value 12");
 }
 
 TEST(InvalidValues, ExitCodeOutsideWhatWaitpidReports) {

@@ -581,7 +581,7 @@ TEST_F(SpawnerTest, TwoJobsGetDifferentDirectoriesAndUids) {
 
 TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
   test::writeFile(tmp_ / "ghost.yaml",
-                  "version: 1\ninterpreter: /nonexistent/python3\n"
+                  "version: 1\ninterpreter: /usr/bin/pyrun-no-such-python3\n"
                   "seccomp:\n  default_action: kill_process\n  allow: ['@python-startup']\n",
                   0644);
   reloadFrom({{"ghost", tmp_ / "ghost.yaml"}});
@@ -590,7 +590,7 @@ TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
       << std::get<PoliciesReloaded>(reloaded.message).detail;
   JobSpec s = spec(1, "pass\n");
   s.policy = "ghost";
-  s.interpreter = "/nonexistent/python3";
+  s.interpreter = "/usr/bin/pyrun-no-such-python3";
   submit(s);
   Received r = next();
   ASSERT_TRUE(std::holds_alternative<JobFailed>(r.message));
@@ -598,7 +598,7 @@ TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
   EXPECT_EQ(f.job_id, 1u);
   EXPECT_EQ(f.stage, "execve");
   EXPECT_EQ(f.error, ENOENT);
-  EXPECT_EQ(f.detail, "execve /nonexistent/python3: No such file or directory");
+  EXPECT_EQ(f.detail, "execve /usr/bin/pyrun-no-such-python3: No such file or directory");
   EXPECT_TRUE(r.fds.empty());
   // Nothing of the job is left.
   EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
@@ -1120,6 +1120,43 @@ TEST_F(ConfinementTest, ForbiddenSystemCallEndsTheJobAndIsNamed) {
   }
 }
 
+// The interpreter's host pid comes with the init's start report, not from a later look at the
+// init's children: here the spawner reads the report only after the whole job has ended (it is
+// stopped meanwhile), when the init has no children left to look at, and still names the call.
+TEST_F(ConfinementTest, ForbiddenCallIsNamedWhenTheStartReportIsReadAfterTheJobEnded) {
+  if (!isRoot()) GTEST_SKIP() << "the audit socket needs a root spawner";
+  JobSpec s = spec(1, "import ctypes\nctypes.CDLL(None).ptrace(0, 0, 0, 0)\n");
+  // The init copies this into /job before it starts the interpreter: time to stop the spawner.
+  s.files = {{"padding.bin", 0644, std::string(4u << 20, 'x')}};
+  submit(s);
+  const std::string children = "/proc/" + std::to_string(spawner_.pid) + "/task/" +
+                               std::to_string(spawner_.pid) + "/children";
+  // The init exists from the clone on; its start report comes only after it built the job's root.
+  pid_t init = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (init == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::string text = test::readFileOrEmpty(children);
+    if (!text.empty()) init = static_cast<pid_t>(std::stol(text));
+  }
+  ASSERT_NE(init, 0) << "the job's init never appeared";
+  ASSERT_EQ(::kill(spawner_.pid, SIGSTOP), 0);
+  // The init exits once the interpreter died and it killed and reaped the rest: it stays a zombie,
+  // with no children, since its parent is stopped.
+  bool ended = test::eventually(
+      [&] {
+        std::string stat = test::readFileOrEmpty("/proc/" + std::to_string(init) + "/stat");
+        auto paren = stat.rfind(')');
+        return paren != std::string::npos && stat.size() > paren + 2 && stat[paren + 2] == 'Z';
+      },
+      std::chrono::seconds(60));
+  ASSERT_EQ(::kill(spawner_.pid, SIGCONT), 0);
+  ASSERT_TRUE(ended) << "the job did not end";
+  expectStarted(1);
+  JobEnded end = expectEnded(1);
+  EXPECT_EQ(end.cause, EndCause::kSyscall);
+  EXPECT_EQ(end.detail, "ptrace");
+}
+
 TEST_F(ConfinementTest, OrdinaryPythonWorksUnderTheDefaultPolicy) {
   std::string script = R"(import asyncio, json, multiprocessing, sqlite3, subprocess, sys
 import tempfile, threading
@@ -1229,6 +1266,59 @@ TEST_F(ConfinementTest, ReadOnlyExtrasAreVisibleAndNotWritable) {
   auto r = runJob(s);
   EXPECT_EQ(r.out, "shared data\nread-only\n") << r.err;
   EXPECT_EQ(test::readFileOrEmpty(data / "input"), "shared data");
+}
+
+// policy/README.md's package environment: a venv made with --system-site-packages (Debian's
+// python3-numpy), read-only in the job, its bin/python3 a link to the system interpreter.
+TEST_F(ConfinementTest, VenvInterpreterReadOnlyInTheJobImportsNumpy) {
+  if (test::run({"/usr/bin/python3", "-c", "import numpy"}).exit_code != 0) {
+    GTEST_SKIP() << "numpy is not installed for /usr/bin/python3 (Debian: python3-numpy)";
+  }
+  VarTmpDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  const std::string venv = dir / "venv";
+  auto made = test::run(
+      {"/usr/bin/python3", "-m", "venv", "--system-site-packages", "--without-pip", venv});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  test::writeFile(tmp_ / "venv.yaml",
+                  "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                      "/policy/default.yaml]\ninterpreter: " + venv +
+                      "/bin/python3\nfilesystem:\n  read_only: [" + venv + "]\n",
+                  0644);
+  reloadFrom({{"default", std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml"},
+              {"venv", tmp_ / "venv.yaml"}});
+  Received reloaded = next();
+  ASSERT_TRUE(std::get<PoliciesReloaded>(reloaded.message).ok)
+      << std::get<PoliciesReloaded>(reloaded.message).detail;
+  JobSpec s = spec(1, "import sys, numpy\nprint(sys.prefix, numpy.arange(4).sum())\n");
+  s.policy = "venv";
+  s.interpreter = venv + "/bin/python3";
+  auto r = runJob(s);
+  EXPECT_EQ(r.out, venv + " 6\n") << r.err;
+  EXPECT_EQ(r.ended.code, 0) << r.err;
+}
+
+// Without the venv in the job's root the policy does not load: the reload is refused, naming the
+// fix, instead of every job failing at execve.
+TEST_F(ConfinementTest, VenvInterpreterOutsideTheJobRootIsRefusedAtReload) {
+  VarTmpDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string venv = dir / "venv";
+  ASSERT_EQ(test::run({"/usr/bin/python3", "-m", "venv", "--without-pip", venv}).exit_code, 0);
+  test::writeFile(tmp_ / "venv.yaml",
+                  "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                      "/policy/default.yaml]\ninterpreter: " + venv + "/bin/python3\n",
+                  0644);
+  reloadFrom({{"venv", tmp_ / "venv.yaml"}});
+  Received reloaded = next();
+  const auto& result = std::get<PoliciesReloaded>(reloaded.message);
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.detail.find(tmp_ / "venv.yaml:3:14: interpreter " + venv + "/bin/python3, "),
+            std::string::npos)
+      << result.detail;
+  EXPECT_NE(result.detail.find("filesystem: {read_only: [" + venv + "]}"), std::string::npos)
+      << result.detail;
 }
 
 TEST_F(ConfinementTest, UnknownPolicyFailsTheJob) {
@@ -1348,6 +1438,36 @@ TEST(SpawnerProcessTest, InvalidPolicyStopsTheStartWithItsLocation) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code(), Errc::kPolicy);
   EXPECT_EQ(s.error().detail().rfind(tmp / "bad.yaml:3:", 0), 0u) << s.error().detail();
+}
+
+// StrictModes: the root spawner loads no policy that someone else could have written, an included
+// one as much as the file named; the error names the file and why.
+TEST(SpawnerProcessTest, PolicyIncludingAFileOthersCanWriteIsRefused) {
+  TempDir tmp("spawner");
+  ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+  test::writeFile(tmp / "base.yaml",
+                  "version: 1\nseccomp:\n  default_action: kill_process\n"
+                  "  allow: ['@python-startup']\n",
+                  0666);
+  test::writeFile(tmp / "p.yaml", "version: 1\ninclude: [base.yaml]\n", 0644);
+  SpawnerConfig config;
+  config.jobs_dir = tmp / "jobs";
+  config.policy_files = {{"p", tmp / "p.yaml"}};
+  auto s = startSpawner(config);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::kPolicy);
+  EXPECT_NE(s.error().detail().find("refusing " + (tmp / "base.yaml") + ": " + (tmp / "base.yaml") +
+                                    " is writable by everyone (mode 0666)"),
+            std::string::npos)
+      << s.error().detail();
+  // Made safe, the same files load.
+  ASSERT_EQ(::chmod((tmp / "base.yaml").c_str(), 0644), 0);
+  config.cgroups.subtree = cgroupSubtree() + "-strict";
+  auto ok = startSpawner(config);
+  ASSERT_TRUE(ok) << ok.error().detail();
+  ok->socket.reset();
+  int status = 0;
+  ::waitpid(ok->pid, &status, 0);
 }
 
 TEST(SpawnerProcessTest, StartRemovesLeftoverWorkingDirectories) {

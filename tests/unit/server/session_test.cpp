@@ -507,5 +507,42 @@ TEST_F(SessionTest, ClientThatStopsReadingIsCutOffAfterTheIdleTimeout) {
       << "the session stays";
 }
 
+// docs/PROTOCOL.md 7: a client that breaks the protocol while its job runs gets ERROR `code`, and
+// the job's verdict says whose fault the ending was (not internal-error).
+class ProtocolErrorWhileRunningTest : public SessionTest {
+ protected:
+  void run(const std::vector<uint8_t>& frame, proto::ErrorCode code) {
+    startServer();
+    JobPipes pipes;
+    uint64_t id = 0;
+    ASSERT_NO_FATAL_FAILURE(startJob(pipes, id));
+    ASSERT_TRUE(client_->send(frame));
+    auto error = proto::decodeError(expectFrame(proto::FrameType::kError));
+    ASSERT_TRUE(error);
+    EXPECT_EQ(error->code, code);
+    ASSERT_TRUE(spawner_->receiveKill(id));
+    spawner_->send(killed(id));
+    pipes.stdout_write.reset();
+    pipes.stderr_write.reset();
+    ASSERT_TRUE(test::eventually([&] { return jobEnds() == 1; }, kPatience)) << audit();
+    EXPECT_EQ(jobEnds({"\"verdict\":\"protocol-error\"", "\"job_id\":" + std::to_string(id),
+                       "the client broke the protocol: "}),
+              1u)
+        << audit();
+  }
+};
+
+TEST_F(ProtocolErrorWhileRunningTest, SecondRunGivesVerdictProtocolError) {
+  proto::RunRequest again;
+  again.script_name = "job.py";
+  again.script = "print(2)\n";
+  ASSERT_NO_FATAL_FAILURE(run(proto::encode(again), proto::ErrorCode::kUnexpectedFrame));
+}
+
+// A frame type no version of the protocol has.
+TEST_F(ProtocolErrorWhileRunningTest, UnknownFrameGivesVerdictProtocolError) {
+  ASSERT_NO_FATAL_FAILURE(run({0x7f, 0, 0, 0, 0}, proto::ErrorCode::kBadFrame));
+}
+
 }  // namespace
 }  // namespace pyrun::server
