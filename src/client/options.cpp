@@ -36,7 +36,7 @@ Result<std::chrono::seconds> parseTimeout(std::string_view text) {
 // Options that take a value, in their long and short spellings.
 bool takesValue(std::string_view name) {
   return name == "--cert" || name == "--ca" || name == "-p" || name == "--port" ||
-         name == "--pin" || name == "--timeout";
+         name == "--pin" || name == "--timeout" || name == "-f" || name == "--file";
 }
 
 }  // namespace
@@ -100,6 +100,24 @@ Environment Environment::fromProcess() {
   return env;
 }
 
+Result<FileArg> parseFileArg(std::string_view text) {
+  FileArg f;
+  auto colon = text.rfind(':');
+  f.path = std::string(text.substr(0, colon));
+  if (colon != std::string_view::npos) f.dest = std::string(text.substr(colon + 1));
+  while (f.path.size() > 1 && f.path.back() == '/') f.path.pop_back();
+  if (f.path.empty()) return usageError("-f \"" + std::string(text) + "\" has no PATH");
+  if (colon != std::string_view::npos && f.dest.empty()) {
+    return usageError("-f \"" + std::string(text) + "\" has an empty DEST after ':'");
+  }
+  if (colon == std::string_view::npos) {
+    auto slash = f.path.find_last_of('/');
+    f.dest = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
+  }
+  while (f.dest.size() > 1 && f.dest.back() == '/') f.dest.pop_back();
+  return f;
+}
+
 Result<Command> parseCommandLine(std::span<const std::string> args, const Environment& env) {
   Command command;
   Options& o = command.options;
@@ -137,6 +155,11 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       command.help = true;
       return command;
     }
+    if (name == "--no-modules") {
+      if (value) return usageError("option " + name + " takes no value");
+      o.modules = false;
+      continue;
+    }
     if (name == "-v" || name == "--verbose" || name == "--stats") {
       if (value) return usageError("option " + name + " takes no value");
       (name == "--stats" ? o.stats : o.verbose) = true;
@@ -162,6 +185,10 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
         return usageError("--pin \"" + *value + "\" is not of the form sha256//BASE64");
       }
       o.pin = *value;
+    } else if (name == "-f" || name == "--file") {
+      auto f = parseFileArg(*value);
+      if (!f) return f.error();
+      o.files.push_back(std::move(*f));
     } else if (name == "--timeout") {
       auto t = parseTimeout(*value);
       if (!t) return t.error();
@@ -209,7 +236,11 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
   -p, --port PORT    server port (default 9091; HOST:PORT and [IPv6]:PORT also work)
   --pin sha256//KEY  also require this SHA-256 pin of the server's public key
   --timeout SECONDS  limit for connecting, the TLS handshake and the server's greeting (default 10)
-  --stats            print CPU time, wall time, peak memory and output bytes at the end
+  -f, --file PATH[:DEST]
+                     also send PATH (a file, or a directory recursively) into the job's
+                     working directory as DEST (default: its base name); repeatable
+  --no-modules       do not send the *.py files and packages beside SCRIPT
+  --stats            print CPU time, wall time, peak memory, output and transfer bytes
   -v, --verbose      say what happens (connection, queue, job id)
   -h, --help         print this text
 

@@ -40,6 +40,8 @@ enum class FrameType : uint8_t {
   kStdinEnd = 0x12,  // end of stdin (the program reads EOF)
   kSignal = 0x13,    // deliver a signal to the program
   kCancel = 0x14,    // kill the job
+  kFile = 0x15,      // before RUN: a file of the job's working directory follows (name, mode, size)
+  kFileData = 0x16,  // before RUN: the next bytes of the file announced by FILE
 };
 
 // Name for logs and errors ("STDOUT"); "0xNN" for unknown values.

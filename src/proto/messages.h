@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,6 +49,15 @@ struct RunRequest {
   Limits limits;
   std::vector<File> files;
   friend bool operator==(const RunRequest&, const RunRequest&) = default;
+};
+
+// FILE: announces one file of the job's working directory, whose `size` bytes follow in FILE_DATA
+// frames (docs/PROTOCOL.md, "FILE"). Sent before RUN only.
+struct FileHeader {
+  std::string name;  // relative path, the rules of RUN's file names
+  uint32_t mode = 0644;
+  uint64_t size = 0;
+  friend bool operator==(const FileHeader&, const FileHeader&) = default;
 };
 
 struct Ready {
@@ -138,7 +148,8 @@ std::vector<uint8_t> encode(const Started& m);
 std::vector<uint8_t> encode(const Exit& m);
 std::vector<uint8_t> encode(const ErrorMessage& m);
 std::vector<uint8_t> encode(const Signal& m);
-// Data frames (kStdin, kStdout, kStderr) and empty frames (kStdinEnd, kCancel).
+std::vector<uint8_t> encode(const FileHeader& m);
+// Data frames (kStdin, kStdout, kStderr, kFileData) and empty frames (kStdinEnd, kCancel).
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes);
 std::vector<uint8_t> encodeEmpty(FrameType type);
 
@@ -151,6 +162,29 @@ Result<Started> decodeStarted(std::span<const uint8_t> payload);
 Result<Exit> decodeExit(std::span<const uint8_t> payload);
 Result<ErrorMessage> decodeError(std::span<const uint8_t> payload);
 Result<Signal> decodeSignal(std::span<const uint8_t> payload);
+// Checks the encoding only (kProtocol); the name and mode rules are validateFileName's.
+Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload);
+
+// The rules for a file name in RUN and FILE: not empty, at most kMaxPathLength bytes, relative,
+// no empty, "." or ".." component, components at most kMaxNameLength bytes, no NUL or control
+// characters; mode at most 0777. Errors are kInvalidArgument naming the file.
+Result<void> validateFileName(const std::string& name, uint32_t mode);
+
+// The names of one job's working directory, checked as they come: no name given twice and none
+// that is both a file and a directory of another ("a" and "a/b").
+class FileNameSet {
+ public:
+  // Adds a valid name (validateFileName). Errors are kInvalidArgument naming both names.
+  Result<void> add(const std::string& name);
+  bool contains(const std::string& name) const { return names_.count(name) != 0; }
+  size_t size() const noexcept { return names_.size(); }
+  // Directories the names imply ("a/b/c" implies "a" and "a/b"), each counted once.
+  size_t directories() const noexcept { return dirs_.size(); }
+
+ private:
+  std::set<std::string> names_;
+  std::set<std::string> dirs_;
+};
 
 // Semantic checks of a decoded RUN beyond the encoding: script name a plain base name ending in
 // ".py"-or-anything but without '/', "." or ".."; file names relative, no "..", no empty
@@ -162,7 +196,8 @@ Result<Signal> decodeSignal(std::span<const uint8_t> payload);
 Result<void> validateRunRequest(const RunRequest& m);
 
 // Which frames each side accepts in each state (the table in docs/PROTOCOL.md, "States").
-enum class ServerState : uint8_t { kAwaitRun, kQueued, kRunning, kDone };
+// kUploading: a FILE's bytes are still owed (FILE_DATA only); then back to kAwaitRun.
+enum class ServerState : uint8_t { kAwaitRun, kUploading, kQueued, kRunning, kDone };
 enum class ClientState : uint8_t { kAwaitReady, kAwaitStart, kQueued, kRunning, kDone };
 // True if the server may receive `type` from the client in `state`.
 bool serverAccepts(ServerState state, FrameType type) noexcept;

@@ -207,6 +207,7 @@ std::vector<uint8_t> encodeJobSpec(const JobSpec& spec) {
   w.integer(spec.limits.file_size_bytes);
   w.integer(spec.limits.open_files);
   w.integer(spec.limits.processes);
+  w.string(spec.upload);
   return w.take();
 }
 
@@ -234,7 +235,7 @@ Result<JobSpec> decodeJobSpec(std::span<const uint8_t> bytes) {
   auto& l = s.limits;
   if (!(r.integer(l.cpu_seconds) && r.integer(l.wall_seconds) && r.integer(l.memory_bytes) &&
         r.integer(l.file_size_bytes) && r.integer(l.open_files) && r.integer(l.processes) &&
-        r.finish())) {
+        r.string(s.upload, kMaxNameBytes) && r.finish())) {
     return r.error();
   }
   return s;

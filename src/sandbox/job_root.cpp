@@ -187,6 +187,13 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
       }
       auto mode = static_cast<uint32_t>(st.st_mode & 0777);
       if (S_ISREG(st.st_mode)) {
+        // Staged files are made by the spawner or by the front (uploads), each with O_EXCL: one
+        // link. A second link means someone linked a file in from elsewhere (a compromised front
+        // on a host without fs.protected_hardlinks), whose content the job must not get.
+        if (st.st_nlink != 1) {
+          return Error(Errc::kIo, where + "/" + name + " has " + std::to_string(st.st_nlink) +
+                                      " links; staged files have one");
+        }
         b.jobStep(MountKind::kJobFile, inside, target, mode);
       } else if (S_ISDIR(st.st_mode)) {
         b.jobStep(MountKind::kJobDir, "", target, mode);

@@ -202,6 +202,8 @@ class Spawner {
   SpawnerConfig config_;
   int socket_;
   UniqueFd jobs_dir_;
+  // <jobs_dir>/.uploads, where the front stages uploads (SpawnerConfig::uploads_uid).
+  UniqueFd uploads_dir_;
   bool root_;
   bool front_gone_ = false;
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;
@@ -245,6 +247,16 @@ void Spawner::removeLeftoverWorkDirs() {
 
 Result<void> Spawner::prepare() {
   removeLeftoverWorkDirs();
+  // After the leftovers went (an earlier run's partial uploads with them). The front writes here
+  // as its own user; what it stages is moved, never opened through a link, and copied into the
+  // job only as directories and regular files (docs/SANDBOX.md, "Uploads").
+  {
+    Owner front{config_.uploads_uid.value_or(::geteuid()), config_.uploads_gid.value_or(::getegid())};
+    auto uploads = openUploadsDir(jobs_dir_.get(), config_.jobs_dir,
+                                  config_.uploads_uid ? &front : nullptr);
+    if (!uploads) return uploads.error();
+    uploads_dir_ = std::move(*uploads);
+  }
   if (::mkdirat(jobs_dir_.get(), kRootMountPoint, 0755) != 0 && errno != EEXIST) {
     return errnoError("create " + config_.jobs_dir + "/" + kRootMountPoint, errno);
   }
@@ -408,6 +420,17 @@ void Spawner::spawn(channel::SpawnRequest request) {
   auto spec = channel::readSealedSpec(request.spec_memfd.get());
   request.spec_memfd.reset();
   if (!spec) return sendFailed(id, "spec", EINVAL, spec.error().detail());
+  // A job refused before its working directory exists still must not leave its upload behind.
+  struct DropUpload {
+    int dir;
+    std::string name;
+    ~DropUpload() {
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return;
+      if (auto r = removeTree(dir, name); !r) {
+        PYRUN_LOG(kError) << r.error().detail();
+      }
+    }
+  } drop_upload{uploads_dir_.get(), spec->upload};
   auto bad = [&](const std::string& why) { sendFailed(id, "spec", EINVAL, why); };
   if (spec->job_id != id) {
     return bad("job spec is for job " + std::to_string(spec->job_id) + ", not job " +
@@ -459,8 +482,10 @@ void Spawner::spawn(channel::SpawnRequest request) {
     job->uid = uid;
   }
   Owner owner{job->uid.value_or(0), static_cast<gid_t>(job->uid.value_or(0))};
-  auto workdir = createWorkDir(jobs_dir_.get(), config_.jobs_dir, *spec, root_ ? &owner : nullptr);
+  auto workdir = createWorkDir(jobs_dir_.get(), config_.jobs_dir, *spec, root_ ? &owner : nullptr,
+                               uploads_dir_.get());
   if (!workdir) return sendFailed(id, "workdir", EIO, workdir.error().detail());
+  drop_upload.name.clear();  // moved into place: removed with the working directory from now on
   job->workdir = std::move(*workdir);
   auto undo = [&](const std::string& stage, int error, const std::string& detail) {
     job->cgroup.reset();  // kills nothing (nothing started) and removes it
@@ -507,7 +532,10 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // Paths as the job sees them: the host's layout does not leak into its argv or environment.
   std::string job_dir = kJobDirInRoot;
   std::string script_path = job_dir + "/" + spec.script_name;
-  std::vector<std::string> argv_strings = {spec.interpreter, "-I", "-B", "-u", script_path};
+  // -E -s, not -I: isolated mode would also drop the script's directory from sys.path, and a
+  // program must import the modules sent beside it (sys.path[0] = /job), as it does locally.
+  // The environment is ours anyway (-E), and there is no user site in the job (-s).
+  std::vector<std::string> argv_strings = {spec.interpreter, "-E", "-s", "-B", "-u", script_path};
   argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job_dir, "TMPDIR=/tmp",
                                           "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"};

@@ -47,6 +47,10 @@ struct JobSpec {
   std::vector<std::string> args;
   std::vector<JobFile> files;
   JobLimits limits;
+  // Files the front received in FILE frames, staged in <jobs_dir>/.uploads/<upload> (one plain
+  // name; empty: none). The spawner moves that directory into place as the job's working
+  // directory and writes the script and `files` into it.
+  std::string upload;
 };
 
 struct SpawnerConfig {
@@ -70,6 +74,10 @@ struct SpawnerConfig {
   uint32_t max_jobs = 0;
   // Which cgroup setup to use for the jobs (docs/CGROUPS.md); without a usable one, rlimits alone.
   CgroupOptions cgroups;
+  // Owner of <jobs_dir>/.uploads, where the unprivileged front stages uploads (the front's user
+  // when pyrund starts as root; unset: the spawner's own uid).
+  std::optional<uid_t> uploads_uid;
+  std::optional<gid_t> uploads_gid;
 };
 
 // ---- messages (front -> spawner) ----

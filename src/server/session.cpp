@@ -270,10 +270,23 @@ asio::awaitable<void> Session::run() {
   }
   push(proto::encode(proto::Ready{proto::kProtocolVersion, proto::kMaxFramePayload,
                                   "pyrund " PYRUN_VERSION}));
-  request_timer_.expires_after(std::chrono::seconds(env_->config.idle_timeout_seconds));
+  armRequestTimer(std::chrono::steady_clock::now() +
+                  std::chrono::seconds(env_->config.idle_timeout_seconds));
+}
+
+void Session::armRequestTimer(std::chrono::steady_clock::time_point deadline) {
+  request_timer_.expires_at(deadline);
   request_timer_.async_wait([weak = weak_from_this()](error_code ec) {
     auto s = weak.lock();
-    if (ec || !s || s->state_ != proto::ServerState::kAwaitRun || s->finished_) return;
+    if (ec || !s || s->finished_) return;
+    if (s->state_ != proto::ServerState::kAwaitRun && s->state_ != proto::ServerState::kUploading) {
+      return;
+    }
+    const auto idle = std::chrono::seconds(s->env_->config.idle_timeout_seconds);
+    if (auto again = s->upload_seen_ + idle; again > std::chrono::steady_clock::now()) {
+      s->armRequestTimer(again);
+      return;
+    }
     s->fail(proto::ErrorCode::kTimeout, "no RUN request within " +
                                             std::to_string(s->env_->config.idle_timeout_seconds) +
                                             " s");
@@ -307,6 +320,18 @@ asio::awaitable<void> Session::reader() {
       }
       if (auto* run = std::get_if<RunAccepted>(&event)) {
         handleRun(std::move(*run));
+      } else if (auto* file = std::get_if<FileBegin>(&event)) {
+        if (!handleFileBegin(file->header)) co_return;
+      } else if (auto* bytes = std::get_if<FileData>(&event)) {
+        if (!handleFileData(bytes->bytes)) co_return;
+      } else if (stdin_end_ &&
+                 (std::holds_alternative<StdinData>(event) ||
+                  std::holds_alternative<StdinEnd>(event))) {
+        // docs/PROTOCOL.md, "States": nothing may follow the end of stdin.
+        fail(proto::ErrorCode::kUnexpectedFrame,
+             std::string(std::holds_alternative<StdinData>(event) ? "STDIN" : "STDIN_END") +
+                 " after STDIN_END is not allowed");
+        co_return;
       } else if (auto* data = std::get_if<StdinData>(&event)) {
         // Waiting here stops reading the connection: a client sending more stdin than the
         // program takes is slowed by TCP instead of filling our memory.
@@ -482,11 +507,60 @@ void Session::push(std::vector<uint8_t> frame) {
   wake(writer_wake_);
 }
 
+bool Session::handleFileBegin(const proto::FileHeader& header) {
+  upload_seen_ = std::chrono::steady_clock::now();
+  if (!upload_) {
+    upload_ = std::make_unique<Upload>(
+        env_->config.jobs_dir,
+        UploadQuota{policy_->limits.workdir_bytes, policy_->limits.workdir_files, policy_name_});
+  }
+  if (auto r = upload_->begin(header); !r) {
+    // The partial upload goes at once, not when the session object does.
+    upload_.reset();
+    fail(r.error().code() == Errc::kLimit     ? proto::ErrorCode::kLimitTooHigh
+         : r.error().code() == Errc::kIo      ? proto::ErrorCode::kInternal
+                                              : proto::ErrorCode::kBadRequest,
+         r.error().code() == Errc::kIo ? "the server could not stage the upload"
+                                       : "FILE: " + r.error().detail());
+    if (r.error().code() == Errc::kIo) {
+      PYRUN_LOG(kError) << "session " << peer_ << ": " << r.error().detail();
+    }
+    return false;
+  }
+  state_ = upload_->owed() ? proto::ServerState::kUploading : proto::ServerState::kAwaitRun;
+  return true;
+}
+
+bool Session::handleFileData(std::span<const uint8_t> bytes) {
+  upload_seen_ = std::chrono::steady_clock::now();
+  if (auto r = upload_->data(bytes); !r) {
+    upload_.reset();
+    const bool io = r.error().code() == Errc::kIo;
+    if (io) {
+      PYRUN_LOG(kError) << "session " << peer_ << ": " << r.error().detail();
+    }
+    fail(io ? proto::ErrorCode::kInternal : proto::ErrorCode::kBadRequest,
+         io ? "the server could not stage the upload" : "FILE_DATA: " + r.error().detail());
+    return false;
+  }
+  if (!upload_->owed()) state_ = proto::ServerState::kAwaitRun;
+  return true;
+}
+
 void Session::handleRun(RunAccepted run) {
   request_timer_.cancel();
   if (env_->stopping) {
     fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
     return;
+  }
+  if (upload_) {
+    if (auto r = upload_->checkRun(run.request); !r) {
+      upload_.reset();
+      fail(r.error().code() == Errc::kLimit ? proto::ErrorCode::kLimitTooHigh
+                                            : proto::ErrorCode::kBadRequest,
+           "RUN: " + r.error().detail());
+      return;
+    }
   }
   if (auto allowed = env_->quota.admit(client_, IdentityQuota::Clock::now()); !allowed) {
     fail(proto::ErrorCode::kUnauthorized, allowed.error().detail());
@@ -539,8 +613,11 @@ void Session::startJob() {
   env_->spawner->subscribe(job_id_, [weak = weak_from_this()](sandbox::Received& received) {
     if (auto s = weak.lock()) s->onSpawnerMessage(received);
   });
-  auto sent = env_->spawner->send(sandbox::SpawnJob{
-      makeJobSpec(job_id_, *run_, ceiling_, policy_name_, policy_->interpreter)});
+  sandbox::JobSpec spec = makeJobSpec(job_id_, *run_, ceiling_, policy_name_, policy_->interpreter);
+  // The spawner moves the staged upload into place (or removes it): it is no longer ours.
+  if (upload_) spec.upload = upload_->release();
+  upload_.reset();
+  auto sent = env_->spawner->send(sandbox::SpawnJob{std::move(spec)});
   if (!sent) {
     PYRUN_LOG(kError) << "job " << job_id_ << ": cannot reach the spawner: " << sent.error().detail();
     env_->spawner->unsubscribe(job_id_);

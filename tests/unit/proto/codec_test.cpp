@@ -59,7 +59,7 @@ TEST(FrameHeader, EncodesTypeAndBigEndianLength) {
 
 TEST(FrameHeader, RejectsEveryUnknownType) {
   const std::vector<uint8_t> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-                                      0x07, 0x10, 0x11, 0x12, 0x13, 0x14};
+                                      0x07, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16};
   for (int t = 0; t <= 255; ++t) {
     const auto type = static_cast<uint8_t>(t);
     const bool is_known = std::find(known.begin(), known.end(), type) != known.end();
