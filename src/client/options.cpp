@@ -36,7 +36,8 @@ Result<std::chrono::seconds> parseTimeout(std::string_view text) {
 // Options that take a value, in their long and short spellings.
 bool takesValue(std::string_view name) {
   return name == "--cert" || name == "--ca" || name == "-p" || name == "--port" ||
-         name == "--pin" || name == "--timeout" || name == "-f" || name == "--file";
+         name == "--pin" || name == "--timeout" || name == "-f" || name == "--file" ||
+         name == "--get" || name == "-o" || name == "--output";
 }
 
 }  // namespace
@@ -189,6 +190,12 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       auto f = parseFileArg(*value);
       if (!f) return f.error();
       o.files.push_back(std::move(*f));
+    } else if (name == "--get") {
+      if (value->empty()) return usageError("--get needs a pattern");
+      o.gets.push_back(*value);
+    } else if (name == "-o" || name == "--output") {
+      if (value->empty()) return usageError(name + " needs a directory");
+      o.output_dir = *value;
     } else if (name == "--timeout") {
       auto t = parseTimeout(*value);
       if (!t) return t.error();
@@ -240,6 +247,10 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
                      also send PATH (a file, or a directory recursively) into the job's
                      working directory as DEST (default: its base name); repeatable
   --no-modules       do not send the *.py files and packages beside SCRIPT
+  --get PATTERN      bring back the files matching PATTERN (relative to the job's working
+                     directory: out/*.png, report.csv, results/**) when the program ends;
+                     repeatable
+  -o, --output DIR   where --get files land, under their relative paths (default: .)
   --stats            print CPU time, wall time, peak memory, output and transfer bytes
   -v, --verbose      say what happens (connection, queue, job id)
   -h, --help         print this text

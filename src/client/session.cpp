@@ -23,11 +23,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <exception>
 #include <utility>
 
 #include "client/exit_status.h"
 #include "client/stdio.h"
+#include "client/results.h"
 #include "client/upload.h"
 #include "common/file.h"
 #include "proto/frame.h"
@@ -73,9 +75,10 @@ uint64_t runPayloadSize(const proto::RunRequest& r) {
 class Session {
  public:
   Session(asio::io_context& io, const Options& options, std::shared_ptr<asio::ssl::context> ctx,
-          proto::RunRequest request, UploadPlan upload, UniqueFd stdin_pipe)
+          proto::RunRequest request, UploadPlan upload, UniqueFd output_dir, UniqueFd stdin_pipe)
       : options_(options),
         upload_(std::move(upload)),
+        results_(std::move(output_dir), kMaxResultFiles, kMaxResultBytes),
         endpoint_(formatEndpoint(options.host, options.port)),
         ctx_(std::move(ctx)),
         request_(std::move(request)),
@@ -129,6 +132,7 @@ class Session {
   const Options& options_;
   UploadPlan upload_;
   uint64_t uploaded_bytes_ = 0;
+  ResultWriter results_;
   // A local file failed while being sent: the run ends with this sentence.
   std::optional<std::string> upload_failure_;
   std::string endpoint_;
@@ -310,6 +314,11 @@ awaitable<Result<void>> Session::sendFile(const UploadEntry& e) {
 }
 
 awaitable<void> Session::sendRequest() {
+  if (!options_.gets.empty()) {
+    std::vector<uint8_t> get =
+        proto::encode(proto::Get{options_.gets, kMaxResultFiles, kMaxResultBytes});
+    co_await send(std::move(get));
+  }
   for (const auto& e : upload_.entries) {
     if (closed_) co_return;
     auto sent = co_await sendFile(e);
@@ -361,7 +370,9 @@ int Session::finishJob(const proto::Exit& exit) {
   if (auto line = verdictLine(exit, limits_)) printLine(*line);
   if (options_.stats) {
     printLine(statsLine(exit) + ", uploaded " + std::to_string(uploaded_bytes_) + " bytes in " +
-              std::to_string(upload_.entries.size()) + " files");
+              std::to_string(upload_.entries.size()) + " files, downloaded " +
+              std::to_string(results_.bytes()) + " bytes in " + std::to_string(results_.files()) +
+              " files");
   }
   return exitStatusFor(exit);
 }
@@ -432,9 +443,33 @@ awaitable<int> Session::exchange() {
         }
         break;
       }
+      case FrameType::kResult:
+      case FrameType::kResultData: {
+        if (options_.gets.empty()) {
+          fail("protocol error: " + endpoint_ + " sent result files that were not asked for");
+        }
+        Result<void> r;
+        if (type == FrameType::kResult) {
+          auto h = proto::decodeFileHeader(payload);
+          if (!h) fail("protocol error: " + h.error().detail());
+          r = results_.begin(*h);
+          if (r && options_.verbose) {
+            printLine("receiving " + h->name + " (" + formatBytes(h->size) + ")");
+          }
+        } else {
+          r = results_.data(payload);
+        }
+        if (!r) {
+          fail(r.error().code() == Errc::kProtocol
+                   ? "protocol error: " + endpoint_ + ": " + r.error().detail()
+                   : r.error().detail());
+        }
+        break;
+      }
       case FrameType::kExit: {
         auto x = proto::decodeExit(payload);
         if (!x) fail("protocol error: " + x.error().detail());
+        if (results_.owed()) fail("protocol error: " + endpoint_ + " sent EXIT inside a result file");
         state_ = proto::ClientState::kDone;
         co_return finishJob(*x);
       }
@@ -552,6 +587,30 @@ int runJob(const Options& options) {
     printLine(upload.error().detail());
     return kFailureStatus;
   }
+  for (const auto& pattern : options.gets) {
+    if (auto ok = proto::validateFileName(pattern, 0); !ok) {
+      printLine("--get " + pattern + ": " + ok.error().detail());
+      return kFailureStatus;
+    }
+  }
+  if (options.gets.size() > proto::kMaxGetPatterns) {
+    printLine("at most " + std::to_string(proto::kMaxGetPatterns) + " --get patterns");
+    return kFailureStatus;
+  }
+  UniqueFd output_dir;
+  if (!options.gets.empty()) {
+    // The directory itself is the user's choice (a symlink to it is fine); below it nothing is
+    // followed.
+    if (::mkdir(options.output_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      printLine("cannot create " + options.output_dir + ": " + std::strerror(errno));
+      return kFailureStatus;
+    }
+    output_dir.reset(::open(options.output_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!output_dir) {
+      printLine("cannot open " + options.output_dir + ": " + std::strerror(errno));
+      return kFailureStatus;
+    }
+  }
   if (::access(options.cert.c_str(), F_OK) != 0 && errno == ENOENT) {
     printLine("no client certificate at " + options.cert +
               " (give --cert FILE or set PYRUN_CERT; `pyrun-ca client` makes one)");
@@ -574,7 +633,7 @@ int runJob(const Options& options) {
   {
     asio::io_context io;
     Session session(io, options, std::move(*ctx), std::move(*request), std::move(*upload),
-                    std::move(*stdin_pipe));
+                    std::move(output_dir), std::move(*stdin_pipe));
     asio::co_spawn(io, session.watchSignals(), asio::detached);
     asio::co_spawn(
         io,

@@ -1,6 +1,8 @@
 // Encoders, decoders and semantic checks of the structured pyrun/1 messages, and the state tables.
 #include "proto/messages.h"
 
+#include "common/glob.h"
+
 #include <csignal>
 #include <cstdio>
 #include <set>
@@ -204,18 +206,34 @@ std::vector<uint8_t> encode(const Signal& m) {
   return frameOf(FrameType::kSignal, w);
 }
 
-std::vector<uint8_t> encode(const FileHeader& m) {
+std::vector<uint8_t> encode(const FileHeader& m, FrameType type) {
   if (m.name.size() > kMaxPathLength) throw std::length_error("FILE: name too long");
+  if (type != FrameType::kFile && type != FrameType::kResult) {
+    throw std::invalid_argument("encode(FileHeader): neither FILE nor RESULT");
+  }
   wire::Writer w;
   w.string(m.name);
   w.u32(m.mode);
   w.u64(m.size);
-  return frameOf(FrameType::kFile, w);
+  return frameOf(type, w);
+}
+
+std::vector<uint8_t> encode(const Get& m) {
+  if (m.patterns.size() > kMaxGetPatterns) throw std::length_error("GET: too many patterns");
+  wire::Writer w;
+  w.u32(static_cast<uint32_t>(m.patterns.size()));
+  for (const auto& p : m.patterns) {
+    if (p.size() > kMaxPathLength) throw std::length_error("GET: pattern too long");
+    w.string(p);
+  }
+  w.u32(m.max_files);
+  w.u64(m.max_bytes);
+  return frameOf(FrameType::kGet, w);
 }
 
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes) {
   if (type != FrameType::kStdin && type != FrameType::kStdout && type != FrameType::kStderr &&
-      type != FrameType::kFileData) {
+      type != FrameType::kFileData && type != FrameType::kResultData) {
     throw std::invalid_argument("encodeData: " + frameTypeName(static_cast<uint8_t>(type)) +
                                 " is not a data frame");
   }
@@ -348,6 +366,29 @@ Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload) {
   return m;
 }
 
+Result<Get> decodeGet(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "GET");
+  Get m;
+  const uint32_t n = r.count("patterns", kMaxGetPatterns, 4);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    m.patterns.push_back(r.string(indexed("patterns", i), kMaxPathLength));
+  }
+  m.max_files = r.u32("max_files");
+  m.max_bytes = r.u64("max_bytes");
+  if (auto done = r.finish(); !done) return done.error();
+  for (size_t i = 0; i < m.patterns.size(); ++i) {
+    if (auto ok = validateFileName(m.patterns[i], 0); !ok) {
+      return Error(Errc::kProtocol, "GET: patterns[" + std::to_string(i) + "]: " +
+                                        ok.error().detail());
+    }
+  }
+  return m;
+}
+
+bool resultPatternMatches(std::string_view pattern, std::string_view path) {
+  return pathMatches(pattern, path);
+}
+
 // ---- semantic checks ----
 
 Result<void> validateRunRequest(const RunRequest& m) {
@@ -450,7 +491,7 @@ bool serverAccepts(ServerState state, FrameType type) noexcept {
   using F = FrameType;
   switch (state) {
     // FILE frames come before RUN; while a FILE's bytes are owed only FILE_DATA is accepted.
-    case ServerState::kAwaitRun: return type == F::kRun || type == F::kFile;
+    case ServerState::kAwaitRun: return type == F::kRun || type == F::kFile || type == F::kGet;
     case ServerState::kUploading: return type == F::kFileData;
     // Queued covers the whole time from RUN to STARTED: the program does not exist yet, so there
     // is no stdin to write, but the user may give up (Ctrl-C) while waiting.
@@ -471,8 +512,10 @@ bool clientAccepts(ClientState state, FrameType type) noexcept {
     case ClientState::kQueued:
       // EXIT here: a job cancelled while queued ends without ever starting.
       return type == F::kQueued || type == F::kStarted || type == F::kExit || type == F::kError;
+    // RESULT and RESULT_DATA: after the program's output, before EXIT (GET asked for them).
     case ClientState::kRunning:
-      return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError;
+      return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError ||
+             type == F::kResult || type == F::kResultData;
     case ClientState::kDone: return false;
   }
   return false;

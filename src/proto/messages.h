@@ -20,6 +20,7 @@ inline constexpr uint32_t kMaxArgs = 64;          // RUN args
 inline constexpr uint32_t kMaxFiles = 1000;       // RUN files
 inline constexpr uint32_t kMaxNameLength = 255;   // RUN script_name; each component of a file name
 inline constexpr uint32_t kMaxPathLength = 1024;  // RUN files[i].name
+inline constexpr uint32_t kMaxGetPatterns = 64;   // GET patterns (each at most kMaxPathLength)
 inline constexpr uint32_t kMaxServerName = 256;   // READY server
 inline constexpr uint32_t kMaxJobId = 64;         // STARTED job_id
 inline constexpr uint32_t kMaxText = 4096;        // ERROR message, EXIT detail; longer is truncated
@@ -58,6 +59,15 @@ struct FileHeader {
   uint32_t mode = 0644;
   uint64_t size = 0;
   friend bool operator==(const FileHeader&, const FileHeader&) = default;
+};
+
+// GET: the result files wanted back after the job (glob patterns relative to the working
+// directory) and the most the client accepts; RESULT frames never exceed them.
+struct Get {
+  std::vector<std::string> patterns;
+  uint32_t max_files = 0;
+  uint64_t max_bytes = 0;
+  friend bool operator==(const Get&, const Get&) = default;
 };
 
 struct Ready {
@@ -148,7 +158,9 @@ std::vector<uint8_t> encode(const Started& m);
 std::vector<uint8_t> encode(const Exit& m);
 std::vector<uint8_t> encode(const ErrorMessage& m);
 std::vector<uint8_t> encode(const Signal& m);
-std::vector<uint8_t> encode(const FileHeader& m);
+// kFile by default; kResult for a RESULT frame (same payload).
+std::vector<uint8_t> encode(const FileHeader& m, FrameType type = FrameType::kFile);
+std::vector<uint8_t> encode(const Get& m);
 // Data frames (kStdin, kStdout, kStderr, kFileData) and empty frames (kStdinEnd, kCancel).
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes);
 std::vector<uint8_t> encodeEmpty(FrameType type);
@@ -164,6 +176,13 @@ Result<ErrorMessage> decodeError(std::span<const uint8_t> payload);
 Result<Signal> decodeSignal(std::span<const uint8_t> payload);
 // Checks the encoding only (kProtocol); the name and mode rules are validateFileName's.
 Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload);
+// GET: the encoding, at most kMaxGetPatterns patterns, each a valid file name pattern (the rules of
+// validateFileName, where '*', '?', '[' and "**" components are allowed).
+Result<Get> decodeGet(std::span<const uint8_t> payload);
+// True when the relative path matches the pattern: components are matched one by one with
+// fnmatch(3) (a leading '.' only matched explicitly), and a "**" component matches any number of
+// components, none included. A pattern matching a directory matches everything below it.
+bool resultPatternMatches(std::string_view pattern, std::string_view path);
 
 // The rules for a file name in RUN and FILE: not empty, at most kMaxPathLength bytes, relative,
 // no empty, "." or ".." component, components at most kMaxNameLength bytes, no NUL or control

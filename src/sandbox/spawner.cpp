@@ -33,6 +33,7 @@
 #include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
+#include "sandbox/results.h"
 #include "sandbox/workdir.h"
 
 namespace pyrun::sandbox {
@@ -158,6 +159,12 @@ struct Job {
   std::optional<ReportRecord> failure;
   std::optional<int> interpreter_status;
   bool kill_requested = false;
+  // JobSpec::results, and the job's /job held from its start so it can be read after its end.
+  std::vector<std::string> results;
+  uint32_t results_max_files = 0;
+  uint64_t results_max_bytes = 0;
+  UniqueFd job_dir;
+  std::string job_dir_error;
 };
 
 class Spawner {
@@ -184,6 +191,8 @@ class Spawner {
   void drainReport(Job& job);
   void finishJob(uint64_t job_id);
   void sendEnd(JobEnded e);
+  // Copies the job's requested result files into .uploads for the front (JobEnded::results).
+  void collectResults(Job& job, JobEnded& e);
   // Sends the ends in unnamed_ whose record has arrived or whose wait is over (all when final).
   void nameUnnamed(bool final);
   void drainSeccompLog();
@@ -474,6 +483,9 @@ void Spawner::spawn(channel::SpawnRequest request) {
   job->interpreter = spec->interpreter;
   job->limits = l;
   job->policy = policy->second;
+  job->results = spec->results;
+  job->results_max_files = spec->results_max_files;
+  job->results_max_bytes = spec->results_max_bytes;
   if (root_) {
     uid_t uid = allocateUid(id);
     if (uid == static_cast<uid_t>(-1)) {
@@ -711,6 +723,15 @@ void Spawner::drainReport(Job& job) {
       job.start_reported = true;
       job.started = true;
       job.interpreter_pid = interpreterPid(job.pid);
+      // Now, while the job's namespace exists: after its end /job has no path any more.
+      if (!job.results.empty()) {
+        if (auto dir = openJobWorkdir(job.pid); dir) {
+          job.job_dir = std::move(*dir);
+        } else {
+          job.job_dir_error = dir.error().detail();
+          PYRUN_LOG(kError) << "job " << job.id << ": " << job.job_dir_error;
+        }
+      }
       // A record kept for an earlier process of the same pid is not this interpreter's.
       if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
@@ -769,6 +790,7 @@ void Spawner::finishJob(uint64_t job_id) {
   } else {
     JobEnded e;
     e.job_id = job.id;
+    collectResults(job, e);
     // The interpreter's own status when the init reported it; otherwise the init was killed.
     int s = job.interpreter_status.value_or(status);
     e.signaled = WIFSIGNALED(s);
@@ -821,6 +843,29 @@ void Spawner::finishJob(uint64_t job_id) {
     sendEnd(std::move(e));
   }
   jobs_.erase(it);
+}
+
+void Spawner::collectResults(Job& job, JobEnded& e) {
+  if (job.results.empty()) return;
+  if (!job.job_dir) {
+    e.results_detail = "the results could not be collected: " + job.job_dir_error;
+    return;
+  }
+  // Owned by the front, which streams them to the client and removes them.
+  Owner front{config_.uploads_uid.value_or(::geteuid()), config_.uploads_gid.value_or(::getegid())};
+  const std::string name = "results-" + std::to_string(job.id) + "-" + randomSuffix();
+  auto copied = copyResults(job.job_dir.get(), job.results, uploads_dir_.get(), name,
+                            config_.uploads_uid ? &front : nullptr, job.results_max_files,
+                            job.results_max_bytes);
+  job.job_dir.reset();  // the tmpfs goes with it
+  if (!copied) {
+    PYRUN_LOG(kError) << "job " << job.id << ": " << copied.error().detail();
+    e.results_detail = "the results could not be collected";
+    (void)removeTree(uploads_dir_.get(), name);
+    return;
+  }
+  e.results = name;
+  e.results_detail = copied->detail;
 }
 
 void Spawner::sendEnd(JobEnded e) {

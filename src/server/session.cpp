@@ -324,6 +324,12 @@ asio::awaitable<void> Session::reader() {
         if (!handleFileBegin(file->header)) co_return;
       } else if (auto* bytes = std::get_if<FileData>(&event)) {
         if (!handleFileData(bytes->bytes)) co_return;
+      } else if (auto* get = std::get_if<GetRequest>(&event)) {
+        if (get_) {
+          fail(proto::ErrorCode::kBadRequest, "GET: given twice");
+          co_return;
+        }
+        get_ = std::move(get->get);
       } else if (stdin_end_ &&
                  (std::holds_alternative<StdinData>(event) ||
                   std::holds_alternative<StdinEnd>(event))) {
@@ -365,7 +371,8 @@ asio::awaitable<void> Session::writer() {
     std::vector<uint8_t> frame = std::move(out_.front());
     out_.pop_front();
     auto type = static_cast<proto::FrameType>(frame[0]);
-    if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr) {
+    if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr ||
+        type == proto::FrameType::kResultData) {
       --out_data_frames_;
       wake(space_wake_);
     }
@@ -502,7 +509,10 @@ void Session::watchSocketErrors() {
 void Session::push(std::vector<uint8_t> frame) {
   if (client_gone_) return;
   auto type = static_cast<proto::FrameType>(frame[0]);
-  if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr) ++out_data_frames_;
+  if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr ||
+      type == proto::FrameType::kResultData) {
+    ++out_data_frames_;
+  }
   out_.push_back(std::move(frame));
   wake(writer_wake_);
 }
@@ -616,6 +626,11 @@ void Session::startJob() {
   sandbox::JobSpec spec = makeJobSpec(job_id_, *run_, ceiling_, policy_name_, policy_->interpreter);
   // The spawner moves the staged upload into place (or removes it): it is no longer ours.
   if (upload_) spec.upload = upload_->release();
+  if (get_) {
+    spec.results = get_->patterns;
+    spec.results_max_files = get_->max_files;
+    spec.results_max_bytes = get_->max_bytes;
+  }
   upload_.reset();
   auto sent = env_->spawner->send(sandbox::SpawnJob{std::move(spec)});
   if (!sent) {
@@ -835,6 +850,24 @@ void Session::maybeEndJob() {
   // The end needs the spawner's report and both output pipes at end of file: only then are the
   // byte counts final and a cut by the output cap known.
   if (!job_ended_ || open_outputs_ > 0 || job_end_audited_) return;
+  if (!job_ended_->results_detail.empty()) {
+    PYRUN_LOG(kInfo) << "job " << job_id_ << ": results: " << job_ended_->results_detail;
+    job_ended_->results_detail.clear();
+  }
+  if (!job_ended_->results.empty() && !results_done_) {
+    // The result files go after the last output and before EXIT (docs/PROTOCOL.md, RESULT).
+    if (!results_started_) {
+      results_started_ = true;
+      auto self = shared_from_this();
+      asio::co_spawn(stream_.get_executor(), sendResults(), [self](std::exception_ptr e) {
+        if (!e) return;
+        PYRUN_LOG(kError) << "job " << self->job_id_ << ": results: " << exceptionText(e);
+        self->results_done_ = true;
+        self->maybeEndJob();
+      });
+    }
+    return;
+  }
   job_end_audited_ = true;
   const sandbox::JobEnded& end = *job_ended_;
   const JobEndRecord record = jobEndRecord();
@@ -861,6 +894,52 @@ void Session::maybeEndJob() {
   exit.detail = ending.detail;
   push(proto::encode(exit));
   finish();
+}
+
+asio::awaitable<void> Session::sendResults() {
+  auto self = shared_from_this();
+  {
+    ResultFiles files(env_->config.jobs_dir, job_ended_->results);
+    std::vector<uint8_t> buffer(proto::kMaxDataChunk);
+    bool broken = false;
+    while (!client_gone_ && !finished_ && !broken) {
+      auto next = files.next();
+      if (!next) {
+        PYRUN_LOG(kError) << "job " << job_id_ << ": results: " << next.error().detail();
+        break;
+      }
+      if (!*next) break;
+      auto& file = **next;
+      std::vector<uint8_t> header = proto::encode(file.header, proto::FrameType::kResult);
+      co_await waitForOutputSpace();
+      if (client_gone_ || finished_) break;
+      push(std::move(header));
+      for (uint64_t left = file.header.size; left > 0;) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
+        ssize_t n = ::read(file.fd.get(), buffer.data(), want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          // The announced size cannot be kept: the session cannot go on in step.
+          PYRUN_LOG(kError) << "job " << job_id_ << ": result " << file.header.name
+                            << " shrank while being sent";
+          broken = true;
+          break;
+        }
+        co_await waitForOutputSpace();
+        if (client_gone_ || finished_) break;
+        push(proto::encodeData(proto::FrameType::kResultData,
+                               std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n))));
+        left -= static_cast<uint64_t>(n);
+      }
+    }
+    if (broken) {
+      results_done_ = true;
+      fail(proto::ErrorCode::kInternal, "the server could not send the result files");
+      co_return;
+    }
+  }  // the copies are removed here
+  results_done_ = true;
+  maybeEndJob();
 }
 
 void Session::onClientGone(const std::string& why, bool logged) {

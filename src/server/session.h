@@ -107,6 +107,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handleFileBegin(const proto::FileHeader& header);
   bool handleFileData(std::span<const uint8_t> bytes);
   void armRequestTimer(std::chrono::steady_clock::time_point deadline);
+  // After the output, before EXIT: the result files the spawner copied (GET).
+  boost::asio::awaitable<void> sendResults();
   void handleSignal(int signal);
   void handleCancel();
   void onPosition(uint32_t position);
@@ -171,6 +173,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<Upload> upload_;
   // The last FILE or FILE_DATA: an upload in progress is not an idle client.
   std::chrono::steady_clock::time_point upload_seen_{};
+  // GET before RUN, and the result files' progress after the job.
+  std::optional<proto::Get> get_;
+  bool results_started_ = false;
+  bool results_done_ = false;
   std::string script_sha256_;
   Scheduler::Ticket ticket_ = 0;
   uint32_t last_position_ = 0;

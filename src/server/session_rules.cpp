@@ -89,6 +89,11 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame, const S
     }
     case proto::FrameType::kFileData:
       return FileData{std::move(frame.payload)};
+    case proto::FrameType::kGet: {
+      auto get = proto::decodeGet(frame.payload);
+      if (!get) return errorFrom(proto::ErrorCode::kBadRequest, get.error());
+      return GetRequest{std::move(*get)};
+    }
     default:
       // serverAccepts() never admits server-to-client types; this keeps the switch total.
       return proto::ErrorMessage{

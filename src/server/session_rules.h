@@ -36,9 +36,12 @@ struct FileBegin {
 struct FileData {
   std::vector<uint8_t> bytes;
 };
+struct GetRequest {
+  proto::Get get;
+};
 // Anything else: the session sends this ERROR and closes.
 using ClientEvent = std::variant<RunAccepted, StdinData, StdinEnd, SignalRequest, CancelRequest,
-                                 FileBegin, FileData, proto::ErrorMessage>;
+                                 FileBegin, FileData, GetRequest, proto::ErrorMessage>;
 
 // Interprets one complete client frame in `state`: frames the state does not accept give
 // kUnexpectedFrame, undecodable payloads kBadFrame, invalid requests kBadRequest, requested limits

@@ -2,12 +2,15 @@
 // below its own .uploads directory, which the spawner created for it.
 #include "server/transfer.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "common/log.h"
 #include "sandbox/workdir.h"
@@ -168,6 +171,88 @@ std::string Upload::release() {
   top_fd_.reset();
   file_fd_.reset();
   return name_;
+}
+
+ResultFiles::ResultFiles(std::string jobs_dir, std::string name)
+    : jobs_dir_(std::move(jobs_dir)), name_(std::move(name)) {}
+
+ResultFiles::~ResultFiles() {
+  top_fd_.reset();
+  if (!uploads_fd_) {
+    const std::string dir = jobs_dir_ + "/" + sandbox::kUploadsDir;
+    uploads_fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  }
+  if (!uploads_fd_) return;
+  if (auto r = sandbox::removeTree(uploads_fd_.get(), name_); !r) {
+    PYRUN_LOG(kError) << "cannot remove the results " << name_ << ": " << r.error().detail();
+  }
+}
+
+Result<void> ResultFiles::list(int dir, const std::string& rel, int depth) {
+  if (depth > 64) return {};
+  UniqueFd dup(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dup) return errnoError("read results " + rel, errno);
+  DIR* d = ::fdopendir(dup.get());
+  if (d == nullptr) return errnoError("read results " + rel, errno);
+  dup.release();
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      names.emplace_back(e->d_name);
+    }
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    const std::string path = rel.empty() ? n : rel + "/" + n;
+    struct stat st {};
+    if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (sub) {
+        if (auto r = list(sub.get(), path, depth + 1); !r) return r;
+      }
+    } else if (S_ISREG(st.st_mode) && proto::validateFileName(path, st.st_mode & 0777)) {
+      files_.push_back(path);
+    }
+  }
+  return {};
+}
+
+Result<std::optional<ResultFiles::Next>> ResultFiles::next() {
+  if (!listed_) {
+    listed_ = true;
+    const std::string dir = jobs_dir_ + "/" + sandbox::kUploadsDir;
+    uploads_fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!uploads_fd_) return errnoError("open " + dir, errno);
+    top_fd_.reset(
+        ::openat(uploads_fd_.get(), name_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!top_fd_) return errnoError("open " + dir + "/" + name_, errno);
+    if (auto r = list(top_fd_.get(), "", 0); !r) return r.error();
+  }
+  while (at_ < files_.size()) {
+    const std::string& path = files_[at_++];
+    // One component at a time, never through a link.
+    UniqueFd dir(::fcntl(top_fd_.get(), F_DUPFD_CLOEXEC, 0));
+    size_t begin = 0;
+    for (size_t slash = path.find('/'); slash != std::string::npos && dir;
+         slash = path.find('/', begin)) {
+      dir.reset(::openat(dir.get(), path.substr(begin, slash - begin).c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      begin = slash + 1;
+    }
+    if (!dir) continue;
+    UniqueFd fd(::openat(dir.get(), path.substr(begin).c_str(),
+                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    Next n;
+    n.header = proto::FileHeader{path, static_cast<uint32_t>(st.st_mode & 0777),
+                                 static_cast<uint64_t>(st.st_size)};
+    n.fd = std::move(fd);
+    return std::optional<Next>(std::move(n));
+  }
+  return std::optional<Next>();
 }
 
 }  // namespace pyrun::server

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <span>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "common/fd.h"
@@ -70,6 +72,35 @@ class Upload {
   std::string file_name_;
   uint32_t file_mode_ = 0;
   uint64_t remaining_ = 0;
+};
+
+// The result files the spawner copied for a job (JobEnded::results), one at a time, then removed.
+// The directory belongs to the front; it is read without following links (O_NOFOLLOW relative
+// to directory descriptors) although only the spawner wrote it.
+class ResultFiles {
+ public:
+  ResultFiles(std::string jobs_dir, std::string name);
+  ~ResultFiles();  // removes the directory
+  ResultFiles(const ResultFiles&) = delete;
+  ResultFiles& operator=(const ResultFiles&) = delete;
+
+  struct Next {
+    proto::FileHeader header;  // name relative to the working directory, mode, size
+    UniqueFd fd;
+  };
+  // The next file in name order, or nullopt at the end. Errors: kIo.
+  Result<std::optional<Next>> next();
+
+ private:
+  Result<void> list(int dir, const std::string& rel, int depth);
+
+  std::string jobs_dir_;
+  std::string name_;
+  UniqueFd uploads_fd_;
+  std::vector<std::string> files_;  // relative paths, sorted
+  size_t at_ = 0;
+  bool listed_ = false;
+  UniqueFd top_fd_;
 };
 
 // "1.5 GiB", "64 MiB", "12 bytes": sizes in messages to the client.

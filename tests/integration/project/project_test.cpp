@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -353,6 +354,162 @@ TEST_F(ProjectTest, UploadsOneGibibyteWithFlatMemoryOnBothSides) {
                static_cast<double>(idle.server_peak) / 1048576);
   EXPECT_LT(m.client_peak, idle.client_peak + (16u << 20));
   EXPECT_LT(m.server_peak, idle.server_peak + (16u << 20));
+}
+
+TEST_F(ProjectTest, GetsResultFilesByteExactWithTheirModes) {
+  START_SERVER(server);
+  auto main = put("main.py",
+                  "import os\n"
+                  "os.makedirs('out', exist_ok=True)\n"
+                  "os.makedirs('results/deep/er', exist_ok=True)\n"
+                  "open('out/a.png', 'wb').write(bytes(range(256)) * 10)\n"
+                  "open('out/skip.txt', 'w').write('not asked for')\n"
+                  "open('report.csv', 'w').write('x,y\\n1,2\\n')\n"
+                  "os.chmod('report.csv', 0o640)\n"
+                  "open('results/deep/er/r.txt', 'w').write('deep')\n"
+                  "for i in range(300):\n"
+                  "    open('results/s%03d' % i, 'w').write(str(i))\n");
+  const std::string out = dir_ / "got";
+  auto o = run(pyrun(*server,
+                     {"--stats", "--get", "out/*.png", "--get", "report.csv", "--get", "results/**",
+                      "-o", out},
+                     main));
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  std::string png;
+  for (int i = 0; i < 10; ++i) {
+    for (int b = 0; b < 256; ++b) png += static_cast<char>(b);
+  }
+  EXPECT_EQ(readFileOrEmpty(out + "/out/a.png"), png);
+  EXPECT_EQ(readFileOrEmpty(out + "/report.csv"), "x,y\n1,2\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((out + "/report.csv").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(readFileOrEmpty(out + "/results/deep/er/r.txt"), "deep");
+  for (int i = 0; i < 300; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/results/s%03d", i);
+    ASSERT_EQ(readFileOrEmpty(out + name), std::to_string(i)) << name;
+  }
+  EXPECT_NE(::access((out + "/out/skip.txt").c_str(), F_OK), 0);
+  EXPECT_NE(o.err.find("downloaded"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("in 303 files"), std::string::npos) << o.err;
+  // Neither the staged copies nor anything else of the job is left on the server.
+  EXPECT_TRUE(eventually([&] { return entriesIn(server->uploadsDir()) == 0; }));
+}
+
+TEST_F(ProjectTest, GetsAResultAfterAFailedRun) {
+  START_SERVER(server);
+  auto main = put("main.py", "open('crash.log', 'w').write('it broke')\nraise SystemExit(3)\n");
+  auto o = run(pyrun(*server, {"--get", "crash.log", "-o", dir_ / "got"}, main));
+  EXPECT_EQ(o.exit_code, 3) << o.err;
+  EXPECT_EQ(readFileOrEmpty(dir_ / "got/crash.log"), "it broke");
+}
+
+TEST_F(ProjectTest, GetBringsNoContentOfLinksTheJobPlanted) {
+  START_SERVER(server);
+  auto main = put("main.py",
+                  "import os\n"
+                  "os.symlink('/etc/passwd', 'out.txt')\n"
+                  "os.symlink('/etc', 'etcdir')\n"
+                  "os.symlink('/proc/self/environ', 'env.txt')\n"
+                  "for src, dst in (('/etc/passwd', 'hard'), ('/usr/bin/python3', 'py')):\n"
+                  "    try:\n"
+                  "        os.link(src, dst)\n"
+                  "    except OSError as e:\n"
+                  "        print('link', dst, 'refused:', e.errno)\n"
+                  "open('plain.txt', 'w').write('plain')\n");
+  const std::string out = dir_ / "got";
+  auto o = run(pyrun(*server, {"--get", "*", "--get", "etcdir/**", "-o", out}, main));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(readFileOrEmpty(out + "/plain.txt"), "plain");
+  // The script itself matches "*" too; no link, nor anything behind one, came back.
+  EXPECT_EQ(readFileOrEmpty(out + "/main.py"), readFileOrEmpty(main));
+  EXPECT_EQ(entriesIn(out), 2u) << o.out;
+}
+
+TEST_F(ProjectTest, GetsA200MiBResultByteExact) {
+  START_SERVER(server, "  workdir: 300M\n  memory: 1G\n  file_size: 300M\n");
+  auto main = put("main.py",
+                  "import hashlib\nh = hashlib.sha256()\n"
+                  "with open('big.bin', 'wb') as f:\n"
+                  "    for i in range(200):\n"
+                  "        chunk = bytes([i]) * (1 << 20)\n"
+                  "        h.update(chunk)\n        f.write(chunk)\n"
+                  "print(h.hexdigest())\n");
+  auto o = run(pyrun(*server, {"--get", "big.bin", "-o", dir_ / "got"}, main));
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(sha256OfFile(dir_ / "got/big.bin") + "\n", o.out);
+}
+
+// pyrun against hostile_server.py SCENARIO: what it did to `out` and the files next to it.
+class HostileServerTest : public ProjectTest {
+ protected:
+  Outcome against(const std::string& scenario) {
+    const std::string port_file = dir_ / ("port-" + scenario);
+    Child server({"/usr/bin/python3", std::string(PYRUN_SOURCE_DIR) +
+                                          "/tests/integration/project/hostile_server.py",
+                  scenario, server_bundle_, port_file, dir_.path()});
+    EXPECT_TRUE(eventually([&] { return !readFileOrEmpty(port_file).empty(); }, 30s));
+    auto main = put("main.py", "pass\n");
+    std::vector<std::string> argv = {binary("pyrun"), "--cert", alice_, "--no-modules"};
+    if (scenario != "unasked") argv.insert(argv.end(), {"--get", "*", "-o", out()});
+    argv.insert(argv.end(), {"127.0.0.1:" + readFileOrEmpty(port_file), main});
+    RunOptions options;
+    options.timeout = 60s;
+    auto o = run(argv, options);
+    server.wait(30s);
+    return o;
+  }
+  std::string out() { return dir_ / "out"; }
+  void SetUp() override { ::mkdir(out().c_str(), 0755); }
+};
+
+TEST_F(HostileServerTest, RefusesNamesThatLeaveTheDirectory) {
+  for (std::string scenario : {"dotdot", "absolute", "inner-dotdot", "control"}) {
+    auto o = against(scenario);
+    EXPECT_EQ(o.exit_code, 255) << scenario;
+    EXPECT_NE(o.err.find("protocol error"), std::string::npos) << scenario << ": " << o.err;
+    EXPECT_NE(::access((dir_ / "escape.txt").c_str(), F_OK), 0) << scenario;
+    EXPECT_NE(::access((dir_ / "absolute.txt").c_str(), F_OK), 0) << scenario;
+    EXPECT_EQ(entriesIn(out()), 0u) << scenario;
+  }
+}
+
+TEST_F(HostileServerTest, NeverWritesThroughASymlinkInTheDirectory) {
+  ::mkdir((dir_ / "elsewhere").c_str(), 0755);
+  ASSERT_EQ(::symlink((dir_ / "elsewhere").c_str(), (out() + "/link").c_str()), 0);
+  auto o = against("through-symlink");
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_NE(o.err.find("link is not a plain directory"), std::string::npos) << o.err;
+  EXPECT_EQ(entriesIn(dir_ / "elsewhere"), 0u);
+}
+
+TEST_F(HostileServerTest, ReplacesASymlinkAtTheTargetInsteadOfFollowingIt) {
+  writeFile(dir_ / "victim.txt", "untouched");
+  ASSERT_EQ(::symlink((dir_ / "victim.txt").c_str(), (out() + "/leaf").c_str()), 0);
+  auto o = against("leaf-symlink");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(readFileOrEmpty(dir_ / "victim.txt"), "untouched");
+  struct stat st {};
+  ASSERT_EQ(::lstat((out() + "/leaf").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(readFileOrEmpty(out() + "/leaf"), "replaced\n");
+}
+
+TEST_F(HostileServerTest, RefusesMoreBytesThanAnnounced) {
+  for (std::string scenario : {"more-than-announced", "oversize"}) {
+    auto o = against(scenario);
+    EXPECT_EQ(o.exit_code, 255) << scenario;
+    EXPECT_NE(o.err.find("protocol error"), std::string::npos) << scenario << ": " << o.err;
+    // No temporary file is left either.
+    EXPECT_EQ(entriesIn(out()), 0u) << scenario;
+  }
+}
+
+TEST_F(HostileServerTest, RefusesResultsThatWereNotAskedFor) {
+  auto o = against("unasked");
+  EXPECT_EQ(o.exit_code, 255);
+  EXPECT_NE(o.err.find("not asked for"), std::string::npos) << o.err;
 }
 
 }  // namespace

@@ -59,12 +59,21 @@ class Annotator {
         str("job_id");
         limits();
         break;
+      case FrameType::kGet: {
+        const uint64_t n = num(4, "patterns: count");
+        for (uint64_t i = 0; i < n; ++i) str("patterns[" + std::to_string(i) + "]");
+        num(4, "max_files");
+        num(8, "max_bytes");
+        break;
+      }
       case FrameType::kFile:
+      case FrameType::kResult:
         str("name");
         num(4, "mode");
         num(8, "size");
         break;
       case FrameType::kFileData:
+      case FrameType::kResultData:
       case FrameType::kStdin:
       case FrameType::kStdout:
       case FrameType::kStderr: bytes(b_.size() - pos_, "data " + quoted(pos_, b_.size() - pos_)); break;

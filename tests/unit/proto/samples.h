@@ -79,6 +79,9 @@ inline std::vector<std::pair<std::string, std::vector<uint8_t>>> allFrames() {
       {"error", encode(error())},
       {"file", encode(FileHeader{"data/in.csv", 0644, 8})},
       {"file_data", encodeData(FrameType::kFileData, bytesOf("a,b\n1,2\n"))},
+      {"get", encode(Get{{"out/*.png", "report.csv"}, 100000, 64ull << 30})},
+      {"result", encode(FileHeader{"out/a.png", 0644, 4}, FrameType::kResult)},
+      {"result_data", encodeData(FrameType::kResultData, bytesOf("\x89PNG"))},
   };
 }
 
@@ -130,11 +133,16 @@ inline std::vector<ExampleFrame> exampleUpload() {
   run.script = "print(open('data/in.csv').read())\n";
   return {
       {false, encode(ready())},
+      {true, encode(Get{{"out/*.csv"}, 100000, 64ull << 30})},
       {true, encode(FileHeader{"data/in.csv", 0644, 10})},
       {true, encodeData(FrameType::kFileData, bytesOf("a,b\n"))},
       {true, encodeData(FrameType::kFileData, bytesOf("1,2\n3\n"))},
       {true, encode(FileHeader{"empty.txt", 0600, 0})},
       {true, encode(run)},
+      {false, encode(exampleStarted())},
+      {false, encode(FileHeader{"out/sum.csv", 0644, 2}, FrameType::kResult)},
+      {false, encodeData(FrameType::kResultData, bytesOf("6\n"))},
+      {false, encode(Exit{})},
   };
 }
 
