@@ -12,6 +12,8 @@
 
 #include "client/exit_status.h"
 #include "client/stdio.h"
+#include "common/fd.h"
+#include "common/file.h"
 #include "proto/messages.h"
 
 namespace pyrun::client {
@@ -33,20 +35,9 @@ std::string baseName(const std::string& path) {
 
 // The entries of a directory, sorted (the order files go in does not depend on the disk's).
 Result<std::vector<std::string>> listDir(const std::string& path) {
-  DIR* d = ::opendir(path.c_str());
-  if (d == nullptr) return errnoError("cannot read directory " + path, errno);
-  std::vector<std::string> names;
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-      names.emplace_back(e->d_name);
-    }
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) return errnoError("cannot read directory " + path, err);
-  std::sort(names.begin(), names.end());
-  return names;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errnoError("cannot read directory " + path, errno);
+  return listDirectory(fd.get(), path);
 }
 
 bool isPy(const std::string& name) { return name.size() > 3 && name.ends_with(".py"); }

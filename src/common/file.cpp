@@ -1,12 +1,15 @@
 // File helpers: exclusive creation, atomic replacement and permission checks.
 #include "common/file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "common/fd.h"
 
@@ -68,6 +71,26 @@ Result<void> requirePrivateFile(const std::string& path, std::string_view what) 
                                         path + ")");
   }
   return {};
+}
+
+Result<std::vector<std::string>> listDirectory(int dir_fd, const std::string& what) {
+  UniqueFd dup(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dup) return errnoError("read directory " + what, errno);
+  DIR* d = ::fdopendir(dup.get());
+  if (d == nullptr) return errnoError("read directory " + what, errno);
+  dup.release();
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      names.emplace_back(e->d_name);
+    }
+  }
+  const int err = errno;
+  ::closedir(d);
+  if (err != 0) return errnoError("read directory " + what, err);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace pyrun

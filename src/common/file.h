@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "common/error.h"
@@ -23,6 +24,10 @@ Result<void> replaceFile(const std::string& path, std::string_view data, mode_t 
 
 // Fails with kPermission if the file at path is readable, writable or executable by group or
 // others (like ssh refusing an open private key). `what` names the file in the message.
+// The entries of the directory dir_fd (any descriptor of it, O_PATH included) but "." and "..",
+// sorted. Errors: kIo naming `what`.
+Result<std::vector<std::string>> listDirectory(int dir_fd, const std::string& what);
+
 Result<void> requirePrivateFile(const std::string& path, std::string_view what);
 
 }  // namespace pyrun

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/file.h"
 #include "common/glob.h"
 #include "common/log.h"
 
@@ -47,19 +48,9 @@ class Copier {
       note(rel + ": deeper than " + std::to_string(kMaxDepth) + " levels, left out");
       return;
     }
-    UniqueFd dup(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dup) return note("cannot read " + (rel.empty() ? "." : rel) + ": " + std::strerror(errno));
-    DIR* d = ::fdopendir(dup.get());
-    if (d == nullptr) return note("cannot read " + rel + ": " + std::strerror(errno));
-    dup.release();
-    std::vector<std::string> names;
-    while (dirent* e = ::readdir(d)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-        names.emplace_back(e->d_name);
-      }
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
+    auto listed = listDirectory(dir, rel.empty() ? "." : rel);
+    if (!listed) return note(listed.error().detail());
+    const std::vector<std::string>& names = *listed;
     for (const auto& n : names) {
       const std::string path = rel.empty() ? n : rel + "/" + n;
       if (!plainName(n) || path.size() > 1024) continue;  // not a name pyrun/1 can carry

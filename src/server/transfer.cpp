@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "sandbox/workdir.h"
 
@@ -190,19 +191,9 @@ ResultFiles::~ResultFiles() {
 
 Result<void> ResultFiles::list(int dir, const std::string& rel, int depth) {
   if (depth > 64) return {};
-  UniqueFd dup(::openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dup) return errnoError("read results " + rel, errno);
-  DIR* d = ::fdopendir(dup.get());
-  if (d == nullptr) return errnoError("read results " + rel, errno);
-  dup.release();
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-      names.emplace_back(e->d_name);
-    }
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
+  auto listed = listDirectory(dir, "results " + rel);
+  if (!listed) return listed.error();
+  const std::vector<std::string>& names = *listed;
   for (const auto& n : names) {
     const std::string path = rel.empty() ? n : rel + "/" + n;
     struct stat st {};
