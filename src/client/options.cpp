@@ -156,6 +156,11 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       command.help = true;
       return command;
     }
+    if (name == "-q" || name == "--quiet") {
+      if (value) return usageError("option " + name + " takes no value");
+      o.quiet = true;
+      continue;
+    }
     if (name == "--no-modules") {
       if (value) return usageError("option " + name + " takes no value");
       o.modules = false;
@@ -252,7 +257,8 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
                      repeatable
   -o, --output DIR   where --get files land, under their relative paths (default: .)
   --stats            print CPU time, wall time, peak memory, output and transfer bytes
-  -v, --verbose      say what happens (connection, queue, job id)
+  -v, --verbose      say what happens (connection, files, queue, job id)
+  -q, --quiet        no progress line for transfers on a terminal
   -h, --help         print this text
 
 exit status: the program's; 128+N when it died of signal N; 255 when pyrun itself failed

@@ -49,6 +49,7 @@ struct Options {
   std::chrono::seconds timeout = kDefaultTimeout;  // connect + TLS handshake + READY
   bool stats = false;
   bool verbose = false;
+  bool quiet = false;  // -q: no progress line
   // Send the *.py files and packages beside the script (--no-modules turns it off).
   bool modules = true;
   std::vector<FileArg> files;  // -f

@@ -29,6 +29,7 @@
 
 #include "client/exit_status.h"
 #include "client/stdio.h"
+#include "client/progress.h"
 #include "client/results.h"
 #include "client/upload.h"
 #include "common/file.h"
@@ -79,6 +80,8 @@ class Session {
       : options_(options),
         upload_(std::move(upload)),
         results_(std::move(output_dir), kMaxResultFiles, kMaxResultBytes),
+        upload_progress_(::isatty(2) == 1 && !options.quiet, "sending", upload_.bytes),
+        download_progress_(::isatty(2) == 1 && !options.quiet, "receiving", 0),
         endpoint_(formatEndpoint(options.host, options.port)),
         ctx_(std::move(ctx)),
         request_(std::move(request)),
@@ -133,6 +136,8 @@ class Session {
   UploadPlan upload_;
   uint64_t uploaded_bytes_ = 0;
   ResultWriter results_;
+  Progress upload_progress_;
+  Progress download_progress_;
   // A local file failed while being sent: the run ends with this sentence.
   std::optional<std::string> upload_failure_;
   std::string endpoint_;
@@ -309,6 +314,7 @@ awaitable<Result<void>> Session::sendFile(const UploadEntry& e) {
     co_await send(proto::encodeData(proto::FrameType::kFileData, std::span(buf.data(), got)));
     left -= got;
     uploaded_bytes_ += got;
+    upload_progress_.advance(got);
   }
   co_return Result<void>{};
 }
@@ -323,12 +329,14 @@ awaitable<void> Session::sendRequest() {
     if (closed_) co_return;
     auto sent = co_await sendFile(e);
     if (!sent) {
+      upload_progress_.done();
       // The server would otherwise wait for the missing bytes: end the connection.
       upload_failure_ = sent.error().detail();
       closeSocket();
       co_return;
     }
   }
+  upload_progress_.done();
   co_await send(proto::encode(request_));
 }
 
@@ -453,11 +461,13 @@ awaitable<int> Session::exchange() {
           auto h = proto::decodeFileHeader(payload);
           if (!h) fail("protocol error: " + h.error().detail());
           r = results_.begin(*h);
+          download_progress_.addTotal(h->size);
           if (r && options_.verbose) {
             printLine("receiving " + h->name + " (" + formatBytes(h->size) + ")");
           }
         } else {
           r = results_.data(payload);
+          download_progress_.advance(payload.size());
         }
         if (!r) {
           fail(r.error().code() == Errc::kProtocol
@@ -470,6 +480,7 @@ awaitable<int> Session::exchange() {
         auto x = proto::decodeExit(payload);
         if (!x) fail("protocol error: " + x.error().detail());
         if (results_.owed()) fail("protocol error: " + endpoint_ + " sent EXIT inside a result file");
+        download_progress_.done();
         state_ = proto::ClientState::kDone;
         co_return finishJob(*x);
       }
