@@ -77,8 +77,13 @@ std::string socketError(int fd) {
 // drops the handler.
 class OrphanedJob {
  public:
-  OrphanedJob(JobEndRecord record, AuditLog& audit, SpawnerLink& link, bool stopping)
-      : record_(std::move(record)), audit_(audit), link_(link), stopping_(stopping) {}
+  OrphanedJob(JobEndRecord record, AuditLog& audit, SpawnerLink& link, bool stopping,
+              std::string jobs_dir)
+      : record_(std::move(record)),
+        audit_(audit),
+        link_(link),
+        stopping_(stopping),
+        jobs_dir_(std::move(jobs_dir)) {}
   OrphanedJob(const OrphanedJob&) = delete;
   OrphanedJob& operator=(const OrphanedJob&) = delete;
   ~OrphanedJob() {
@@ -97,6 +102,8 @@ class OrphanedJob {
     } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
       written_ = true;
       audit_.write(jobEndLine(record_, *ended));
+      // Result files nobody will fetch: removed with the object.
+      if (!ended->results.empty()) ResultFiles remove(jobs_dir_, ended->results);
     } else if (auto* failed = std::get_if<sandbox::JobFailed>(&received.message)) {
       written_ = true;
       audit_.write(jobFailedLine(record_, *failed));
@@ -108,6 +115,7 @@ class OrphanedJob {
   AuditLog& audit_;
   SpawnerLink& link_;
   bool stopping_;
+  std::string jobs_dir_;
   bool written_ = false;
 };
 
@@ -141,7 +149,8 @@ Session::~Session() {
     // its client, and its job_end line is still due.
     if (!kill_sent_) (void)env_->spawner->send(sandbox::KillJob{job_id_});
     auto orphan =
-        std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner, env_->stopping);
+        std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner, env_->stopping,
+                                      env_->config.jobs_dir);
     env_->spawner->subscribe(
         job_id_, [orphan](sandbox::Received& received) { orphan->onMessage(received); });
   } else if (job_ended_ && !job_end_audited_) {

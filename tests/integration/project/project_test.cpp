@@ -441,6 +441,21 @@ TEST_F(ProjectTest, GetsA200MiBResultByteExact) {
   EXPECT_EQ(sha256OfFile(dir_ / "got/big.bin") + "\n", o.out);
 }
 
+TEST_F(ProjectTest, ResultsOfAClientThatWentAwayAreRemoved) {
+  START_SERVER(server);
+  auto main = put("main.py",
+                  "import time\nopen('r.txt', 'w').write('x')\nprint('ready', flush=True)\n"
+                  "time.sleep(600)\n");
+  Child c(pyrun(*server, {"--get", "r.txt", "-o", dir_ / "got"}, main));
+  ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready"), std::string::npos);
+  c.signal(SIGKILL);
+  c.wait(30s);
+  // The job is killed with its client; the spawner still copies its results, which nobody
+  // fetches: the front removes them.
+  EXPECT_TRUE(eventually([&] { return entriesIn(server->uploadsDir()) == 0; }, 30s));
+  EXPECT_TRUE(eventually([&] { return entriesIn(server->jobsDir()) == 2; }, 30s));
+}
+
 // pyrun against hostile_server.py SCENARIO: what it did to `out` and the files next to it.
 class HostileServerTest : public ProjectTest {
  protected:
