@@ -521,6 +521,26 @@ TEST_F(RunTest, QueuedClientsLearnTheirPositionAndAFullQueueIsBusy) {
   EXPECT_EQ(o3.out, "ready\ndone\n");
 }
 
+TEST_F(RunTest, QueuePositionIsNotPrintedWithoutATerminalOrVerbose) {
+  START_SERVER(server, ServerOptions{.max_jobs = 1, .queue = 4, .limits_yaml = ""});
+  auto s = script("gate.py", "print('ready')\ninput()\n");
+  Child first(pyrun(*server, s));
+  ASSERT_NE(first.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  Child quiet(pyrun(*server, s));
+  // Position 2 for the verbose client proves the quiet one waits at position 1.
+  Child loud(verbose(pyrun(*server, s)));
+  ASSERT_NE(loud.readStderrUntil("position 2\n", 60s).find("pyrun: queued, position 2\n"),
+            std::string::npos);
+  first.writeStdin("\n");
+  quiet.writeStdin("\n");
+  loud.writeStdin("\n");
+  EXPECT_EQ(first.wait(60s).exit_code, 0);
+  auto q = quiet.wait(60s);
+  EXPECT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(q.err, "");
+  EXPECT_EQ(loud.wait(60s).exit_code, 0);
+}
+
 TEST_F(RunTest, CtrlCWhileQueuedWithdrawsTheRequest) {
   START_SERVER(server, ServerOptions{.max_jobs = 1, .queue = 4, .limits_yaml = ""});
   auto s = script("gate.py", "print('ready')\ninput()\n");
