@@ -36,7 +36,8 @@ Result<std::chrono::seconds> parseTimeout(std::string_view text) {
 // Options that take a value, in their long and short spellings.
 bool takesValue(std::string_view name) {
   return name == "--cert" || name == "--ca" || name == "-p" || name == "--port" ||
-         name == "--pin" || name == "--timeout";
+         name == "--pin" || name == "--timeout" || name == "-f" || name == "--file" ||
+         name == "--get" || name == "-o" || name == "--output";
 }
 
 }  // namespace
@@ -104,6 +105,24 @@ Environment Environment::fromProcess() {
   return env;
 }
 
+Result<FileArg> parseFileArg(std::string_view text) {
+  FileArg f;
+  auto colon = text.rfind(':');
+  f.path = std::string(text.substr(0, colon));
+  if (colon != std::string_view::npos) f.dest = std::string(text.substr(colon + 1));
+  while (f.path.size() > 1 && f.path.back() == '/') f.path.pop_back();
+  if (f.path.empty()) return usageError("-f \"" + std::string(text) + "\" has no PATH");
+  if (colon != std::string_view::npos && f.dest.empty()) {
+    return usageError("-f \"" + std::string(text) + "\" has an empty DEST after ':'");
+  }
+  if (colon == std::string_view::npos) {
+    auto slash = f.path.find_last_of('/');
+    f.dest = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
+  }
+  while (f.dest.size() > 1 && f.dest.back() == '/') f.dest.pop_back();
+  return f;
+}
+
 Result<Command> parseCommandLine(std::span<const std::string> args, const Environment& env) {
   Command command;
   Options& o = command.options;
@@ -141,6 +160,16 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       command.help = true;
       return command;
     }
+    if (name == "-q" || name == "--quiet") {
+      if (value) return usageError("option " + name + " takes no value");
+      o.quiet = true;
+      continue;
+    }
+    if (name == "--no-modules") {
+      if (value) return usageError("option " + name + " takes no value");
+      o.modules = false;
+      continue;
+    }
     if (name == "-v" || name == "--verbose" || name == "--stats") {
       if (value) return usageError("option " + name + " takes no value");
       (name == "--stats" ? o.stats : o.verbose) = true;
@@ -166,6 +195,16 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
         return usageError("--pin \"" + *value + "\" is not of the form sha256//BASE64");
       }
       o.pin = *value;
+    } else if (name == "-f" || name == "--file") {
+      auto f = parseFileArg(*value);
+      if (!f) return f.error();
+      o.files.push_back(std::move(*f));
+    } else if (name == "--get") {
+      if (value->empty()) return usageError("--get needs a pattern");
+      o.gets.push_back(*value);
+    } else if (name == "-o" || name == "--output") {
+      if (value->empty()) return usageError(name + " needs a directory");
+      o.output_dir = *value;
     } else if (name == "--timeout") {
       auto t = parseTimeout(*value);
       if (!t) return t.error();
@@ -213,8 +252,17 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
   -p, --port PORT    server port (default 9091; HOST:PORT and [IPv6]:PORT also work)
   --pin sha256//KEY  also require this SHA-256 pin of the server's public key
   --timeout SECONDS  limit for connecting, the TLS handshake and the server's greeting (default 10)
-  --stats            print CPU time, wall time, peak memory and output bytes at the end
-  -v, --verbose      say what happens (connection, queue, job id)
+  -f, --file PATH[:DEST]
+                     also send PATH (a file, or a directory recursively) into the job's
+                     working directory as DEST (default: its base name); repeatable
+  --no-modules       do not send the *.py files and packages beside SCRIPT
+  --get PATTERN      bring back the files matching PATTERN (relative to the job's working
+                     directory: out/*.png, report.csv, results/**) when the program ends;
+                     repeatable
+  -o, --output DIR   where --get files land, under their relative paths (default: .)
+  --stats            print CPU time, wall time, peak memory, output and transfer bytes
+  -v, --verbose      say what happens (connection, files, queue, job id)
+  -q, --quiet        no progress line for transfers on a terminal
   -h, --help         print this text
   --version          print pyrun's version (alone: `pyrun --version`)
 

@@ -29,6 +29,17 @@ Result<Target> parseTarget(std::string_view text);
 // "host:port", or "[v6]:port" when host is an IPv6 literal: how messages name the server.
 std::string formatEndpoint(std::string_view host, uint16_t port);
 
+// One -f PATH[:DEST].
+struct FileArg {
+  std::string path;  // on this machine: a file or a directory (sent recursively)
+  std::string dest;  // relative to the job's working directory; default the base name of path
+  friend bool operator==(const FileArg&, const FileArg&) = default;
+};
+
+// Errors (kInvalidArgument): an empty PATH or DEST. The split is at the last ':' (a PATH holding
+// ':' needs an explicit :DEST); DEST's name rules are checked when the upload is planned.
+Result<FileArg> parseFileArg(std::string_view text);
+
 struct Options {
   std::string cert;  // client bundle (me.pem)
   std::string ca;    // extra CA file; empty = the CA inside the bundle
@@ -38,6 +49,12 @@ struct Options {
   std::chrono::seconds timeout = kDefaultTimeout;  // connect + TLS handshake + READY
   bool stats = false;
   bool verbose = false;
+  bool quiet = false;  // -q: no progress line
+  // Send the *.py files and packages beside the script (--no-modules turns it off).
+  bool modules = true;
+  std::vector<FileArg> files;  // -f
+  std::vector<std::string> gets;  // --get PATTERN: result files wanted back
+  std::string output_dir = ".";   // -o DIR: where they land
   std::string script;  // path of the script on this machine
   std::vector<std::string> args;
 };

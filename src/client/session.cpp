@@ -18,11 +18,18 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstring>
 #include <exception>
 #include <utility>
 
 #include "client/exit_status.h"
 #include "client/stdio.h"
+#include "client/progress.h"
+#include "client/results.h"
+#include "client/upload.h"
 #include "common/file.h"
 #include "proto/frame.h"
 #include "tls/tls.h"
@@ -66,8 +73,12 @@ uint64_t runPayloadSize(const proto::RunRequest& r) {
 class Session {
  public:
   Session(asio::io_context& io, const Options& options, std::shared_ptr<asio::ssl::context> ctx,
-          proto::RunRequest request, UniqueFd stdin_pipe)
+          proto::RunRequest request, UploadPlan upload, UniqueFd output_dir, UniqueFd stdin_pipe)
       : options_(options),
+        upload_(std::move(upload)),
+        results_(std::move(output_dir), kMaxResultFiles, kMaxResultBytes),
+        upload_progress_(::isatty(2) == 1 && !options.quiet, "sending", upload_.bytes),
+        download_progress_(::isatty(2) == 1 && !options.quiet, "receiving", 0),
         endpoint_(formatEndpoint(options.host, options.port)),
         ctx_(std::move(ctx)),
         request_(std::move(request)),
@@ -96,6 +107,11 @@ class Session {
   awaitable<void> writer();
   awaitable<void> pumpStdin();
   awaitable<void> send(std::vector<uint8_t> frame);
+  // The planned files (FILE, FILE_DATA...) and then RUN, while exchange() already reads: an
+  // ERROR the server sends in the middle of an upload (over quota) is seen at once.
+  awaitable<void> sendRequest();
+  // Streams one planned file; an error when the local file cannot be read or changed size.
+  awaitable<Result<void>> sendFile(const UploadEntry& e);
   awaitable<void> closeGracefully();
   int finishJob(const proto::Exit& exit);
 
@@ -114,6 +130,13 @@ class Session {
   [[noreturn]] void fail(std::string message);
 
   const Options& options_;
+  UploadPlan upload_;
+  uint64_t uploaded_bytes_ = 0;
+  ResultWriter results_;
+  Progress upload_progress_;
+  Progress download_progress_;
+  // A local file failed while being sent: the run ends with this sentence.
+  std::optional<std::string> upload_failure_;
   std::string endpoint_;
   std::shared_ptr<asio::ssl::context> ctx_;
   proto::RunRequest request_;
@@ -144,6 +167,7 @@ class Session {
 
 void Session::fail(std::string message) {
   if (interrupted_by_ != 0) throw Stop{128 + interrupted_by_, ""};
+  if (upload_failure_) throw Stop{kFailureStatus, *upload_failure_};
   if (cancelled_by_close_) {
     // What EXIT would have said for a cancelled job (killed with SIGKILL).
     throw Stop{128 + SIGKILL,
@@ -259,6 +283,60 @@ awaitable<void> Session::send(std::vector<uint8_t> frame) {
   (void)ec;
 }
 
+awaitable<Result<void>> Session::sendFile(const UploadEntry& e) {
+  // -f names a path the user chose: its own symlink is followed; nothing else ever is.
+  UniqueFd fd(::open(e.local.c_str(), O_RDONLY | O_CLOEXEC | (e.follow ? 0 : O_NOFOLLOW)));
+  if (!fd) co_return errnoError("cannot read " + e.local, errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) co_return errnoError("cannot read " + e.local, errno);
+  if (!S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != e.size) {
+    co_return Error(Errc::kIo, e.local + " changed while pyrun was sending it");
+  }
+  if (options_.verbose) printLine("sending " + e.name + " (" + formatBytes(e.size) + ")");
+  // Built before the co_await: GCC 12 destroys a temporary aggregate inside a co_await
+  // expression twice.
+  proto::FileHeader header{e.name, e.mode, e.size};
+  std::vector<uint8_t> header_frame = proto::encode(header);
+  co_await send(std::move(header_frame));
+  std::vector<uint8_t> buf(proto::kMaxDataChunk);
+  uint64_t left = e.size;
+  while (left > 0 && !closed_) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+    ssize_t n = ::read(fd.get(), buf.data(), want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) co_return errnoError("cannot read " + e.local, errno);
+    if (n == 0) co_return Error(Errc::kIo, e.local + " changed while pyrun was sending it");
+    const auto got = static_cast<size_t>(n);
+    // Waits for room in the outbox: the disk is read no faster than the network takes it.
+    co_await send(proto::encodeData(proto::FrameType::kFileData, std::span(buf.data(), got)));
+    left -= got;
+    uploaded_bytes_ += got;
+    upload_progress_.advance(got);
+  }
+  co_return Result<void>{};
+}
+
+awaitable<void> Session::sendRequest() {
+  if (!options_.gets.empty()) {
+    std::vector<uint8_t> get =
+        proto::encode(proto::Get{options_.gets, kMaxResultFiles, kMaxResultBytes});
+    co_await send(std::move(get));
+  }
+  for (const auto& e : upload_.entries) {
+    if (closed_) co_return;
+    auto sent = co_await sendFile(e);
+    if (!sent) {
+      upload_progress_.done();
+      // The server would otherwise wait for the missing bytes: end the connection.
+      upload_failure_ = sent.error().detail();
+      closeSocket();
+      co_return;
+    }
+  }
+  upload_progress_.done();
+  co_await send(proto::encode(request_));
+}
+
 awaitable<void> Session::writer() {
   for (;;) {
     auto [ec, frame] = co_await outbox_.async_receive(kTuple);
@@ -295,7 +373,12 @@ int Session::finishJob(const proto::Exit& exit) {
     return local_output_failure_->status;
   }
   if (auto line = verdictLine(exit, limits_)) printLine(*line);
-  if (options_.stats) printLine(statsLine(exit));
+  if (options_.stats) {
+    printLine(statsLine(exit) + ", uploaded " + std::to_string(uploaded_bytes_) + " bytes in " +
+              std::to_string(upload_.entries.size()) + " files, downloaded " +
+              std::to_string(results_.bytes()) + " bytes in " + std::to_string(results_.files()) +
+              " files");
+  }
   return exitStatusFor(exit);
 }
 
@@ -318,7 +401,10 @@ awaitable<int> Session::exchange() {
         auto q = proto::decodeQueued(payload);
         if (!q) fail("protocol error: " + q.error().detail());
         state_ = proto::ClientState::kQueued;
-        printLine("queued, position " + std::to_string(q->position));
+        // Only for a person watching: 32 jobs run through xargs -P8 would print dozens.
+        if (options_.verbose || ::isatty(2) == 1) {
+          printLine("queued, position " + std::to_string(q->position));
+        }
         break;
       }
       case FrameType::kStarted: {
@@ -362,9 +448,36 @@ awaitable<int> Session::exchange() {
         }
         break;
       }
+      case FrameType::kResult:
+      case FrameType::kResultData: {
+        if (options_.gets.empty()) {
+          fail("protocol error: " + endpoint_ + " sent result files that were not asked for");
+        }
+        Result<void> r;
+        if (type == FrameType::kResult) {
+          auto h = proto::decodeFileHeader(payload);
+          if (!h) fail("protocol error: " + h.error().detail());
+          r = results_.begin(*h);
+          download_progress_.addTotal(h->size);
+          if (r && options_.verbose) {
+            printLine("receiving " + h->name + " (" + formatBytes(h->size) + ")");
+          }
+        } else {
+          r = results_.data(payload);
+          download_progress_.advance(payload.size());
+        }
+        if (!r) {
+          fail(r.error().code() == Errc::kProtocol
+                   ? "protocol error: " + endpoint_ + ": " + r.error().detail()
+                   : r.error().detail());
+        }
+        break;
+      }
       case FrameType::kExit: {
         auto x = proto::decodeExit(payload);
         if (!x) fail("protocol error: " + x.error().detail());
+        if (results_.owed()) fail("protocol error: " + endpoint_ + " sent EXIT inside a result file");
+        download_progress_.done();
         state_ = proto::ClientState::kDone;
         co_return finishJob(*x);
       }
@@ -424,7 +537,7 @@ awaitable<int> Session::run() {
               std::to_string(ready->version) + ")");
   }
   asio::co_spawn(stream_.get_executor(), writer(), asio::detached);
-  co_await send(proto::encode(request_));
+  asio::co_spawn(stream_.get_executor(), sendRequest(), asio::detached);
   int status = co_await exchange();
   co_await closeGracefully();
   co_return status;
@@ -458,6 +571,35 @@ int runJob(const Options& options) {
     printLine(request.error().detail());
     return kFailureStatus;
   }
+  auto upload = planUpload(options);
+  if (!upload) {
+    printLine(upload.error().detail());
+    return kFailureStatus;
+  }
+  for (const auto& pattern : options.gets) {
+    if (auto ok = proto::validateFileName(pattern, 0); !ok) {
+      printLine("--get " + pattern + ": " + ok.error().detail());
+      return kFailureStatus;
+    }
+  }
+  if (options.gets.size() > proto::kMaxGetPatterns) {
+    printLine("at most " + std::to_string(proto::kMaxGetPatterns) + " --get patterns");
+    return kFailureStatus;
+  }
+  UniqueFd output_dir;
+  if (!options.gets.empty()) {
+    // The directory itself is the user's choice (a symlink to it is fine); below it nothing is
+    // followed.
+    if (::mkdir(options.output_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      printLine("cannot create " + options.output_dir + ": " + std::strerror(errno));
+      return kFailureStatus;
+    }
+    output_dir.reset(::open(options.output_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!output_dir) {
+      printLine("cannot open " + options.output_dir + ": " + std::strerror(errno));
+      return kFailureStatus;
+    }
+  }
   if (::access(options.cert.c_str(), F_OK) != 0 && errno == ENOENT) {
     printLine("no client certificate at " + options.cert +
               " (give --cert FILE or set PYRUN_CERT; `pyrun-ca client` makes one)");
@@ -479,7 +621,8 @@ int runJob(const Options& options) {
   std::string message;
   {
     asio::io_context io;
-    Session session(io, options, std::move(*ctx), std::move(*request), std::move(*stdin_pipe));
+    Session session(io, options, std::move(*ctx), std::move(*request), std::move(*upload),
+                    std::move(output_dir), std::move(*stdin_pipe));
     asio::co_spawn(io, session.watchSignals(), asio::detached);
     asio::co_spawn(
         io,

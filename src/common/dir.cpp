@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -23,9 +24,6 @@ Result<std::vector<DirEntry>> readEntries(UniqueFd fd, std::string_view what) {
   std::unique_ptr<DIR, CloseDir> dir(::fdopendir(fd.get()));
   if (!dir) return fail(errno);
   fd.release();
-  // A duplicate shares its file offset with the original, which an earlier listing may have left
-  // at the end.
-  ::rewinddir(dir.get());
   std::vector<DirEntry> entries;
   for (;;) {
     errno = 0;
@@ -41,9 +39,21 @@ Result<std::vector<DirEntry>> readEntries(UniqueFd fd, std::string_view what) {
 }  // namespace
 
 Result<std::vector<DirEntry>> listDirectory(int dir_fd, std::string_view what) {
-  UniqueFd dup(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
-  if (!dup) return errnoError("read directory " + std::string(what), errno);
-  return readEntries(std::move(dup), what);
+  // A new open file description, not a dup: it works for O_PATH descriptors too, and it does not
+  // share a file offset that an earlier listing left at the end.
+  UniqueFd fd(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errnoError("read directory " + std::string(what), errno);
+  return readEntries(std::move(fd), what);
+}
+
+Result<std::vector<std::string>> listNames(int dir_fd, std::string_view what) {
+  auto entries = listDirectory(dir_fd, what);
+  if (!entries) return entries.error();
+  std::vector<std::string> names;
+  names.reserve(entries->size());
+  for (auto& e : *entries) names.push_back(std::move(e.name));
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 Result<std::vector<DirEntry>> listDirectory(const std::string& path) {

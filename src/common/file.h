@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "common/error.h"

@@ -134,6 +134,13 @@ int main(int argc, char** argv) {
                                   : config->cgroups == "v1" ? sandbox::CgroupVersion::kV1
                                                             : sandbox::CgroupVersion::kV2;
   spawner_config.cgroups.require = config->require_cgroups;
+  // The front stages uploads in <jobs_dir>/.uploads as the user it drops to.
+  if (server::runningAsRoot()) {
+    if (passwd* pw = ::getpwnam(config->user.c_str()); pw != nullptr) {
+      spawner_config.uploads_uid = pw->pw_uid;
+      spawner_config.uploads_gid = pw->pw_gid;
+    }
+  }
   auto spawner = sandbox::startSpawner(spawner_config);
   if (!spawner) return fail(kExitFailure, "cannot start the spawner: " + spawner.error().detail());
   const pid_t spawner_pid = spawner->pid;

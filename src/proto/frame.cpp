@@ -15,6 +15,8 @@ constexpr uint32_t kReadyMax = 2 + 4 + 4 + kMaxServerName;
 constexpr uint32_t kStartedMax = 4 + kMaxJobId + kLimitsSize;
 constexpr uint32_t kExitMax = 1 + 4 + 1 + 5 * 8 + 1 + 4 + kMaxText;
 constexpr uint32_t kErrorMax = 2 + 4 + kMaxText;
+constexpr uint32_t kFileMax = 4 + kMaxPathLength + 4 + 8;
+constexpr uint32_t kGetMax = 4 + kMaxGetPatterns * (4 + kMaxPathLength) + 4 + 8;
 
 }  // namespace
 
@@ -33,6 +35,11 @@ std::string frameTypeName(uint8_t type) {
       case FrameType::kStdinEnd: return "STDIN_END";
       case FrameType::kSignal: return "SIGNAL";
       case FrameType::kCancel: return "CANCEL";
+      case FrameType::kFile: return "FILE";
+      case FrameType::kFileData: return "FILE_DATA";
+      case FrameType::kGet: return "GET";
+      case FrameType::kResult: return "RESULT";
+      case FrameType::kResultData: return "RESULT_DATA";
     }
   }
   char buf[8];
@@ -41,7 +48,7 @@ std::string frameTypeName(uint8_t type) {
 }
 
 bool isKnownFrameType(uint8_t type) noexcept {
-  return (type >= 0x01 && type <= 0x07) || (type >= 0x10 && type <= 0x14);
+  return (type >= 0x01 && type <= 0x09) || (type >= 0x10 && type <= 0x17);
 }
 
 uint32_t maxPayload(FrameType type) noexcept {
@@ -51,7 +58,12 @@ uint32_t maxPayload(FrameType type) noexcept {
     case FrameType::kStarted: return kStartedMax;
     case FrameType::kStdout:
     case FrameType::kStderr:
-    case FrameType::kStdin: return kMaxDataChunk;
+    case FrameType::kStdin:
+    case FrameType::kFileData:
+    case FrameType::kResultData: return kMaxDataChunk;
+    case FrameType::kFile:
+    case FrameType::kResult: return kFileMax;
+    case FrameType::kGet: return kGetMax;
     case FrameType::kExit: return kExitMax;
     case FrameType::kError: return kErrorMax;
     case FrameType::kRun: return kMaxFramePayload;

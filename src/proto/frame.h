@@ -34,12 +34,17 @@ enum class FrameType : uint8_t {
   kStderr = 0x05,   // raw bytes the program wrote to stderr
   kExit = 0x06,     // the job ended; last frame of a session
   kError = 0x07,    // the request failed; last frame of a session
+  kResult = 0x08,      // after the job, before EXIT: a result file follows (name, mode, size)
+  kResultData = 0x09,  // the next bytes of the result file RESULT announced
   // client -> server
   kRun = 0x10,       // script, argv, files, requested limits
   kStdin = 0x11,     // raw bytes for the program's stdin
   kStdinEnd = 0x12,  // end of stdin (the program reads EOF)
   kSignal = 0x13,    // deliver a signal to the program
   kCancel = 0x14,    // kill the job
+  kFile = 0x15,      // before RUN: a file of the job's working directory follows (name, mode, size)
+  kFileData = 0x16,  // before RUN: the next bytes of the file announced by FILE
+  kGet = 0x17,       // before RUN: result patterns wanted back, and the client's limits
 };
 
 // Name for logs and errors ("STDOUT"); "0xNN" for unknown values.

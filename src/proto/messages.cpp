@@ -1,6 +1,8 @@
 // Encoders, decoders and semantic checks of the structured pyrun/1 messages, and the state tables.
 #include "proto/messages.h"
 
+#include "common/glob.h"
+
 #include <csignal>
 #include <cstdio>
 #include <set>
@@ -205,8 +207,34 @@ std::vector<uint8_t> encode(const Signal& m) {
   return frameOf(FrameType::kSignal, w);
 }
 
+std::vector<uint8_t> encode(const FileHeader& m, FrameType type) {
+  if (m.name.size() > kMaxPathLength) throw std::length_error("FILE: name too long");
+  if (type != FrameType::kFile && type != FrameType::kResult) {
+    throw std::invalid_argument("encode(FileHeader): neither FILE nor RESULT");
+  }
+  wire::Writer w;
+  w.string(m.name);
+  w.u32(m.mode);
+  w.u64(m.size);
+  return frameOf(type, w);
+}
+
+std::vector<uint8_t> encode(const Get& m) {
+  if (m.patterns.size() > kMaxGetPatterns) throw std::length_error("GET: too many patterns");
+  wire::Writer w;
+  w.u32(static_cast<uint32_t>(m.patterns.size()));
+  for (const auto& p : m.patterns) {
+    if (p.size() > kMaxPathLength) throw std::length_error("GET: pattern too long");
+    w.string(p);
+  }
+  w.u32(m.max_files);
+  w.u64(m.max_bytes);
+  return frameOf(FrameType::kGet, w);
+}
+
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes) {
-  if (type != FrameType::kStdin && type != FrameType::kStdout && type != FrameType::kStderr) {
+  if (type != FrameType::kStdin && type != FrameType::kStdout && type != FrameType::kStderr &&
+      type != FrameType::kFileData && type != FrameType::kResultData) {
     throw std::invalid_argument("encodeData: " + frameTypeName(static_cast<uint8_t>(type)) +
                                 " is not a data frame");
   }
@@ -329,6 +357,39 @@ Result<Signal> decodeSignal(std::span<const uint8_t> payload) {
   return m;
 }
 
+Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "FILE");
+  FileHeader m;
+  m.name = r.string("name", kMaxPathLength);
+  m.mode = r.u32("mode");
+  m.size = r.u64("size");
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<Get> decodeGet(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "GET");
+  Get m;
+  const uint32_t n = r.count("patterns", kMaxGetPatterns, 4);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    m.patterns.push_back(r.string(indexed("patterns", i), kMaxPathLength));
+  }
+  m.max_files = r.u32("max_files");
+  m.max_bytes = r.u64("max_bytes");
+  if (auto done = r.finish(); !done) return done.error();
+  for (size_t i = 0; i < m.patterns.size(); ++i) {
+    if (auto ok = validateFileName(m.patterns[i], 0); !ok) {
+      return Error(Errc::kProtocol, "GET: patterns[" + std::to_string(i) + "]: " +
+                                        ok.error().detail());
+    }
+  }
+  return m;
+}
+
+bool resultPatternMatches(std::string_view pattern, std::string_view path) {
+  return pathMatches(pattern, path);
+}
+
 // ---- semantic checks ----
 
 Result<void> validateRunRequest(const RunRequest& m) {
@@ -360,43 +421,12 @@ Result<void> validateRunRequest(const RunRequest& m) {
     return invalid(std::to_string(m.files.size()) + " files exceed the maximum of " +
                    std::to_string(kMaxFiles));
   }
-  std::set<std::string_view> names{s};
+  FileNameSet names;
+  (void)names.add(s);  // a file "fib.py/x" would need the script to be a directory
   for (const auto& f : m.files) {
-    const std::string& n = f.name;
-    if (n.empty()) return invalid("a file name is empty");
-    if (n.size() > kMaxPathLength) {
-      return invalid("file name \"" + n.substr(0, 64) + "...\" is longer than " +
-                     std::to_string(kMaxPathLength) + " bytes");
-    }
-    if (auto why = badCharacter(n); !why.empty()) return invalid("a file name " + why);
-    if (n.front() == '/') return invalid("file name \"" + n + "\" is absolute");
-    for (size_t begin = 0;;) {
-      const size_t end = n.find('/', begin);
-      const std::string_view c =
-          std::string_view(n).substr(begin, end == std::string::npos ? end : end - begin);
-      if (auto why = badComponent(c); !why.empty()) {
-        return invalid("file name \"" + n + "\" " + why);
-      }
-      if (end == std::string::npos) break;
-      begin = end + 1;
-    }
-    if (f.mode > 0777) {
-      char buf[16];
-      std::snprintf(buf, sizeof buf, "%o", static_cast<unsigned>(f.mode));
-      return invalid("file \"" + n + "\" has mode " + buf + " (only permission bits 0..777)");
-    }
-    if (n == s) return invalid("file name \"" + n + "\" is the script's name");
-    if (!names.insert(n).second) return invalid("file name \"" + n + "\" appears twice");
-  }
-  // A name that is also a directory of another ("a" and "a/b") cannot be created. The names
-  // starting with "a/" sort contiguously from lower_bound("a/"), so the first of them decides.
-  for (auto it = names.begin(); it != names.end(); ++it) {
-    const std::string dir = std::string(*it) + "/";
-    auto later = names.lower_bound(dir);
-    if (later != names.end() && later->starts_with(dir)) {
-      return invalid("file name \"" + std::string(*later) + "\" needs \"" + std::string(*it) +
-                     "\" to be a directory, but it is a file");
-    }
+    if (auto ok = validateFileName(f.name, f.mode); !ok) return ok;
+    if (f.name == s) return invalid("file name \"" + f.name + "\" is the script's name");
+    if (auto ok = names.add(f.name); !ok) return ok;
   }
 
   if (const size_t size = runPayloadSize(m); size > kMaxFramePayload) {
@@ -407,12 +437,63 @@ Result<void> validateRunRequest(const RunRequest& m) {
   return {};
 }
 
+Result<void> validateFileName(const std::string& n, uint32_t mode) {
+  if (n.empty()) return invalid("a file name is empty");
+  if (n.size() > kMaxPathLength) {
+    return invalid("file name \"" + n.substr(0, 64) + "...\" is longer than " +
+                   std::to_string(kMaxPathLength) + " bytes");
+  }
+  if (auto why = badCharacter(n); !why.empty()) return invalid("a file name " + why);
+  if (n.front() == '/') return invalid("file name \"" + n + "\" is absolute");
+  for (size_t begin = 0;;) {
+    const size_t end = n.find('/', begin);
+    const std::string_view c =
+        std::string_view(n).substr(begin, end == std::string::npos ? end : end - begin);
+    if (auto why = badComponent(c); !why.empty()) {
+      return invalid("file name \"" + n + "\" " + why);
+    }
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
+  if (mode > 0777) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%o", static_cast<unsigned>(mode));
+    return invalid("file \"" + n + "\" has mode " + buf + " (only permission bits 0..777)");
+  }
+  return {};
+}
+
+Result<void> FileNameSet::add(const std::string& name) {
+  if (names_.count(name) != 0) return invalid("file name \"" + name + "\" appears twice");
+  if (dirs_.count(name) != 0) {
+    auto later = names_.lower_bound(name + "/");
+    return invalid("file name \"" + *later + "\" needs \"" + name +
+                   "\" to be a directory, but it is a file");
+  }
+  for (size_t slash = name.find('/'); slash != std::string::npos;
+       slash = name.find('/', slash + 1)) {
+    const std::string dir = name.substr(0, slash);
+    if (names_.count(dir) != 0) {
+      return invalid("file name \"" + name + "\" needs \"" + dir +
+                     "\" to be a directory, but it is a file");
+    }
+  }
+  for (size_t slash = name.find('/'); slash != std::string::npos;
+       slash = name.find('/', slash + 1)) {
+    dirs_.insert(name.substr(0, slash));
+  }
+  names_.insert(name);
+  return {};
+}
+
 // ---- state tables ----
 
 bool serverAccepts(ServerState state, FrameType type) noexcept {
   using F = FrameType;
   switch (state) {
-    case ServerState::kAwaitRun: return type == F::kRun;
+    // FILE frames come before RUN; while a FILE's bytes are owed only FILE_DATA is accepted.
+    case ServerState::kAwaitRun: return type == F::kRun || type == F::kFile || type == F::kGet;
+    case ServerState::kUploading: return type == F::kFileData;
     // Queued covers the whole time from RUN to STARTED: the program does not exist yet, so there
     // is no stdin to write, but the user may give up (Ctrl-C) while waiting.
     case ServerState::kQueued: return type == F::kSignal || type == F::kCancel;
@@ -432,8 +513,10 @@ bool clientAccepts(ClientState state, FrameType type) noexcept {
     case ClientState::kQueued:
       // EXIT here: a job cancelled while queued ends without ever starting.
       return type == F::kQueued || type == F::kStarted || type == F::kExit || type == F::kError;
+    // RESULT and RESULT_DATA: after the program's output, before EXIT (GET asked for them).
     case ClientState::kRunning:
-      return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError;
+      return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError ||
+             type == F::kResult || type == F::kResultData;
     case ClientState::kDone: return false;
   }
   return false;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ inline constexpr uint32_t kMaxArgs = 64;          // RUN args
 inline constexpr uint32_t kMaxFiles = 1000;       // RUN files
 inline constexpr uint32_t kMaxNameLength = 255;   // RUN script_name; each component of a file name
 inline constexpr uint32_t kMaxPathLength = 1024;  // RUN files[i].name
+inline constexpr uint32_t kMaxGetPatterns = 64;   // GET patterns (each at most kMaxPathLength)
 inline constexpr uint32_t kMaxServerName = 256;   // READY server
 inline constexpr uint32_t kMaxJobId = 64;         // STARTED job_id
 inline constexpr uint32_t kMaxText = 4096;        // ERROR message, EXIT detail; longer is truncated
@@ -48,6 +50,24 @@ struct RunRequest {
   Limits limits;
   std::vector<File> files;
   friend bool operator==(const RunRequest&, const RunRequest&) = default;
+};
+
+// FILE: announces one file of the job's working directory, whose `size` bytes follow in FILE_DATA
+// frames (docs/PROTOCOL.md, "FILE"). Sent before RUN only.
+struct FileHeader {
+  std::string name;  // relative path, the rules of RUN's file names
+  uint32_t mode = 0644;
+  uint64_t size = 0;
+  friend bool operator==(const FileHeader&, const FileHeader&) = default;
+};
+
+// GET: the result files wanted back after the job (glob patterns relative to the working
+// directory) and the most the client accepts; RESULT frames never exceed them.
+struct Get {
+  std::vector<std::string> patterns;
+  uint32_t max_files = 0;
+  uint64_t max_bytes = 0;
+  friend bool operator==(const Get&, const Get&) = default;
 };
 
 struct Ready {
@@ -139,7 +159,10 @@ std::vector<uint8_t> encode(const Started& m);
 std::vector<uint8_t> encode(const Exit& m);
 std::vector<uint8_t> encode(const ErrorMessage& m);
 std::vector<uint8_t> encode(const Signal& m);
-// Data frames (kStdin, kStdout, kStderr) and empty frames (kStdinEnd, kCancel).
+// kFile by default; kResult for a RESULT frame (same payload).
+std::vector<uint8_t> encode(const FileHeader& m, FrameType type = FrameType::kFile);
+std::vector<uint8_t> encode(const Get& m);
+// Data frames (kStdin, kStdout, kStderr, kFileData) and empty frames (kStdinEnd, kCancel).
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes);
 std::vector<uint8_t> encodeEmpty(FrameType type);
 
@@ -152,6 +175,36 @@ Result<Started> decodeStarted(std::span<const uint8_t> payload);
 Result<Exit> decodeExit(std::span<const uint8_t> payload);
 Result<ErrorMessage> decodeError(std::span<const uint8_t> payload);
 Result<Signal> decodeSignal(std::span<const uint8_t> payload);
+// Checks the encoding only (kProtocol); the name and mode rules are validateFileName's.
+Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload);
+// GET: the encoding, at most kMaxGetPatterns patterns, each a valid file name pattern (the rules of
+// validateFileName, where '*', '?', '[' and "**" components are allowed).
+Result<Get> decodeGet(std::span<const uint8_t> payload);
+// True when the relative path matches the pattern: components are matched one by one with
+// fnmatch(3) (a leading '.' only matched explicitly), and a "**" component matches any number of
+// components, none included. A pattern matching a directory matches everything below it.
+bool resultPatternMatches(std::string_view pattern, std::string_view path);
+
+// The rules for a file name in RUN and FILE: not empty, at most kMaxPathLength bytes, relative,
+// no empty, "." or ".." component, components at most kMaxNameLength bytes, no NUL or control
+// characters; mode at most 0777. Errors are kInvalidArgument naming the file.
+Result<void> validateFileName(const std::string& name, uint32_t mode);
+
+// The names of one job's working directory, checked as they come: no name given twice and none
+// that is both a file and a directory of another ("a" and "a/b").
+class FileNameSet {
+ public:
+  // Adds a valid name (validateFileName). Errors are kInvalidArgument naming both names.
+  Result<void> add(const std::string& name);
+  bool contains(const std::string& name) const { return names_.count(name) != 0; }
+  size_t size() const noexcept { return names_.size(); }
+  // Directories the names imply ("a/b/c" implies "a" and "a/b"), each counted once.
+  size_t directories() const noexcept { return dirs_.size(); }
+
+ private:
+  std::set<std::string> names_;
+  std::set<std::string> dirs_;
+};
 
 // Semantic checks of a decoded RUN beyond the encoding: script name a plain base name ending in
 // ".py"-or-anything but without '/', "." or ".."; file names relative, no "..", no empty
@@ -163,7 +216,8 @@ Result<Signal> decodeSignal(std::span<const uint8_t> payload);
 Result<void> validateRunRequest(const RunRequest& m);
 
 // Which frames each side accepts in each state (the table in docs/PROTOCOL.md, "States").
-enum class ServerState : uint8_t { kAwaitRun, kQueued, kRunning, kDone };
+// kUploading: a FILE's bytes are still owed (FILE_DATA only); then back to kAwaitRun.
+enum class ServerState : uint8_t { kAwaitRun, kUploading, kQueued, kRunning, kDone };
 enum class ClientState : uint8_t { kAwaitReady, kAwaitStart, kQueued, kRunning, kDone };
 // True if the server may receive `type` from the client in `state`.
 bool serverAccepts(ServerState state, FrameType type) noexcept;

@@ -131,6 +131,8 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.integer(e.peak_memory_bytes);
     w.integer(e.wall_us);
     w.string(e.detail, kMaxDetailBytes);
+    w.string(e.results, kMaxNameBytes);
+    w.string(e.results_detail, kMaxDetailBytes);
   }
   return w.take();
 }
@@ -159,7 +161,8 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
       uint8_t signaled = 0, cause = 0;
       if (r.integer(e.job_id) && r.integer(signaled) && r.integer(e.code) && r.integer(cause) &&
           r.integer(e.cpu_us) && r.integer(e.peak_memory_bytes) && r.integer(e.wall_us) &&
-          r.string(e.detail, kMaxDetailBytes)) {
+          r.string(e.detail, kMaxDetailBytes) && r.string(e.results, kMaxNameBytes) &&
+          r.string(e.results_detail, kMaxDetailBytes)) {
         if (signaled > 1) r.fail("signaled flag is neither 0 nor 1");
         if (cause > static_cast<uint8_t>(EndCause::kProcessLimit)) r.fail("unknown end cause");
       }
@@ -207,6 +210,11 @@ std::vector<uint8_t> encodeJobSpec(const JobSpec& spec) {
   w.integer(spec.limits.file_size_bytes);
   w.integer(spec.limits.open_files);
   w.integer(spec.limits.processes);
+  w.string(spec.upload);
+  w.integer(static_cast<uint32_t>(spec.results.size()));
+  for (const auto& p : spec.results) w.string(p);
+  w.integer(spec.results_max_files);
+  w.integer(spec.results_max_bytes);
   return w.take();
 }
 
@@ -234,7 +242,14 @@ Result<JobSpec> decodeJobSpec(std::span<const uint8_t> bytes) {
   auto& l = s.limits;
   if (!(r.integer(l.cpu_seconds) && r.integer(l.wall_seconds) && r.integer(l.memory_bytes) &&
         r.integer(l.file_size_bytes) && r.integer(l.open_files) && r.integer(l.processes) &&
-        r.finish())) {
+        r.string(s.upload, kMaxNameBytes) && r.count(n, kMaxArgs, 4))) {
+    return r.error();
+  }
+  s.results.resize(n);
+  for (auto& p : s.results) {
+    if (!r.string(p, kMaxPathBytes)) return r.error();
+  }
+  if (!(r.integer(s.results_max_files) && r.integer(s.results_max_bytes) && r.finish())) {
     return r.error();
   }
   return s;

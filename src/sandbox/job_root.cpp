@@ -9,7 +9,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -166,12 +165,9 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
     const std::string where = rel.empty() ? top : top + "/" + rel;
     UniqueFd dir_fd(openStagedDir(top_fd, rel));
     if (!dir_fd) return errnoError("open directory " + where, errno);
-    auto entries = listDirectory(dir_fd.get(), where);
-    if (!entries) return entries.error();
-    std::vector<std::string> names;
-    for (auto& e : *entries) names.push_back(std::move(e.name));
-    std::sort(names.begin(), names.end());
-    for (const std::string& name : names) {
+    auto names = listNames(dir_fd.get(), where);
+    if (!names) return names.error();
+    for (const std::string& name : *names) {
       const std::string inside = rel.empty() ? name : rel + "/" + name;
       const std::string target = relative(kJobDirInRoot) + "/" + inside;
       struct stat st {};
@@ -180,6 +176,13 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
       }
       auto mode = static_cast<uint32_t>(st.st_mode & 0777);
       if (S_ISREG(st.st_mode)) {
+        // Staged files are made by the spawner or by the front (uploads), each with O_EXCL: one
+        // link. A second link means someone linked a file in from elsewhere (a compromised front
+        // on a host without fs.protected_hardlinks), whose content the job must not get.
+        if (st.st_nlink != 1) {
+          return Error(Errc::kIo, where + "/" + name + " has " + std::to_string(st.st_nlink) +
+                                      " links; staged files have one");
+        }
         b.jobStep(MountKind::kJobFile, inside, target, mode);
       } else if (S_ISDIR(st.st_mode)) {
         b.jobStep(MountKind::kJobDir, "", target, mode);

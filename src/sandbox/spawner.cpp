@@ -33,6 +33,7 @@
 #include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
+#include "sandbox/results.h"
 #include "sandbox/stage.h"
 #include "sandbox/workdir.h"
 
@@ -168,6 +169,12 @@ struct Job {
   std::optional<ReportRecord> failure;
   std::optional<int> interpreter_status;
   bool kill_requested = false;
+  // JobSpec::results, and the job's /job held from its start so it can be read after its end.
+  std::vector<std::string> results;
+  uint32_t results_max_files = 0;
+  uint64_t results_max_bytes = 0;
+  UniqueFd job_dir;
+  std::string job_dir_error;
 };
 
 class Spawner {
@@ -194,6 +201,8 @@ class Spawner {
   void drainReport(Job& job);
   void finishJob(uint64_t job_id);
   void sendEnd(JobEnded e);
+  // Copies the job's requested result files into .uploads for the front (JobEnded::results).
+  void collectResults(Job& job, JobEnded& e);
   // Sends the ends in unnamed_ whose record has arrived or whose wait is over (all when final).
   void nameUnnamed(bool final);
   void drainSeccompLog();
@@ -212,6 +221,8 @@ class Spawner {
   SpawnerConfig config_;
   int socket_;
   UniqueFd jobs_dir_;
+  // <jobs_dir>/.uploads, where the front stages uploads (SpawnerConfig::uploads_uid).
+  UniqueFd uploads_dir_;
   bool root_;
   bool front_gone_ = false;
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;
@@ -251,6 +262,16 @@ void Spawner::removeLeftoverWorkDirs() {
 
 Result<void> Spawner::prepare() {
   removeLeftoverWorkDirs();
+  // After the leftovers went (an earlier run's partial uploads with them). The front writes here
+  // as its own user; what it stages is moved, never opened through a link, and copied into the
+  // job only as directories and regular files (docs/SANDBOX.md, "Uploads").
+  {
+    Owner front{config_.uploads_uid.value_or(::geteuid()), config_.uploads_gid.value_or(::getegid())};
+    auto uploads = openUploadsDir(jobs_dir_.get(), config_.jobs_dir,
+                                  config_.uploads_uid ? &front : nullptr);
+    if (!uploads) return uploads.error();
+    uploads_dir_ = std::move(*uploads);
+  }
   if (::mkdirat(jobs_dir_.get(), kRootMountPoint, 0755) != 0 && errno != EEXIST) {
     return errnoError("create " + config_.jobs_dir + "/" + kRootMountPoint, errno);
   }
@@ -414,6 +435,17 @@ void Spawner::spawn(channel::SpawnRequest request) {
   auto spec = channel::readSealedSpec(request.spec_memfd.get());
   request.spec_memfd.reset();
   if (!spec) return sendFailed(id, "spec", EINVAL, spec.error().detail());
+  // A job refused before its working directory exists still must not leave its upload behind.
+  struct DropUpload {
+    int dir;
+    std::string name;
+    ~DropUpload() {
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return;
+      if (auto r = removeTree(dir, name); !r) {
+        PYRUN_LOG(kError) << r.error().detail();
+      }
+    }
+  } drop_upload{uploads_dir_.get(), spec->upload};
   auto bad = [&](const std::string& why) { sendFailed(id, "spec", EINVAL, why); };
   if (spec->job_id != id) {
     return bad("job spec is for job " + std::to_string(spec->job_id) + ", not job " +
@@ -451,6 +483,9 @@ void Spawner::spawn(channel::SpawnRequest request) {
   job->interpreter = spec->interpreter;
   job->limits = l;
   job->policy = policy->second;
+  job->results = spec->results;
+  job->results_max_files = spec->results_max_files;
+  job->results_max_bytes = spec->results_max_bytes;
   if (root_) {
     uid_t uid = allocateUid(id);
     if (uid == static_cast<uid_t>(-1)) {
@@ -459,8 +494,10 @@ void Spawner::spawn(channel::SpawnRequest request) {
     job->uid = uid;
   }
   Owner owner{job->uid.value_or(0), static_cast<gid_t>(job->uid.value_or(0))};
-  auto workdir = createWorkDir(jobs_dir_.get(), config_.jobs_dir, *spec, root_ ? &owner : nullptr);
+  auto workdir = createWorkDir(jobs_dir_.get(), config_.jobs_dir, *spec, root_ ? &owner : nullptr,
+                               uploads_dir_.get());
   if (!workdir) return sendFailed(id, "workdir", EIO, workdir.error().detail());
+  drop_upload.name.clear();  // moved into place: removed with the working directory from now on
   job->workdir = std::move(*workdir);
   auto undo = [&](const std::string& stage, int error, const std::string& detail) {
     job->cgroup.reset();  // kills nothing (nothing started) and removes it
@@ -507,7 +544,10 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // Paths as the job sees them: the host's layout does not leak into its argv or environment.
   std::string job_dir = kJobDirInRoot;
   std::string script_path = job_dir + "/" + spec.script_name;
-  std::vector<std::string> argv_strings = {spec.interpreter, "-I", "-B", "-u", script_path};
+  // -E -s, not -I: isolated mode would also drop the script's directory from sys.path, and a
+  // program must import the modules sent beside it (sys.path[0] = /job), as it does locally.
+  // The environment is ours anyway (-E), and there is no user site in the job (-s).
+  std::vector<std::string> argv_strings = {spec.interpreter, "-E", "-s", "-B", "-u", script_path};
   argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job_dir, "TMPDIR=/tmp",
                                           "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"};
@@ -630,6 +670,15 @@ void Spawner::drainReport(Job& job) {
       // interpreter may be gone and another process of the job, or of the host, hold it). The
       // init's own pid means it could not name the interpreter: unknown.
       job.interpreter_pid = sender > 0 && sender != job.pid ? sender : -1;
+      // Now, while the job's namespace exists: after its end /job has no path any more.
+      if (!job.results.empty()) {
+        if (auto dir = openJobWorkdir(job.pid); dir) {
+          job.job_dir = std::move(*dir);
+        } else {
+          job.job_dir_error = dir.error().detail();
+          PYRUN_LOG(kError) << "job " << job.id << ": " << job.job_dir_error;
+        }
+      }
       // A record kept for an earlier process of the same pid is not this interpreter's.
       if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
@@ -688,6 +737,7 @@ void Spawner::finishJob(uint64_t job_id) {
   } else {
     JobEnded e;
     e.job_id = job.id;
+    collectResults(job, e);
     // The interpreter's own status when the init reported it; otherwise the init was killed.
     int s = job.interpreter_status.value_or(status);
     e.signaled = WIFSIGNALED(s);
@@ -740,6 +790,29 @@ void Spawner::finishJob(uint64_t job_id) {
     sendEnd(std::move(e));
   }
   jobs_.erase(it);
+}
+
+void Spawner::collectResults(Job& job, JobEnded& e) {
+  if (job.results.empty()) return;
+  if (!job.job_dir) {
+    e.results_detail = "the results could not be collected: " + job.job_dir_error;
+    return;
+  }
+  // Owned by the front, which streams them to the client and removes them.
+  Owner front{config_.uploads_uid.value_or(::geteuid()), config_.uploads_gid.value_or(::getegid())};
+  const std::string name = "results-" + std::to_string(job.id) + "-" + randomSuffix();
+  auto copied = copyResults(job.job_dir.get(), job.results, uploads_dir_.get(), name,
+                            config_.uploads_uid ? &front : nullptr, job.results_max_files,
+                            job.results_max_bytes);
+  job.job_dir.reset();  // the tmpfs goes with it
+  if (!copied) {
+    PYRUN_LOG(kError) << "job " << job.id << ": " << copied.error().detail();
+    e.results_detail = "the results could not be collected";
+    (void)removeTree(uploads_dir_.get(), name);
+    return;
+  }
+  e.results = name;
+  e.results_detail = copied->detail;
 }
 
 void Spawner::sendEnd(JobEnded e) {

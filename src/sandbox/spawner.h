@@ -68,6 +68,17 @@ struct JobSpec {
   std::vector<std::string> args;
   std::vector<JobFile> files;
   JobLimits limits;
+  // Files the front received in FILE frames, staged in <jobs_dir>/.uploads/<upload> (one plain
+  // name; empty: none). The spawner moves that directory into place as the job's working
+  // directory and writes the script and `files` into it.
+  std::string upload;
+  // Glob patterns (relative to the working directory, "**" allowed) of the files the job's client
+  // wants back; when not empty the spawner copies the matching regular files out of the job's
+  // working directory when the job ends, at most results_max_files files and
+  // results_max_bytes bytes, into <jobs_dir>/.uploads/<JobEnded::results>.
+  std::vector<std::string> results;
+  uint32_t results_max_files = 0;
+  uint64_t results_max_bytes = 0;
 };
 
 struct SpawnerConfig {
@@ -91,6 +102,10 @@ struct SpawnerConfig {
   uint32_t max_jobs = 0;
   // Which cgroup setup to use for the jobs (docs/CGROUPS.md); without a usable one, rlimits alone.
   CgroupOptions cgroups;
+  // Owner of <jobs_dir>/.uploads, where the unprivileged front stages uploads (the front's user
+  // when pyrund starts as root; unset: the spawner's own uid).
+  std::optional<uid_t> uploads_uid;
+  std::optional<gid_t> uploads_gid;
 };
 
 // ---- messages (front -> spawner) ----
@@ -144,6 +159,11 @@ struct JobEnded {
   // kSyscall: the forbidden system call's name ("ptrace"), or "forbidden system call (name
   // unknown: <why>)" when the kernel did not tell us. Empty otherwise.
   std::string detail;
+  // JobSpec::results: the directory inside <jobs_dir>/.uploads holding the copied result files
+  // (owned by the front), or empty; and a sentence when some could not be copied or were left
+  // out (over the limits), else empty.
+  std::string results;
+  std::string results_detail;
 };
 // The answer to ReloadPolicies.
 struct PoliciesReloaded {

@@ -24,6 +24,8 @@ constexpr size_t kMaxPath = 4096;
 // decides the depth, and each level would cost a stack frame and a descriptor here.
 constexpr int kMaxRemoveDepth = 32;
 
+}  // namespace
+
 std::string randomSuffix() {
   uint8_t bytes[8] = {};
   size_t got = 0;
@@ -37,6 +39,8 @@ std::string randomSuffix() {
   for (size_t i = 0; i < sizeof bytes; ++i) std::snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
   return std::string(hex, 16);
 }
+
+namespace {
 
 std::vector<std::string> splitPath(std::string_view name) {
   std::vector<std::string> parts;
@@ -183,8 +187,21 @@ Result<void> writeJobFile(int top_fd, const std::string& top_path, const std::st
 
 }  // namespace
 
+Result<UniqueFd> openUploadsDir(int jobs_dir_fd, const std::string& jobs_dir,
+                                const Owner* owner) {
+  const std::string path = jobs_dir + "/" + kUploadsDir;
+  if (::mkdirat(jobs_dir_fd, kUploadsDir, 0700) != 0 && errno != EEXIST) {
+    return errnoError("create " + path, errno);
+  }
+  UniqueFd fd(::openat(jobs_dir_fd, kUploadsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return errnoError("open " + path, errno);
+  if (::fchmod(fd.get(), 0700) != 0) return errnoError("chmod " + path, errno);
+  if (auto r = chownTo(fd.get(), owner, path); !r) return r.error();
+  return fd;
+}
+
 Result<WorkDir> createWorkDir(int jobs_dir_fd, const std::string& jobs_dir, const JobSpec& spec,
-                              const Owner* owner) {
+                              const Owner* owner, int uploads_fd) {
   if (auto r = checkRelativePath(spec.script_name); !r) return r.error();
   if (spec.script_name.find('/') != std::string::npos) {
     return Error(Errc::kInvalidArgument,
@@ -193,7 +210,18 @@ Result<WorkDir> createWorkDir(int jobs_dir_fd, const std::string& jobs_dir, cons
   WorkDir wd;
   wd.name = std::to_string(spec.job_id) + "-" + randomSuffix();
   wd.path = jobs_dir + "/" + wd.name;
-  if (::mkdirat(jobs_dir_fd, wd.name.c_str(), 0700) != 0) {
+  if (!spec.upload.empty()) {
+    // One plain name inside .uploads: the front names its own upload, nothing else.
+    if (spec.upload.find('/') != std::string::npos || spec.upload == "." ||
+        spec.upload == ".." || spec.upload.size() > 255 || uploads_fd < 0) {
+      return Error(Errc::kInvalidArgument, "upload name '" + spec.upload + "' is not valid");
+    }
+    // rename() moves a symlink itself, never its target; the O_NOFOLLOW|O_DIRECTORY open in
+    // fill() then refuses anything that is not a directory.
+    if (::renameat(uploads_fd, spec.upload.c_str(), jobs_dir_fd, wd.name.c_str()) != 0) {
+      return errnoError("move the upload " + spec.upload + " to " + wd.path, errno);
+    }
+  } else if (::mkdirat(jobs_dir_fd, wd.name.c_str(), 0700) != 0) {
     return errnoError("create working directory " + wd.path, errno);
   }
   auto fill = [&]() -> Result<void> {

@@ -81,8 +81,13 @@ std::string socketError(int fd) {
 // drops the handler.
 class OrphanedJob {
  public:
-  OrphanedJob(JobEndRecord record, AuditLog& audit, SpawnerLink& link, bool stopping)
-      : record_(std::move(record)), audit_(audit), link_(link), stopping_(stopping) {}
+  OrphanedJob(JobEndRecord record, AuditLog& audit, SpawnerLink& link, bool stopping,
+              std::string jobs_dir)
+      : record_(std::move(record)),
+        audit_(audit),
+        link_(link),
+        stopping_(stopping),
+        jobs_dir_(std::move(jobs_dir)) {}
   OrphanedJob(const OrphanedJob&) = delete;
   OrphanedJob& operator=(const OrphanedJob&) = delete;
   ~OrphanedJob() {
@@ -101,6 +106,8 @@ class OrphanedJob {
     } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
       written_ = true;
       audit_.write(jobEndLine(record_, *ended));
+      // Result files nobody will fetch: removed with the object.
+      if (!ended->results.empty()) ResultFiles remove(jobs_dir_, ended->results);
     } else if (auto* failed = std::get_if<sandbox::JobFailed>(&received.message)) {
       written_ = true;
       audit_.write(jobFailedLine(record_, *failed));
@@ -112,6 +119,7 @@ class OrphanedJob {
   AuditLog& audit_;
   SpawnerLink& link_;
   bool stopping_;
+  std::string jobs_dir_;
   bool written_ = false;
 };
 
@@ -145,7 +153,8 @@ Session::~Session() {
     // its client, and its job_end line is still due.
     if (!kill_sent_) (void)env_->spawner->send(sandbox::KillJob{job_id_});
     auto orphan =
-        std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner, env_->stopping);
+        std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner, env_->stopping,
+                                      env_->config.jobs_dir);
     env_->spawner->subscribe(
         job_id_, [orphan](sandbox::Received& received) { orphan->onMessage(received); });
   } else if (job_ended_ && !job_end_audited_) {
@@ -277,10 +286,23 @@ asio::awaitable<void> Session::run() {
   }
   push(proto::encode(proto::Ready{proto::kProtocolVersion, proto::kMaxFramePayload,
                                   "pyrund " PYRUN_VERSION}));
-  request_timer_.expires_after(std::chrono::seconds(env_->config.idle_timeout_seconds));
+  armRequestTimer(std::chrono::steady_clock::now() +
+                  std::chrono::seconds(env_->config.idle_timeout_seconds));
+}
+
+void Session::armRequestTimer(std::chrono::steady_clock::time_point deadline) {
+  request_timer_.expires_at(deadline);
   request_timer_.async_wait([weak = weak_from_this()](error_code ec) {
     auto s = weak.lock();
-    if (ec || !s || s->state_ != proto::ServerState::kAwaitRun || s->finished_) return;
+    if (ec || !s || s->finished_) return;
+    if (s->state_ != proto::ServerState::kAwaitRun && s->state_ != proto::ServerState::kUploading) {
+      return;
+    }
+    const auto idle = std::chrono::seconds(s->env_->config.idle_timeout_seconds);
+    if (auto again = s->upload_seen_ + idle; again > std::chrono::steady_clock::now()) {
+      s->armRequestTimer(again);
+      return;
+    }
     s->fail(proto::ErrorCode::kTimeout, "no RUN request within " +
                                             std::to_string(s->env_->config.idle_timeout_seconds) +
                                             " s");
@@ -319,6 +341,24 @@ asio::awaitable<void> Session::reader() {
       }
       if (auto* run = std::get_if<RunAccepted>(&event)) {
         handleRun(std::move(*run));
+      } else if (auto* file = std::get_if<FileBegin>(&event)) {
+        if (!handleFileBegin(file->header)) co_return;
+      } else if (auto* bytes = std::get_if<FileData>(&event)) {
+        if (!handleFileData(bytes->bytes)) co_return;
+      } else if (auto* get = std::get_if<GetRequest>(&event)) {
+        if (get_) {
+          fail(proto::ErrorCode::kBadRequest, "GET: given twice");
+          co_return;
+        }
+        get_ = std::move(get->get);
+      } else if (stdin_end_ &&
+                 (std::holds_alternative<StdinData>(event) ||
+                  std::holds_alternative<StdinEnd>(event))) {
+        // docs/PROTOCOL.md, "States": nothing may follow the end of stdin.
+        fail(proto::ErrorCode::kUnexpectedFrame,
+             std::string(std::holds_alternative<StdinData>(event) ? "STDIN" : "STDIN_END") +
+                 " after STDIN_END is not allowed");
+        co_return;
       } else if (auto* data = std::get_if<StdinData>(&event)) {
         // Waiting here stops reading the connection: a client sending more stdin than the
         // program takes is slowed by TCP instead of filling our memory.
@@ -352,7 +392,8 @@ asio::awaitable<void> Session::writer() {
     std::vector<uint8_t> frame = std::move(out_.front());
     out_.pop_front();
     auto type = static_cast<proto::FrameType>(frame[0]);
-    if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr) {
+    if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr ||
+        type == proto::FrameType::kResultData) {
       --out_data_frames_;
       wake(space_wake_);
     }
@@ -490,9 +531,52 @@ void Session::watchSocketErrors() {
 void Session::push(std::vector<uint8_t> frame) {
   if (client_gone_) return;
   auto type = static_cast<proto::FrameType>(frame[0]);
-  if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr) ++out_data_frames_;
+  if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr ||
+      type == proto::FrameType::kResultData) {
+    ++out_data_frames_;
+  }
   out_.push_back(std::move(frame));
   wake(writer_wake_);
+}
+
+bool Session::handleFileBegin(const proto::FileHeader& header) {
+  upload_seen_ = std::chrono::steady_clock::now();
+  if (!upload_) {
+    upload_ = std::make_unique<Upload>(
+        env_->config.jobs_dir,
+        UploadQuota{policy_->limits.workdir_bytes, policy_->limits.workdir_files, policy_name_});
+  }
+  if (auto r = upload_->begin(header); !r) {
+    // The partial upload goes at once, not when the session object does.
+    upload_.reset();
+    fail(r.error().code() == Errc::kLimit     ? proto::ErrorCode::kLimitTooHigh
+         : r.error().code() == Errc::kIo      ? proto::ErrorCode::kInternal
+                                              : proto::ErrorCode::kBadRequest,
+         r.error().code() == Errc::kIo ? "the server could not stage the upload"
+                                       : "FILE: " + r.error().detail());
+    if (r.error().code() == Errc::kIo) {
+      PYRUN_LOG(kError) << "session " << peer_ << ": " << r.error().detail();
+    }
+    return false;
+  }
+  state_ = upload_->owed() ? proto::ServerState::kUploading : proto::ServerState::kAwaitRun;
+  return true;
+}
+
+bool Session::handleFileData(std::span<const uint8_t> bytes) {
+  upload_seen_ = std::chrono::steady_clock::now();
+  if (auto r = upload_->data(bytes); !r) {
+    upload_.reset();
+    const bool io = r.error().code() == Errc::kIo;
+    if (io) {
+      PYRUN_LOG(kError) << "session " << peer_ << ": " << r.error().detail();
+    }
+    fail(io ? proto::ErrorCode::kInternal : proto::ErrorCode::kBadRequest,
+         io ? "the server could not stage the upload" : "FILE_DATA: " + r.error().detail());
+    return false;
+  }
+  if (!upload_->owed()) state_ = proto::ServerState::kAwaitRun;
+  return true;
 }
 
 void Session::handleRun(RunAccepted run) {
@@ -500,6 +584,15 @@ void Session::handleRun(RunAccepted run) {
   if (env_->stopping) {
     fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
     return;
+  }
+  if (upload_) {
+    if (auto r = upload_->checkRun(run.request); !r) {
+      upload_.reset();
+      fail(r.error().code() == Errc::kLimit ? proto::ErrorCode::kLimitTooHigh
+                                            : proto::ErrorCode::kBadRequest,
+           "RUN: " + r.error().detail());
+      return;
+    }
   }
   if (auto allowed = env_->quota.admit(client_, IdentityQuota::Clock::now()); !allowed) {
     fail(proto::ErrorCode::kUnauthorized, allowed.error().detail());
@@ -553,8 +646,16 @@ void Session::startJob() {
   env_->spawner->subscribe(job_id_, [weak = weak_from_this()](sandbox::Received& received) {
     if (auto s = weak.lock()) s->onSpawnerMessage(received);
   });
-  auto sent = env_->spawner->send(sandbox::SpawnJob{
-      makeJobSpec(job_id_, *run_, ceiling_, policy_name_, policy_->interpreter)});
+  sandbox::JobSpec spec = makeJobSpec(job_id_, *run_, ceiling_, policy_name_, policy_->interpreter);
+  // The spawner moves the staged upload into place (or removes it): it is no longer ours.
+  if (upload_) spec.upload = upload_->release();
+  if (get_) {
+    spec.results = get_->patterns;
+    spec.results_max_files = get_->max_files;
+    spec.results_max_bytes = get_->max_bytes;
+  }
+  upload_.reset();
+  auto sent = env_->spawner->send(sandbox::SpawnJob{std::move(spec)});
   if (!sent) {
     PYRUN_LOG(kError) << "job " << job_id_ << ": cannot reach the spawner: " << sent.error().detail();
     env_->spawner->unsubscribe(job_id_);
@@ -776,6 +877,24 @@ void Session::maybeEndJob() {
   // The end needs the spawner's report and both output pipes at end of file: only then are the
   // byte counts final and a cut by the output cap known.
   if (!job_ended_ || open_outputs_ > 0 || job_end_audited_) return;
+  if (!job_ended_->results_detail.empty()) {
+    PYRUN_LOG(kInfo) << "job " << job_id_ << ": results: " << job_ended_->results_detail;
+    job_ended_->results_detail.clear();
+  }
+  if (!job_ended_->results.empty() && !results_done_) {
+    // The result files go after the last output and before EXIT (docs/PROTOCOL.md, RESULT).
+    if (!results_started_) {
+      results_started_ = true;
+      auto self = shared_from_this();
+      asio::co_spawn(stream_.get_executor(), sendResults(), [self](std::exception_ptr e) {
+        if (!e) return;
+        PYRUN_LOG(kError) << "job " << self->job_id_ << ": results: " << exceptionText(e);
+        self->results_done_ = true;
+        self->maybeEndJob();
+      });
+    }
+    return;
+  }
   job_end_audited_ = true;
   const sandbox::JobEnded& end = *job_ended_;
   const JobEndRecord record = jobEndRecord();
@@ -803,6 +922,52 @@ void Session::maybeEndJob() {
   exit.detail = ending.detail;
   push(proto::encode(exit));
   finish();
+}
+
+asio::awaitable<void> Session::sendResults() {
+  auto self = shared_from_this();
+  {
+    ResultFiles files(env_->config.jobs_dir, job_ended_->results);
+    std::vector<uint8_t> buffer(proto::kMaxDataChunk);
+    bool broken = false;
+    while (!client_gone_ && !finished_ && !broken) {
+      auto next = files.next();
+      if (!next) {
+        PYRUN_LOG(kError) << "job " << job_id_ << ": results: " << next.error().detail();
+        break;
+      }
+      if (!*next) break;
+      auto& file = **next;
+      std::vector<uint8_t> header = proto::encode(file.header, proto::FrameType::kResult);
+      co_await waitForOutputSpace();
+      if (client_gone_ || finished_) break;
+      push(std::move(header));
+      for (uint64_t left = file.header.size; left > 0;) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
+        ssize_t n = ::read(file.fd.get(), buffer.data(), want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+          // The announced size cannot be kept: the session cannot go on in step.
+          PYRUN_LOG(kError) << "job " << job_id_ << ": result " << file.header.name
+                            << " shrank while being sent";
+          broken = true;
+          break;
+        }
+        co_await waitForOutputSpace();
+        if (client_gone_ || finished_) break;
+        push(proto::encodeData(proto::FrameType::kResultData,
+                               std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n))));
+        left -= static_cast<uint64_t>(n);
+      }
+    }
+    if (broken) {
+      results_done_ = true;
+      fail(proto::ErrorCode::kInternal, "the server could not send the result files");
+      co_return;
+    }
+  }  // the copies are removed here
+  results_done_ = true;
+  maybeEndJob();
 }
 
 void Session::onClientGone(const std::string& why, bool logged) {

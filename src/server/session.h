@@ -28,6 +28,7 @@
 #include "server/scheduler.h"
 #include "server/session_rules.h"
 #include "server/spawner_link.h"
+#include "server/transfer.h"
 #include "tls/tls.h"
 
 namespace pyrun::server {
@@ -105,6 +106,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // What a coroutine of this session does with an exception: log it, end the session.
   void onSessionException(std::exception_ptr e);
   void handleRun(RunAccepted run);
+  // FILE and FILE_DATA before RUN (server/transfer.h); false when the session failed.
+  bool handleFileBegin(const proto::FileHeader& header);
+  bool handleFileData(std::span<const uint8_t> bytes);
+  void armRequestTimer(std::chrono::steady_clock::time_point deadline);
+  // After the output, before EXIT: the result files the spawner copied (GET).
+  boost::asio::awaitable<void> sendResults();
   void handleSignal(int signal);
   void handleCancel();
   void onPosition(uint32_t position);
@@ -165,6 +172,14 @@ class Session : public std::enable_shared_from_this<Session> {
   int unsent_at_arming_ = -1;
 
   std::optional<RunAccepted> run_;
+  // Files received before RUN; handed to the spawner with the job.
+  std::unique_ptr<Upload> upload_;
+  // The last FILE or FILE_DATA: an upload in progress is not an idle client.
+  std::chrono::steady_clock::time_point upload_seen_{};
+  // GET before RUN, and the result files' progress after the job.
+  std::optional<proto::Get> get_;
+  bool results_started_ = false;
+  bool results_done_ = false;
   std::string script_sha256_;
   Scheduler::Ticket ticket_ = 0;
   std::chrono::steady_clock::time_point run_accepted_at_{};  // for the queue-wait histogram

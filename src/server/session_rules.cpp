@@ -80,6 +80,21 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame,
     }
     case proto::FrameType::kCancel:
       return CancelRequest{};
+    case proto::FrameType::kFile: {
+      auto file = proto::decodeFileHeader(frame.payload);
+      if (!file) return errorFrom(proto::ErrorCode::kBadFrame, file.error());
+      if (auto ok = proto::validateFileName(file->name, file->mode); !ok) {
+        return errorFrom(proto::ErrorCode::kBadRequest, ok.error());
+      }
+      return FileBegin{std::move(*file)};
+    }
+    case proto::FrameType::kFileData:
+      return FileData{std::move(frame.payload)};
+    case proto::FrameType::kGet: {
+      auto get = proto::decodeGet(frame.payload);
+      if (!get) return errorFrom(proto::ErrorCode::kBadRequest, get.error());
+      return GetRequest{std::move(*get)};
+    }
     default:
       // serverAccepts() never admits server-to-client types; this keeps the switch total.
       return proto::ErrorMessage{

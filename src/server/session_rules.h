@@ -29,9 +29,19 @@ struct SignalRequest {
   int signal = 0;
 };
 struct CancelRequest {};
+// FILE with a valid name and mode (the size is judged against the quota by the upload).
+struct FileBegin {
+  proto::FileHeader header;
+};
+struct FileData {
+  std::vector<uint8_t> bytes;
+};
+struct GetRequest {
+  proto::Get get;
+};
 // Anything else: the session sends this ERROR and closes.
-using ClientEvent =
-    std::variant<RunAccepted, StdinData, StdinEnd, SignalRequest, CancelRequest, proto::ErrorMessage>;
+using ClientEvent = std::variant<RunAccepted, StdinData, StdinEnd, SignalRequest, CancelRequest,
+                                 FileBegin, FileData, GetRequest, proto::ErrorMessage>;
 
 // Interprets one complete client frame in `state`: frames the state does not accept give
 // kUnexpectedFrame, undecodable payloads kBadFrame, invalid requests kBadRequest, requested limits

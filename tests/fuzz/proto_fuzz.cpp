@@ -38,13 +38,34 @@ void decodeAs(FrameType type, std::span<const uint8_t> payload) {
       if (auto m = decodeRunRequest(payload)) (void)validateRunRequest(*m);
       break;
     }
+    case FrameType::kFile:
+    case FrameType::kResult: {
+      // FILE and RESULT share a payload: re-encoded as this type it must be the same bytes.
+      if (auto m = decodeFileHeader(payload)) {
+        (void)validateFileName(m->name, m->mode);
+        const std::vector<uint8_t> again = encode(*m, type);
+        if (again.size() != kFrameHeaderSize + payload.size() ||
+            !std::equal(payload.begin(), payload.end(), again.begin() + kFrameHeaderSize) ||
+            again[0] != static_cast<uint8_t>(type)) {
+          __builtin_trap();
+        }
+      }
+      break;
+    }
+    case FrameType::kGet: {
+      roundTrip(type, payload, decodeGet);
+      if (auto m = decodeGet(payload)) {
+        for (const auto& p : m->patterns) (void)resultPatternMatches(p, "out/a/b.png");
+      }
+      break;
+    }
     default: break;
   }
 }
 
 const FrameType kStructured[] = {FrameType::kReady, FrameType::kQueued, FrameType::kStarted,
                                  FrameType::kExit,  FrameType::kError,  FrameType::kSignal,
-                                 FrameType::kRun};
+                                 FrameType::kRun,   FrameType::kFile,   FrameType::kGet};
 
 }  // namespace
 

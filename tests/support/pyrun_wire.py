@@ -7,7 +7,14 @@ import ssl
 import struct
 
 READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07
+RESULT, RESULT_DATA = 0x08, 0x09
 RUN, STDIN, STDIN_END, SIGNAL, CANCEL = 0x10, 0x11, 0x12, 0x13, 0x14
+FILE, FILE_DATA, GET = 0x15, 0x16, 0x17
+
+
+def file_frame(name, size, mode=0o644):
+    """FILE: name, mode, size (its bytes follow in FILE_DATA frames)."""
+    return frame(FILE, s(name.encode()) + struct.pack(">IQ", mode, size))
 
 
 class Failure(Exception):

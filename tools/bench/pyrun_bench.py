@@ -15,6 +15,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -53,14 +54,51 @@ def make_pki(bin_dir, work):
     return server, client, os.path.join(ca, "crl.pem")
 
 
-def start_server(root, bin_dir, work, server_bundle, crl, mib):
+def start_sshd(work):
+    """A private sshd on 127.0.0.1 with throwaway keys, for the scp baseline; None without one."""
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    if sshd is None or shutil.which("scp") is None:
+        return None
+    d = os.path.join(work, "ssh")
+    os.mkdir(d, 0o700)
+    for name in ("host", "user"):
+        run_quiet(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, name)])
+    shutil.copy(os.path.join(d, "user.pub"), os.path.join(d, "authorized_keys"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    config = os.path.join(d, "sshd_config")
+    with open(config, "w") as f:
+        f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {d}/host\n"
+                f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n"
+                "StrictModes no\nUsePAM no\nPidFile none\n")
+    proc = subprocess.Popen([sshd, "-D", "-e", "-f", config], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "wb"))
+    ssh_opts = ["-q", "-P", str(port), "-i", os.path.join(d, "user"), "-o", "BatchMode=yes",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, ssh_opts
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
+
+
+def start_server(root, bin_dir, work, server_bundle, crl, mib, transfer_mib=0):
     port_file = os.path.join(work, "port")
     log = open(os.path.join(work, "pyrund.log"), "wb")
     policy = os.path.join(work, "policy.yaml")
     with open(policy, "w") as f:
         # The project's default policy, with room for the streaming run's output and time.
+        # And a working directory (and the memory its tmpfs takes) for the transfer runs.
         f.write("version: 1\ninclude: [%s]\nlimits:\n  output: %dM\n  wall_seconds: 600\n"
-                "  cpu_seconds: 600\n" % (os.path.join(root, "policy", "default.yaml"), mib + 16))
+                "  cpu_seconds: 600\n  workdir: %dM\n  file_size: %dM\n  memory: %dM\n"
+                % (os.path.join(root, "policy", "default.yaml"), mib + 16, transfer_mib + 64,
+                   transfer_mib + 16, 2 * transfer_mib + 512))
     config = os.path.join(work, "pyrund.yaml")
     with open(config, "w") as f:
         # Every run comes from one identity; its quotas must not throttle the benchmark.
@@ -84,6 +122,46 @@ def start_server(root, bin_dir, work, server_bundle, crl, mib):
         sys.exit("pyrun_bench: pyrund did not start:\n" + f.read())
 
 
+def transfers(args, work, remote, hello, hello_seconds):
+    """Upload (-f) and download (--get) of one file, against scp of the same file through a
+    private sshd when there is one. A pyrun run also starts a job: its median hello-world time is
+    taken off, so the rates are those of the transfer (and the copy into and out of /job)."""
+    size = args.transfer_mib << 20
+    data = os.path.join(work, "data.bin")
+    with open(data, "wb") as f:
+        for _ in range(args.transfer_mib):
+            f.write(os.urandom(1 << 20))
+    quiet = remote[:1] + ["-q", "--no-modules"] + remote[1:]
+    up = timed(quiet[:1] + ["-f", data + ":in.bin"] + quiet[1:] + [hello]) - hello_seconds
+    writer = os.path.join(work, "write.py")
+    with open(writer, "w") as f:
+        f.write("import sys\nb = bytes(1 << 20)\nwith open('out.bin', 'wb') as f:\n"
+                "    for _ in range(int(sys.argv[1])):\n        f.write(b)\n")
+    got = os.path.join(work, "got")
+    down = timed(quiet[:1] + ["--get", "out.bin", "-o", got] + quiet[1:] +
+                 [writer, str(args.transfer_mib)]) - hello_seconds
+    mb = size / 1e6
+    print(f"transfer of {args.transfer_mib} MiB over 127.0.0.1:")
+    print(f"  pyrun upload (-f)      {mb / up:8.1f} MB/s")
+    print(f"  pyrun download (--get) {mb / down:8.1f} MB/s")
+    sshd = start_sshd(work)
+    if sshd is None:
+        print("  scp: skipped (no sshd: install openssh-server for the scp baseline)")
+        return
+    proc, opts = sshd
+    try:
+        dest = os.path.join(work, "scp-copy.bin")
+        scp_up = timed(["scp"] + opts + [data, f"127.0.0.1:{dest}"])
+        scp_down = timed(["scp"] + opts + [f"127.0.0.1:{dest}", os.path.join(work, "scp-back")])
+        print(f"  scp upload             {mb / scp_up:8.1f} MB/s")
+        print(f"  scp download           {mb / scp_down:8.1f} MB/s")
+        print(f"  ratio pyrun/scp up     {scp_up / up:8.2f}x")
+        print(f"  ratio pyrun/scp down   {scp_down / down:8.2f}x")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -91,6 +169,8 @@ def main():
                         help="directory holding pyrun, pyrund and pyrun-ca")
     parser.add_argument("--runs", type=int, default=20, help="hello-world runs of each kind")
     parser.add_argument("--mib", type=int, default=200, help="MiB written in the streaming test")
+    parser.add_argument("--transfer-mib", type=int, default=256,
+                        help="MiB of the file uploaded (-f) and downloaded (--get)")
     args = parser.parse_args()
     for program in ("pyrun", "pyrund", "pyrun-ca"):
         if not os.access(os.path.join(args.bin, program), os.X_OK):
@@ -103,7 +183,8 @@ def main():
     server = None
     try:
         server_bundle, client, crl = make_pki(args.bin, work)
-        server, port = start_server(root, args.bin, work, server_bundle, crl, args.mib)
+        server, port = start_server(root, args.bin, work, server_bundle, crl, args.mib,
+                                    args.transfer_mib)
         hello = os.path.join(work, "hello.py")
         flood = os.path.join(work, "flood.py")
         with open(hello, "w") as f:
@@ -111,8 +192,8 @@ def main():
         with open(flood, "w") as f:
             f.write(FLOOD)
         remote = [os.path.join(args.bin, "pyrun"), "--cert", client, f"127.0.0.1:{port}"]
-        # The server runs `python3 -I -B -u`; the local baseline gets the same flags.
-        local = [PYTHON, "-I", "-B", "-u"]
+        # The server runs `python3 -E -s -B -u`; the local baseline gets the same flags.
+        local = [PYTHON, "-E", "-s", "-B", "-u"]
 
         timed(remote + [hello])  # warm caches once, unmeasured
         timed(local + [hello])
@@ -136,6 +217,7 @@ def main():
         print(f"  pyrun (127.0.0.1) {p_rate:8.1f} MB/s")
         print(f"  local python3     {l_rate:8.1f} MB/s")
         print(f"  ratio pyrun/local {p_rate / l_rate:8.2f}x")
+        transfers(args, work, remote, hello, p_med)
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)

@@ -184,7 +184,8 @@ class HostileTest : public ::testing::Test {
   static std::vector<std::string> pyrunArgv(const std::string& script,
                                             const std::vector<std::string>& args,
                                             const std::string& bundle) {
-    std::vector<std::string> argv = {binary("pyrun"), "--cert", bundle,
+    // --no-modules: the scripts share a directory but not imports; each job gets its own alone.
+    std::vector<std::string> argv = {binary("pyrun"), "--cert", bundle, "--no-modules",
                                      "127.0.0.1:" + std::to_string(port_), kScripts + script};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;

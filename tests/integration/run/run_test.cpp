@@ -202,6 +202,12 @@ class RunTest : public ::testing::Test {
   static inline std::string server_bundle_, alice_, mallory_;
 };
 
+// argv with -v (after the program name): pyrun then says more, the queue position included.
+std::vector<std::string> verbose(std::vector<std::string> argv) {
+  argv.insert(argv.begin() + 1, "-v");
+  return argv;
+}
+
 #define START_SERVER(var, ...)         \
   auto var = startServer(__VA_ARGS__); \
   ASSERT_TRUE(var) << "pyrund did not start"
@@ -510,10 +516,11 @@ TEST_F(RunTest, QueuedClientsLearnTheirPositionAndAFullQueueIsBusy) {
   auto s = script("gate.py", "print('ready')\ninput()\nprint('done')\n");
   Child first(pyrun(*server, s));
   ASSERT_NE(first.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
-  Child second(pyrun(*server, s));
+  // Queue positions go to stderr only on a terminal or with -v.
+  Child second(verbose(pyrun(*server, s)));
   EXPECT_NE(second.readStderrUntil("queued, position 1\n", 60s).find("pyrun: queued, position 1\n"),
             std::string::npos);
-  Child third(pyrun(*server, s));
+  Child third(verbose(pyrun(*server, s)));
   EXPECT_NE(third.readStderrUntil("queued, position 2\n", 60s).find("pyrun: queued, position 2\n"),
             std::string::npos);
 
@@ -537,19 +544,45 @@ TEST_F(RunTest, QueuedClientsLearnTheirPositionAndAFullQueueIsBusy) {
   EXPECT_EQ(o3.out, "ready\ndone\n");
 }
 
+TEST_F(RunTest, QueuePositionIsNotPrintedWithoutATerminalOrVerbose) {
+  START_SERVER(server, ServerOptions{.max_jobs = 1, .queue = 4, .limits_yaml = ""});
+  auto s = script("gate.py", "print('ready')\ninput()\n");
+  Child first(pyrun(*server, s));
+  ASSERT_NE(first.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
+  Child quiet(pyrun(*server, s));
+  // A verbose probe told position 2 proves the quiet client waits at position 1; a probe that
+  // came first (position 1) is dropped, which withdraws it, and another one asks again.
+  bool quiet_queued = false;
+  for (int attempt = 0; attempt < 100 && !quiet_queued; ++attempt) {
+    Child probe(verbose(pyrun(*server, s)));
+    std::string err = probe.readStderrUntil("queued, position ", 60s);
+    err += probe.readStderrUntil("\n", 60s);
+    quiet_queued = err.find("pyrun: queued, position 2\n") != std::string::npos;
+  }  // ~Child kills the probe: its request leaves the queue
+  ASSERT_TRUE(quiet_queued);
+  first.writeStdin("\n");
+  quiet.writeStdin("\n");
+  EXPECT_EQ(first.wait(60s).exit_code, 0);
+  auto q = quiet.wait(60s);
+  EXPECT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(q.out, "ready\n");
+  EXPECT_EQ(q.err, "");
+}
+
 TEST_F(RunTest, CtrlCWhileQueuedWithdrawsTheRequest) {
   START_SERVER(server, ServerOptions{.max_jobs = 1, .queue = 4, .limits_yaml = ""});
   auto s = script("gate.py", "print('ready')\ninput()\n");
   Child first(pyrun(*server, s));
   ASSERT_NE(first.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
-  Child second(pyrun(*server, s));
+  Child second(verbose(pyrun(*server, s)));
   ASSERT_NE(second.readStderrUntil("position 1\n", 60s).find("position 1\n"), std::string::npos);
   second.signal(SIGINT);
   auto o = second.wait(60s);
   EXPECT_EQ(o.exit_code, 130) << o.err;
-  EXPECT_EQ(o.err, "pyrun: queued, position 1\n");
+  EXPECT_TRUE(o.err.ends_with("\npyrun: queued, position 1\n")) << o.err;
+  EXPECT_EQ(o.err.find("started"), std::string::npos) << o.err;
   // The withdrawn request no longer holds a place: the next client is first in line.
-  Child third(pyrun(*server, s));
+  Child third(verbose(pyrun(*server, s)));
   EXPECT_NE(third.readStderrUntil("position 1\n", 60s).find("pyrun: queued, position 1\n"),
             std::string::npos);
   first.writeStdin("\n");

@@ -1,5 +1,6 @@
 // pyrund over loopback against wire_client.py, a minimal client that can send what pyrun never
 // would. Each test starts a real pyrund (port 0, temporary jobs directory, a PKI made by pyrun-ca).
+#include <dirent.h>
 #include "pyrund_fixture.h"
 
 namespace pyrun::test {
@@ -101,6 +102,46 @@ TEST(PyrundCommandLine, UnreadableCertificateExitsOne) {
                   "--port", "0", "--listen", "127.0.0.1", "--jobs-dir", dir / "jobs"});
   EXPECT_EQ(out.exit_code, 1) << out.err;
   EXPECT_NE(out.err.find("missing.pem"), std::string::npos) << out.err;
+}
+
+// The state rules of docs/PROTOCOL.md section 6.1 for stdin and the upload frames.
+TEST_F(PyrundTest, StdinOrStdinEndAfterStdinEndIsUnexpected) {
+  startServer("");
+  expectScenario("stdin_after_stdin_end");
+}
+
+TEST_F(PyrundTest, FilesBeforeRunLandInTheWorkingDirectory) {
+  startServer("");
+  expectScenario("file_then_run");
+}
+
+TEST_F(PyrundTest, UploadFramesOutOfOrderAreUnexpected) {
+  startServer("");
+  expectScenario("file_data_without_file");
+  expectScenario("run_while_file_owed");
+  expectScenario("file_after_run");
+}
+
+TEST_F(PyrundTest, BadUploadsAreBadRequests) {
+  startServer("");
+  expectScenario("file_data_beyond_size");
+  expectScenario("file_bad_name");
+  expectScenario("file_twice");
+  expectScenario("file_clashes_with_script");
+  expectScenario("get_twice");
+}
+
+TEST_F(PyrundTest, AnAbandonedUploadLeavesNothing) {
+  startServer("");
+  expectScenario("upload_abandoned");
+  EXPECT_TRUE(eventually([&] {
+    DIR* d = ::opendir((dir_ / "jobs/.uploads").c_str());
+    if (d == nullptr) return false;
+    int n = 0;
+    while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
+    ::closedir(d);
+    return n == 0;
+  }));
 }
 
 }  // namespace

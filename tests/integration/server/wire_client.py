@@ -16,8 +16,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
 from pyrun_wire import (READY, QUEUED, STARTED, STDOUT, STDERR, EXIT, ERROR, RUN, STDIN,  # noqa: E402
-                        STDIN_END, SIGNAL, CANCEL, Failure, FrameConn, expect, frame, run_frame,
-                        run_payload, s)
+                        STDIN_END, SIGNAL, CANCEL, FILE_DATA, GET, Failure, FrameConn, expect,
+                        file_frame, frame, run_frame, run_payload, s)
 
 ERR_BAD_FRAME, ERR_UNEXPECTED, ERR_BAD_REQUEST, ERR_LIMIT, ERR_BUSY = 1, 2, 3, 4, 5
 ERR_UNAUTHORIZED, ERR_TIMEOUT, ERR_SHUTTING_DOWN = 6, 7, 9
@@ -407,6 +407,97 @@ def scenario_audit_fields():
     expect(end["stdout_bytes"] == 8 and end["bytes_in"] > len(script), "job_end %r" % end)
     text = open(path).read()
     expect("audited" not in text, "the audit log contains the script's text")
+
+
+def expect_error(c, want_code, text):
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == want_code, "code %d %s" % (code, msg))
+    expect(text in msg, "message %r lacks %r" % (msg, text))
+    c.expect_closed()
+
+
+def scenario_stdin_after_stdin_end():
+    for extra in (frame(STDIN, b"x"), frame(STDIN_END)):
+        c = started(Conn())
+        c.send(run_frame("import sys, time\nsys.stdin.read()\nprint('eof', flush=True)\n"
+                         "time.sleep(60)\n"))
+        c.recv_type(STARTED)
+        c.send(frame(STDIN_END))
+        expect(stdout_line(c) == b"eof\n", "no eof")
+        c.send(extra)
+        expect_error(c, ERR_UNEXPECTED, "after STDIN_END")
+
+
+def scenario_file_then_run():
+    c = started(Conn())
+    c.send(file_frame("d/in.txt", 5) + frame(FILE_DATA, b"hel") + frame(FILE_DATA, b"lo"))
+    c.send(file_frame("empty", 0, 0o600))
+    c.send(run_frame("import os, sys\nprint(open('d/in.txt').read(), sys.argv[0], "
+                     "oct(os.stat('empty').st_mode & 0o777))\n"))
+    c.recv_type(STARTED)
+    out, err, ex = collect(c)
+    expect(out == b"hello /job/job.py 0o600\n", "stdout %r stderr %r" % (out, err))
+    c.expect_closed()
+
+
+def scenario_file_data_without_file():
+    c = started(Conn())
+    c.send(frame(FILE_DATA, b"x"))
+    expect_error(c, ERR_UNEXPECTED, "FILE_DATA")
+
+
+def scenario_run_while_file_owed():
+    c = started(Conn())
+    c.send(file_frame("a", 10) + frame(FILE_DATA, b"1234") + run_frame("print(1)\n"))
+    expect_error(c, ERR_UNEXPECTED, "RUN")
+
+
+def scenario_file_data_beyond_size():
+    c = started(Conn())
+    c.send(file_frame("a", 2) + frame(FILE_DATA, b"123"))
+    expect_error(c, ERR_BAD_REQUEST, "beyond")
+
+
+def scenario_file_bad_name():
+    for name in ("../x", "/etc/x", "a/../../x", "a\nb"):
+        c = started(Conn())
+        c.send(file_frame(name, 0))
+        expect_error(c, ERR_BAD_REQUEST, "file name")
+
+
+def scenario_file_twice():
+    c = started(Conn())
+    c.send(file_frame("a", 0) + file_frame("a", 0))
+    expect_error(c, ERR_BAD_REQUEST, "twice")
+
+
+def scenario_file_clashes_with_script():
+    c = started(Conn())
+    c.send(file_frame("job.py", 0) + run_frame("print(1)\n"))
+    expect_error(c, ERR_BAD_REQUEST, "job.py")
+
+
+def scenario_file_after_run():
+    c = started(Conn())
+    c.send(run_frame("import sys\nsys.stdin.read()\n"))
+    c.recv_type(STARTED)
+    c.send(file_frame("late", 0))
+    expect_error(c, ERR_UNEXPECTED, "FILE")
+
+
+def scenario_get_twice():
+    c = started(Conn())
+    get = frame(GET, struct.pack(">I", 1) + s(b"*") + struct.pack(">IQ", 10, 1000))
+    c.send(get + get)
+    expect_error(c, ERR_BAD_REQUEST, "GET")
+
+
+def scenario_upload_abandoned():
+    """Announces 1 MiB, sends 64 KiB, then vanishes: the test checks nothing is left."""
+    c = started(Conn())
+    c.send(file_frame("big", 1 << 20) + frame(FILE_DATA, b"x" * 65536))
+    time.sleep(0.5)
+    c.sock.close()
 
 
 def main():

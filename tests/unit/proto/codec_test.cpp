@@ -58,8 +58,8 @@ TEST(FrameHeader, EncodesTypeAndBigEndianLength) {
 }
 
 TEST(FrameHeader, RejectsEveryUnknownType) {
-  const std::vector<uint8_t> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-                                      0x07, 0x10, 0x11, 0x12, 0x13, 0x14};
+  const std::vector<uint8_t> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+                                      0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17};
   for (int t = 0; t <= 255; ++t) {
     const auto type = static_cast<uint8_t>(t);
     const bool is_known = std::find(known.begin(), known.end(), type) != known.end();
@@ -79,7 +79,10 @@ TEST(FrameHeader, NamesTypes) {
   EXPECT_EQ(frameTypeName(0x01), "READY");
   EXPECT_EQ(frameTypeName(0x12), "STDIN_END");
   EXPECT_EQ(frameTypeName(0x14), "CANCEL");
-  EXPECT_EQ(frameTypeName(0x08), "0x08");
+  EXPECT_EQ(frameTypeName(0x08), "RESULT");
+  EXPECT_EQ(frameTypeName(0x16), "FILE_DATA");
+  EXPECT_EQ(frameTypeName(0x0a), "0x0a");
+  EXPECT_EQ(frameTypeName(0x18), "0x18");
   EXPECT_EQ(frameTypeName(0xff), "0xff");
 }
 

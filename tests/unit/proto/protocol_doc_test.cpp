@@ -59,6 +59,21 @@ class Annotator {
         str("job_id");
         limits();
         break;
+      case FrameType::kGet: {
+        const uint64_t n = num(4, "patterns: count");
+        for (uint64_t i = 0; i < n; ++i) str("patterns[" + std::to_string(i) + "]");
+        num(4, "max_files");
+        num(8, "max_bytes");
+        break;
+      }
+      case FrameType::kFile:
+      case FrameType::kResult:
+        str("name");
+        num(4, "mode");
+        num(8, "size");
+        break;
+      case FrameType::kFileData:
+      case FrameType::kResultData:
       case FrameType::kStdin:
       case FrameType::kStdout:
       case FrameType::kStderr: bytes(b_.size() - pos_, "data " + quoted(pos_, b_.size() - pos_)); break;
@@ -144,10 +159,10 @@ class Annotator {
   std::string out_;
 };
 
-std::string generatedExample() {
+std::string generatedExample(const std::vector<samples::ExampleFrame>& frames) {
   std::string out = "```text\n";
   bool first = true;
-  for (const auto& f : samples::exampleSession()) {
+  for (const auto& f : frames) {
     if (!first) out += "\n";
     first = false;
     out += std::string(f.from_client ? "client -> server: " : "server -> client: ") +
@@ -164,16 +179,16 @@ std::string readDoc() {
   return ss.str();
 }
 
-TEST(ProtocolDoc, WorkedExampleIsWhatTheEncoderProduces) {
+// Compares (or with PYRUN_UPDATE_DOCS=1 rewrites) the block between `begin_line` and the next
+// end marker with `generated`.
+void checkGeneratedBlock(const std::string& begin_line, const std::string& generated) {
   std::string doc = readDoc();
   ASSERT_FALSE(doc.empty()) << "cannot read " << kDoc;
-  const size_t begin = doc.find(kBegin);
-  const size_t end = doc.find(kEnd);
-  ASSERT_NE(begin, std::string::npos) << kDoc << " lacks the line " << kBegin;
-  ASSERT_NE(end, std::string::npos) << kDoc << " lacks the line " << kEnd;
-  ASSERT_LT(begin, end);
-  const size_t body = begin + kBegin.size();
-  const std::string generated = generatedExample();
+  const size_t begin = doc.find(begin_line);
+  ASSERT_NE(begin, std::string::npos) << kDoc << " lacks the line " << begin_line;
+  const size_t end = doc.find(kEnd, begin);
+  ASSERT_NE(end, std::string::npos) << kDoc << " lacks the line " << kEnd << " after " << begin_line;
+  const size_t body = begin + begin_line.size();
   if (std::getenv("PYRUN_UPDATE_DOCS") != nullptr) {
     doc.replace(body, end - body, generated);
     std::ofstream(kDoc, std::ios::trunc) << doc;
@@ -182,6 +197,17 @@ TEST(ProtocolDoc, WorkedExampleIsWhatTheEncoderProduces) {
   EXPECT_EQ(doc.substr(body, end - body), generated)
       << "the example in " << kDoc
       << " is stale; rerun this test with PYRUN_UPDATE_DOCS=1 and review the diff";
+}
+
+TEST(ProtocolDoc, WorkedExampleIsWhatTheEncoderProduces) {
+  checkGeneratedBlock(kBegin, generatedExample(samples::exampleSession()));
+}
+
+TEST(ProtocolDoc, WorkedUploadExampleIsWhatTheEncoderProduces) {
+  checkGeneratedBlock(
+      "<!-- BEGIN GENERATED UPLOAD EXAMPLE: tests/unit/proto/protocol_doc_test.cpp, "
+      "PYRUN_UPDATE_DOCS=1 -->\n",
+      generatedExample(samples::exampleUpload()));
 }
 
 TEST(ProtocolDoc, FrameTableListsEveryTypeWithItsCodeAndMaximum) {

@@ -233,3 +233,83 @@ TEST(States, NeitherSideAcceptsItsOwnFrames) {
 
 }  // namespace
 }  // namespace pyrun::proto
+
+namespace pyrun::proto {
+namespace {
+
+TEST(TransferFrames, FileHeaderAndGetRoundTrip) {
+  const FileHeader h{"data/in.csv", 0640, 1ull << 40};
+  auto frame = encode(h);
+  auto back = decodeFileHeader(std::span<const uint8_t>(frame).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, h);
+  auto result = encode(h, FrameType::kResult);
+  EXPECT_EQ(result[0], static_cast<uint8_t>(FrameType::kResult));
+  const Get g{{"out/*.png", "results/**"}, 7, 1u << 20};
+  auto gf = encode(g);
+  auto gb = decodeGet(std::span<const uint8_t>(gf).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(gb);
+  EXPECT_EQ(*gb, g);
+}
+
+TEST(TransferFrames, GetRefusesPatternsBreakingTheNameRules) {
+  for (std::string bad : {"../x", "/etc/*", "a/../../x", "", "a\nb"}) {
+    auto frame = encode(Get{{bad}, 1, 1});
+    EXPECT_FALSE(decodeGet(std::span<const uint8_t>(frame).subspan(kFrameHeaderSize))) << bad;
+  }
+}
+
+TEST(TransferFrames, FileNameRules) {
+  EXPECT_TRUE(validateFileName("a/b.txt", 0644));
+  for (std::string bad : std::vector<std::string>{"", "/abs", "a/../b", "./a", "a//b", "..",
+                                                 std::string("a\0b", 3), "a\x7f",
+                                                 std::string(1025, 'a'), std::string(256, 'a')}) {
+    EXPECT_FALSE(validateFileName(bad, 0644)) << bad;
+  }
+  EXPECT_FALSE(validateFileName("a", 01777));
+}
+
+TEST(TransferFrames, FileNameSetRefusesTwiceAndFileDirectoryClashes) {
+  FileNameSet names;
+  ASSERT_TRUE(names.add("a/b"));
+  EXPECT_FALSE(names.add("a/b"));
+  EXPECT_FALSE(names.add("a"));      // a directory of a/b
+  EXPECT_FALSE(names.add("a/b/c"));  // a/b is a file
+  EXPECT_TRUE(names.add("a/c"));
+  EXPECT_EQ(names.size(), 2u);
+  EXPECT_EQ(names.directories(), 1u);
+}
+
+TEST(TransferFrames, ResultPatterns) {
+  EXPECT_TRUE(resultPatternMatches("out/*.png", "out/a.png"));
+  EXPECT_FALSE(resultPatternMatches("out/*.png", "out/sub/a.png"));
+  EXPECT_FALSE(resultPatternMatches("*", ".hidden"));
+  EXPECT_TRUE(resultPatternMatches(".*", ".hidden"));
+  EXPECT_TRUE(resultPatternMatches("results/**", "results/a/b/c"));
+  EXPECT_TRUE(resultPatternMatches("**/*.log", "x.log"));
+  EXPECT_TRUE(resultPatternMatches("**/*.log", "a/b/x.log"));
+  EXPECT_TRUE(resultPatternMatches("results", "results/a.txt"));  // a directory: all below it
+  EXPECT_FALSE(resultPatternMatches("report.csv", "report.csv.bak"));
+}
+
+TEST(TransferFrames, StateRules) {
+  using F = FrameType;
+  EXPECT_TRUE(serverAccepts(ServerState::kAwaitRun, F::kFile));
+  EXPECT_TRUE(serverAccepts(ServerState::kAwaitRun, F::kGet));
+  EXPECT_FALSE(serverAccepts(ServerState::kAwaitRun, F::kFileData));
+  EXPECT_TRUE(serverAccepts(ServerState::kUploading, F::kFileData));
+  for (F t : {F::kRun, F::kFile, F::kGet, F::kStdin, F::kSignal, F::kCancel}) {
+    EXPECT_FALSE(serverAccepts(ServerState::kUploading, t)) << frameTypeName(static_cast<uint8_t>(t));
+  }
+  for (F t : {F::kFile, F::kFileData, F::kGet}) {
+    EXPECT_FALSE(serverAccepts(ServerState::kQueued, t));
+    EXPECT_FALSE(serverAccepts(ServerState::kRunning, t));
+  }
+  EXPECT_TRUE(clientAccepts(ClientState::kRunning, F::kResult));
+  EXPECT_TRUE(clientAccepts(ClientState::kRunning, F::kResultData));
+  EXPECT_FALSE(clientAccepts(ClientState::kAwaitStart, F::kResult));
+  EXPECT_FALSE(clientAccepts(ClientState::kQueued, F::kResultData));
+}
+
+}  // namespace
+}  // namespace pyrun::proto

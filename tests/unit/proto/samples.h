@@ -77,6 +77,11 @@ inline std::vector<std::pair<std::string, std::vector<uint8_t>>> allFrames() {
       {"exit_exited", encode(exitExited())},
       {"exit_signaled", encode(exitSignaled())},
       {"error", encode(error())},
+      {"file", encode(FileHeader{"data/in.csv", 0644, 8})},
+      {"file_data", encodeData(FrameType::kFileData, bytesOf("a,b\n1,2\n"))},
+      {"get", encode(Get{{"out/*.png", "report.csv"}, 100000, 64ull << 30})},
+      {"result", encode(FileHeader{"out/a.png", 0644, 4}, FrameType::kResult)},
+      {"result_data", encodeData(FrameType::kResultData, bytesOf("\x89PNG"))},
   };
 }
 
@@ -120,6 +125,27 @@ inline std::vector<ExampleFrame> exampleSession() {
   };
 }
 
+// The worked upload example of docs/PROTOCOL.md: a 10-byte file in two FILE_DATA frames and an
+// empty one, then RUN.
+inline std::vector<ExampleFrame> exampleUpload() {
+  RunRequest run;
+  run.script_name = "sum.py";
+  run.script = "print(open('data/in.csv').read())\n";
+  return {
+      {false, encode(ready())},
+      {true, encode(Get{{"out/*.csv"}, 100000, 64ull << 30})},
+      {true, encode(FileHeader{"data/in.csv", 0644, 10})},
+      {true, encodeData(FrameType::kFileData, bytesOf("a,b\n"))},
+      {true, encodeData(FrameType::kFileData, bytesOf("1,2\n3\n"))},
+      {true, encode(FileHeader{"empty.txt", 0600, 0})},
+      {true, encode(run)},
+      {false, encode(exampleStarted())},
+      {false, encode(FileHeader{"out/sum.csv", 0644, 2}, FrameType::kResult)},
+      {false, encodeData(FrameType::kResultData, bytesOf("6\n"))},
+      {false, encode(Exit{})},
+  };
+}
+
 // The seed corpus of tests/fuzz/proto_fuzz.cpp (tests/fuzz/corpus/proto/): every sample frame in
 // a file of its own, and two streams of several frames.
 inline std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
@@ -133,6 +159,9 @@ inline std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
   std::vector<uint8_t> session;
   for (const auto& f : exampleSession()) session.insert(session.end(), f.bytes.begin(), f.bytes.end());
   out.emplace_back("session.stream", std::move(session));
+  std::vector<uint8_t> upload;
+  for (const auto& f : exampleUpload()) upload.insert(upload.end(), f.bytes.begin(), f.bytes.end());
+  out.emplace_back("upload.stream", std::move(upload));
   return out;
 }
 

@@ -94,8 +94,8 @@ TEST(SpawnerCodec, MessagesRoundTrip) {
   std::vector<FromSpawner> messages = {
       JobStarted{42, 1234},
       JobFailed{43, "execve", 2, "execve /nope: No such file or directory"},
-      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000, ""},
-      JobEnded{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace"},
+      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000, "", "results-44-ab", "x: left out"},
+      JobEnded{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace", "", ""},
       PoliciesReloaded{false, "policy/x.yaml:3:5: unknown key 'foo'"},
       PoliciesReloaded{true, "loaded 2 policies: default, strict"},
   };
@@ -159,7 +159,7 @@ TEST(SpawnerCodec, MessagesRejectUnknownTypeAndBadEnumValues) {
   auto r = decodeFromSpawner(unknown);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().detail().find("unknown type 9"), std::string::npos);
-  auto bytes = encodeMessage(JobEnded{1, false, 0, EndCause::kExited, 0, 0, 0, ""});
+  auto bytes = encodeMessage(JobEnded{1, false, 0, EndCause::kExited, 0, 0, 0, "", "", ""});
   bytes[1 + 8] = 2;  // signaled flag
   EXPECT_FALSE(decodeFromSpawner(bytes));
   bytes[1 + 8] = 0;

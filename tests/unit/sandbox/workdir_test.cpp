@@ -195,3 +195,79 @@ TEST_F(WorkDirTest, RemovingAMissingOrNonDirectoryEntryIsSafe) {
 
 }  // namespace
 }  // namespace pyrun::sandbox
+
+namespace pyrun::sandbox {
+namespace {
+
+// Uploads staged by the front and moved into place by the spawner, and result files copied out.
+class StagingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto fd = openJobsDir(jobs_);
+    ASSERT_TRUE(fd) << fd.error().detail();
+    jobs_fd_ = std::move(*fd);
+    auto up = openUploadsDir(jobs_fd_.get(), jobs_, nullptr);
+    ASSERT_TRUE(up) << up.error().detail();
+    uploads_fd_ = std::move(*up);
+  }
+  void put(const std::string& path, const std::string& body) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << path;
+    ASSERT_EQ(::write(fd, body.data(), body.size()), static_cast<ssize_t>(body.size()));
+    ::close(fd);
+  }
+  std::string read(const std::string& path) {
+    std::string out;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "(missing)";
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return out;
+  }
+  JobSpec spec(const std::string& upload) {
+    JobSpec s;
+    s.job_id = 7;
+    s.script_name = "main.py";
+    s.script = "print(1)\n";
+    s.upload = upload;
+    return s;
+  }
+  TempDir tmp_{"staging"};
+  std::string jobs_ = tmp_ / "jobs";
+  std::string uploads_ = jobs_ + "/.uploads";
+  UniqueFd jobs_fd_, uploads_fd_;
+};
+
+TEST_F(StagingTest, MovesTheUploadIntoPlaceAndWritesTheScriptBeside) {
+  ASSERT_EQ(::mkdir((uploads_ + "/u1").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((uploads_ + "/u1/data").c_str(), 0755), 0);
+  put(uploads_ + "/u1/data/in.csv", "a,b\n");
+  auto wd = createWorkDir(jobs_fd_.get(), jobs_, spec("u1"), nullptr, uploads_fd_.get());
+  ASSERT_TRUE(wd) << wd.error().detail();
+  EXPECT_FALSE(exists(uploads_ + "/u1"));
+  EXPECT_EQ(read(wd->path + "/data/in.csv"), "a,b\n");
+  EXPECT_EQ(read(wd->path + "/main.py"), "print(1)\n");
+}
+
+TEST_F(StagingTest, RefusesBadUploadNamesAndAnUploadThatIsALink) {
+  for (std::string bad : {"../x", "a/b", ".", ".."}) {
+    EXPECT_FALSE(createWorkDir(jobs_fd_.get(), jobs_, spec(bad), nullptr, uploads_fd_.get()))
+        << bad;
+  }
+  ASSERT_EQ(::mkdir((tmp_ / "elsewhere").c_str(), 0700), 0);
+  ASSERT_EQ(::symlink((tmp_ / "elsewhere").c_str(), (uploads_ + "/link").c_str()), 0);
+  EXPECT_FALSE(createWorkDir(jobs_fd_.get(), jobs_, spec("link"), nullptr, uploads_fd_.get()));
+  EXPECT_FALSE(exists(tmp_ / "elsewhere/main.py"));
+}
+
+TEST_F(StagingTest, AScriptNameAlreadyUploadedFailsAndLeavesNothing) {
+  ASSERT_EQ(::mkdir((uploads_ + "/u2").c_str(), 0700), 0);
+  put(uploads_ + "/u2/main.py", "uploaded");
+  EXPECT_FALSE(createWorkDir(jobs_fd_.get(), jobs_, spec("u2"), nullptr, uploads_fd_.get()));
+  // The failed job leaves neither its working directory nor the upload behind.
+  EXPECT_FALSE(exists(uploads_ + "/u2"));
+}
+
+}  // namespace
+}  // namespace pyrun::sandbox
