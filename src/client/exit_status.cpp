@@ -66,6 +66,8 @@ std::optional<std::string> verdictLine(const proto::Exit& exit, const proto::Lim
   std::string line;
   if (exit.verdict != proto::Verdict::kOk) {
     line = exit.detail.empty() ? limitSentence(exit, in_force) : exit.detail;
+  } else {
+    line = exit.detail;  // beside ok: what did not come back of --get's results
   }
   // Truncation is always said, even when the verdict's sentence is about something else.
   if (exit.output_truncated != 0 && line.find("truncated") == std::string::npos) {

@@ -879,6 +879,8 @@ void Session::maybeEndJob() {
   if (!job_ended_ || open_outputs_ > 0 || job_end_audited_) return;
   if (!job_ended_->results_detail.empty()) {
     PYRUN_LOG(kInfo) << "job " << job_id_ << ": results: " << job_ended_->results_detail;
+    // Nothing is lost silently: EXIT's detail tells the client what did not come back.
+    results_note_ = std::move(job_ended_->results_detail);
     job_ended_->results_detail.clear();
   }
   if (!job_ended_->results.empty() && !results_done_) {
@@ -889,6 +891,7 @@ void Session::maybeEndJob() {
       asio::co_spawn(stream_.get_executor(), sendResults(), [self](std::exception_ptr e) {
         if (!e) return;
         PYRUN_LOG(kError) << "job " << self->job_id_ << ": results: " << exceptionText(e);
+        self->results_note_ = "sending them failed";
         self->results_done_ = true;
         self->maybeEndJob();
       });
@@ -920,6 +923,13 @@ void Session::maybeEndJob() {
   exit.stderr_bytes = stderr_bytes_;
   exit.output_truncated = budget_.truncated() ? 1 : 0;
   exit.detail = ending.detail;
+  if (!results_note_.empty()) {
+    // Only a client that sent GET gets results, so only such a client sees a detail beside
+    // verdict ok (docs/PROTOCOL.md 4.4).
+    exit.detail += (exit.detail.empty() ? "" : "; ") + std::string("results incomplete: ") +
+                   results_note_;
+    if (exit.detail.size() > proto::kMaxText) exit.detail.resize(proto::kMaxText);
+  }
   push(proto::encode(exit));
   finish();
 }

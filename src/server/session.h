@@ -180,6 +180,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<proto::Get> get_;
   bool results_started_ = false;
   bool results_done_ = false;
+  std::string results_note_;  // results left out or not sent, said in EXIT's detail
   std::string script_sha256_;
   Scheduler::Ticket ticket_ = 0;
   std::chrono::steady_clock::time_point run_accepted_at_{};  // for the queue-wait histogram

@@ -405,6 +405,23 @@ TEST_F(ProjectTest, GetsAResultAfterAFailedRun) {
   EXPECT_EQ(readFileOrEmpty(dir_ / "got/crash.log"), "it broke");
 }
 
+// Nothing is lost silently: a result the server leaves out is named in pyrun's last line.
+TEST_F(ProjectTest, SaysWhichResultsWereLeftOut) {
+  START_SERVER(server);
+  auto main = put("main.py",
+                  "import os\n"
+                  "open('top.txt', 'w').write('top')\n"
+                  "deep = '/'.join(['d'] * 70)\n"
+                  "os.makedirs(deep)\n"
+                  "open(deep + '/bottom.txt', 'w').write('bottom')\n");
+  const std::string out = dir_ / "got";
+  auto o = run(pyrun(*server, {"--no-modules", "--get", "**", "-o", out}, main));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(readFileOrEmpty(out + "/top.txt"), "top");
+  EXPECT_NE(o.err.find("pyrun: results incomplete: "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("deeper than 64 levels, left out"), std::string::npos) << o.err;
+}
+
 TEST_F(ProjectTest, GetBringsNoContentOfLinksTheJobPlanted) {
   START_SERVER(server);
   auto main = put("main.py",

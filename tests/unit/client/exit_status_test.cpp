@@ -66,6 +66,15 @@ TEST(VerdictLine, ServerDetailWins) {
   EXPECT_EQ(verdictLine(e, {}), "wall-clock limit of 60 s exceeded");
 }
 
+TEST(VerdictLine, SaysADetailBesideOkWhenResultsWereLeftOut) {
+  Exit e = exited(0);
+  e.detail = "results incomplete: big.bin: over the limit of 1 files and 10 bytes, left out";
+  EXPECT_EQ(verdictLine(e, {}), e.detail);
+  e.output_truncated = 1;
+  e.stdout_bytes = 2048;
+  EXPECT_EQ(verdictLine(e, {}), e.detail + "; output truncated after 2.0 KiB");
+}
+
 TEST(VerdictLine, BuiltFromLimitsWithoutDetail) {
   proto::Limits l;
   l.wall_seconds = 5;
