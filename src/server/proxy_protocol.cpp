@@ -1,8 +1,11 @@
-// PROXY protocol v2 codec (https://www.haproxy.org/download/2.6/doc/proxy-protocol.txt, section 2.2).
+// PROXY protocol v2 codec (https://www.haproxy.org/download/2.6/doc/proxy-protocol.txt,
+// section 2.2).
 #include "server/proxy_protocol.h"
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
 
 namespace pyrun::server {
 
@@ -82,15 +85,66 @@ Result<ProxyHeader> parseProxyHeader(std::span<const uint8_t> header) {
     std::copy_n(block.data() + 16, 16, dst.begin());
     asio::ip::address_v6 src6(src), dst6(dst);
     // A v4-mapped client counts as its v4 address, as on a dual-stack listening socket.
-    out.source = src6.is_v4_mapped() ? asio::ip::address(asio::ip::make_address_v4(
-                                           asio::ip::v4_mapped, src6))
-                                     : asio::ip::address(src6);
+    out.source = src6.is_v4_mapped()
+                     ? asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, src6))
+                     : asio::ip::address(src6);
     out.destination = dst6;
     out.source_port = readBe16(block.data() + 32);
     out.destination_port = readBe16(block.data() + 34);
     return out;
   }
   return malformed("family " + std::to_string(family) + " is not IPv4 or IPv6");
+}
+
+Result<AddressRange> parseAddressRange(const std::string& text) {
+  const auto slash = text.find('/');
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(text.substr(0, slash), ec);
+  auto bad = [&](const std::string& why) {
+    return Error(Errc::kInvalidArgument, "\"" + text + "\" " + why);
+  };
+  if (ec) return bad("is not an IPv4 or IPv6 address or network (CIDR)");
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+  }
+  const unsigned bits = address.is_v4() ? 32 : 128;
+  unsigned prefix = bits;
+  if (slash != std::string::npos) {
+    const std::string digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3 ||
+        digits.find_first_not_of("0123456789") != std::string::npos || std::stoul(digits) > bits) {
+      return bad("has a prefix length that is not 0 to " + std::to_string(bits));
+    }
+    prefix = static_cast<unsigned>(std::stoul(digits));
+  }
+  AddressRange range{address, prefix, text};
+  // The network part of the address itself: a range whose address has host bits set is not in it.
+  if (!rangeContains(range, address)) {
+    return bad("has host bits set (did you mean " +
+               (address.is_v4()
+                    ? asio::ip::network_v4(address.to_v4(), static_cast<unsigned short>(prefix))
+                          .canonical()
+                          .to_string()
+                    : asio::ip::network_v6(address.to_v6(), static_cast<unsigned short>(prefix))
+                          .canonical()
+                          .to_string()) +
+               "?)");
+  }
+  return range;
+}
+
+bool rangeContains(const AddressRange& range, const asio::ip::address& candidate) {
+  asio::ip::address a = candidate;
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  }
+  if (a.is_v4() != range.network.is_v4()) return false;
+  if (a.is_v4()) {
+    return asio::ip::network_v4(a.to_v4(), static_cast<unsigned short>(range.prefix)).network() ==
+           range.network.to_v4();
+  }
+  return asio::ip::network_v6(a.to_v6(), static_cast<unsigned short>(range.prefix)).network() ==
+         range.network.to_v6();
 }
 
 std::string endpointText(const asio::ip::address& address, uint16_t port) {

@@ -43,6 +43,20 @@ Result<size_t> proxyHeaderLength(std::span<const uint8_t> prefix);
 // command for UDP, AF_UNIX or an unspecified family, an address block too short for its family.
 Result<ProxyHeader> parseProxyHeader(std::span<const uint8_t> header);
 
+// A network in CIDR notation: trusted_proxies entries.
+struct AddressRange {
+  boost::asio::ip::address network;  // host bits zero
+  unsigned prefix = 0;
+  std::string text;  // as written in the configuration
+};
+
+// Parses "10.0.0.0/8", "2001:db8::/32" or a bare address (/32, /128). Errors (kInvalidArgument):
+// not an IP literal, a prefix out of range, host bits set ("10.0.0.1/8": probably a typo).
+Result<AddressRange> parseAddressRange(const std::string& text);
+
+// Whether `address` is inside `range`. A v4-mapped IPv6 address counts as its IPv4 address.
+bool rangeContains(const AddressRange& range, const boost::asio::ip::address& address);
+
 // "203.0.113.7:51234" or "[2001:db8::1]:51234", as the logs and audit lines write peers.
 std::string endpointText(const boost::asio::ip::address& address, uint16_t port);
 

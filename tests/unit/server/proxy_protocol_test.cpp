@@ -106,10 +106,10 @@ TEST(ProxyProtocol, RefusesUnknownCommand) {
 }
 
 TEST(ProxyProtocol, RefusesProxyCommandWithoutTcpAddress) {
-  EXPECT_FALSE(parse(header(0x21, 0x00, {})));               // AF_UNSPEC
-  EXPECT_FALSE(parse(header(0x21, 0x12, kInetBlock)));       // UDP over IPv4
+  EXPECT_FALSE(parse(header(0x21, 0x00, {})));                            // AF_UNSPEC
+  EXPECT_FALSE(parse(header(0x21, 0x12, kInetBlock)));                    // UDP over IPv4
   EXPECT_FALSE(parse(header(0x21, 0x31, std::vector<uint8_t>(216, 0))));  // AF_UNIX
-  EXPECT_FALSE(parse(header(0x21, 0x41, kInetBlock)));       // unknown family
+  EXPECT_FALSE(parse(header(0x21, 0x41, kInetBlock)));                    // unknown family
 }
 
 TEST(ProxyProtocol, RefusesAddressBlockTooShortForItsFamily) {
