@@ -13,8 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pyrun::server;
   std::span<const uint8_t> input(data, size);
   auto length = proxyHeaderLength(input.first(std::min(size, kProxyHeaderPrefix)));
-  if (length && (*length < kProxyHeaderPrefix ||
-                 *length > kProxyHeaderPrefix + kMaxProxyAddressBlock)) {
+  if (length &&
+      (*length < kProxyHeaderPrefix || *length > kProxyHeaderPrefix + kMaxProxyAddressBlock)) {
     __builtin_trap();
   }
   // Whatever the length field says, the whole input is parsed too: a mismatch must be refused.
