@@ -281,17 +281,18 @@ asio::awaitable<void> Server::acceptProxied(tcp::socket socket, tcp::endpoint pr
   };
   // Headers being read count as handshakes in progress: a proxy (or whoever took its address)
   // that opens connections and sends nothing cannot hold more than max_handshakes of them.
-  if (proxy_headers_pending_ >= env_->config.max_handshakes ||
-      env_->gate.connections() + proxy_headers_pending_ >= env_->config.max_connections) {
+  if (proxy_headers_pending_.size() >= env_->config.max_handshakes ||
+      env_->gate.connections() + proxy_headers_pending_.size() >= env_->config.max_connections) {
     env_->metrics.refused(Refusal::kMaxHandshakes);
     close(true);
     co_return;
   }
-  ++proxy_headers_pending_;
+  proxy_headers_pending_.insert(&socket);
   struct Pending {
-    uint32_t& count;
-    ~Pending() { --count; }
-  } pending{proxy_headers_pending_};
+    std::unordered_set<tcp::socket*>& set;
+    tcp::socket* socket;
+    ~Pending() { set.erase(socket); }
+  } pending{proxy_headers_pending_, &socket};
 
   // One deadline for the header and the TLS handshake after it.
   const auto deadline_at = std::chrono::steady_clock::now() +
@@ -299,6 +300,10 @@ asio::awaitable<void> Server::acceptProxied(tcp::socket socket, tcp::endpoint pr
   asio::steady_timer deadline(io_);
   deadline.expires_at(deadline_at);
   auto refuse = [&](const std::string& why) {
+    if (stopped_) {
+      close(false);  // stop() cut the read short: not the proxy's fault
+      return;
+    }
     env_->metrics.refused(Refusal::kProxyHeader);
     PYRUN_LOG(kInfo) << "connection from proxy " << proxy_text << " refused: " << why;
     env_->audit.write(AuditLine("auth_fail")
@@ -376,6 +381,8 @@ void Server::stop() {
   if (on_stopping_) on_stopping_();
   error_code ignored;
   acceptor_.close(ignored);
+  // Headers still being read would hold io_context up to the handshake deadline.
+  for (auto* socket : proxy_headers_pending_) socket->close(ignored);
   crl_timer_.cancel();
   hangup_.cancel();
   signals_.async_wait([this](error_code ec, int) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <unordered_set>
 
 #include "common/error.h"
 #include "common/fd.h"
@@ -106,8 +107,8 @@ class Server {
   // Connections refused by the caps since the last one admitted: logged once per burst.
   uint64_t refused_in_burst_ = 0;
   uint64_t accept_errors_in_burst_ = 0;
-  // Trusted proxies' connections whose PROXY header is still being read.
-  uint32_t proxy_headers_pending_ = 0;
+  // Trusted proxies' connections whose PROXY header is still being read; closed by stop().
+  std::unordered_set<boost::asio::ip::tcp::socket*> proxy_headers_pending_;
   int exit_code_ = 0;
   bool stopped_ = false;
 };

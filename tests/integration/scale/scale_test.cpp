@@ -274,6 +274,21 @@ TEST_F(ProxyProtocolTest, LocalCommandIsAnsweredByClosing) {
   EXPECT_EQ(backend_->audit().find("auth_fail"), std::string::npos) << backend_->audit();
 }
 
+TEST_F(ProxyProtocolTest, StopClosesConnectionsStillInTheirHeader) {
+  int fd = connectFrom("127.0.0.1", backend_->port());
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "\x0D\x0A\x0D\x0A", 4), 4);
+  std::this_thread::sleep_for(200ms);  // accepted and reading; if not, nothing to close
+  backend_->process().signal(SIGTERM);
+  auto ended = backend_->process().wait(60s);
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  bool closed = false;
+  sendAndDrain(fd, "", closed);
+  EXPECT_TRUE(closed);
+  // Cut by the stop, not refused as the proxy's fault.
+  EXPECT_EQ(backend_->audit().find("auth_fail"), std::string::npos) << backend_->audit();
+}
+
 // Three backends and one HAProxy.
 class HaproxyTest : public ::testing::Test {
  protected:
