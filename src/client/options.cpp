@@ -1,6 +1,7 @@
 // The pyrun command line.
 #include "client/options.h"
 
+#include <boost/asio/ip/address.hpp>
 #include <charconv>
 #include <cstdlib>
 
@@ -35,7 +36,7 @@ Result<std::chrono::seconds> parseTimeout(std::string_view text) {
 
 // Options that take a value, in their long and short spellings.
 bool takesValue(std::string_view name) {
-  return name == "--cert" || name == "--ca" || name == "-p" || name == "--port" ||
+  return name == "--cert" || name == "--ca" || name == "-p" || name == "--port" || name == "-b" ||
          name == "--pin" || name == "--timeout" || name == "-f" || name == "--file" ||
          name == "--get" || name == "-o" || name == "--output";
 }
@@ -190,6 +191,11 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       auto port = parsePort(*value, name);
       if (!port) return port.error();
       flag_port = *port;
+    } else if (name == "-b") {
+      boost::system::error_code ec;
+      (void)boost::asio::ip::make_address(*value, ec);
+      if (ec) return usageError("-b \"" + *value + "\" is not an IPv4 or IPv6 address");
+      o.bind_address = *value;
     } else if (name == "--pin") {
       if (!value->starts_with("sha256//") || value->size() == 8) {
         return usageError("--pin \"" + *value + "\" is not of the form sha256//BASE64");
@@ -250,6 +256,7 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
                      default $PYRUN_CERT, else ~/.config/pyrun/me.pem
   --ca FILE          trust this CA for the server instead of the one inside the bundle
   -p, --port PORT    server port (default 9091; HOST:PORT and [IPv6]:PORT also work)
+  -b ADDR            connect from this local address (on hosts with several)
   --pin sha256//KEY  also require this SHA-256 pin of the server's public key
   --timeout SECONDS  limit for connecting, the TLS handshake and the server's greeting (default 10)
   -f, --file PATH[:DEST]

@@ -46,6 +46,7 @@ struct Options {
   std::string pin;   // "sha256//..." or empty
   std::string host;
   uint16_t port = kDefaultPort;
+  std::string bind_address;  // -b: the local IP address to connect from; empty = the kernel's pick
   std::chrono::seconds timeout = kDefaultTimeout;  // connect + TLS handshake + READY
   bool stats = false;
   bool verbose = false;

@@ -101,6 +101,8 @@ class Session {
 
  private:
   awaitable<void> connect();
+  awaitable<void> connectFrom(const asio::ip::address& local,
+                              const tcp::resolver::results_type& endpoints);
   awaitable<void> handshake();
   awaitable<std::pair<error_code, proto::FrameType>> readFrame();
   awaitable<int> exchange();
@@ -235,14 +237,39 @@ awaitable<void> Session::watchSignals() {
   }
 }
 
+awaitable<void> Session::connectFrom(const asio::ip::address& local,
+                                     const tcp::resolver::results_type& endpoints) {
+  // asio::async_connect reopens the socket for each address, which would drop the bind: try the
+  // server's addresses of the local address's family one by one instead.
+  auto& socket = stream_.lowest_layer();
+  error_code last = asio::error::address_family_not_supported;
+  for (const auto& entry : endpoints) {
+    if (entry.endpoint().address().is_v4() != local.is_v4()) continue;
+    error_code ec;
+    socket.close(ec);
+    socket.open(entry.endpoint().protocol(), ec);
+    if (!ec) socket.bind(tcp::endpoint(local, 0), ec);
+    if (ec) fail("cannot bind to " + options_.bind_address + ": " + ec.message());
+    auto [cec] = co_await socket.async_connect(entry.endpoint(), kTuple);
+    if (!cec) co_return;
+    last = cec;
+  }
+  fail("cannot connect to " + endpoint_ + " from " + options_.bind_address + ": " +
+       last.message());
+}
+
 awaitable<void> Session::connect() {
   phase_ = "resolving";
   auto [rec, endpoints] =
       co_await resolver_.async_resolve(options_.host, std::to_string(options_.port), kTuple);
   if (rec) fail("cannot resolve " + options_.host + ": " + rec.message());
   phase_ = "connecting to";
-  auto [cec, ep] = co_await asio::async_connect(stream_.lowest_layer(), endpoints, kTuple);
-  if (cec) fail("cannot connect to " + endpoint_ + ": " + cec.message());
+  if (options_.bind_address.empty()) {
+    auto [cec, ep] = co_await asio::async_connect(stream_.lowest_layer(), endpoints, kTuple);
+    if (cec) fail("cannot connect to " + endpoint_ + ": " + cec.message());
+  } else {
+    co_await connectFrom(asio::ip::make_address(options_.bind_address), endpoints);
+  }
   error_code ignored;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ignored);
 }

@@ -188,6 +188,27 @@ Result<void> applyPolicies(ServerConfig& config, const YAML::Node& value, const 
   return {};
 }
 
+Result<void> applyTrustedProxies(ServerConfig& config, const YAML::Node& value,
+                                 const std::string& name) {
+  if (!value.IsSequence()) {
+    return Error(Errc::kInvalidArgument,
+                 where(name, value.Mark()) +
+                     "trusted_proxies: expected a list of addresses or networks (CIDR)");
+  }
+  std::vector<AddressRange> out;
+  for (const auto& item : value) {
+    const std::string what = where(name, item.Mark()) + "trusted_proxies: ";
+    if (!item.IsScalar()) {
+      return Error(Errc::kInvalidArgument, what + "expected an address or network (CIDR)");
+    }
+    auto range = parseAddressRange(item.Scalar());
+    if (!range) return Error(Errc::kInvalidArgument, what + range.error().detail());
+    out.push_back(std::move(*range));
+  }
+  config.trusted_proxies = std::move(out);
+  return {};
+}
+
 }  // namespace
 
 
@@ -286,6 +307,10 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
     }
     if (key == "policies") {
       if (auto r = applyPolicies(config, value, name); !r) return r.error();
+      continue;
+    }
+    if (key == "trusted_proxies") {
+      if (auto r = applyTrustedProxies(config, value, name); !r) return r.error();
       continue;
     }
     if (key == "identities") {

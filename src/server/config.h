@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "policy/identities.h"
 #include "policy/policy.h"
+#include "server/proxy_protocol.h"
 
 namespace pyrun::server {
 
@@ -56,6 +57,10 @@ struct ServerConfig {
   std::string cgroup_subtree;
   std::string cgroups = "v2";
   bool require_cgroups = false;
+  // Load balancers whose connections start with a PROXY protocol v2 header naming the real client
+  // (HAProxy's send-proxy-v2). From these addresses the header is required; from any other it is
+  // refused as bad TLS bytes. Empty: no proxy is trusted.
+  std::vector<AddressRange> trusted_proxies;
   // metrics_listen: "ADDR:PORT" ("127.0.0.1:9100", "[::1]:9100") where plain HTTP serves
   // /metrics and /healthz; empty = off. Parsed into metrics_address and metrics_port.
   std::string metrics_listen;

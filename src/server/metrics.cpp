@@ -79,6 +79,7 @@ std::string_view refusalLabel(Refusal r) noexcept {
     case Refusal::kRevoked: return "revoked";
     case Refusal::kTls: return "tls";
     case Refusal::kIdentity: return "identity";
+    case Refusal::kProxyHeader: return "proxy_header";
   }
   return "tls";
 }

@@ -43,8 +43,9 @@ enum class Refusal {
   kRevoked,                // on the CRL
   kTls,                    // any other TLS failure (protocol, ALPN, version, a reset)
   kIdentity,               // verified, but its name or serial could not be read
+  kProxyHeader,            // a trusted proxy's connection without a valid PROXY v2 header
 };
-inline constexpr size_t kRefusalCount = 10;
+inline constexpr size_t kRefusalCount = 11;
 std::string_view refusalLabel(Refusal r) noexcept;
 
 class Metrics {

@@ -2,21 +2,26 @@
 #include "server/server.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <array>
 #include <csignal>
 #include <ctime>
 #include <sstream>
 
 #include "common/log.h"
+#include "server/proxy_protocol.h"
 
 namespace pyrun::server {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 // Sessions get this long after the grace period to send their last frames before io_context is
@@ -33,6 +38,21 @@ std::string addressText(const asio::ip::address& a) {
     return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
   }
   return a.to_string();
+}
+
+// A detached coroutine's completion handler: an exception is logged as `what: reason`, never let
+// out of io_context::run().
+auto logFailure(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      PYRUN_LOG(kError) << what << ": " << x.what();
+    } catch (...) {
+      PYRUN_LOG(kError) << what << ": unknown exception";
+    }
+  };
 }
 
 void logLines(log::Level level, const std::string& prefix, const std::string& lines) {
@@ -144,16 +164,7 @@ void Server::start() {
       [this](const sandbox::PoliciesReloaded& answer) { onPoliciesReloaded(answer); });
   waitForSignals();
   env_->on_idle = [this] { finishStop(); };
-  asio::co_spawn(io_, acceptLoop(), [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      PYRUN_LOG(kError) << "accept loop failed: " << x.what();
-    } catch (...) {
-      PYRUN_LOG(kError) << "accept loop failed: unknown exception";
-    }
-  });
+  asio::co_spawn(io_, acceptLoop(), logFailure("accept loop failed"));
   if (!env_->config.crl.empty()) {
     crl_stamp_ = stampOf(env_->config.crl);
     if (auto crl = readCrl(env_->config.crl)) env_->metrics.crlNextUpdate(crl->next_update);
@@ -210,34 +221,144 @@ asio::awaitable<void> Server::acceptLoop() {
     error_code peer_ec;
     auto remote = socket.remote_endpoint(peer_ec);
     if (peer_ec) continue;  // the peer is already gone (ENOTCONN): nothing to serve
-    const std::string source = addressText(remote.address());
-    auto refusal = env_->gate.admit(source);
-    if (refusal != ConnectionGate::Refusal::kNone) {
-      env_->metrics.refused(refusal == ConnectionGate::Refusal::kConnections ? Refusal::kMaxConnections
-                            : refusal == ConnectionGate::Refusal::kHandshakes
-                                ? Refusal::kMaxHandshakes
-                                : Refusal::kMaxHandshakesPerSource);
-      // Closed before a single TLS byte is read: a flood costs us an accept and a close, never a
-      // handshake's public-key operations.
-      if (refused_in_burst_++ == 0) {
-        PYRUN_LOG(kWarning) << "refusing connections: " << env_->gate.describe(refusal, source);
-        env_->audit.write(AuditLine("refused")
-                              .str("peer", source)
-                              .str("reason", env_->gate.describe(refusal, source)));
-      }
-      error_code ignored;
-      socket.set_option(asio::socket_base::linger(true, 0), ignored);  // RST, no TIME_WAIT
-      socket.close(ignored);
+    if (isTrustedProxy(remote.address())) {
+      asio::co_spawn(io_, acceptProxied(std::move(socket), remote),
+                     logFailure("reading a PROXY header failed"));
       continue;
     }
-    if (refused_in_burst_ > 0) {
-      PYRUN_LOG(kInfo) << "refused " << refused_in_burst_
-                       << " connections over the caps; accepting again";
-      refused_in_burst_ = 0;
+    // Any other peer speaks TLS from its first byte: a PROXY header from it is refused by the
+    // handshake like any other bad bytes, so no peer outside trusted_proxies can name a source.
+    if (auto session = admitConnection(std::move(socket), addressText(remote.address()))) {
+      session->start();
     }
-    socket.set_option(tcp::no_delay(true), ec);
-    std::make_shared<Session>(env_, std::move(socket), source, true)->start();
   }
+}
+
+bool Server::isTrustedProxy(const asio::ip::address& address) const {
+  for (const auto& range : env_->config.trusted_proxies) {
+    if (rangeContains(range, address)) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<Session> Server::admitConnection(tcp::socket socket, const std::string& source) {
+  auto refusal = env_->gate.admit(source);
+  if (refusal != ConnectionGate::Refusal::kNone) {
+    env_->metrics.refused(refusal == ConnectionGate::Refusal::kConnections
+                              ? Refusal::kMaxConnections
+                          : refusal == ConnectionGate::Refusal::kHandshakes
+                              ? Refusal::kMaxHandshakes
+                              : Refusal::kMaxHandshakesPerSource);
+    // Closed before a single TLS byte is read: a flood costs us an accept and a close, never a
+    // handshake's public-key operations.
+    if (refused_in_burst_++ == 0) {
+      PYRUN_LOG(kWarning) << "refusing connections: " << env_->gate.describe(refusal, source);
+      env_->audit.write(AuditLine("refused")
+                            .str("peer", source)
+                            .str("reason", env_->gate.describe(refusal, source)));
+    }
+    error_code ignored;
+    socket.set_option(asio::socket_base::linger(true, 0), ignored);  // RST, no TIME_WAIT
+    socket.close(ignored);
+    return nullptr;
+  }
+  if (refused_in_burst_ > 0) {
+    PYRUN_LOG(kInfo) << "refused " << refused_in_burst_
+                     << " connections over the caps; accepting again";
+    refused_in_burst_ = 0;
+  }
+  error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  return std::make_shared<Session>(env_, std::move(socket), source, true);
+}
+
+asio::awaitable<void> Server::acceptProxied(tcp::socket socket, tcp::endpoint proxy) {
+  const std::string proxy_text = endpointText(proxy.address(), proxy.port());
+  auto close = [&](bool reset) {
+    error_code ignored;
+    if (reset) socket.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket.close(ignored);
+  };
+  // Headers being read count as handshakes in progress: a proxy (or whoever took its address)
+  // that opens connections and sends nothing cannot hold more than max_handshakes of them.
+  if (proxy_headers_pending_.size() >= env_->config.max_handshakes ||
+      env_->gate.connections() + proxy_headers_pending_.size() >= env_->config.max_connections) {
+    env_->metrics.refused(Refusal::kMaxHandshakes);
+    close(true);
+    co_return;
+  }
+  proxy_headers_pending_.insert(&socket);
+  struct Pending {
+    std::unordered_set<tcp::socket*>& set;
+    tcp::socket* socket;
+    ~Pending() { set.erase(socket); }
+  } pending{proxy_headers_pending_, &socket};
+
+  // One deadline for the header and the TLS handshake after it.
+  const auto deadline_at = std::chrono::steady_clock::now() +
+                           std::chrono::seconds(env_->config.handshake_timeout_seconds);
+  asio::steady_timer deadline(io_);
+  deadline.expires_at(deadline_at);
+  auto refuse = [&](const std::string& why) {
+    if (stopped_) {
+      close(false);  // stop() cut the read short: not the proxy's fault
+      return;
+    }
+    env_->metrics.refused(Refusal::kProxyHeader);
+    PYRUN_LOG(kInfo) << "connection from proxy " << proxy_text << " refused: " << why;
+    env_->audit.write(AuditLine("auth_fail")
+                          .str("peer", proxy_text)
+                          .str("proxy", proxy_text)
+                          .str("reason", why));
+    close(false);
+  };
+  constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
+  // Exactly the header is read, never a byte past it: what follows is the client's TLS stream.
+  std::array<uint8_t, kProxyHeaderPrefix + kMaxProxyAddressBlock> header{};
+  size_t have = 0;
+  size_t want = kProxyHeaderPrefix;
+  for (int part = 0; part < 2; ++part) {
+    auto outcome = co_await (
+        asio::async_read(socket, asio::buffer(header.data() + have, want - have), kAwait) ||
+        deadline.async_wait(kAwait));
+    if (outcome.index() == 1) {
+      refuse("no PROXY protocol header within " +
+             std::to_string(env_->config.handshake_timeout_seconds) + " s");
+      co_return;
+    }
+    if (auto [ec, n] = std::get<0>(outcome); ec) {
+      refuse("connection closed in its PROXY protocol header (" + ec.message() + ")");
+      co_return;
+    }
+    have = want;
+    if (part == 0) {
+      auto length = proxyHeaderLength(std::span<const uint8_t>(header.data(), have));
+      if (!length) {
+        refuse(length.error().detail());
+        co_return;
+      }
+      want = *length;
+    }
+  }
+  auto parsed = parseProxyHeader(std::span<const uint8_t>(header.data(), have));
+  if (!parsed) {
+    refuse(parsed.error().detail());
+    co_return;
+  }
+  if (parsed->command == ProxyCommand::kLocal) {
+    // The proxy checking that we accept connections, on its own behalf: nothing to serve.
+    PYRUN_LOG(kDebug) << "PROXY LOCAL from " << proxy_text << " (a health check); closing";
+    close(false);
+    co_return;
+  }
+  if (stopped_) {
+    close(true);
+    co_return;
+  }
+  auto session = admitConnection(std::move(socket), addressText(parsed->source));
+  if (!session) co_return;
+  session->viaProxy(endpointText(parsed->source, parsed->source_port), proxy_text, deadline_at);
+  session->start();
 }
 
 std::vector<std::shared_ptr<Session>> Server::liveSessions() const {
@@ -260,6 +381,8 @@ void Server::stop() {
   if (on_stopping_) on_stopping_();
   error_code ignored;
   acceptor_.close(ignored);
+  // Headers still being read would hold io_context up to the handshake deadline.
+  for (auto* socket : proxy_headers_pending_) socket->close(ignored);
   crl_timer_.cancel();
   hangup_.cancel();
   signals_.async_wait([this](error_code ec, int) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <unordered_set>
 
 #include "common/error.h"
 #include "common/fd.h"
@@ -71,6 +72,15 @@ class Server {
  private:
   Server(boost::asio::io_context& io, std::shared_ptr<SessionEnv> env);
   boost::asio::awaitable<void> acceptLoop();
+  // A connection from a trusted proxy: reads its PROXY v2 header under the handshake deadline,
+  // then admits it as coming from the client the header names.
+  boost::asio::awaitable<void> acceptProxied(boost::asio::ip::tcp::socket socket,
+                                             boost::asio::ip::tcp::endpoint proxy);
+  bool isTrustedProxy(const boost::asio::ip::address& address) const;
+  // Counts the connection from `source` under the caps and makes its session (not started yet);
+  // null when a cap refused it (the socket is then closed).
+  std::shared_ptr<Session> admitConnection(boost::asio::ip::tcp::socket socket,
+                                           const std::string& source);
   void finishStop();
   void waitForSignals();
   void waitForHangup();
@@ -97,6 +107,8 @@ class Server {
   // Connections refused by the caps since the last one admitted: logged once per burst.
   uint64_t refused_in_burst_ = 0;
   uint64_t accept_errors_in_burst_ = 0;
+  // Trusted proxies' connections whose PROXY header is still being read; closed by stop().
+  std::unordered_set<boost::asio::ip::tcp::socket*> proxy_headers_pending_;
   int exit_code_ = 0;
   bool stopped_ = false;
 };

@@ -138,6 +138,8 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, 
       request_timer_(stream_.get_executor()),
       wall_timer_(stream_.get_executor()) {
   peer_ = endpointText(stream_.next_layer());
+  handshake_deadline_ = std::chrono::steady_clock::now() +
+                        std::chrono::seconds(env_->config.handshake_timeout_seconds);
   source_ = std::move(source);
   gated_ = gated;
   in_handshake_ = gated;
@@ -162,6 +164,13 @@ Session::~Session() {
   }
   env_->sessions.erase(this);
   if (env_->stopping && env_->sessions.empty() && env_->on_idle) env_->on_idle();
+}
+
+void Session::viaProxy(std::string client, std::string proxy,
+                       std::chrono::steady_clock::time_point handshake_deadline) {
+  peer_ = std::move(client);
+  proxy_ = std::move(proxy);
+  handshake_deadline_ = handshake_deadline;
 }
 
 void Session::start() {
@@ -197,6 +206,7 @@ void Session::releaseQuota() {
 AuditLine Session::auditLine(std::string_view event) const {
   AuditLine line(event);
   line.str("peer", peer_);
+  if (!proxy_.empty()) line.str("proxy", proxy_);
   if (!identity_.common_name.empty()) {
     line.str("identity", identity_.common_name)
         .str("serial", identity_.serial)
@@ -208,6 +218,7 @@ AuditLine Session::auditLine(std::string_view event) const {
 JobEndRecord Session::jobEndRecord() const {
   JobEndRecord r;
   r.peer = peer_;
+  r.proxy = proxy_;
   r.identity = identity_.common_name;
   r.serial = identity_.serial;
   r.fingerprint = identity_.fingerprint_sha256;
@@ -230,7 +241,7 @@ JobEndRecord Session::jobEndRecord() const {
 asio::awaitable<void> Session::run() {
   auto self = shared_from_this();
   asio::steady_timer deadline(stream_.get_executor());
-  deadline.expires_after(std::chrono::seconds(env_->config.handshake_timeout_seconds));
+  deadline.expires_at(handshake_deadline_);
   auto outcome = co_await (stream_.async_handshake(asio::ssl::stream_base::server, kAwait) ||
                            deadline.async_wait(kAwait));
   handshakeEnded();

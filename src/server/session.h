@@ -78,6 +78,11 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // The connection came through a trusted proxy whose PROXY header named the client: logs and
+  // audit lines name `client` ("ip:port") as the peer and `proxy` as the proxy. The TLS handshake
+  // must end by `handshake_deadline`, which the header's reading already started. Before start().
+  void viaProxy(std::string client, std::string proxy,
+                std::chrono::steady_clock::time_point handshake_deadline);
   // Runs the session; it keeps itself alive until its last operation ends.
   void start();
   // The server is stopping: a session without a job (or still queued) gets ERROR kShuttingDown.
@@ -139,6 +144,8 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
   std::string peer_;   // "203.0.113.7:51234" for logs
   std::string source_; // "203.0.113.7": what the per-source handshake cap counts
+  std::string proxy_;  // "192.0.2.1:40000": the trusted proxy it came through (empty: direct)
+  std::chrono::steady_clock::time_point handshake_deadline_;
   std::string client_; // certificate CN for logs
   tls::PeerIdentity identity_;
   bool gated_ = false;           // counted by env_->gate as a connection

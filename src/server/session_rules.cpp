@@ -172,6 +172,7 @@ namespace {
 AuditLine jobEndBase(const JobEndRecord& r) {
   AuditLine line("job_end");
   line.str("peer", r.peer);
+  if (!r.proxy.empty()) line.str("proxy", r.proxy);
   if (!r.identity.empty()) {
     line.str("identity", r.identity).str("serial", r.serial).str("fingerprint", r.fingerprint);
   }

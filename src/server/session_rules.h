@@ -104,6 +104,7 @@ std::string endDetail(const sandbox::JobEnded& end);
 // that every job gets exactly one job_end line whoever is left to write it.
 struct JobEndRecord {
   std::string peer, identity, serial, fingerprint;
+  std::string proxy;  // the load balancer the connection came through (empty: direct)
   uint64_t job_id = 0;
   std::string script, script_sha256, policy;
   proto::Verdict front_verdict = proto::Verdict::kOk;  // what the front imposed (kOk: nothing)

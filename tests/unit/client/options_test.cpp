@@ -166,3 +166,23 @@ TEST(ParseCommandLine, Errors) {
 
 }  // namespace
 }  // namespace pyrun::client
+
+namespace pyrun::client {
+namespace {
+
+TEST(ParseCommandLine, BindAddressTakesAnIpLiteral) {
+  auto c = parse({"-b", "127.0.0.2", "host", "s.py"});
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_EQ(c->options.bind_address, "127.0.0.2");
+  c = parse({"host", "-b", "::1", "s.py"});
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_EQ(c->options.bind_address, "::1");
+  EXPECT_EQ(parse({"host", "s.py"})->options.bind_address, "");
+  auto bad = parse({"-b", "eth0", "host", "s.py"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().detail(), "-b \"eth0\" is not an IPv4 or IPv6 address");
+  EXPECT_FALSE(parse({"-b"}));
+}
+
+}  // namespace
+}  // namespace pyrun::client

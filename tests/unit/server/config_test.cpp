@@ -344,3 +344,59 @@ TEST(Config, CgroupSubtreeIsDerivedFromTheJobsDirectory) {
 
 }  // namespace
 }  // namespace pyrun::server
+
+namespace pyrun::server {
+namespace {
+
+TEST(Config, TrustedProxiesDefaultToNone) { EXPECT_TRUE(ServerConfig{}.trusted_proxies.empty()); }
+
+TEST(Config, ReadsTrustedProxiesAsNetworks) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "trusted_proxies: [10.1.0.0/16, 127.0.0.1, '2001:db8::/32']\n",
+                           "pyrund.yaml");
+  ASSERT_TRUE(r) << r.error().detail();
+  ASSERT_EQ(c.trusted_proxies.size(), 3u);
+  auto in = [&](const char* a) {
+    for (const auto& range : c.trusted_proxies) {
+      if (rangeContains(range, boost::asio::ip::make_address(a))) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(in("10.1.200.3"));
+  EXPECT_FALSE(in("10.2.0.1"));
+  EXPECT_TRUE(in("127.0.0.1"));
+  EXPECT_TRUE(in("::ffff:127.0.0.1"));  // v4-mapped: the same host
+  EXPECT_FALSE(in("127.0.0.2"));
+  EXPECT_TRUE(in("2001:db8:5::1"));
+  EXPECT_FALSE(in("2001:db9::1"));
+  EXPECT_EQ(c.trusted_proxies[0].text, "10.1.0.0/16");
+  r = applyConfigYaml(c, "trusted_proxies: []\n", "pyrund.yaml");
+  ASSERT_TRUE(r) << r.error().detail();
+  EXPECT_TRUE(c.trusted_proxies.empty());
+}
+
+TEST(Config, BadTrustedProxyIsAnErrorAtItsPosition) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "port: 1\ntrusted_proxies:\n  - 10.0.0.0/8\n  - haproxy.example\n",
+                           "pyrund.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().detail(),
+            "pyrund.yaml:4:5: trusted_proxies: \"haproxy.example\" is not an IPv4 or IPv6 address "
+            "or network (CIDR)");
+  r = applyConfigYaml(c, "trusted_proxies: [10.0.0.0/33]\n", "f");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().detail(),
+            "f:1:19: trusted_proxies: \"10.0.0.0/33\" has a prefix length that is not 0 to 32");
+  r = applyConfigYaml(c, "trusted_proxies: [10.0.0.1/8]\n", "f");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().detail(),
+            "f:1:19: trusted_proxies: \"10.0.0.1/8\" has host bits set (did you mean 10.0.0.0/8?)");
+  for (const char* bad : {"trusted_proxies: 10.0.0.0/8\n", "trusted_proxies: [[1]]\n",
+                          "trusted_proxies: [10.0.0.0/]\n", "trusted_proxies: [10.0.0.0/-1]\n",
+                          "trusted_proxies: ['::1/129']\n"}) {
+    EXPECT_FALSE(applyConfigYaml(c, bad, "f")) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace pyrun::server
