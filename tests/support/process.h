@@ -30,6 +30,9 @@ struct RunOptions {
 // Runs argv[0] (a path, or a name looked up in PATH) to completion, capturing stdout and stderr.
 Outcome run(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+// True once the process has exited (a zombie not yet reaped counts).
+bool hasExited(pid_t pid);
+
 // A program running in the background with pipes to its stdin, stdout and stderr.
 class Child {
  public:

@@ -99,6 +99,12 @@ size_t countLines(const std::string& text, const std::vector<std::string>& needl
 
 std::string binary(const std::string& name) { return std::string(PYRUN_BIN_DIR) + "/" + name; }
 
+bool hasExited(pid_t pid) {
+  std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return paren == std::string::npos || stat.size() < paren + 3 || stat[paren + 2] == 'Z';
+}
+
 Child::Child(const std::vector<std::string>& argv, const RunOptions& options) {
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {

@@ -70,12 +70,6 @@ double sampleValue(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + key.size() - 1));
 }
 
-bool hasExited(pid_t pid) {
-  std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
-  auto paren = stat.rfind(')');
-  return paren == std::string::npos || stat.size() < paren + 3 || stat[paren + 2] == 'Z';
-}
-
 // A pyrund on 127.0.0.1 (kernel-chosen ports for the clients and for metrics_listen), whose
 // policy is policy/default.yaml with a 2 s wall limit.
 class MetricsServer {

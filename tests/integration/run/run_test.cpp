@@ -41,13 +41,6 @@ struct ServerOptions {
   std::string limits_yaml;  // lines under the policy's "limits:", e.g. "  wall_seconds: 1\n"
 };
 
-// True once the process has exited (a zombie not yet reaped counts).
-bool hasExited(pid_t pid) {
-  std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
-  auto paren = stat.rfind(')');
-  return paren == std::string::npos || stat.size() < paren + 3 || stat[paren + 2] == 'Z';
-}
-
 // A pyrund on 127.0.0.1 with a kernel-chosen port, stopped (SIGTERM) at the end of the test. Its
 // only policy extends the project's policy/default.yaml with the test's limits.
 class Server {

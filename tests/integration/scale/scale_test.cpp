@@ -85,12 +85,6 @@ int freePort() {
   return ntohs(a.sin_port);
 }
 
-bool hasExited(pid_t pid) {
-  std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
-  auto paren = stat.rfind(')');
-  return paren == std::string::npos || stat.size() < paren + 3 || stat[paren + 2] == 'Z';
-}
-
 size_t count(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
