@@ -59,6 +59,10 @@ def start_sshd(work):
     sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
     if sshd is None or shutil.which("scp") is None:
         return None
+    # sshd refuses to start without its privilege separation directory, which Debian's unit makes
+    # at boot (RuntimeDirectory=sshd); make it when we can, as that unit would.
+    if not os.path.isdir("/run/sshd") and os.geteuid() == 0:
+        os.makedirs("/run/sshd", 0o755, exist_ok=True)
     d = os.path.join(work, "ssh")
     os.mkdir(d, 0o700)
     for name in ("host", "user"):
@@ -72,19 +76,22 @@ def start_sshd(work):
     with open(config, "w") as f:
         f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {d}/host\n"
                 f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n"
-                "StrictModes no\nUsePAM no\nPidFile none\n")
+                "StrictModes no\nUsePAM no\nPidFile none\nSubsystem sftp internal-sftp\n")
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", config], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "wb"))
     ssh_opts = ["-q", "-P", str(port), "-i", os.path.join(d, "user"), "-o", "BatchMode=yes",
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return proc, ssh_opts
         except OSError:
             time.sleep(0.05)
     proc.kill()
+    proc.wait()
+    with open(os.path.join(d, "log"), errors="replace") as f:
+        print("  sshd did not start: " + (f.read().strip() or "no reason given"))
     return None
 
 
