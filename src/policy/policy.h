@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -125,6 +126,13 @@ inline constexpr int kMaxIncludeDepth = 8;
 // Loads and validates the policy at path (following its includes). On failure the error is kPolicy
 // and its detail holds one `file:line:col: message` line per mistake found.
 Result<Policy> loadPolicy(const std::string& path);
+
+// Called with each file's path (the one named and every include) before the loader opens it; an
+// error refuses the file unread and becomes its diagnostic. The root spawner passes StrictModes,
+// so that nothing another user could have written makes it open a file.
+using PolicyFileCheck = std::function<Result<void>(const std::string& path)>;
+// loadPolicy, with check run before each file is read.
+Result<Policy> loadPolicy(const std::string& path, const PolicyFileCheck& check);
 
 // The same, returning every mistake (empty on success) alongside the policy when valid.
 struct LoadOutcome {
