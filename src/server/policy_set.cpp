@@ -2,6 +2,7 @@
 #include "server/policy_set.h"
 
 #include "common/file.h"
+#include "common/strict_modes.h"
 
 namespace pyrun::server {
 
@@ -54,6 +55,17 @@ Result<PolicySet> reloadPolicySet(const std::string& config_file) {
     return Error(Errc::kPolicy, r.error().detail());
   }
   return loadPolicySet(fresh);
+}
+
+Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::string& config_file) {
+  if (auto safe = checkStrictModes(config_file); !safe) return safe.error();
+  ServerConfig fresh;
+  auto text = readFile(config_file, 1u << 20);
+  if (!text) return text.error();
+  if (auto r = applyConfigYaml(fresh, *text, config_file); !r) {
+    return Error(Errc::kPolicy, r.error().detail());
+  }
+  return fresh.policies;
 }
 
 }  // namespace pyrun::server

@@ -35,4 +35,11 @@ Result<PolicySet> loadPolicySet(const ServerConfig& config);
 // the config file's own `file:line:col` error.
 Result<PolicySet> reloadPolicySet(const std::string& config_file);
 
+// For the root spawner's reload: the policy files config_file names (name -> file), after
+// StrictModes accepted config_file. The policies themselves are not opened here: the spawner loads
+// them, each checked with StrictModes before it is read, so that a policy file someone else could
+// have written makes root open nothing it names. Errors: the StrictModes refusal (kPermission),
+// the config file's read or `file:line:col` error.
+Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::string& config_file);
+
 }  // namespace pyrun::server
