@@ -99,7 +99,9 @@ int main(int argc, char** argv) {
 
   // Every policy is loaded before anything starts: an admin's mistake is reported here, with its
   // file:line:col, instead of at a client's first job.
-  auto policies = server::loadPolicySet(*config);
+  // As root here too: each policy file passes StrictModes before it is read, as in the spawner.
+  auto policies = server::loadPolicySet(
+      *config, [](const std::string& path) { return checkStrictModes(path); });
   if (!policies) return fail(kExitUsage, policies.error().detail());
 
   if (!config->crl.empty()) warnAboutCrl(config->crl);

@@ -140,6 +140,8 @@ struct LoadOutcome {
   std::vector<Diagnostic> diagnostics;
 };
 LoadOutcome loadPolicyWithDiagnostics(const std::string& path);
+// The same, with check run before each file is read (see PolicyFileCheck).
+LoadOutcome loadPolicyWithDiagnostics(const std::string& path, const PolicyFileCheck& check);
 
 // The same for a top-level policy whose text is already in memory: path names it in messages and
 // anchors its relative includes, which are read from disk as usual (a missing one is a

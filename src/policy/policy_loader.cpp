@@ -825,6 +825,11 @@ LoadOutcome loadPolicyWithDiagnostics(const std::string& path) {
   return loader.load(path);
 }
 
+LoadOutcome loadPolicyWithDiagnostics(const std::string& path, const PolicyFileCheck& check) {
+  Loader loader(check);
+  return loader.load(path);
+}
+
 LoadOutcome loadPolicyTextWithDiagnostics(std::string_view text, const std::string& path) {
   Loader loader;
   return loader.load(path, text);
@@ -851,8 +856,7 @@ Result<Policy> loadPolicy(const std::string& path) {
 }
 
 Result<Policy> loadPolicy(const std::string& path, const PolicyFileCheck& check) {
-  Loader loader(check);
-  return toResult(loader.load(path));
+  return toResult(loadPolicyWithDiagnostics(path, check));
 }
 
 Result<Policy> loadPolicyFromString(std::string_view text, const std::string& path) {

@@ -12,7 +12,7 @@ std::string PolicySet::policyNameFor(std::string_view common_name) const {
   return *name;
 }
 
-Result<PolicySet> loadPolicySet(const ServerConfig& config) {
+Result<PolicySet> loadPolicySet(const ServerConfig& config, const policy::PolicyFileCheck& check) {
   PolicySet set;
   std::string errors;
   auto add = [&errors](const std::string& line) {
@@ -20,7 +20,8 @@ Result<PolicySet> loadPolicySet(const ServerConfig& config) {
     errors += line;
   };
   for (const auto& [name, file] : config.policies) {
-    auto outcome = policy::loadPolicyWithDiagnostics(file);
+    auto outcome = check ? policy::loadPolicyWithDiagnostics(file, check)
+                         : policy::loadPolicyWithDiagnostics(file);
     if (!outcome.policy || !outcome.diagnostics.empty()) {
       for (const auto& d : outcome.diagnostics) add(policy::toString(d));
       if (outcome.diagnostics.empty()) add(file + ": policy \"" + name + "\" could not be loaded");

@@ -28,7 +28,9 @@ struct PolicySet {
 // Loads every policy file of config.policies and checks that config.identities names only those.
 // Errors are kPolicy; the detail has one line per mistake, `file:line:col: message` for mistakes
 // inside a policy file (every invalid policy is reported, not only the first).
-Result<PolicySet> loadPolicySet(const ServerConfig& config);
+// check, when given, runs before each policy file is read (pyrund's start passes StrictModes).
+Result<PolicySet> loadPolicySet(const ServerConfig& config,
+                                const policy::PolicyFileCheck& check = {});
 
 // For SIGHUP: re-reads config_file and loads its `policies:` and `identities:` (other keys need a
 // restart and are not looked at, but the file must still be a valid config). Errors as above, or
