@@ -99,7 +99,9 @@ int main(int argc, char** argv) {
 
   // Every policy is loaded before anything starts: an admin's mistake is reported here, with its
   // file:line:col, instead of at a client's first job.
-  auto policies = server::loadPolicySet(*config);
+  // As root here too: each policy file passes StrictModes before it is read, as in the spawner.
+  auto policies = server::loadPolicySet(
+      *config, [](const std::string& path) { return checkStrictModes(path); });
   if (!policies) return fail(kExitUsage, policies.error().detail());
 
   if (!config->crl.empty()) warnAboutCrl(config->crl);
@@ -120,13 +122,10 @@ int main(int argc, char** argv) {
   // On SIGHUP the spawner re-reads the config file on its own (as root):
   // the unprivileged front must not be able to name the files it loads.
   if (!config->config_file.empty()) {
-    spawner_config.reload_policy_files =
-        [file = config->config_file]() -> Result<std::map<std::string, std::string>> {
-      // Root reads it: refused when anyone but root could have written it (StrictModes).
-      if (auto safe = checkStrictModes(file); !safe) return safe.error();
-      auto set = server::reloadPolicySet(file);
-      if (!set) return set.error();
-      return set->files;
+    // Root reads it: refused when anyone but root could have written it (StrictModes); the
+    // policies it names are loaded by the spawner alone, each checked before it is opened.
+    spawner_config.reload_policy_files = [file = config->config_file]() {
+      return server::policyFilesForSpawner(file);
     };
   }
   spawner_config.cgroups.subtree = server::cgroupSubtreeFor(*config);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -126,12 +127,21 @@ inline constexpr int kMaxIncludeDepth = 8;
 // and its detail holds one `file:line:col: message` line per mistake found.
 Result<Policy> loadPolicy(const std::string& path);
 
+// Called with each file's path (the one named and every include) before the loader opens it; an
+// error refuses the file unread and becomes its diagnostic. The root spawner passes StrictModes,
+// so that nothing another user could have written makes it open a file.
+using PolicyFileCheck = std::function<Result<void>(const std::string& path)>;
+// loadPolicy, with check run before each file is read.
+Result<Policy> loadPolicy(const std::string& path, const PolicyFileCheck& check);
+
 // The same, returning every mistake (empty on success) alongside the policy when valid.
 struct LoadOutcome {
   std::optional<Policy> policy;
   std::vector<Diagnostic> diagnostics;
 };
 LoadOutcome loadPolicyWithDiagnostics(const std::string& path);
+// The same, with check run before each file is read (see PolicyFileCheck).
+LoadOutcome loadPolicyWithDiagnostics(const std::string& path, const PolicyFileCheck& check);
 
 // The same for a top-level policy whose text is already in memory: path names it in messages and
 // anchors its relative includes, which are read from disk as usual (a missing one is a

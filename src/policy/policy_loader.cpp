@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "common/file.h"
 #include "policy/catalog.h"
@@ -61,6 +62,9 @@ struct Verdict {
 
 class Loader {
  public:
+  Loader() = default;
+  explicit Loader(PolicyFileCheck check) : check_(std::move(check)) {}
+
   // text, when given, is the content of the top-level file at path (its includes are still read
   // from disk, relative to path).
   LoadOutcome load(const std::string& path, std::optional<std::string_view> text = std::nullopt) {
@@ -237,6 +241,16 @@ class Loader {
       return;
     }
     if (loaded_.count(key) != 0) return;  // a diamond: the shared base is applied once
+    if (check_) {
+      if (auto allowed = check_(path); !allowed) {
+        if (included_at) {
+          error(*included_at, "cannot include " + inQuotes(path) + ": " + allowed.error().detail());
+        } else {
+          error({path, 1, 1}, allowed.error().detail());
+        }
+        return;
+      }
+    }
     Result<std::string> text = (!included_at && root_text_) ? textInMemory(path)
                                                              : readFile(path, kMaxPolicyFileBytes);
     if (!text) {
@@ -787,6 +801,7 @@ class Loader {
         std::min<uint64_t>(files, std::numeric_limits<uint32_t>::max()));
   }
 
+  PolicyFileCheck check_;  // before each file is read; empty: none
   std::optional<std::string_view> root_text_;
   Policy policy_;
   std::vector<Diagnostic> diagnostics_;
@@ -807,6 +822,11 @@ class Loader {
 
 LoadOutcome loadPolicyWithDiagnostics(const std::string& path) {
   Loader loader;
+  return loader.load(path);
+}
+
+LoadOutcome loadPolicyWithDiagnostics(const std::string& path, const PolicyFileCheck& check) {
+  Loader loader(check);
   return loader.load(path);
 }
 
@@ -833,6 +853,10 @@ Result<Policy> toResult(LoadOutcome outcome) {
 
 Result<Policy> loadPolicy(const std::string& path) {
   return toResult(loadPolicyWithDiagnostics(path));
+}
+
+Result<Policy> loadPolicy(const std::string& path, const PolicyFileCheck& check) {
+  return toResult(loadPolicyWithDiagnostics(path, check));
 }
 
 Result<Policy> loadPolicyFromString(std::string_view text, const std::string& path) {

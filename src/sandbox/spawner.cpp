@@ -76,21 +76,13 @@ Result<PolicySet> loadPolicySet(const std::map<std::string, std::string>& files)
   PolicySet set;
   std::string errors;
   for (const auto& [name, file] : files) {
-    auto loaded = policy::loadPolicy(file);
+    // Root acts on these files: like sshd's StrictModes, none of them (the includes too) may be
+    // one that the front's user or anyone else but root could have written. Checked before each
+    // is opened: a file refused after reading would already have made root open what it names.
+    auto loaded =
+        policy::loadPolicy(file, [](const std::string& path) { return checkStrictModes(path); });
     if (!loaded) {
       errors += (errors.empty() ? "" : "\n") + loaded.error().detail();
-      continue;
-    }
-    // Root acts on these files: like sshd's StrictModes, none of them (the includes too) may be
-    // one that the front's user or anyone else but root could have written.
-    std::string unsafe;
-    for (const auto& f : loaded->files) {
-      if (auto safe = checkStrictModes(f); !safe) {
-        unsafe += (unsafe.empty() ? "" : "\n") + safe.error().detail();
-      }
-    }
-    if (!unsafe.empty()) {
-      errors += (errors.empty() ? "" : "\n") + unsafe;
       continue;
     }
     auto program = compileSeccompFilter(loaded->seccomp);

@@ -2,6 +2,7 @@
 #include "server/policy_set.h"
 
 #include "common/file.h"
+#include "common/strict_modes.h"
 
 namespace pyrun::server {
 
@@ -11,7 +12,7 @@ std::string PolicySet::policyNameFor(std::string_view common_name) const {
   return *name;
 }
 
-Result<PolicySet> loadPolicySet(const ServerConfig& config) {
+Result<PolicySet> loadPolicySet(const ServerConfig& config, const policy::PolicyFileCheck& check) {
   PolicySet set;
   std::string errors;
   auto add = [&errors](const std::string& line) {
@@ -19,7 +20,8 @@ Result<PolicySet> loadPolicySet(const ServerConfig& config) {
     errors += line;
   };
   for (const auto& [name, file] : config.policies) {
-    auto outcome = policy::loadPolicyWithDiagnostics(file);
+    auto outcome = check ? policy::loadPolicyWithDiagnostics(file, check)
+                         : policy::loadPolicyWithDiagnostics(file);
     if (!outcome.policy || !outcome.diagnostics.empty()) {
       for (const auto& d : outcome.diagnostics) add(policy::toString(d));
       if (outcome.diagnostics.empty()) add(file + ": policy \"" + name + "\" could not be loaded");
@@ -54,6 +56,17 @@ Result<PolicySet> reloadPolicySet(const std::string& config_file) {
     return Error(Errc::kPolicy, r.error().detail());
   }
   return loadPolicySet(fresh);
+}
+
+Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::string& config_file) {
+  if (auto safe = checkStrictModes(config_file); !safe) return safe.error();
+  ServerConfig fresh;
+  auto text = readFile(config_file, 1u << 20);
+  if (!text) return text.error();
+  if (auto r = applyConfigYaml(fresh, *text, config_file); !r) {
+    return Error(Errc::kPolicy, r.error().detail());
+  }
+  return fresh.policies;
 }
 
 }  // namespace pyrun::server

@@ -28,11 +28,20 @@ struct PolicySet {
 // Loads every policy file of config.policies and checks that config.identities names only those.
 // Errors are kPolicy; the detail has one line per mistake, `file:line:col: message` for mistakes
 // inside a policy file (every invalid policy is reported, not only the first).
-Result<PolicySet> loadPolicySet(const ServerConfig& config);
+// check, when given, runs before each policy file is read (pyrund's start passes StrictModes).
+Result<PolicySet> loadPolicySet(const ServerConfig& config,
+                                const policy::PolicyFileCheck& check = {});
 
 // For SIGHUP: re-reads config_file and loads its `policies:` and `identities:` (other keys need a
 // restart and are not looked at, but the file must still be a valid config). Errors as above, or
 // the config file's own `file:line:col` error.
 Result<PolicySet> reloadPolicySet(const std::string& config_file);
+
+// For the root spawner's reload: the policy files config_file names (name -> file), after
+// StrictModes accepted config_file. The policies themselves are not opened here: the spawner loads
+// them, each checked with StrictModes before it is read, so that a policy file someone else could
+// have written makes root open nothing it names. Errors: the StrictModes refusal (kPermission),
+// the config file's read or `file:line:col` error.
+Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::string& config_file);
 
 }  // namespace pyrun::server

@@ -102,6 +102,23 @@ TEST_F(PyrundTest, PolicyOthersCanWriteStopsTheStart) {
   EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
 }
 
+// Refused before it is read: root opens nothing a policy others could write names, and none of
+// an included file's content reaches the diagnostics.
+TEST_F(PyrundTest, PolicyOthersCanWriteIsRefusedUnread) {
+  writeFile(dir_ / "secret.yaml", "password: hunter2\n", 0600);
+  writeFile(dir_ / "p.yaml", "version: 1\ninclude: [secret.yaml]\n", 0666);
+  writeFile(dir_ / "pyrund.yaml",
+            configText("policies:\n  default: " + (dir_ / "p.yaml") + "\n", false));
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_NE(out.exit_code, 0) << out.err;
+  EXPECT_NE(out.err.find("refusing " + (dir_ / "p.yaml") + ": " + (dir_ / "p.yaml") +
+                         " is writable by everyone (mode 0666)"),
+            std::string::npos)
+      << out.err;
+  EXPECT_EQ(out.err.find("password"), std::string::npos) << out.err;
+  EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
+}
+
 TEST_F(PyrundTest, IdentityNamingAMissingPolicyStopsTheStart) {
   writeFile(dir_ / "pyrund.yaml",
             configText("identities:\n  clients:\n    alice: nosuch\n"));

@@ -1470,6 +1470,27 @@ TEST(SpawnerProcessTest, PolicyIncludingAFileOthersCanWriteIsRefused) {
   ::waitpid(ok->pid, &status, 0);
 }
 
+// StrictModes comes before reading: a policy file others could have written is refused unread, so
+// the front's user cannot make the root spawner open the files it names (their keys would come
+// back in the diagnostics, and a FIFO among them would block the spawner).
+TEST(SpawnerProcessTest, PolicyOthersCanWriteIsRefusedBeforeItsIncludesAreRead) {
+  TempDir tmp("spawner");
+  ASSERT_EQ(::chmod(tmp.path().c_str(), 0755), 0);
+  test::writeFile(tmp / "secret.yaml", "password: hunter2\n", 0600);
+  test::writeFile(tmp / "p.yaml", "version: 1\ninclude: [secret.yaml]\n", 0666);
+  SpawnerConfig config;
+  config.jobs_dir = tmp / "jobs";
+  config.policy_files = {{"p", tmp / "p.yaml"}};
+  auto s = startSpawner(config);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::kPolicy);
+  EXPECT_NE(s.error().detail().find("refusing " + (tmp / "p.yaml") + ": " + (tmp / "p.yaml") +
+                                    " is writable by everyone (mode 0666)"),
+            std::string::npos)
+      << s.error().detail();
+  EXPECT_EQ(s.error().detail().find("password"), std::string::npos) << s.error().detail();
+}
+
 TEST(SpawnerProcessTest, StartRemovesLeftoverWorkingDirectories) {
   TempDir tmp("spawner");
   ASSERT_EQ(::chmod(tmp.path().c_str(), 0711), 0);

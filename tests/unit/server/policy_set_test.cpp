@@ -3,6 +3,9 @@
 #include "server/policy_set.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <map>
 
 #include "support/temp_dir.h"
 
@@ -63,6 +66,26 @@ TEST(PolicySet, ReloadReadsPoliciesAndIdentitiesFromTheConfigFile) {
   EXPECT_NE(bad.error().detail().find(dir / "pyrund.yaml:5:12: unknown policy \"strict\""),
             std::string::npos)
       << bad.error().detail();
+}
+
+// The root spawner's reload reads the config, not the policies: a policy file others could have
+// written (and the files it includes) is not opened before the spawner's StrictModes check.
+TEST(PolicySet, SpawnersReloadReadsNoPolicyFile) {
+  test::TempDir dir("pset");
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  test::writeFile(dir / "secret.yaml", "password: hunter2\n", 0600);
+  test::writeFile(dir / "p.yaml", "version: 1\ninclude: [secret.yaml]\n", 0666);
+  test::writeFile(dir / "pyrund.yaml", "policies:\n  default: " + (dir / "p.yaml") + "\n", 0644);
+  auto files = policyFilesForSpawner(dir / "pyrund.yaml");
+  ASSERT_TRUE(files.has_value()) << files.error().detail();
+  EXPECT_EQ(*files, (std::map<std::string, std::string>{{"default", dir / "p.yaml"}}));
+  // A config file others could write is refused before it is parsed.
+  ASSERT_EQ(::chmod((dir / "pyrund.yaml").c_str(), 0666), 0);
+  auto refused = policyFilesForSpawner(dir / "pyrund.yaml");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), Errc::kPermission);
+  EXPECT_NE(refused.error().detail().find("refusing " + (dir / "pyrund.yaml")), std::string::npos)
+      << refused.error().detail();
 }
 
 }  // namespace
