@@ -53,10 +53,10 @@ struct Options {
   bool quiet = false;  // -q: no progress line
   // Send the *.py files and packages beside the script (--no-modules turns it off).
   bool modules = true;
-  std::vector<FileArg> files;  // -f
+  std::vector<FileArg> files;     // -f
   std::vector<std::string> gets;  // --get PATTERN: result files wanted back
   std::string output_dir = ".";   // -o DIR: where they land
-  std::string script;  // path of the script on this machine
+  std::string script;             // path of the script on this machine
   std::vector<std::string> args;
 };
 

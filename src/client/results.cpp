@@ -60,7 +60,8 @@ Result<void> ResultWriter::begin(const proto::FileHeader& h) {
     if (::mkdirat(dir.get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
       return errnoError("cannot create directory " + where, errno);
     }
-    UniqueFd sub(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd sub(
+        ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub) {
       return errnoError("cannot write " + h.name + ": " + where +
                             (errno == ELOOP || errno == ENOTDIR ? " is not a plain directory" : ""),
@@ -71,8 +72,8 @@ Result<void> ResultWriter::begin(const proto::FileHeader& h) {
   }
   leaf_ = h.name.substr(begin);
   temp_ = tempName();
-  file_.reset(::openat(dir.get(), temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       0600));
+  file_.reset(::openat(dir.get(), temp_.c_str(),
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!file_) return errnoError("cannot create a temporary file for " + h.name, errno);
   parent_ = std::move(dir);
   name_ = h.name;

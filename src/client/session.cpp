@@ -1,7 +1,9 @@
 // The client side of pyrun/1 over Boost.Asio coroutines (see docs/PROTOCOL.md and docs/pyrun.md).
 #include "client/session.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -18,17 +20,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include <cstring>
 #include <exception>
 #include <utility>
 
 #include "client/exit_status.h"
-#include "client/stdio.h"
 #include "client/progress.h"
 #include "client/results.h"
+#include "client/stdio.h"
 #include "client/upload.h"
 #include "common/file.h"
 #include "proto/frame.h"
@@ -159,7 +158,7 @@ class Session {
   bool started_ = false;
   bool writing_ = false;
   bool closed_ = false;
-  int interrupted_by_ = 0;  // signal that ended the run before the job started
+  int interrupted_by_ = 0;           // signal that ended the run before the job started
   bool cancelled_by_close_ = false;  // a cancel closed the connection (the outbox was full)
   int sigints_ = 0;
   error_code write_error_;
@@ -254,8 +253,7 @@ awaitable<void> Session::connectFrom(const asio::ip::address& local,
     if (!cec) co_return;
     last = cec;
   }
-  fail("cannot connect to " + endpoint_ + " from " + options_.bind_address + ": " +
-       last.message());
+  fail("cannot connect to " + endpoint_ + " from " + options_.bind_address + ": " + last.message());
 }
 
 awaitable<void> Session::connect() {
@@ -503,7 +501,8 @@ awaitable<int> Session::exchange() {
       case FrameType::kExit: {
         auto x = proto::decodeExit(payload);
         if (!x) fail("protocol error: " + x.error().detail());
-        if (results_.owed()) fail("protocol error: " + endpoint_ + " sent EXIT inside a result file");
+        if (results_.owed())
+          fail("protocol error: " + endpoint_ + " sent EXIT inside a result file");
         download_progress_.done();
         state_ = proto::ClientState::kDone;
         co_return finishJob(*x);

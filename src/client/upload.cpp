@@ -12,8 +12,8 @@
 
 #include "client/exit_status.h"
 #include "client/stdio.h"
-#include "common/fd.h"
 #include "common/dir.h"
+#include "common/fd.h"
 #include "common/file.h"
 #include "proto/messages.h"
 

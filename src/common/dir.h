@@ -23,7 +23,8 @@ Result<std::vector<DirEntry>> listDirectory(int dir_fd, std::string_view what);
 // The names alone, sorted (for walks whose order must not depend on the file system).
 Result<std::vector<std::string>> listNames(int dir_fd, std::string_view what);
 
-// The same as listDirectory for a path (opened with O_DIRECTORY; a final symbolic link is followed, as by opendir).
+// The same as listDirectory for a path (opened with O_DIRECTORY; a final symbolic link is followed,
+// as by opendir).
 Result<std::vector<DirEntry>> listDirectory(const std::string& path);
 
 }  // namespace pyrun

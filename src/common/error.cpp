@@ -12,21 +12,36 @@ class Category final : public boost::system::error_category {
   const char* name() const noexcept override { return "pyrun"; }
   std::string message(int ev) const override {
     switch (static_cast<Errc>(ev)) {
-      case Errc::kOk: return "ok";
-      case Errc::kInvalidArgument: return "invalid argument";
-      case Errc::kNotFound: return "not found";
-      case Errc::kAlreadyExists: return "already exists";
-      case Errc::kPermission: return "permission denied";
-      case Errc::kIo: return "i/o error";
-      case Errc::kClosed: return "closed by the peer";
-      case Errc::kCrypto: return "cryptographic error";
-      case Errc::kTls: return "tls error";
-      case Errc::kProtocol: return "protocol error";
-      case Errc::kPolicy: return "invalid policy";
-      case Errc::kSandbox: return "sandbox error";
-      case Errc::kLimit: return "limit exceeded";
-      case Errc::kBusy: return "busy";
-      case Errc::kInternal: return "internal error";
+      case Errc::kOk:
+        return "ok";
+      case Errc::kInvalidArgument:
+        return "invalid argument";
+      case Errc::kNotFound:
+        return "not found";
+      case Errc::kAlreadyExists:
+        return "already exists";
+      case Errc::kPermission:
+        return "permission denied";
+      case Errc::kIo:
+        return "i/o error";
+      case Errc::kClosed:
+        return "closed by the peer";
+      case Errc::kCrypto:
+        return "cryptographic error";
+      case Errc::kTls:
+        return "tls error";
+      case Errc::kProtocol:
+        return "protocol error";
+      case Errc::kPolicy:
+        return "invalid policy";
+      case Errc::kSandbox:
+        return "sandbox error";
+      case Errc::kLimit:
+        return "limit exceeded";
+      case Errc::kBusy:
+        return "busy";
+      case Errc::kInternal:
+        return "internal error";
     }
     return "unknown error";
   }

@@ -3,7 +3,6 @@
 
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
-
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -13,20 +12,20 @@ namespace pyrun {
 // What kind of failure; the detail string says which one exactly.
 enum class Errc {
   kOk = 0,
-  kInvalidArgument,   // bad input from a user, admin or file (names, numbers, syntax)
-  kNotFound,          // a file, name or serial that does not exist
-  kAlreadyExists,     // something we refuse to overwrite
-  kPermission,        // loose file modes, EACCES, not allowed by policy
-  kIo,                // read/write/open failures of the system
-  kClosed,            // the peer closed its end where a message was expected
-  kCrypto,            // OpenSSL failures outside TLS handshakes (keys, certificates, CRLs)
-  kTls,               // TLS handshake and verification failures
-  kProtocol,          // malformed or unexpected frames
-  kPolicy,            // invalid policy files
-  kSandbox,           // a confinement step failed
-  kLimit,             // a configured limit was reached
-  kBusy,              // the server cannot take more work now
-  kInternal,          // a bug: an invariant did not hold
+  kInvalidArgument,  // bad input from a user, admin or file (names, numbers, syntax)
+  kNotFound,         // a file, name or serial that does not exist
+  kAlreadyExists,    // something we refuse to overwrite
+  kPermission,       // loose file modes, EACCES, not allowed by policy
+  kIo,               // read/write/open failures of the system
+  kClosed,           // the peer closed its end where a message was expected
+  kCrypto,           // OpenSSL failures outside TLS handshakes (keys, certificates, CRLs)
+  kTls,              // TLS handshake and verification failures
+  kProtocol,         // malformed or unexpected frames
+  kPolicy,           // invalid policy files
+  kSandbox,          // a confinement step failed
+  kLimit,            // a configured limit was reached
+  kBusy,             // the server cannot take more work now
+  kInternal,         // a bug: an invariant did not hold
 };
 
 const boost::system::error_category& errorCategory() noexcept;

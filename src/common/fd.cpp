@@ -39,8 +39,8 @@ Result<std::string> readAll(int fd, std::string_view what, size_t max_bytes) {
     }
     if (n == 0) break;
     if (out.size() + static_cast<size_t>(n) > max_bytes) {
-      return Error(Errc::kLimit, std::string(what) + ": larger than " +
-                                     std::to_string(max_bytes) + " bytes");
+      return Error(Errc::kLimit,
+                   std::string(what) + ": larger than " + std::to_string(max_bytes) + " bytes");
     }
     out.append(buf, static_cast<size_t>(n));
   }
@@ -55,7 +55,8 @@ Result<std::pair<UniqueFd, UniqueFd>> makePipe() {
 
 Result<std::pair<UniqueFd, UniqueFd>> makeSocketPair(int type) {
   int fds[2];
-  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) != 0) return errnoError("socketpair", errno);
+  if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) != 0)
+    return errnoError("socketpair", errno);
   return std::pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 

@@ -25,7 +25,7 @@ Result<void> writeAndSync(int fd, std::string_view data, const std::string& path
 Result<std::string> readFile(const std::string& path, size_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return errnoError(path, errno);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errnoError(path, errno);
   if (!S_ISREG(st.st_mode)) return Error(Errc::kInvalidArgument, path + ": not a regular file");
   return readAll(fd.get(), path, max_bytes);
@@ -59,14 +59,14 @@ Result<void> replaceFile(const std::string& path, std::string_view data, mode_t 
 }
 
 Result<void> requirePrivateFile(const std::string& path, std::string_view what) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return errnoError(path, errno);
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    return Error(Errc::kPermission, std::string(what) + " " + path + " has mode " + mode +
-                                        ": it must not be accessible by group or others (chmod 600 " +
-                                        path + ")");
+    return Error(Errc::kPermission,
+                 std::string(what) + " " + path + " has mode " + mode +
+                     ": it must not be accessible by group or others (chmod 600 " + path + ")");
   }
   return {};
 }

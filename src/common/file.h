@@ -4,8 +4,8 @@
 #include <sys/types.h>
 
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 #include "common/error.h"
 

@@ -26,11 +26,16 @@ std::atomic<bool> g_journal{isJournalStream(std::getenv("JOURNAL_STREAM"), 2)};
 
 const char* levelName(Level l) noexcept {
   switch (l) {
-    case Level::kDebug: return "D";
-    case Level::kInfo: return "I";
-    case Level::kWarning: return "W";
-    case Level::kError: return "E";
-    case Level::kFatal: return "F";
+    case Level::kDebug:
+      return "D";
+    case Level::kInfo:
+      return "I";
+    case Level::kWarning:
+      return "W";
+    case Level::kError:
+      return "E";
+    case Level::kFatal:
+      return "F";
   }
   return "?";
 }
@@ -38,11 +43,16 @@ const char* levelName(Level l) noexcept {
 // sd-daemon.h's SD_* priorities, as the journal reads them from a "<N>" line prefix.
 const char* journalPriority(Level l) noexcept {
   switch (l) {
-    case Level::kDebug: return "<7>";
-    case Level::kInfo: return "<6>";
-    case Level::kWarning: return "<4>";
-    case Level::kError: return "<3>";
-    case Level::kFatal: return "<2>";
+    case Level::kDebug:
+      return "<7>";
+    case Level::kInfo:
+      return "<6>";
+    case Level::kWarning:
+      return "<4>";
+    case Level::kError:
+      return "<3>";
+    case Level::kFatal:
+      return "<2>";
   }
   return "<6>";
 }
@@ -56,7 +66,7 @@ bool isJournalStream(const char* journal_stream, int fd) noexcept {
   unsigned long long dev = 0, ino = 0;
   char extra = 0;
   if (std::sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &extra) != 2) return false;
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return false;
   return static_cast<unsigned long long>(st.st_dev) == dev &&
          static_cast<unsigned long long>(st.st_ino) == ino;
@@ -70,11 +80,16 @@ Level level() noexcept { return g_level; }
 void setFd(int fd) noexcept { g_fd = fd; }
 
 bool parseLevel(std::string_view text, Level& out) noexcept {
-  if (text == "debug") out = Level::kDebug;
-  else if (text == "info") out = Level::kInfo;
-  else if (text == "warning") out = Level::kWarning;
-  else if (text == "error") out = Level::kError;
-  else return false;
+  if (text == "debug")
+    out = Level::kDebug;
+  else if (text == "info")
+    out = Level::kInfo;
+  else if (text == "warning")
+    out = Level::kWarning;
+  else if (text == "error")
+    out = Level::kError;
+  else
+    return false;
   return true;
 }
 

@@ -1,6 +1,7 @@
 // Logging: one line per message (level, time, pid, function, text), written with a single write(2).
-// When stderr is the systemd journal (JOURNAL_STREAM names its device and inode), a line starts with
-// the syslog priority instead ("<6>[I][1234] main(): ..."): the journal keeps its own timestamps.
+// When stderr is the systemd journal (JOURNAL_STREAM names its device and inode), a line starts
+// with the syslog priority instead ("<6>[I][1234] main(): ..."): the journal keeps its own
+// timestamps.
 #pragma once
 
 #include <sstream>
@@ -51,12 +52,13 @@ class Line {
 
 }  // namespace pyrun::log
 
-// PYRUN_LOG(kInfo) << "listening on " << addr;   PYRUN_PLOG(kError) << "open " << path;  (adds strerror)
-#define PYRUN_LOG(lvl)                                              \
-  if (::pyrun::log::Level::lvl < ::pyrun::log::level()) {          \
-  } else                                                            \
+// PYRUN_LOG(kInfo) << "listening on " << addr;   PYRUN_PLOG(kError) << "open " << path;  (adds
+// strerror)
+#define PYRUN_LOG(lvl)                                    \
+  if (::pyrun::log::Level::lvl < ::pyrun::log::level()) { \
+  } else                                                  \
     ::pyrun::log::Line(::pyrun::log::Level::lvl, __func__, false)
-#define PYRUN_PLOG(lvl)                                             \
-  if (::pyrun::log::Level::lvl < ::pyrun::log::level()) {          \
-  } else                                                            \
+#define PYRUN_PLOG(lvl)                                   \
+  if (::pyrun::log::Level::lvl < ::pyrun::log::level()) { \
+  } else                                                  \
     ::pyrun::log::Line(::pyrun::log::Level::lvl, __func__, true)

@@ -42,8 +42,8 @@ Result<std::string> faultOf(const std::string& path, bool is_target) {
     return path + " is owned by uid " + std::to_string(st.st_uid) +
            (me == 0 ? ", not root" : ", neither root nor uid " + std::to_string(me));
   }
-  const bool sticky_root_dir = S_ISDIR(st.st_mode) && !is_target && st.st_uid == 0 &&
-                               (st.st_mode & S_ISVTX) != 0;
+  const bool sticky_root_dir =
+      S_ISDIR(st.st_mode) && !is_target && st.st_uid == 0 && (st.st_mode & S_ISVTX) != 0;
   if (sticky_root_dir) return std::string();
   if ((st.st_mode & S_IWOTH) != 0) {
     return path + " is writable by everyone (mode " + octal(st.st_mode) + ")";

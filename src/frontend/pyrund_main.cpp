@@ -1,19 +1,17 @@
 // pyrund: parse flags and config, load the policies, fork the spawner (which cleans up after a
 // crashed run), build TLS, listen, open the audit log, drop root, confine the front, serve.
 #include <pwd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
-#include <vector>
-
 #include <utility>
-
-#include <boost/asio/io_context.hpp>
+#include <vector>
 
 #if defined(PYRUN_HAVE_SYSTEMD)
 #include <systemd/sd-daemon.h>

@@ -25,33 +25,112 @@ constexpr std::string_view kSyscallNames[] = {
 // What CPython needs to start, import modules, and run single-threaded code that reads and writes
 // files, measured with `strace -f -c python3 -I -B -u` over ordinary scripts.
 constexpr std::string_view kPythonStartup[] = {
-    "access", "arch_prctl", "brk", "clock_getres", "clock_gettime", "clock_nanosleep", "close",
-    "close_range", "dup", "dup2", "dup3", "execve", "exit", "exit_group", "faccessat", "fadvise64",
-    "fcntl", "fstat", "fstatfs", "futex", "getcwd", "getdents64", "getegid", "geteuid", "getgid",
-    "getgroups", "getpgrp", "getpid", "getppid", "getpriority", "getrandom", "getresgid",
-    "getresuid", "getrlimit", "getrusage", "getsid", "gettid", "gettimeofday", "getuid", "ioctl",
-    "kill", "lseek", "lstat", "madvise", "mmap", "mprotect", "mremap", "munmap", "nanosleep",
-    "newfstatat", "open", "openat", "pipe", "pipe2", "poll", "ppoll", "pread64", "preadv",
-    "prlimit64", "pselect6", "pwrite64", "pwritev", "read", "readlink", "readlinkat", "readv",
-    "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend",
-    "rt_sigtimedwait", "sched_getaffinity", "sched_yield", "select", "set_robust_list",
-    "set_tid_address", "sigaltstack", "stat", "statfs", "statx", "sysinfo", "tgkill", "time",
-    "times", "tkill", "umask", "uname", "write", "writev",
+    "access",
+    "arch_prctl",
+    "brk",
+    "clock_getres",
+    "clock_gettime",
+    "clock_nanosleep",
+    "close",
+    "close_range",
+    "dup",
+    "dup2",
+    "dup3",
+    "execve",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "fadvise64",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresuid",
+    "getrlimit",
+    "getrusage",
+    "getsid",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "ioctl",
+    "kill",
+    "lseek",
+    "lstat",
+    "madvise",
+    "mmap",
+    "mprotect",
+    "mremap",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "pipe",
+    "pipe2",
+    "poll",
+    "ppoll",
+    "pread64",
+    "preadv",
+    "prlimit64",
+    "pselect6",
+    "pwrite64",
+    "pwritev",
+    "read",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "sched_getaffinity",
+    "sched_yield",
+    "select",
+    "set_robust_list",
+    "set_tid_address",
+    "sigaltstack",
+    "stat",
+    "statfs",
+    "statx",
+    "sysinfo",
+    "tgkill",
+    "time",
+    "times",
+    "tkill",
+    "umask",
+    "uname",
+    "write",
+    "writev",
 };
 
 // Creating, renaming and removing files inside the job's writable directories (tempfile, shutil,
 // sqlite3's journal). Landlock and the mount layout decide where; this only permits the calls.
 constexpr std::string_view kPythonFiles[] = {
-    "chdir", "chmod", "copy_file_range", "fchdir", "fchmod", "fchmodat", "fchown", "fdatasync",
-    "flock", "fsync", "ftruncate", "link", "linkat", "mkdir", "mkdirat", "rename", "renameat",
-    "renameat2", "rmdir", "sendfile", "symlink", "symlinkat", "truncate", "unlink", "unlinkat",
-    "utimensat",
+    "chdir",     "chmod",    "copy_file_range", "fchdir",    "fchmod",    "fchmodat", "fchown",
+    "fdatasync", "flock",    "fsync",           "ftruncate", "link",      "linkat",   "mkdir",
+    "mkdirat",   "rename",   "renameat",        "renameat2", "rmdir",     "sendfile", "symlink",
+    "symlinkat", "truncate", "unlink",          "unlinkat",  "utimensat",
 };
 
 // Threads (the `clone` with CLONE_THREAD itself is a rule of the policy: it needs a condition).
 constexpr std::string_view kPythonThreads[] = {
-    "futex", "get_robust_list", "gettid", "madvise", "membarrier", "mprotect", "rseq",
-    "sched_getaffinity", "sched_yield", "set_robust_list", "tgkill",
+    "futex", "get_robust_list",   "gettid",      "madvise",         "membarrier", "mprotect",
+    "rseq",  "sched_getaffinity", "sched_yield", "set_robust_list", "tgkill",
 };
 
 // Child processes: subprocess (vfork + execve), os.fork, multiprocessing's fork start method.
@@ -67,8 +146,9 @@ constexpr std::string_view kPythonAsync[] = {
 // Using Unix sockets once created (asyncio's self-pipe, multiprocessing managers). The `socket`
 // and `socketpair` calls themselves are rules of the policy, conditioned on the address family.
 constexpr std::string_view kUnixSockets[] = {
-    "accept", "accept4", "bind", "connect", "getpeername", "getsockname", "getsockopt", "listen",
-    "recvfrom", "recvmmsg", "recvmsg", "sendmmsg", "sendmsg", "sendto", "setsockopt", "shutdown",
+    "accept",     "accept4", "bind",       "connect",  "getpeername", "getsockname",
+    "getsockopt", "listen",  "recvfrom",   "recvmmsg", "recvmsg",     "sendmmsg",
+    "sendmsg",    "sendto",  "setsockopt", "shutdown",
 };
 // socketpair is not here: it creates sockets of any family it is given (AF_TIPC implements it),
 // which reaches kernel protocol code the `socket` rule keeps out. Policies allow it by a rule on
@@ -76,9 +156,9 @@ constexpr std::string_view kUnixSockets[] = {
 
 // Every socket call, for policies with `network: loopback`.
 constexpr std::string_view kNetwork[] = {
-    "accept", "accept4", "bind", "connect", "getpeername", "getsockname", "getsockopt", "listen",
-    "recvfrom", "recvmmsg", "recvmsg", "sendmmsg", "sendmsg", "sendto", "setsockopt", "shutdown",
-    "socket", "socketpair",
+    "accept",     "accept4", "bind",       "connect",  "getpeername", "getsockname",
+    "getsockopt", "listen",  "recvfrom",   "recvmmsg", "recvmsg",     "sendmmsg",
+    "sendmsg",    "sendto",  "setsockopt", "shutdown", "socket",      "socketpair",
 };
 
 // io_uring performs reads, writes, opens and connects that seccomp never sees.
@@ -101,9 +181,9 @@ constexpr SyscallGroup kGroups[] = {
 // flags live in memory the filter cannot read), faccessat2, openat2, epoll_pwait2, fchmodat2 (new
 // fchmodat flags), futex_waitv, pidfd_* (subprocess on newer CPython), preadv2/pwritev2.
 constexpr std::string_view kEnosys[] = {
-    "clone3", "epoll_pwait2", "faccessat2", "fchmodat2", "futex_waitv", "io_uring_enter",
-    "io_uring_register", "io_uring_setup", "openat2", "pidfd_getfd", "pidfd_open",
-    "pidfd_send_signal", "preadv2", "pwritev2",
+    "clone3",         "epoll_pwait2",      "faccessat2",     "fchmodat2", "futex_waitv",
+    "io_uring_enter", "io_uring_register", "io_uring_setup", "openat2",   "pidfd_getfd",
+    "pidfd_open",     "pidfd_send_signal", "preadv2",        "pwritev2",
 };
 
 struct NamedValue {
@@ -122,39 +202,40 @@ constexpr uint64_t u(long long v) { return static_cast<uint64_t>(v); }
 const NamedValue kConstants[] = {
     // socket(2) domains and types
     C(AF_UNSPEC) C(AF_UNIX) C(AF_LOCAL) C(AF_INET) C(AF_INET6) C(AF_NETLINK) C(AF_PACKET)
-    C(AF_BLUETOOTH) C(AF_ALG) C(AF_VSOCK) C(AF_KEY) C(AF_XDP) C(AF_CAN) C(AF_TIPC)
-    C(SOCK_STREAM) C(SOCK_DGRAM) C(SOCK_RAW) C(SOCK_SEQPACKET) C(SOCK_NONBLOCK) C(SOCK_CLOEXEC)
+        C(AF_BLUETOOTH) C(AF_ALG) C(AF_VSOCK) C(AF_KEY) C(AF_XDP) C(AF_CAN) C(AF_TIPC)
+            C(SOCK_STREAM) C(SOCK_DGRAM) C(SOCK_RAW) C(SOCK_SEQPACKET) C(SOCK_NONBLOCK)
+                C(SOCK_CLOEXEC)
     // open(2) flags
     C(O_RDONLY) C(O_WRONLY) C(O_RDWR) C(O_ACCMODE) C(O_CREAT) C(O_EXCL) C(O_TRUNC) C(O_APPEND)
-    C(O_NONBLOCK) C(O_CLOEXEC) C(O_DIRECTORY) C(O_NOFOLLOW) C(O_PATH) C(O_TMPFILE) C(O_SYNC)
-    C(O_DSYNC) C(O_NOCTTY) C(O_DIRECT) C(O_NOATIME) C(O_LARGEFILE) C(AT_FDCWD)
+        C(O_NONBLOCK) C(O_CLOEXEC) C(O_DIRECTORY) C(O_NOFOLLOW) C(O_PATH) C(O_TMPFILE) C(O_SYNC)
+            C(O_DSYNC) C(O_NOCTTY) C(O_DIRECT) C(O_NOATIME) C(O_LARGEFILE) C(AT_FDCWD)
     // clone(2) flags
     C(CSIGNAL) C(CLONE_VM) C(CLONE_FS) C(CLONE_FILES) C(CLONE_SIGHAND) C(CLONE_PIDFD)
-    C(CLONE_PTRACE) C(CLONE_VFORK) C(CLONE_PARENT) C(CLONE_THREAD) C(CLONE_NEWNS) C(CLONE_SYSVSEM)
-    C(CLONE_SETTLS) C(CLONE_PARENT_SETTID) C(CLONE_CHILD_CLEARTID) C(CLONE_UNTRACED)
-    C(CLONE_CHILD_SETTID) C(CLONE_NEWCGROUP) C(CLONE_NEWUTS) C(CLONE_NEWIPC) C(CLONE_NEWUSER)
-    C(CLONE_NEWPID) C(CLONE_NEWNET) C(CLONE_IO) C(CLONE_NEWTIME)
+        C(CLONE_PTRACE) C(CLONE_VFORK) C(CLONE_PARENT) C(CLONE_THREAD) C(CLONE_NEWNS)
+            C(CLONE_SYSVSEM) C(CLONE_SETTLS) C(CLONE_PARENT_SETTID) C(CLONE_CHILD_CLEARTID)
+                C(CLONE_UNTRACED) C(CLONE_CHILD_SETTID) C(CLONE_NEWCGROUP) C(CLONE_NEWUTS)
+                    C(CLONE_NEWIPC) C(CLONE_NEWUSER) C(CLONE_NEWPID) C(CLONE_NEWNET) C(CLONE_IO)
+                        C(CLONE_NEWTIME)
     // mmap(2) and mprotect(2)
     C(PROT_NONE) C(PROT_READ) C(PROT_WRITE) C(PROT_EXEC) C(MAP_SHARED) C(MAP_PRIVATE)
-    C(MAP_ANONYMOUS) C(MAP_FIXED) C(MAP_NORESERVE) C(MAP_STACK)
+        C(MAP_ANONYMOUS) C(MAP_FIXED) C(MAP_NORESERVE) C(MAP_STACK)
     // fcntl(2) commands
-    C(F_DUPFD) C(F_DUPFD_CLOEXEC) C(F_GETFD) C(F_SETFD) C(F_GETFL) C(F_SETFL) C(F_GETLK)
-    C(F_SETLK) C(F_SETLKW) C(F_OFD_GETLK) C(F_OFD_SETLK) C(F_OFD_SETLKW) C(F_SETOWN) C(F_GETOWN)
-    C(F_SETSIG) C(F_SETLEASE) C(F_NOTIFY) C(F_SETPIPE_SZ) C(F_GETPIPE_SZ) C(F_ADD_SEALS)
-    C(F_GET_SEALS) C(FD_CLOEXEC)
+    C(F_DUPFD) C(F_DUPFD_CLOEXEC) C(F_GETFD) C(F_SETFD) C(F_GETFL) C(F_SETFL) C(F_GETLK) C(F_SETLK)
+        C(F_SETLKW) C(F_OFD_GETLK) C(F_OFD_SETLK) C(F_OFD_SETLKW) C(F_SETOWN) C(F_GETOWN)
+            C(F_SETSIG) C(F_SETLEASE) C(F_NOTIFY) C(F_SETPIPE_SZ) C(F_GETPIPE_SZ) C(F_ADD_SEALS)
+                C(F_GET_SEALS) C(FD_CLOEXEC)
     // ioctl(2) requests
     C(TCGETS) C(TCSETS) C(TIOCGWINSZ) C(TIOCSWINSZ) C(TIOCSTI) C(TIOCGPGRP) C(TIOCSPGRP)
-    C(TIOCSCTTY) C(FIONREAD) C(FIONBIO) C(FIOCLEX) C(FIONCLEX)
+        C(TIOCSCTTY) C(FIONREAD) C(FIONBIO) C(FIOCLEX) C(FIONCLEX)
     // prctl(2) options
     C(PR_SET_NAME) C(PR_GET_NAME) C(PR_SET_PDEATHSIG) C(PR_GET_PDEATHSIG) C(PR_SET_DUMPABLE)
-    C(PR_GET_DUMPABLE) C(PR_SET_NO_NEW_PRIVS) C(PR_GET_NO_NEW_PRIVS) C(PR_SET_SECCOMP)
-    C(PR_GET_SECCOMP) C(PR_CAPBSET_READ) C(PR_SET_PTRACER) C(PR_SET_VMA)
+        C(PR_GET_DUMPABLE) C(PR_SET_NO_NEW_PRIVS) C(PR_GET_NO_NEW_PRIVS) C(PR_SET_SECCOMP)
+            C(PR_GET_SECCOMP) C(PR_CAPBSET_READ) C(PR_SET_PTRACER) C(PR_SET_VMA)
     // signals
     C(SIGHUP) C(SIGINT) C(SIGQUIT) C(SIGILL) C(SIGTRAP) C(SIGABRT) C(SIGBUS) C(SIGFPE) C(SIGKILL)
-    C(SIGUSR1) C(SIGSEGV) C(SIGUSR2) C(SIGPIPE) C(SIGALRM) C(SIGTERM) C(SIGCHLD) C(SIGCONT)
-    C(SIGSTOP) C(SIGTSTP) C(SIGTTIN) C(SIGTTOU) C(SIGURG) C(SIGXCPU) C(SIGXFSZ) C(SIGVTALRM)
-    C(SIGPROF) C(SIGWINCH) C(SIGIO) C(SIGSYS)
-};
+        C(SIGUSR1) C(SIGSEGV) C(SIGUSR2) C(SIGPIPE) C(SIGALRM) C(SIGTERM) C(SIGCHLD) C(SIGCONT)
+            C(SIGSTOP) C(SIGTSTP) C(SIGTTIN) C(SIGTTOU) C(SIGURG) C(SIGXCPU) C(SIGXFSZ) C(SIGVTALRM)
+                C(SIGPROF) C(SIGWINCH) C(SIGIO) C(SIGSYS)};
 #undef C
 
 struct Arg32 {

@@ -27,8 +27,8 @@ struct IdentityMap {
 //     default: default        # optional: policy for every other client
 //     clients:                # optional: certificate CN -> policy name
 //       alice: strict
-// Policy names are letters, digits, '-' and '_'. When known_policies is not empty every name must be
-// one of them. Errors are kPolicy with `file:line:col: message` lines.
+// Policy names are letters, digits, '-' and '_'. When known_policies is not empty every name must
+// be one of them. Errors are kPolicy with `file:line:col: message` lines.
 Result<IdentityMap> parseIdentities(const YAML::Node& identities, const std::string& file,
                                     const std::vector<std::string>& known_policies = {});
 

@@ -60,8 +60,9 @@ std::string missing(const std::string& interpreter, const std::string& path,
   if (path != interpreter) {
     what += " leads to " + path + (via.empty() ? "" : " (through the link " + via + ")");
   }
-  return what + ", which is not in the job's root (it holds /usr, /bin, /sbin, /lib*, a few /etc "
-                "files and the policy's filesystem paths): add it, e.g. filesystem: {read_only: [" +
+  return what +
+         ", which is not in the job's root (it holds /usr, /bin, /sbin, /lib*, a few /etc "
+         "files and the policy's filesystem paths): add it, e.g. filesystem: {read_only: [" +
          suggestedEntry(path) + "]}";
 }
 

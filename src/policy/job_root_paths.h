@@ -10,7 +10,7 @@ namespace pyrun::policy {
 // Host directories bound read-only at the same place in every job's root (or recreated as the
 // same symbolic link on merged-/usr hosts), so that interpreter and library paths resolve as on
 // the host. sandbox/job_root.cpp mounts them.
-inline constexpr const char* kJobSystemPaths[] = {"/usr",  "/bin",   "/sbin",  "/lib",
+inline constexpr const char* kJobSystemPaths[] = {"/usr",   "/bin",   "/sbin",  "/lib",
                                                   "/lib32", "/lib64", "/libx32"};
 
 // The parts of /etc that programs need and that hold no secret. The host's /etc as a whole is not

@@ -71,11 +71,20 @@ Result<uint64_t> parseSize(std::string_view text) {
   unsigned shift = 0;
   if (!suffix.empty()) {
     switch (suffix[0]) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      default: return invalid();
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      case 'T':
+        shift = 40;
+        break;
+      default:
+        return invalid();
     }
     suffix.remove_prefix(1);
     if (!suffix.empty() && suffix != "B" && suffix != "iB") return invalid();
@@ -87,7 +96,8 @@ Result<uint64_t> parseSize(std::string_view text) {
 }
 
 std::string formatSize(uint64_t bytes) {
-  static constexpr std::pair<unsigned, char> kUnits[] = {{40, 'T'}, {30, 'G'}, {20, 'M'}, {10, 'K'}};
+  static constexpr std::pair<unsigned, char> kUnits[] = {
+      {40, 'T'}, {30, 'G'}, {20, 'M'}, {10, 'K'}};
   for (auto [shift, letter] : kUnits) {
     uint64_t unit = uint64_t{1} << shift;
     if (bytes != 0 && bytes % unit == 0) return std::to_string(bytes / unit) + letter;
@@ -133,12 +143,14 @@ std::string describePolicy(const Policy& policy) {
   out << "limits:\n";
   out << "  cpu_seconds:  " << l.cpu_seconds << " " << origin(policy, "cpu_seconds") << "\n";
   out << "  wall_seconds: " << l.wall_seconds << " " << origin(policy, "wall_seconds") << "\n";
-  out << "  memory:       " << formatSize(l.memory_bytes) << " " << origin(policy, "memory") << "\n";
+  out << "  memory:       " << formatSize(l.memory_bytes) << " " << origin(policy, "memory")
+      << "\n";
   out << "  processes:    " << l.processes << " " << origin(policy, "processes") << "\n";
   out << "  file_size:    " << formatSize(l.file_size_bytes) << " " << origin(policy, "file_size")
       << "\n";
   out << "  open_files:   " << l.open_files << " " << origin(policy, "open_files") << "\n";
-  out << "  output:       " << formatSize(l.output_bytes) << " " << origin(policy, "output") << "\n";
+  out << "  output:       " << formatSize(l.output_bytes) << " " << origin(policy, "output")
+      << "\n";
   out << "  tmp:          " << formatSize(l.tmp_bytes) << " " << origin(policy, "tmp") << "\n";
   out << "  cpus:         " << l.cpu_millicores / 1000 << "." << (l.cpu_millicores % 1000) / 100
       << (l.cpu_millicores % 100) / 10 << l.cpu_millicores % 10 << " " << origin(policy, "cpus")

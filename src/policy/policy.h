@@ -34,14 +34,14 @@ std::string toString(const Diagnostic& diagnostic);
 struct Limits {
   uint32_t cpu_seconds = 10;
   uint32_t wall_seconds = 60;
-  uint64_t memory_bytes = 512ull << 20;     // address space and memory cgroup, swap included
-  uint32_t processes = 64;                  // pids cgroup / RLIMIT_NPROC
-  uint64_t file_size_bytes = 64ull << 20;   // RLIMIT_FSIZE
-  uint32_t open_files = 256;                // RLIMIT_NOFILE
-  uint64_t output_bytes = 16ull << 20;      // stdout + stderr, enforced by the front
-  uint64_t tmp_bytes = 64ull << 20;         // size of the private /tmp (and /dev/shm)
-  uint32_t cpu_millicores = 1000;           // CPU bandwidth (cgroup cpu controller), 1000 = one core
-  uint64_t workdir_bytes = 64ull << 20;     // size of the working directory /job (a tmpfs)
+  uint64_t memory_bytes = 512ull << 20;    // address space and memory cgroup, swap included
+  uint32_t processes = 64;                 // pids cgroup / RLIMIT_NPROC
+  uint64_t file_size_bytes = 64ull << 20;  // RLIMIT_FSIZE
+  uint32_t open_files = 256;               // RLIMIT_NOFILE
+  uint64_t output_bytes = 16ull << 20;     // stdout + stderr, enforced by the front
+  uint64_t tmp_bytes = 64ull << 20;        // size of the private /tmp (and /dev/shm)
+  uint32_t cpu_millicores = 1000;          // CPU bandwidth (cgroup cpu controller), 1000 = one core
+  uint64_t workdir_bytes = 64ull << 20;    // size of the working directory /job (a tmpfs)
   // Files, directories and links /job may hold (the tmpfs's inodes, its root not counted). Unless
   // a policy sets it, one per kWorkdirBytesPerFile of workdir_bytes, at least kMinWorkdirFiles.
   uint32_t workdir_files = 4096;
@@ -77,7 +77,7 @@ struct ArgCondition {
   unsigned index = 0;  // 0..5
   CompareOp op = CompareOp::kEq;
   uint64_t value = 0;
-  uint64_t mask = 0;   // kMaskedEq only: (arg & mask) == value
+  uint64_t mask = 0;  // kMaskedEq only: (arg & mask) == value
   // The kernel reads this argument as a 32-bit int: the filter compares only the low 32 bits
   // (eq and masked_eq only), so garbage in the upper half neither matches nor evades a rule.
   bool is_32bit = false;

@@ -110,8 +110,8 @@ class Loader {
       if (std::find(keys.begin(), keys.end(), name) == keys.end()) {
         std::string known;
         for (std::string_view k : keys) known += (known.empty() ? "" : ", ") + std::string(k);
-        error(key, "unknown key " + inQuotes(name) + " in " + std::string(what) + " (known: " +
-                       known + ")");
+        error(key, "unknown key " + inQuotes(name) + " in " + std::string(what) +
+                       " (known: " + known + ")");
         continue;
       }
       auto [previous, inserted] = seen.emplace(name, at(key));
@@ -166,8 +166,9 @@ class Loader {
     if (text == "log") return Action{ActionKind::kLog, 0};
     if (text == "allow") {
       if (allow_allow) return Action{ActionKind::kAllow, 0};
-      error(node, what + " cannot be allow: that would permit every system call not listed "
-                          "(use log to learn what a program needs)");
+      error(node, what +
+                      " cannot be allow: that would permit every system call not listed "
+                      "(use log to learn what a program needs)");
       return std::nullopt;
     }
     if (text.rfind("errno ", 0) == 0) {
@@ -176,7 +177,8 @@ class Loader {
       error(node, "unknown errno name " + inQuotes(name) + " in " + what);
       return std::nullopt;
     }
-    error(node, "unknown action " + inQuotes(text) + " in " + what + " (use kill_process, errno NAME, log" +
+    error(node, "unknown action " + inQuotes(text) + " in " + what +
+                    " (use kill_process, errno NAME, log" +
                     std::string(allow_allow ? " or allow)" : ")"));
     return std::nullopt;
   }
@@ -251,8 +253,8 @@ class Loader {
         return;
       }
     }
-    Result<std::string> text = (!included_at && root_text_) ? textInMemory(path)
-                                                             : readFile(path, kMaxPolicyFileBytes);
+    Result<std::string> text =
+        (!included_at && root_text_) ? textInMemory(path) : readFile(path, kMaxPolicyFileBytes);
     if (!text) {
       if (included_at) {
         error(*included_at, "cannot include " + inQuotes(path) + ": " + text.error().detail());
@@ -308,31 +310,32 @@ class Loader {
         break;
       }
     }
-    forEachEntry(root, "the policy",
-                 {"version", "include", "interpreter", "limits", "network", "filesystem", "seccomp"},
-                 [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-                   if (key == "version") {
-                     has_version = true;
-                     if (!value.IsScalar() || value.Scalar() != "1") {
-                       error(value, "unsupported policy version " + describeType(value) +
-                                        " (this pyrun reads version 1)");
-                     }
-                   } else if (key == "interpreter") {
-                     if (auto p = absolutePath(value, "interpreter")) {
-                       policy_.interpreter = *p;
-                       interpreter_where_ = at(value);
-                     }
-                   } else if (key == "limits") {
-                     loadLimits(value);
-                   } else if (key == "network") {
-                     loadNetwork(value);
-                   } else if (key == "filesystem") {
-                     loadFilesystem(value);
-                   } else if (key == "seccomp") {
-                     if (depth == 0) seccomp_key_ = at(key_node);
-                     loadSeccomp(value);
-                   }
-                 });
+    forEachEntry(
+        root, "the policy",
+        {"version", "include", "interpreter", "limits", "network", "filesystem", "seccomp"},
+        [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+          if (key == "version") {
+            has_version = true;
+            if (!value.IsScalar() || value.Scalar() != "1") {
+              error(value, "unsupported policy version " + describeType(value) +
+                               " (this pyrun reads version 1)");
+            }
+          } else if (key == "interpreter") {
+            if (auto p = absolutePath(value, "interpreter")) {
+              policy_.interpreter = *p;
+              interpreter_where_ = at(value);
+            }
+          } else if (key == "limits") {
+            loadLimits(value);
+          } else if (key == "network") {
+            loadNetwork(value);
+          } else if (key == "filesystem") {
+            loadFilesystem(value);
+          } else if (key == "seccomp") {
+            if (depth == 0) seccomp_key_ = at(key_node);
+            loadSeccomp(value);
+          }
+        });
     if (!has_version) error(root, "missing \"version: 1\" at the top of the policy");
     if (depth == 0 && !root_location_) root_location_ = at(root);
   }
@@ -378,7 +381,8 @@ class Loader {
       ok = milli > 0 && milli <= 1024 * 1000;
     }
     if (!ok) {
-      error(value, what + " must be a number of cores between 0.001 and 1024 (e.g. 1 or 0.5), not " +
+      error(value, what +
+                       " must be a number of cores between 0.001 and 1024 (e.g. 1 or 0.5), not " +
                        (value.IsScalar() ? "\"" + text + "\"" : describeType(value)));
       return std::nullopt;
     }
@@ -387,44 +391,43 @@ class Loader {
 
   void loadLimits(const YAML::Node& map) {
     Limits& l = policy_.limits;
-    forEachEntry(
-        map, "limits",
-        {"cpu_seconds", "wall_seconds", "memory", "processes", "file_size", "open_files", "output",
-         "tmp", "cpus", "workdir", "workdir_files"},
-        [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
-          const std::string what = "limits." + key;
-          constexpr uint64_t k32 = std::numeric_limits<uint32_t>::max();
-          bool ok = false;
-          auto set32 = [&](uint32_t& field) {
-            if (auto v = unsignedValue(value, what, k32)) {
-              field = static_cast<uint32_t>(*v);
-              ok = true;
-            }
-          };
-          auto setSize = [&](uint64_t& field) {
-            if (auto v = sizeValue(value, what)) {
-              field = *v;
-              ok = true;
-            }
-          };
-          if (key == "cpu_seconds") set32(l.cpu_seconds);
-          if (key == "wall_seconds") set32(l.wall_seconds);
-          if (key == "processes") set32(l.processes);
-          if (key == "open_files") set32(l.open_files);
-          if (key == "memory") setSize(l.memory_bytes);
-          if (key == "file_size") setSize(l.file_size_bytes);
-          if (key == "output") setSize(l.output_bytes);
-          if (key == "tmp") setSize(l.tmp_bytes);
-          if (key == "workdir") setSize(l.workdir_bytes);
-          if (key == "workdir_files") set32(l.workdir_files);
-          if (key == "cpus") {
-            if (auto v = cpusValue(value, what)) {
-              l.cpu_millicores = *v;
-              ok = true;
-            }
-          }
-          if (ok) policy_.limit_origins[key] = at(value);
-        });
+    forEachEntry(map, "limits",
+                 {"cpu_seconds", "wall_seconds", "memory", "processes", "file_size", "open_files",
+                  "output", "tmp", "cpus", "workdir", "workdir_files"},
+                 [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
+                   const std::string what = "limits." + key;
+                   constexpr uint64_t k32 = std::numeric_limits<uint32_t>::max();
+                   bool ok = false;
+                   auto set32 = [&](uint32_t& field) {
+                     if (auto v = unsignedValue(value, what, k32)) {
+                       field = static_cast<uint32_t>(*v);
+                       ok = true;
+                     }
+                   };
+                   auto setSize = [&](uint64_t& field) {
+                     if (auto v = sizeValue(value, what)) {
+                       field = *v;
+                       ok = true;
+                     }
+                   };
+                   if (key == "cpu_seconds") set32(l.cpu_seconds);
+                   if (key == "wall_seconds") set32(l.wall_seconds);
+                   if (key == "processes") set32(l.processes);
+                   if (key == "open_files") set32(l.open_files);
+                   if (key == "memory") setSize(l.memory_bytes);
+                   if (key == "file_size") setSize(l.file_size_bytes);
+                   if (key == "output") setSize(l.output_bytes);
+                   if (key == "tmp") setSize(l.tmp_bytes);
+                   if (key == "workdir") setSize(l.workdir_bytes);
+                   if (key == "workdir_files") set32(l.workdir_files);
+                   if (key == "cpus") {
+                     if (auto v = cpusValue(value, what)) {
+                       l.cpu_millicores = *v;
+                       ok = true;
+                     }
+                   }
+                   if (ok) policy_.limit_origins[key] = at(value);
+                 });
   }
 
   void loadNetwork(const YAML::Node& value) {
@@ -438,29 +441,28 @@ class Loader {
   }
 
   void loadFilesystem(const YAML::Node& map) {
-    forEachEntry(map, "filesystem", {"read_only", "read_write"},
-                 [&](const std::string& key, const YAML::Node&, const YAML::Node& list) {
-                   const std::string what = "filesystem." + key;
-                   if (!list.IsSequence()) {
-                     error(list, what + " must be a list of absolute paths, not " +
-                                     describeType(list));
-                     return;
-                   }
-                   for (const YAML::Node& entry : list) {
-                     auto p = absolutePath(entry, "an entry of " + what);
-                     if (!p) continue;
-                     auto [it, inserted] = paths_.emplace(*p, std::make_pair(key, at(entry)));
-                     if (!inserted) {
-                       error(entry, (it->second.first == key ? "duplicate path " : "conflicting path ") +
-                                        inQuotes(*p) + ": already in filesystem." + it->second.first +
-                                        " at " + toString(it->second.second));
-                       continue;
-                     }
-                     (key == "read_only" ? policy_.filesystem.read_only
-                                         : policy_.filesystem.read_write)
-                         .push_back(*p);
-                   }
-                 });
+    forEachEntry(
+        map, "filesystem", {"read_only", "read_write"},
+        [&](const std::string& key, const YAML::Node&, const YAML::Node& list) {
+          const std::string what = "filesystem." + key;
+          if (!list.IsSequence()) {
+            error(list, what + " must be a list of absolute paths, not " + describeType(list));
+            return;
+          }
+          for (const YAML::Node& entry : list) {
+            auto p = absolutePath(entry, "an entry of " + what);
+            if (!p) continue;
+            auto [it, inserted] = paths_.emplace(*p, std::make_pair(key, at(entry)));
+            if (!inserted) {
+              error(entry, (it->second.first == key ? "duplicate path " : "conflicting path ") +
+                               inQuotes(*p) + ": already in filesystem." + it->second.first +
+                               " at " + toString(it->second.second));
+              continue;
+            }
+            (key == "read_only" ? policy_.filesystem.read_only : policy_.filesystem.read_write)
+                .push_back(*p);
+          }
+        });
   }
 
   // ---- seccomp ----
@@ -496,7 +498,8 @@ class Loader {
   bool checkSyscallName(const YAML::Node& node, const std::string& name) {
     if (isKnownSyscall(name)) return true;
     std::string message = "unknown syscall " + inQuotes(name);
-    if (auto suggestion = suggestSyscall(name)) message += " (did you mean " + inQuotes(*suggestion) + "?)";
+    if (auto suggestion = suggestSyscall(name))
+      message += " (did you mean " + inQuotes(*suggestion) + "?)";
     error(node, message);
     return false;
   }
@@ -513,8 +516,8 @@ class Loader {
 
   void loadAllow(const YAML::Node& list) {
     if (!list.IsSequence()) {
-      error(list, "seccomp.allow must be a list of syscall names and @groups, not " +
-                      describeType(list));
+      error(list,
+            "seccomp.allow must be a list of syscall names and @groups, not " + describeType(list));
       return;
     }
     std::map<std::string, SourceLocation> listed;
@@ -535,7 +538,8 @@ class Loader {
         const SyscallGroup* group = findGroup(name);
         if (group == nullptr) {
           std::string known;
-          for (const SyscallGroup& g : syscallGroups()) known += (known.empty() ? "" : ", ") + std::string(g.name);
+          for (const SyscallGroup& g : syscallGroups())
+            known += (known.empty() ? "" : ", ") + std::string(g.name);
           error(entry, "unknown syscall group " + inQuotes(name) + " (known: " + known + ")");
           continue;
         }
@@ -560,7 +564,7 @@ class Loader {
     if (!forEachEntry(map, "an argument condition", {"index", "op", "value", "mask"},
                       [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                         if (key == "index") {
-                                          auto n = v.IsScalar() ? parseNumber(v.Scalar()) : std::nullopt;
+                          auto n = v.IsScalar() ? parseNumber(v.Scalar()) : std::nullopt;
                           if (!n || *n > 5) {
                             error(v, "argument index must be 0 to 5, not " + describeType(v));
                             ok = false;
@@ -570,9 +574,12 @@ class Loader {
                         } else if (key == "op") {
                           op_node = v;
                           static const std::pair<std::string_view, CompareOp> kOps[] = {
-                              {"eq", CompareOp::kEq}, {"ne", CompareOp::kNe},
-                              {"lt", CompareOp::kLt}, {"le", CompareOp::kLe},
-                              {"gt", CompareOp::kGt}, {"ge", CompareOp::kGe},
+                              {"eq", CompareOp::kEq},
+                              {"ne", CompareOp::kNe},
+                              {"lt", CompareOp::kLt},
+                              {"le", CompareOp::kLe},
+                              {"gt", CompareOp::kGt},
+                              {"ge", CompareOp::kGe},
                               {"masked_eq", CompareOp::kMaskedEq}};
                           for (auto [name, o] : kOps) {
                             if (v.IsScalar() && v.Scalar() == name) op = o;
@@ -625,10 +632,11 @@ class Loader {
       // evaded (ne) or spuriously fail (eq with a sign-extended value): compare the low half only,
       // which libseccomp can express for eq and masked_eq alone.
       if (c.op != CompareOp::kEq && c.op != CompareOp::kMaskedEq) {
-        error(op_node ? *op_node : map,
-              "operator " + std::string(toString(c.op)) + " cannot be used on argument " +
-                  std::to_string(c.index) + " of " + syscall +
-                  ": it is a 32-bit int compared on its low 32 bits, which allows eq and masked_eq only");
+        error(op_node ? *op_node : map, "operator " + std::string(toString(c.op)) +
+                                            " cannot be used on argument " +
+                                            std::to_string(c.index) + " of " + syscall +
+                                            ": it is a 32-bit int compared on its low 32 bits, "
+                                            "which allows eq and masked_eq only");
         return std::nullopt;
       }
       if (c.op == CompareOp::kEq) {
@@ -658,7 +666,8 @@ class Loader {
                           if (key == "syscall") {
                             has_syscall = true;
                             if (!v.IsScalar()) {
-                              error(v, "a rule's syscall must be one syscall name, not " + describeType(v));
+                              error(v, "a rule's syscall must be one syscall name, not " +
+                                           describeType(v));
                               ok = false;
                             } else if (!checkSyscallName(v, v.Scalar())) {
                               ok = false;
@@ -797,8 +806,8 @@ class Loader {
     const auto& origins = policy_.limit_origins;
     if (origins.count("workdir") == 0 || origins.count("workdir_files") != 0) return;
     uint64_t files = std::max<uint64_t>(l.workdir_bytes / kWorkdirBytesPerFile, kMinWorkdirFiles);
-    l.workdir_files = static_cast<uint32_t>(
-        std::min<uint64_t>(files, std::numeric_limits<uint32_t>::max()));
+    l.workdir_files =
+        static_cast<uint32_t>(std::min<uint64_t>(files, std::numeric_limits<uint32_t>::max()));
   }
 
   PolicyFileCheck check_;  // before each file is read; empty: none

@@ -23,23 +23,40 @@ constexpr uint32_t kGetMax = 4 + kMaxGetPatterns * (4 + kMaxPathLength) + 4 + 8;
 std::string frameTypeName(uint8_t type) {
   if (isKnownFrameType(type)) {
     switch (static_cast<FrameType>(type)) {
-      case FrameType::kReady: return "READY";
-      case FrameType::kQueued: return "QUEUED";
-      case FrameType::kStarted: return "STARTED";
-      case FrameType::kStdout: return "STDOUT";
-      case FrameType::kStderr: return "STDERR";
-      case FrameType::kExit: return "EXIT";
-      case FrameType::kError: return "ERROR";
-      case FrameType::kRun: return "RUN";
-      case FrameType::kStdin: return "STDIN";
-      case FrameType::kStdinEnd: return "STDIN_END";
-      case FrameType::kSignal: return "SIGNAL";
-      case FrameType::kCancel: return "CANCEL";
-      case FrameType::kFile: return "FILE";
-      case FrameType::kFileData: return "FILE_DATA";
-      case FrameType::kGet: return "GET";
-      case FrameType::kResult: return "RESULT";
-      case FrameType::kResultData: return "RESULT_DATA";
+      case FrameType::kReady:
+        return "READY";
+      case FrameType::kQueued:
+        return "QUEUED";
+      case FrameType::kStarted:
+        return "STARTED";
+      case FrameType::kStdout:
+        return "STDOUT";
+      case FrameType::kStderr:
+        return "STDERR";
+      case FrameType::kExit:
+        return "EXIT";
+      case FrameType::kError:
+        return "ERROR";
+      case FrameType::kRun:
+        return "RUN";
+      case FrameType::kStdin:
+        return "STDIN";
+      case FrameType::kStdinEnd:
+        return "STDIN_END";
+      case FrameType::kSignal:
+        return "SIGNAL";
+      case FrameType::kCancel:
+        return "CANCEL";
+      case FrameType::kFile:
+        return "FILE";
+      case FrameType::kFileData:
+        return "FILE_DATA";
+      case FrameType::kGet:
+        return "GET";
+      case FrameType::kResult:
+        return "RESULT";
+      case FrameType::kResultData:
+        return "RESULT_DATA";
     }
   }
   char buf[8];
@@ -53,23 +70,34 @@ bool isKnownFrameType(uint8_t type) noexcept {
 
 uint32_t maxPayload(FrameType type) noexcept {
   switch (type) {
-    case FrameType::kReady: return kReadyMax;
-    case FrameType::kQueued: return 4;
-    case FrameType::kStarted: return kStartedMax;
+    case FrameType::kReady:
+      return kReadyMax;
+    case FrameType::kQueued:
+      return 4;
+    case FrameType::kStarted:
+      return kStartedMax;
     case FrameType::kStdout:
     case FrameType::kStderr:
     case FrameType::kStdin:
     case FrameType::kFileData:
-    case FrameType::kResultData: return kMaxDataChunk;
+    case FrameType::kResultData:
+      return kMaxDataChunk;
     case FrameType::kFile:
-    case FrameType::kResult: return kFileMax;
-    case FrameType::kGet: return kGetMax;
-    case FrameType::kExit: return kExitMax;
-    case FrameType::kError: return kErrorMax;
-    case FrameType::kRun: return kMaxFramePayload;
-    case FrameType::kSignal: return 1;
+    case FrameType::kResult:
+      return kFileMax;
+    case FrameType::kGet:
+      return kGetMax;
+    case FrameType::kExit:
+      return kExitMax;
+    case FrameType::kError:
+      return kErrorMax;
+    case FrameType::kRun:
+      return kMaxFramePayload;
+    case FrameType::kSignal:
+      return 1;
     case FrameType::kStdinEnd:
-    case FrameType::kCancel: return 0;
+    case FrameType::kCancel:
+      return 0;
   }
   return 0;
 }

@@ -27,13 +27,13 @@ inline constexpr uint32_t kMaxDataChunk = 64u << 10;
 
 enum class FrameType : uint8_t {
   // server -> client
-  kReady = 0x01,    // handshake accepted; client may send RUN
-  kQueued = 0x02,   // job waits for a slot; position in queue
-  kStarted = 0x03,  // job runs; job id and limits in force
-  kStdout = 0x04,   // raw bytes the program wrote to stdout
-  kStderr = 0x05,   // raw bytes the program wrote to stderr
-  kExit = 0x06,     // the job ended; last frame of a session
-  kError = 0x07,    // the request failed; last frame of a session
+  kReady = 0x01,       // handshake accepted; client may send RUN
+  kQueued = 0x02,      // job waits for a slot; position in queue
+  kStarted = 0x03,     // job runs; job id and limits in force
+  kStdout = 0x04,      // raw bytes the program wrote to stdout
+  kStderr = 0x05,      // raw bytes the program wrote to stderr
+  kExit = 0x06,        // the job ended; last frame of a session
+  kError = 0x07,       // the request failed; last frame of a session
   kResult = 0x08,      // after the job, before EXIT: a result file follows (name, mode, size)
   kResultData = 0x09,  // the next bytes of the result file RESULT announced
   // client -> server

@@ -1,14 +1,13 @@
 // Encoders, decoders and semantic checks of the structured pyrun/1 messages, and the state tables.
 #include "proto/messages.h"
 
-#include "common/glob.h"
-
 #include <csignal>
 #include <cstdio>
 #include <set>
 #include <stdexcept>
 #include <string_view>
 
+#include "common/glob.h"
 #include "proto/wire.h"
 
 namespace pyrun::proto {
@@ -36,7 +35,9 @@ std::string_view truncateText(std::string_view s, size_t max) {
   return s.substr(0, n);
 }
 
-std::vector<uint8_t> frameOf(FrameType type, wire::Writer& w) { return encodeFrame(type, w.bytes()); }
+std::vector<uint8_t> frameOf(FrameType type, wire::Writer& w) {
+  return encodeFrame(type, w.bytes());
+}
 
 void writeLimits(wire::Writer& w, const Limits& l) {
   w.u32(l.cpu_seconds);
@@ -92,18 +93,30 @@ size_t runPayloadSize(const RunRequest& m) {
 
 std::string verdictName(Verdict v) {
   switch (v) {
-    case Verdict::kOk: return "ok";
-    case Verdict::kCpuLimit: return "cpu-limit";
-    case Verdict::kWallLimit: return "wall-limit";
-    case Verdict::kMemoryLimit: return "memory-limit";
-    case Verdict::kOutputLimit: return "output-limit";
-    case Verdict::kCancelled: return "cancelled";
-    case Verdict::kSyscall: return "syscall";
-    case Verdict::kProcessLimit: return "process-limit";
-    case Verdict::kFileSizeLimit: return "file-size-limit";
-    case Verdict::kServerShutdown: return "server-shutdown";
-    case Verdict::kInternalError: return "internal-error";
-    case Verdict::kProtocolError: return "protocol-error";
+    case Verdict::kOk:
+      return "ok";
+    case Verdict::kCpuLimit:
+      return "cpu-limit";
+    case Verdict::kWallLimit:
+      return "wall-limit";
+    case Verdict::kMemoryLimit:
+      return "memory-limit";
+    case Verdict::kOutputLimit:
+      return "output-limit";
+    case Verdict::kCancelled:
+      return "cancelled";
+    case Verdict::kSyscall:
+      return "syscall";
+    case Verdict::kProcessLimit:
+      return "process-limit";
+    case Verdict::kFileSizeLimit:
+      return "file-size-limit";
+    case Verdict::kServerShutdown:
+      return "server-shutdown";
+    case Verdict::kInternalError:
+      return "internal-error";
+    case Verdict::kProtocolError:
+      return "protocol-error";
   }
   char buf[8];
   std::snprintf(buf, sizeof buf, "0x%02x", static_cast<unsigned>(v));
@@ -112,15 +125,24 @@ std::string verdictName(Verdict v) {
 
 std::string errorCodeName(ErrorCode c) {
   switch (c) {
-    case ErrorCode::kBadFrame: return "bad-frame";
-    case ErrorCode::kUnexpectedFrame: return "unexpected-frame";
-    case ErrorCode::kBadRequest: return "bad-request";
-    case ErrorCode::kLimitTooHigh: return "limit-too-high";
-    case ErrorCode::kBusy: return "busy";
-    case ErrorCode::kUnauthorized: return "unauthorized";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kInternal: return "internal";
-    case ErrorCode::kShuttingDown: return "shutting-down";
+    case ErrorCode::kBadFrame:
+      return "bad-frame";
+    case ErrorCode::kUnexpectedFrame:
+      return "unexpected-frame";
+    case ErrorCode::kBadRequest:
+      return "bad-request";
+    case ErrorCode::kLimitTooHigh:
+      return "limit-too-high";
+    case ErrorCode::kBusy:
+      return "busy";
+    case ErrorCode::kUnauthorized:
+      return "unauthorized";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kInternal:
+      return "internal";
+    case ErrorCode::kShuttingDown:
+      return "shutting-down";
   }
   char buf[8];
   std::snprintf(buf, sizeof buf, "0x%04x", static_cast<unsigned>(c));
@@ -135,8 +157,10 @@ bool isAllowedSignal(uint8_t signal) noexcept {
     case SIGKILL:
     case SIGUSR1:
     case SIGUSR2:
-    case SIGTERM: return true;
-    default: return false;
+    case SIGTERM:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -320,7 +344,8 @@ Result<Exit> decodeExit(std::span<const uint8_t> payload) {
     }
   }
   const uint8_t verdict = r.u8("verdict");
-  if (r.ok() && verdict > kMaxVerdict) r.fail("verdict", "invalid value " + std::to_string(verdict));
+  if (r.ok() && verdict > kMaxVerdict)
+    r.fail("verdict", "invalid value " + std::to_string(verdict));
   m.verdict = static_cast<Verdict>(verdict);
   m.cpu_us = r.u64("cpu_us");
   m.wall_us = r.u64("wall_us");
@@ -379,8 +404,8 @@ Result<Get> decodeGet(std::span<const uint8_t> payload) {
   if (auto done = r.finish(); !done) return done.error();
   for (size_t i = 0; i < m.patterns.size(); ++i) {
     if (auto ok = validateFileName(m.patterns[i], 0); !ok) {
-      return Error(Errc::kProtocol, "GET: patterns[" + std::to_string(i) + "]: " +
-                                        ok.error().detail());
+      return Error(Errc::kProtocol,
+                   "GET: patterns[" + std::to_string(i) + "]: " + ok.error().detail());
     }
   }
   return m;
@@ -492,15 +517,18 @@ bool serverAccepts(ServerState state, FrameType type) noexcept {
   using F = FrameType;
   switch (state) {
     // FILE frames come before RUN; while a FILE's bytes are owed only FILE_DATA is accepted.
-    case ServerState::kAwaitRun: return type == F::kRun || type == F::kFile || type == F::kGet;
-    case ServerState::kUploading: return type == F::kFileData;
+    case ServerState::kAwaitRun:
+      return type == F::kRun || type == F::kFile || type == F::kGet;
+    case ServerState::kUploading:
+      return type == F::kFileData;
     // Queued covers the whole time from RUN to STARTED: the program does not exist yet, so there
     // is no stdin to write, but the user may give up (Ctrl-C) while waiting.
-    case ServerState::kQueued: return type == F::kSignal || type == F::kCancel;
+    case ServerState::kQueued:
+      return type == F::kSignal || type == F::kCancel;
     case ServerState::kRunning:
-      return type == F::kStdin || type == F::kStdinEnd || type == F::kSignal ||
-             type == F::kCancel;
-    case ServerState::kDone: return false;
+      return type == F::kStdin || type == F::kStdinEnd || type == F::kSignal || type == F::kCancel;
+    case ServerState::kDone:
+      return false;
   }
   return false;
 }
@@ -508,7 +536,8 @@ bool serverAccepts(ServerState state, FrameType type) noexcept {
 bool clientAccepts(ClientState state, FrameType type) noexcept {
   using F = FrameType;
   switch (state) {
-    case ClientState::kAwaitReady: return type == F::kReady || type == F::kError;
+    case ClientState::kAwaitReady:
+      return type == F::kReady || type == F::kError;
     case ClientState::kAwaitStart:
     case ClientState::kQueued:
       // EXIT here: a job cancelled while queued ends without ever starting.
@@ -517,7 +546,8 @@ bool clientAccepts(ClientState state, FrameType type) noexcept {
     case ClientState::kRunning:
       return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError ||
              type == F::kResult || type == F::kResultData;
-    case ClientState::kDone: return false;
+    case ClientState::kDone:
+      return false;
   }
   return false;
 }

@@ -37,15 +37,16 @@ struct Limits {
 };
 
 struct File {
-  std::string name;  // relative path inside the working directory ("data/in.txt"); no "..", no "/"-prefix
+  std::string
+      name;  // relative path inside the working directory ("data/in.txt"); no "..", no "/"-prefix
   uint32_t mode = 0644;  // permission bits only (0 .. 0777)
   std::string data;
   friend bool operator==(const File&, const File&) = default;
 };
 
 struct RunRequest {
-  std::string script_name;  // base name, e.g. "fib.py"
-  std::string script;       // the program's bytes
+  std::string script_name;        // base name, e.g. "fib.py"
+  std::string script;             // the program's bytes
   std::vector<std::string> args;  // argv[1..]
   Limits limits;
   std::vector<File> files;
@@ -96,9 +97,9 @@ enum class Verdict : uint8_t {
   kCpuLimit = 1,
   kWallLimit = 2,
   kMemoryLimit = 3,
-  kOutputLimit = 4,   // output was truncated at the cap and the job killed
-  kCancelled = 5,     // the client cancelled (or sent a second Ctrl-C)
-  kSyscall = 6,       // the program made a forbidden system call (detail names it)
+  kOutputLimit = 4,  // output was truncated at the cap and the job killed
+  kCancelled = 5,    // the client cancelled (or sent a second Ctrl-C)
+  kSyscall = 6,      // the program made a forbidden system call (detail names it)
   kProcessLimit = 7,
   kFileSizeLimit = 8,
   kServerShutdown = 9,
@@ -117,20 +118,20 @@ struct Exit {
   uint64_t stdout_bytes = 0;  // bytes delivered
   uint64_t stderr_bytes = 0;
   uint8_t output_truncated = 0;  // 1 when the output cap cut the output
-  std::string detail;  // human sentence, e.g. "wall-clock limit of 60 s exceeded"
+  std::string detail;            // human sentence, e.g. "wall-clock limit of 60 s exceeded"
   friend bool operator==(const Exit&, const Exit&) = default;
 };
 
 // Error codes of ERROR frames.
 enum class ErrorCode : uint16_t {
-  kBadFrame = 1,        // malformed, oversize or unknown frame
-  kUnexpectedFrame = 2, // frame not allowed in the current state
-  kBadRequest = 3,      // RUN request invalid (bad file name, empty script, ...)
-  kLimitTooHigh = 4,    // requested limit above the policy's
-  kBusy = 5,            // queue full
-  kUnauthorized = 6,    // identity not allowed / quota
-  kTimeout = 7,         // idle or handshake deadline
-  kInternal = 8,        // server-side failure (spawn failed, ...)
+  kBadFrame = 1,         // malformed, oversize or unknown frame
+  kUnexpectedFrame = 2,  // frame not allowed in the current state
+  kBadRequest = 3,       // RUN request invalid (bad file name, empty script, ...)
+  kLimitTooHigh = 4,     // requested limit above the policy's
+  kBusy = 5,             // queue full
+  kUnauthorized = 6,     // identity not allowed / quota
+  kTimeout = 7,          // idle or handshake deadline
+  kInternal = 8,         // server-side failure (spawn failed, ...)
   kShuttingDown = 9,
 };
 
@@ -143,7 +144,8 @@ struct ErrorMessage {
 };
 
 struct Signal {
-  uint8_t signal = 0;  // only SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 are accepted
+  uint8_t signal =
+      0;  // only SIGINT, SIGTERM, SIGKILL, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 are accepted
   friend bool operator==(const Signal&, const Signal&) = default;
 };
 // True for the signal numbers a SIGNAL frame may carry (Linux numbering: 1 2 3 9 10 12 15).

@@ -26,8 +26,8 @@ void Writer::string(std::string_view s) {
 bool Reader::take(std::string_view field, size_t n) {
   if (error_) return false;
   if (n > remaining()) {
-    fail(field, "needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
-                    " remain");
+    fail(field,
+         "needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) + " remain");
     return false;
   }
   return true;
@@ -68,8 +68,8 @@ std::string Reader::string(std::string_view field, uint32_t max_length) {
     return {};
   }
   if (length > remaining()) {
-    fail(field, "length " + std::to_string(length) + " exceeds the " +
-                    std::to_string(remaining()) + " bytes that remain");
+    fail(field, "length " + std::to_string(length) + " exceeds the " + std::to_string(remaining()) +
+                    " bytes that remain");
     return {};
   }
   std::string s(reinterpret_cast<const char*>(data_.data() + pos_), length);
@@ -81,8 +81,8 @@ uint32_t Reader::count(std::string_view field, uint32_t max_count, size_t min_it
   uint32_t n = u32(field);
   if (error_) return 0;
   if (n > max_count) {
-    fail(field, "count " + std::to_string(n) + " exceeds the maximum of " +
-                    std::to_string(max_count));
+    fail(field,
+         "count " + std::to_string(n) + " exceeds the maximum of " + std::to_string(max_count));
     return 0;
   }
   // n <= max_count (small) keeps the product far from overflow.

@@ -34,7 +34,7 @@ std::string CgroupBackend::pathOf(const std::vector<std::string>& paths, Control
 namespace cgroupfs {
 
 bool exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -288,9 +288,12 @@ Result<void> removePaths(const CgroupBackend& b, const std::vector<std::string>&
 
 const char* cgroupVersionName(CgroupVersion version) noexcept {
   switch (version) {
-    case CgroupVersion::kNone: return "none";
-    case CgroupVersion::kV1: return "v1";
-    case CgroupVersion::kV2: return "v2";
+    case CgroupVersion::kNone:
+      return "none";
+    case CgroupVersion::kV1:
+      return "v1";
+    case CgroupVersion::kV2:
+      return "v2";
   }
   return "unknown";
 }
@@ -344,7 +347,7 @@ JobCgroup& JobCgroup::operator=(JobCgroup&& o) noexcept {
 JobCgroup::~JobCgroup() {
   if (removed_ || !backend_) return;
   if (auto r = remove(); !r) {
- PYRUN_LOG(kError) << "job cgroup " << label(paths_) << " left behind: " << r.error().detail();
+    PYRUN_LOG(kError) << "job cgroup " << label(paths_) << " left behind: " << r.error().detail();
   }
 }
 

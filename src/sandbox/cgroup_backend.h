@@ -46,9 +46,7 @@ class CgroupBackend {
   virtual Result<void> setFrozen(const std::vector<std::string>& paths, bool frozen) const = 0;
   // Kills every task of the job in one atomic step where the kernel can; false when it cannot,
   // and the caller kills pid by pid.
-  virtual Result<bool> killAtOnce(const std::vector<std::string>& /*paths*/) const {
-    return false;
-  }
+  virtual Result<bool> killAtOnce(const std::vector<std::string>& /*paths*/) const { return false; }
   // The file holding the job's current memory use (sampled for the peak where the kernel keeps
   // none).
   virtual std::string memoryCurrentFile(const std::vector<std::string>& paths) const = 0;

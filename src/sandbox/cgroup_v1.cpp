@@ -78,8 +78,8 @@ class CgroupV1Backend final : public CgroupBackend {
     peak_known = true;
     if (memory) {
       std::string dir = pathOf(paths, Controller::kMemory);
-      auto peak = readNumber(dir + (memsw ? "/memory.memsw.max_usage_in_bytes"
-                                          : "/memory.max_usage_in_bytes"));
+      auto peak = readNumber(
+          dir + (memsw ? "/memory.memsw.max_usage_in_bytes" : "/memory.max_usage_in_bytes"));
       if (!peak) return peak.error();
       s.peak_memory_bytes = *peak;
       auto oom = readSmall(dir + "/memory.oom_control");

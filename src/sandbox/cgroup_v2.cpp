@@ -163,8 +163,10 @@ Result<std::shared_ptr<CgroupBackend>> buildCgroupV2(const std::string& dir,
   if (!available_text) return available_text.error();
   auto available = splitWords(trim(*available_text), ' ');
   if (need_memory_and_pids && (available.count("memory") == 0 || available.count("pids") == 0)) {
-    return sandboxError("cgroup v2 at " + dir + " does not offer the memory and pids controllers "
-                        "(available: '" + trim(*available_text) + "')");
+    return sandboxError("cgroup v2 at " + dir +
+                        " does not offer the memory and pids controllers "
+                        "(available: '" +
+                        trim(*available_text) + "')");
   }
   std::set<std::string> wanted;
   for (const char* c : {"memory", "pids", "cpu"}) {

@@ -19,7 +19,12 @@ namespace pyrun::sandbox::channel {
 //   SignalJob [u8 2][u64 job_id][i32 signal]
 //   KillJob   [u8 3][u64 job_id]
 //   ReloadPolicies [u8 4]                  (the spawner finds the files itself: no path travels)
-enum class RequestType : uint8_t { kSpawnJob = 1, kSignalJob = 2, kKillJob = 3, kReloadPolicies = 4 };
+enum class RequestType : uint8_t {
+  kSpawnJob = 1,
+  kSignalJob = 2,
+  kKillJob = 3,
+  kReloadPolicies = 4
+};
 // The largest request datagram is 13 bytes (a SignalJob); anything longer is refused.
 inline constexpr size_t kMaxRequestBytes = 64;
 // The most policies a PoliciesReloaded answer lists.

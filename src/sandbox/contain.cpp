@@ -8,14 +8,14 @@
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -30,7 +30,7 @@
 namespace pyrun::sandbox {
 namespace {
 
-constexpr int kReportFd = 3;  // the init's report pipe, and in the interpreter its failure pipe
+constexpr int kReportFd = 3;    // the init's report pipe, and in the interpreter its failure pipe
 constexpr int kLandlockFd = 4;  // the job's Landlock ruleset until it is enforced
 
 // A failing step: the record to send. stage 0 means success.
@@ -42,9 +42,7 @@ struct Failure {
 };
 
 Failure fail(Stage stage, int arg = 0) { return {stage, errno != 0 ? errno : EINVAL, arg}; }
-Failure fail(UserNamespaceStep step) {
-  return fail(Stage::kUserNamespace, static_cast<int>(step));
-}
+Failure fail(UserNamespaceStep step) { return fail(Stage::kUserNamespace, static_cast<int>(step)); }
 Failure fail(PivotRootStep step) { return fail(Stage::kPivotRoot, static_cast<int>(step)); }
 Failure fail(LandlockStep step) { return fail(Stage::kLandlock, static_cast<int>(step)); }
 
@@ -506,7 +504,8 @@ Failure setRlimits(const ChildPlan& plan) {
   if (auto f = setLimit(RLIMIT_FSIZE, l.file_size_bytes); f.failed()) return f;
   if (auto f = setLimit(RLIMIT_NOFILE, l.open_files); f.failed()) return f;
   if (auto f = setLimit(RLIMIT_CORE, 0); f.failed()) return f;
-  uint64_t address_space = plan.address_space_bytes != 0 ? plan.address_space_bytes : l.memory_bytes;
+  uint64_t address_space =
+      plan.address_space_bytes != 0 ? plan.address_space_bytes : l.memory_bytes;
   if (auto f = setLimit(RLIMIT_AS, address_space); f.failed()) return f;
   return setProcessLimit(plan);
 }

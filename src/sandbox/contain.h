@@ -67,13 +67,13 @@ struct ChildPlan {
   const ChildMount* mounts = nullptr;
   size_t mount_count = 0;
   const char* hostname = "pyrun";
-  bool loopback_up = false;  // network: loopback; otherwise lo stays down
+  bool loopback_up = false;             // network: loopback; otherwise lo stays down
   const char* job_dir = kJobDirInRoot;  // the working directory, seen from inside the root
   // Limits the rlimits set (the spawner relaxes RLIMIT_AS and RLIMIT_NPROC to backstops when
   // cgroups enforce memory and processes).
   uint64_t address_space_bytes = 0;
   uint32_t nproc = 0;
-  CgroupJoin cgroup;  // count 0: no cgroup
+  CgroupJoin cgroup;     // count 0: no cgroup
   int landlock_fd = -1;  // a prepared ruleset, or -1 without Landlock
   int landlock_abi = 0;
   const SeccompProgram* seccomp = nullptr;  // required: null fails the job (fail closed)

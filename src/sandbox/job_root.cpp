@@ -246,9 +246,8 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   // by the child once it exists (like /tmp's).
   b.mountPoint(relative(kJobDirInRoot), true);
   b.jobStep(MountKind::kJobTmpfs, "", relative(kJobDirInRoot), 0700,
-            "size=" + std::to_string(policy.limits.workdir_bytes) +
-                ",nr_inodes=" + std::to_string(uint64_t{policy.limits.workdir_files} + 1) +
-                ",mode=0700");
+            "size=" + std::to_string(policy.limits.workdir_bytes) + ",nr_inodes=" +
+                std::to_string(uint64_t{policy.limits.workdir_files} + 1) + ",mode=0700");
   UniqueFd staged(::open(workdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!staged) return errnoError("open the job's working directory " + workdir, errno);
   if (auto r = addStagedFiles(b, staged.get(), workdir); !r) return r.error();

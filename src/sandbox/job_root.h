@@ -21,7 +21,7 @@ enum class MountKind : int32_t {
   kTmpfs,    // tmpfs on target, options in data
   kBind,     // bind source (host path) onto target, recursively; read-only unless writable; nodev
   kDeviceBind,  // bind a device node (host path) onto target: noexec, device access kept
-  kProc,     // a fresh procfs on target
+  kProc,        // a fresh procfs on target
   // The working directory: a tmpfs of the job's own, filled with copies of the files the spawner
   // staged on the host, everything owned by the job (its uid as root, the mapped caller's in a
   // user namespace).

@@ -35,24 +35,24 @@ constexpr int kRulePathBeneath = 1;
 [[maybe_unused]] constexpr int kRuleNetPort = 2;
 
 // Access rights, with the ABI that introduced them.
-constexpr uint64_t kFsExecute = 1ull << 0;       // 1
-constexpr uint64_t kFsWriteFile = 1ull << 1;     // 1
-constexpr uint64_t kFsReadFile = 1ull << 2;      // 1
-constexpr uint64_t kFsReadDir = 1ull << 3;       // 1
-constexpr uint64_t kFsRemoveDir = 1ull << 4;     // 1
-constexpr uint64_t kFsRemoveFile = 1ull << 5;    // 1
-constexpr uint64_t kFsMakeChar = 1ull << 6;      // 1
-constexpr uint64_t kFsMakeDir = 1ull << 7;       // 1
-constexpr uint64_t kFsMakeReg = 1ull << 8;       // 1
-constexpr uint64_t kFsMakeSock = 1ull << 9;      // 1
-constexpr uint64_t kFsMakeFifo = 1ull << 10;     // 1
-constexpr uint64_t kFsMakeBlock = 1ull << 11;    // 1
-constexpr uint64_t kFsMakeSym = 1ull << 12;      // 1
-constexpr uint64_t kFsRefer = 1ull << 13;        // 2
-constexpr uint64_t kFsTruncate = 1ull << 14;     // 3
-constexpr uint64_t kFsIoctlDev = 1ull << 15;     // 5
-constexpr uint64_t kNetBindTcp = 1ull << 0;      // 4
-constexpr uint64_t kNetConnectTcp = 1ull << 1;   // 4
+constexpr uint64_t kFsExecute = 1ull << 0;                // 1
+constexpr uint64_t kFsWriteFile = 1ull << 1;              // 1
+constexpr uint64_t kFsReadFile = 1ull << 2;               // 1
+constexpr uint64_t kFsReadDir = 1ull << 3;                // 1
+constexpr uint64_t kFsRemoveDir = 1ull << 4;              // 1
+constexpr uint64_t kFsRemoveFile = 1ull << 5;             // 1
+constexpr uint64_t kFsMakeChar = 1ull << 6;               // 1
+constexpr uint64_t kFsMakeDir = 1ull << 7;                // 1
+constexpr uint64_t kFsMakeReg = 1ull << 8;                // 1
+constexpr uint64_t kFsMakeSock = 1ull << 9;               // 1
+constexpr uint64_t kFsMakeFifo = 1ull << 10;              // 1
+constexpr uint64_t kFsMakeBlock = 1ull << 11;             // 1
+constexpr uint64_t kFsMakeSym = 1ull << 12;               // 1
+constexpr uint64_t kFsRefer = 1ull << 13;                 // 2
+constexpr uint64_t kFsTruncate = 1ull << 14;              // 3
+constexpr uint64_t kFsIoctlDev = 1ull << 15;              // 5
+constexpr uint64_t kNetBindTcp = 1ull << 0;               // 4
+constexpr uint64_t kNetConnectTcp = 1ull << 1;            // 4
 constexpr uint64_t kScopeAbstractUnixSocket = 1ull << 0;  // 6
 constexpr uint64_t kScopeSignal = 1ull << 1;              // 6
 
@@ -83,9 +83,12 @@ uint64_t fsRightsOf(int abi) {
 
 uint64_t rightsFor(LandlockAccess access, int abi) {
   switch (access) {
-    case LandlockAccess::kReadOnly: return kFsExecute | kFsReadFile | kFsReadDir;
-    case LandlockAccess::kReadOnlyNoExecute: return kFsReadFile | kFsReadDir;
-    case LandlockAccess::kListOnly: return kFsReadDir;
+    case LandlockAccess::kReadOnly:
+      return kFsExecute | kFsReadFile | kFsReadDir;
+    case LandlockAccess::kReadOnlyNoExecute:
+      return kFsReadFile | kFsReadDir;
+    case LandlockAccess::kListOnly:
+      return kFsReadDir;
     case LandlockAccess::kReadWrite:
       // Device nodes cannot be made in the working directory (mknod would need a capability
       // anyway, and IOCTL_DEV only concerns device files, which the working directory must not
@@ -114,7 +117,7 @@ Result<void> addPathRule(int ruleset, const std::string& path, uint64_t rights,
     }
     return sandboxErrno("open " + path + " for a Landlock rule", errno);
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return sandboxErrno("stat " + path, errno);
   if (!S_ISDIR(st.st_mode)) rights &= kFsFileRights;
   PathBeneathAttr attr{rights, fd.get()};

@@ -36,7 +36,10 @@ class Copier {
  public:
   Copier(const std::vector<std::string>& patterns, const Owner* owner, uint64_t max_files,
          uint64_t max_bytes, dev_t dev)
-      : patterns_(patterns), owner_(owner), max_files_(max_files), max_bytes_(max_bytes),
+      : patterns_(patterns),
+        owner_(owner),
+        max_files_(max_files),
+        max_bytes_(max_bytes),
         dev_(dev) {}
 
   bool matches(const std::string& rel) const {
@@ -86,10 +89,10 @@ class Copier {
       return;
     }
     UniqueFd parent = makeParents(dest_top, path);
-    if (!parent) return note("cannot create the directory of " + path + ": " + std::strerror(errno));
-    const std::string leaf = path.substr(path.find_last_of('/') == std::string::npos
-                                             ? 0
-                                             : path.find_last_of('/') + 1);
+    if (!parent)
+      return note("cannot create the directory of " + path + ": " + std::strerror(errno));
+    const std::string leaf =
+        path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
     UniqueFd out(::openat(parent.get(), leaf.c_str(),
                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!out) return note("cannot create " + path + ": " + std::strerror(errno));
@@ -116,7 +119,8 @@ class Copier {
          slash = path.find('/', begin)) {
       const std::string part = path.substr(begin, slash - begin);
       if (::mkdirat(dir.get(), part.c_str(), 0700) == 0 && owner_ != nullptr) {
-        UniqueFd made(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        UniqueFd made(
+            ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (made && ::fchown(made.get(), owner_->uid, owner_->gid) != 0) return UniqueFd();
       }
       dir.reset(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -153,7 +157,8 @@ Result<ResultsCopy> copyResults(int job_dir, const std::vector<std::string>& pat
   struct stat top {};
   if (::fstat(job_dir, &top) != 0) return errnoError("stat the job's working directory", errno);
   if (::mkdirat(dest_parent, name.c_str(), 0700) != 0) return errnoError("create " + name, errno);
-  UniqueFd dest(::openat(dest_parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd dest(
+      ::openat(dest_parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dest) return errnoError("open " + name, errno);
   if (owner != nullptr && ::fchown(dest.get(), owner->uid, owner->gid) != 0) {
     return errnoError("chown " + name, errno);

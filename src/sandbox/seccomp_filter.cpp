@@ -74,7 +74,8 @@ Result<SeccompProgram> compileSeccompFilter(const policy::Seccomp& seccomp) {
   // A new context holds the native architecture only; a syscall made through another ABI (int 0x80
   // or x32 on x86_64) meets this action before any rule, since the rules' numbers mean other calls
   // there.
-  if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0) {
+  if (int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+      rc < 0) {
     return seccompError("setting the bad-architecture action", rc);
   }
   // The filter is exported, not loaded here; no_new_privs is the spawner's step in the child.
@@ -124,11 +125,14 @@ Result<SeccompProgram> compileSeccompFilter(const policy::Seccomp& seccomp) {
   if (int rc = seccomp_export_bpf(ctx.get(), memfd.get()); rc < 0) {
     return seccompError("exporting the seccomp program", rc);
   }
-  if (lseek(memfd.get(), 0, SEEK_SET) < 0) return errnoError("rewinding the seccomp program", errno);
-  Result<std::string> bytes = readAll(memfd.get(), "the seccomp program", BPF_MAXINSNS * sizeof(sock_filter) + 1);
+  if (lseek(memfd.get(), 0, SEEK_SET) < 0)
+    return errnoError("rewinding the seccomp program", errno);
+  Result<std::string> bytes =
+      readAll(memfd.get(), "the seccomp program", BPF_MAXINSNS * sizeof(sock_filter) + 1);
   if (!bytes) return bytes.error();
   if (bytes->empty() || bytes->size() % sizeof(sock_filter) != 0) {
-    return Error(Errc::kSandbox, "libseccomp exported a program of " + std::to_string(bytes->size()) +
+    return Error(Errc::kSandbox, "libseccomp exported a program of " +
+                                     std::to_string(bytes->size()) +
                                      " bytes, not a whole number of BPF instructions");
   }
   if (bytes->size() / sizeof(sock_filter) > BPF_MAXINSNS) {

@@ -1,5 +1,5 @@
-// Compiling a policy's seccomp section into a BPF program (in the spawner, once per policy load) and
-// loading that program in the job's child (after fork, without allocating).
+// Compiling a policy's seccomp section into a BPF program (in the spawner, once per policy load)
+// and loading that program in the job's child (after fork, without allocating).
 #pragma once
 
 #include <linux/filter.h>

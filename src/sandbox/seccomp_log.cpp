@@ -179,8 +179,8 @@ SeccompLog::SeccompLog() {
   }
   kmsg_.reset(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (!kmsg_) {
-    reason_ = opened.error().detail() + "; /dev/kmsg cannot be read either: " +
-              std::strerror(errno);
+    reason_ =
+        opened.error().detail() + "; /dev/kmsg cannot be read either: " + std::strerror(errno);
     return;
   }
   source_ = Source::kKmsg;

@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,9 +21,6 @@
 #include <memory>
 #include <set>
 
-#include <sys/stat.h>
-
-
 #include "common/dir.h"
 #include "common/log.h"
 #include "common/strict_modes.h"
@@ -31,9 +29,9 @@
 #include "sandbox/contain.h"
 #include "sandbox/job_root.h"
 #include "sandbox/landlock.h"
+#include "sandbox/results.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
-#include "sandbox/results.h"
 #include "sandbox/stage.h"
 #include "sandbox/workdir.h"
 
@@ -156,7 +154,7 @@ struct Job {
   pid_t interpreter_pid = -1;  // host pid, for the seccomp record; -1 when unknown
   uint64_t started_us = 0;
   uint64_t deadline_us = UINT64_MAX;  // wall-clock limit plus kWallGraceSeconds (killOverdueJobs)
-  bool start_reported = false;  // kStarted or kFailed seen: the first one decides
+  bool start_reported = false;        // kStarted or kFailed seen: the first one decides
   bool started = false;
   std::optional<ReportRecord> failure;
   std::optional<int> interpreter_status;
@@ -258,9 +256,10 @@ Result<void> Spawner::prepare() {
   // as its own user; what it stages is moved, never opened through a link, and copied into the
   // job only as directories and regular files (docs/SANDBOX.md, "Uploads").
   {
-    Owner front{config_.uploads_uid.value_or(::geteuid()), config_.uploads_gid.value_or(::getegid())};
-    auto uploads = openUploadsDir(jobs_dir_.get(), config_.jobs_dir,
-                                  config_.uploads_uid ? &front : nullptr);
+    Owner front{config_.uploads_uid.value_or(::geteuid()),
+                config_.uploads_gid.value_or(::getegid())};
+    auto uploads =
+        openUploadsDir(jobs_dir_.get(), config_.jobs_dir, config_.uploads_uid ? &front : nullptr);
     if (!uploads) return uploads.error();
     uploads_dir_ = std::move(*uploads);
   }
@@ -313,7 +312,8 @@ void Spawner::reloadPolicies() {
   std::string names;
   for (const auto& [name, p] : policies_) names += (names.empty() ? "" : ", ") + name;
   PYRUN_LOG(kInfo) << "reloaded " << policies_.size() << " policies: " << names;
-  send(PoliciesReloaded{true, "loaded " + std::to_string(policies_.size()) + " policies: " + names});
+  send(
+      PoliciesReloaded{true, "loaded " + std::to_string(policies_.size()) + " policies: " + names});
 }
 
 void Spawner::send(const FromSpawner& message, std::span<const int> fds) {
@@ -432,7 +432,8 @@ void Spawner::spawn(channel::SpawnRequest request) {
     int dir;
     std::string name;
     ~DropUpload() {
-      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") return;
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+        return;
       if (auto r = removeTree(dir, name); !r) {
         PYRUN_LOG(kError) << r.error().detail();
       }
@@ -445,9 +446,9 @@ void Spawner::spawn(channel::SpawnRequest request) {
   }
   if (jobs_.count(id) != 0) return bad("job " + std::to_string(id) + " is already running");
   if (config_.max_jobs != 0 && jobs_.size() >= config_.max_jobs) {
-    return sendFailed(id, "busy", EAGAIN,
-                      "the spawner already runs " + std::to_string(jobs_.size()) +
-                          " jobs, its cap");
+    return sendFailed(
+        id, "busy", EAGAIN,
+        "the spawner already runs " + std::to_string(jobs_.size()) + " jobs, its cap");
   }
   auto policy = policies_.find(spec->policy);
   if (policy == policies_.end()) {
@@ -511,8 +512,10 @@ void Spawner::spawn(channel::SpawnRequest request) {
   if (auto r = startJob(*job, *spec); !r) {
     bool policy_error = r.error().code() == Errc::kPolicy;
     bool landlock_error = r.error().code() == Errc::kSandbox;
-    return undo(policy_error ? "policy" : landlock_error ? "landlock" : "clone", EIO,
-                r.error().detail());
+    return undo(policy_error     ? "policy"
+                : landlock_error ? "landlock"
+                                 : "clone",
+                EIO, r.error().detail());
   }
   PYRUN_LOG(kInfo) << "job " << id << " pid " << job->pid << " in " << job->workdir.path;
   jobs_.emplace(id, std::move(job));
@@ -592,7 +595,8 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // not fire before the cgroup's accounting of real memory does.
   bool cgroup_memory = job.cgroup.has_value() && cgroups_.hasMemory();
   bool cgroup_pids = job.cgroup.has_value() && cgroups_.hasPids();
-  plan.address_space_bytes = cgroup_memory ? spec.limits.memory_bytes * 4 : spec.limits.memory_bytes;
+  plan.address_space_bytes =
+      cgroup_memory ? spec.limits.memory_bytes * 4 : spec.limits.memory_bytes;
   plan.nproc = cgroup_pids ? spec.limits.processes + 1 : spec.limits.processes;
   if (job.cgroup) plan.cgroup = job.cgroup->join();
   plan.landlock_fd = landlock->fd();
@@ -852,8 +856,9 @@ void Spawner::killOverdueJobs() {
   const uint64_t now = monotonicMicros();
   for (auto& [id, job] : jobs_) {
     if (job->kill_requested || now < job->deadline_us) continue;
-    PYRUN_LOG(kWarning) << "job " << id << " is " << kWallGraceSeconds
-                        << " s past its wall-clock limit and the front has not stopped it: killing it";
+    PYRUN_LOG(kWarning)
+        << "job " << id << " is " << kWallGraceSeconds
+        << " s past its wall-clock limit and the front has not stopped it: killing it";
     killJob(id);
   }
 }

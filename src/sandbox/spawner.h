@@ -134,19 +134,19 @@ struct JobStarted {
 // The job could not be started; nothing of it is left.
 struct JobFailed {
   uint64_t job_id = 0;
-  std::string stage;  // confinement step that failed: "workdir", "rlimit", "setuid", "execve", ...
-  int32_t error = 0;  // errno
+  std::string stage;   // confinement step that failed: "workdir", "rlimit", "setuid", "execve", ...
+  int32_t error = 0;   // errno
   std::string detail;  // human sentence
 };
 // Why the spawner thinks the job ended (the front adds wall and output verdicts it enforces).
 enum class EndCause : uint8_t {
   kExited = 0,
   kCpuLimit,
-  kMemoryLimit,    // the memory cgroup's OOM killer killed a process of the job
+  kMemoryLimit,  // the memory cgroup's OOM killer killed a process of the job
   kKilled,
   kFileSizeLimit,
-  kSyscall,        // killed by the seccomp filter (SIGSYS); JobEnded::detail names the call
-  kProcessLimit,   // a fork or clone failed on the pids cgroup's limit
+  kSyscall,       // killed by the seccomp filter (SIGSYS); JobEnded::detail names the call
+  kProcessLimit,  // a fork or clone failed on the pids cgroup's limit
 };
 struct JobEnded {
   uint64_t job_id = 0;

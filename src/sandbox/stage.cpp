@@ -148,9 +148,9 @@ const char* stageName(Stage stage) noexcept {
 
 std::string describeStageFailure(Stage stage, int32_t arg, int error, const StageContext& context) {
   const StageInfo* info = find(stage);
-  std::string what = info == nullptr               ? std::string("unknown")
+  std::string what = info == nullptr             ? std::string("unknown")
                      : info->describe == nullptr ? std::string(info->name)
-                                                   : info->describe(context, arg);
+                                                 : info->describe(context, arg);
   return what + ": " + std::strerror(error);
 }
 

@@ -187,8 +187,7 @@ Result<void> writeJobFile(int top_fd, const std::string& top_path, const std::st
 
 }  // namespace
 
-Result<UniqueFd> openUploadsDir(int jobs_dir_fd, const std::string& jobs_dir,
-                                const Owner* owner) {
+Result<UniqueFd> openUploadsDir(int jobs_dir_fd, const std::string& jobs_dir, const Owner* owner) {
   const std::string path = jobs_dir + "/" + kUploadsDir;
   if (::mkdirat(jobs_dir_fd, kUploadsDir, 0700) != 0 && errno != EEXIST) {
     return errnoError("create " + path, errno);
@@ -212,8 +211,8 @@ Result<WorkDir> createWorkDir(int jobs_dir_fd, const std::string& jobs_dir, cons
   wd.path = jobs_dir + "/" + wd.name;
   if (!spec.upload.empty()) {
     // One plain name inside .uploads: the front names its own upload, nothing else.
-    if (spec.upload.find('/') != std::string::npos || spec.upload == "." ||
-        spec.upload == ".." || spec.upload.size() > 255 || uploads_fd < 0) {
+    if (spec.upload.find('/') != std::string::npos || spec.upload == "." || spec.upload == ".." ||
+        spec.upload.size() > 255 || uploads_fd < 0) {
       return Error(Errc::kInvalidArgument, "upload name '" + spec.upload + "' is not valid");
     }
     // rename() moves a symlink itself, never its target; the O_NOFOLLOW|O_DIRECTORY open in

@@ -43,9 +43,9 @@ struct WorkDir {
 // the script and files into it. With spec.upload set, the directory is instead the upload staged
 // at <uploads_fd>/<spec.upload>, moved into place (rename: no copy, and out of the front's reach
 // when the jobs directory's owner differs from the front's); the script and files are then
-// written into it beside the uploaded ones (a name already there is an error). Every file is created with O_EXCL|O_NOFOLLOW relative to its
-// directory's descriptor, subdirectories with mkdirat; nothing is ever reached through a link.
-// On error nothing is left behind.
+// written into it beside the uploaded ones (a name already there is an error). Every file is
+// created with O_EXCL|O_NOFOLLOW relative to its directory's descriptor, subdirectories with
+// mkdirat; nothing is ever reached through a link. On error nothing is left behind.
 struct Owner {
   uid_t uid;
   gid_t gid;

@@ -112,13 +112,14 @@ Result<void> setKey(ServerConfig& c, const std::string& key, const std::string& 
   } else if (key == "cgroup_subtree") {
     bool ok = !value.empty() && value.size() <= 64 && value[0] != '.';
     for (char ch : value) {
-      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '_' || ch == '.');
+      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.');
     }
     if (!ok) {
       return Error(Errc::kInvalidArgument,
-                   what + ": \"" + value + "\" must be a single directory name of letters, digits, "
-                          "'-', '_' or '.'");
+                   what + ": \"" + value +
+                       "\" must be a single directory name of letters, digits, "
+                       "'-', '_' or '.'");
     }
     c.cgroup_subtree = value;
   } else if (key == "metrics_listen") {
@@ -211,7 +212,6 @@ Result<void> applyTrustedProxies(ServerConfig& config, const YAML::Node& value,
 
 }  // namespace
 
-
 namespace {
 
 struct Flag {
@@ -219,10 +219,18 @@ struct Flag {
   const char* key;
 };
 constexpr Flag kFlags[] = {
-    {"--listen", "listen"},     {"--port", "port"},         {"--port-file", "port_file"},
-    {"--cert", "cert"},         {"--ca", "ca"},             {"--crl", "crl"},
-    {"--max-jobs", "max_jobs"}, {"--queue", "queue"},       {"--user", "user"},
-    {"--jobs-dir", "jobs_dir"}, {"--log-level", "log_level"}, {"--audit-log", "audit_log"},
+    {"--listen", "listen"},
+    {"--port", "port"},
+    {"--port-file", "port_file"},
+    {"--cert", "cert"},
+    {"--ca", "ca"},
+    {"--crl", "crl"},
+    {"--max-jobs", "max_jobs"},
+    {"--queue", "queue"},
+    {"--user", "user"},
+    {"--jobs-dir", "jobs_dir"},
+    {"--log-level", "log_level"},
+    {"--audit-log", "audit_log"},
     {"--metrics-listen", "metrics_listen"},
 };
 
@@ -266,7 +274,8 @@ Result<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
       if (arg.rfind("-", 0) == 0) {
         return Error(Errc::kInvalidArgument, "unknown option " + arg + " (see pyrund --help)");
       }
-      return Error(Errc::kInvalidArgument, "unexpected argument \"" + arg + "\" (see pyrund --help)");
+      return Error(Errc::kInvalidArgument,
+                   "unexpected argument \"" + arg + "\" (see pyrund --help)");
     }
     if (!has_value) {
       if (i + 1 >= args.size()) {
@@ -283,7 +292,8 @@ Result<CommandLine> parseCommandLine(const std::vector<std::string>& args) {
   return out;
 }
 
-Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, const std::string& name) {
+Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml,
+                             const std::string& name) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
@@ -292,7 +302,8 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
   }
   if (root.IsNull()) return {};  // an empty file configures nothing
   if (!root.IsMap()) {
-    return Error(Errc::kInvalidArgument, where(name, root.Mark()) + "the file must be a mapping of keys");
+    return Error(Errc::kInvalidArgument,
+                 where(name, root.Mark()) + "the file must be a mapping of keys");
   }
   YAML::Node identities;
   bool has_identities = false;
@@ -302,8 +313,9 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, cons
     const std::string what = where(name, item.first.Mark()) + key;
     if (key == "limits") {
       return Error(Errc::kInvalidArgument,
-                   what + ": job limits now come from the policy files (see policies: in "
-                          "docs/pyrund.md and policy/README.md)");
+                   what +
+                       ": job limits now come from the policy files (see policies: in "
+                       "docs/pyrund.md and policy/README.md)");
     }
     if (key == "policies") {
       if (auto r = applyPolicies(config, value, name); !r) return r.error();
@@ -363,12 +375,13 @@ Result<void> validateConfig(const ServerConfig& c) {
   if (c.listen.empty()) return Error(Errc::kInvalidArgument, "listen: the address is empty");
   if (c.user.empty()) return Error(Errc::kInvalidArgument, "user: the user name is empty");
   if (c.jobs_dir.empty() || c.jobs_dir.front() != '/') {
-    return Error(Errc::kInvalidArgument, "jobs_dir: \"" + c.jobs_dir + "\" is not an absolute path");
+    return Error(Errc::kInvalidArgument,
+                 "jobs_dir: \"" + c.jobs_dir + "\" is not an absolute path");
   }
   if (!c.identities.default_policy.empty() && !c.policies.count(c.identities.default_policy)) {
-    return Error(Errc::kInvalidArgument,
-                 "identities: the default policy \"" + c.identities.default_policy +
-                     "\" is not defined under policies:");
+    return Error(Errc::kInvalidArgument, "identities: the default policy \"" +
+                                             c.identities.default_policy +
+                                             "\" is not defined under policies:");
   }
   for (const auto& [cn, policy] : c.identities.by_common_name) {
     if (!c.policies.count(policy)) {
@@ -383,8 +396,9 @@ Result<void> validateConfig(const ServerConfig& c) {
                  "write_stall_timeout_seconds must be at least 1");
   }
   if (c.max_connections == 0 || c.max_handshakes == 0 || c.max_handshakes_per_source == 0) {
-    return Error(Errc::kInvalidArgument,
-                 "max_connections, max_handshakes and max_handshakes_per_source must be at least 1");
+    return Error(
+        Errc::kInvalidArgument,
+        "max_connections, max_handshakes and max_handshakes_per_source must be at least 1");
   }
   if (c.max_jobs_per_identity == 0 || c.job_starts_per_minute == 0) {
     return Error(Errc::kInvalidArgument,
@@ -399,7 +413,7 @@ Result<ServerConfig> resolveConfig(const CommandLine& command) {
   if (command.config_file) {
     file = *command.config_file;
   } else {
-    struct stat st{};
+    struct stat st {};
     if (::stat(kDefaultConfigFile, &st) == 0) file = kDefaultConfigFile;
   }
   if (!file.empty()) {
@@ -422,8 +436,9 @@ Result<ServerConfig> resolveConfig(const CommandLine& command) {
 Result<std::pair<std::string, uint16_t>> parseListenAddress(const std::string& text,
                                                             const std::string& what) {
   const auto bad = [&](const std::string& why) {
-    return Error(Errc::kInvalidArgument, what + ": \"" + text + "\" " + why +
-                                             " (expected ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)");
+    return Error(Errc::kInvalidArgument,
+                 what + ": \"" + text + "\" " + why +
+                     " (expected ADDR:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)");
   };
   std::string address;
   std::string port;
@@ -445,8 +460,8 @@ Result<std::pair<std::string, uint16_t>> parseListenAddress(const std::string& t
     if (address.find(':') != std::string::npos) return bad("needs brackets around an IPv6 address");
     if (::inet_pton(AF_INET, address.c_str(), &a4) != 1) return bad("is not an IPv4 address");
   }
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
     return bad("has no valid port");
   }
   return std::make_pair(address, static_cast<uint16_t>(std::stoul(port)));

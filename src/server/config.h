@@ -17,14 +17,14 @@ namespace pyrun::server {
 
 struct ServerConfig {
   std::string listen = "0.0.0.0";  // IPv4 or IPv6 literal
-  uint16_t port = 9091;             // 0 = a free port chosen by the kernel
-  std::string port_file;            // written with the bound port after listening
-  std::string cert;                 // server bundle from `pyrun-ca server` (required)
-  std::string ca;                   // CA for client certificates; empty = the CA in the bundle
-  std::string crl;                  // empty = no revocation list
-  uint32_t max_jobs = 0;            // 0 until resolved: the number of cores
-  uint32_t queue = 64;              // sessions that may wait for a slot
-  std::string user = "nobody";      // the front drops to this user when started as root
+  uint16_t port = 9091;            // 0 = a free port chosen by the kernel
+  std::string port_file;           // written with the bound port after listening
+  std::string cert;                // server bundle from `pyrun-ca server` (required)
+  std::string ca;                  // CA for client certificates; empty = the CA in the bundle
+  std::string crl;                 // empty = no revocation list
+  uint32_t max_jobs = 0;           // 0 until resolved: the number of cores
+  uint32_t queue = 64;             // sessions that may wait for a slot
+  std::string user = "nobody";     // the front drops to this user when started as root
   std::string jobs_dir = "/var/lib/pyrun/jobs";
   log::Level log_level = log::Level::kInfo;
   // Policy name -> policy file; relative paths are relative to the config file's directory.
@@ -99,7 +99,8 @@ Result<CommandLine> parseCommandLine(const std::vector<std::string>& args);
 // malformed `policies:` mapping, an `identities:` entry naming a policy that `policies:` does not
 // define (kInvalidArgument).
 // Relative policy paths are resolved against name's directory.
-Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml, const std::string& name);
+Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml,
+                             const std::string& name);
 
 // Applies one flag value (key in file names). Errors name the flag: "--port: 70000 is not a port"
 // (kInvalidArgument; kNotFound for a key that does not exist).

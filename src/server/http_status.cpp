@@ -34,7 +34,8 @@ constexpr uint32_t kMaxHeaderBytes = 8 * 1024;
 constexpr long kMaxConnections = 16;
 
 std::string endpointText(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 }  // namespace
@@ -66,13 +67,16 @@ Result<std::unique_ptr<StatusListener>> StatusListener::create(asio::io_context&
                                                                uint16_t port, StatusSource source) {
   error_code ec;
   auto ip = asio::ip::make_address(address, ec);
-  if (ec) return Error(Errc::kInvalidArgument, "metrics_listen: \"" + address + "\" is not an IP address");
+  if (ec)
+    return Error(Errc::kInvalidArgument,
+                 "metrics_listen: \"" + address + "\" is not an IP address");
   tcp::endpoint endpoint(ip, port);
   std::unique_ptr<StatusListener> listener(new StatusListener(io, std::move(source)));
   auto& acceptor = listener->acceptor_;
   const std::string where = endpointText(endpoint);
   if (acceptor.open(endpoint.protocol(), ec); ec) {
-    return Error(Errc::kIo, "metrics_listen: cannot open a socket for " + where + ": " + ec.message());
+    return Error(Errc::kIo,
+                 "metrics_listen: cannot open a socket for " + where + ": " + ec.message());
   }
   acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (ip.is_v6()) acceptor.set_option(asio::ip::v6_only(true), ec);
@@ -142,8 +146,8 @@ asio::awaitable<void> StatusListener::serve(tcp::socket socket) {
   http::response<http::string_body> response;
   if (ec) {
     // A timeout or a closed connection gets nothing; a malformed or oversized request gets a 400.
-    if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
-        ec == asio::error::eof || ec == asio::error::connection_reset) {
+    if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset) {
       co_return;
     }
     response.result(http::status::bad_request);

@@ -35,10 +35,17 @@ void sample(std::string& out, std::string_view name, std::string_view labels, ui
 }
 
 constexpr proto::Verdict kVerdicts[] = {
-    proto::Verdict::kOk,          proto::Verdict::kCpuLimit,       proto::Verdict::kWallLimit,
-    proto::Verdict::kMemoryLimit, proto::Verdict::kOutputLimit,    proto::Verdict::kCancelled,
-    proto::Verdict::kSyscall,     proto::Verdict::kProcessLimit,   proto::Verdict::kFileSizeLimit,
-    proto::Verdict::kServerShutdown, proto::Verdict::kInternalError,
+    proto::Verdict::kOk,
+    proto::Verdict::kCpuLimit,
+    proto::Verdict::kWallLimit,
+    proto::Verdict::kMemoryLimit,
+    proto::Verdict::kOutputLimit,
+    proto::Verdict::kCancelled,
+    proto::Verdict::kSyscall,
+    proto::Verdict::kProcessLimit,
+    proto::Verdict::kFileSizeLimit,
+    proto::Verdict::kServerShutdown,
+    proto::Verdict::kInternalError,
 };
 
 }  // namespace
@@ -69,17 +76,28 @@ void Histogram::render(std::string& out, std::string_view name) const {
 
 std::string_view refusalLabel(Refusal r) noexcept {
   switch (r) {
-    case Refusal::kMaxConnections: return "max_connections";
-    case Refusal::kMaxHandshakes: return "max_handshakes";
-    case Refusal::kMaxHandshakesPerSource: return "max_handshakes_per_source";
-    case Refusal::kTimeout: return "timeout";
-    case Refusal::kNoCertificate: return "no_certificate";
-    case Refusal::kUntrusted: return "untrusted";
-    case Refusal::kExpired: return "expired";
-    case Refusal::kRevoked: return "revoked";
-    case Refusal::kTls: return "tls";
-    case Refusal::kIdentity: return "identity";
-    case Refusal::kProxyHeader: return "proxy_header";
+    case Refusal::kMaxConnections:
+      return "max_connections";
+    case Refusal::kMaxHandshakes:
+      return "max_handshakes";
+    case Refusal::kMaxHandshakesPerSource:
+      return "max_handshakes_per_source";
+    case Refusal::kTimeout:
+      return "timeout";
+    case Refusal::kNoCertificate:
+      return "no_certificate";
+    case Refusal::kUntrusted:
+      return "untrusted";
+    case Refusal::kExpired:
+      return "expired";
+    case Refusal::kRevoked:
+      return "revoked";
+    case Refusal::kTls:
+      return "tls";
+    case Refusal::kIdentity:
+      return "identity";
+    case Refusal::kProxyHeader:
+      return "proxy_header";
   }
   return "tls";
 }

@@ -33,17 +33,17 @@ class Histogram {
 // Why a connection ended before it was authenticated: the caps closing it before TLS, or the
 // handshake's outcome. Each one is a label value of pyrund_handshakes_refused_total.
 enum class Refusal {
-  kMaxConnections,         // over max_connections: closed before TLS
-  kMaxHandshakes,          // over max_handshakes
-  kMaxHandshakesPerSource, // over max_handshakes_per_source
-  kTimeout,                // no handshake within handshake_timeout_seconds
-  kNoCertificate,          // the client sent none
-  kUntrusted,              // not issued by our CA (or a broken chain)
-  kExpired,                // expired or not yet valid
-  kRevoked,                // on the CRL
-  kTls,                    // any other TLS failure (protocol, ALPN, version, a reset)
-  kIdentity,               // verified, but its name or serial could not be read
-  kProxyHeader,            // a trusted proxy's connection without a valid PROXY v2 header
+  kMaxConnections,          // over max_connections: closed before TLS
+  kMaxHandshakes,           // over max_handshakes
+  kMaxHandshakesPerSource,  // over max_handshakes_per_source
+  kTimeout,                 // no handshake within handshake_timeout_seconds
+  kNoCertificate,           // the client sent none
+  kUntrusted,               // not issued by our CA (or a broken chain)
+  kExpired,                 // expired or not yet valid
+  kRevoked,                 // on the CRL
+  kTls,                     // any other TLS failure (protocol, ALPN, version, a reset)
+  kIdentity,                // verified, but its name or serial could not be read
+  kProxyHeader,             // a trusted proxy's connection without a valid PROXY v2 header
 };
 inline constexpr size_t kRefusalCount = 11;
 std::string_view refusalLabel(Refusal r) noexcept;

@@ -30,8 +30,9 @@ Result<void> dropPrivileges(const std::string& user) {
   const uid_t uid = pw.pw_uid;
   const gid_t gid = pw.pw_gid;
   if (uid == 0 || gid == 0) {
-    return Error(Errc::kPermission, "user \"" + user + "\" has uid or gid 0; the network front "
-                                    "must run unprivileged (see --user)");
+    return Error(Errc::kPermission, "user \"" + user +
+                                        "\" has uid or gid 0; the network front "
+                                        "must run unprivileged (see --user)");
   }
   // Groups first: once the uid is dropped, setgroups() is no longer allowed, and a leftover
   // supplementary group (root's gid 0) would keep access we meant to give up.
@@ -49,7 +50,8 @@ Result<void> dropPrivileges(const std::string& user) {
   }
   // A working setuid(0) now would mean root could be regained (e.g. through a kept capability).
   if (setuid(0) == 0) {
-    return Error(Errc::kPermission, "privilege drop to \"" + user + "\" can be undone; refusing to run");
+    return Error(Errc::kPermission,
+                 "privilege drop to \"" + user + "\" can be undone; refusing to run");
   }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errnoError("PR_SET_NO_NEW_PRIVS", errno);
   return {};

@@ -42,7 +42,8 @@ uint32_t ConnectionGate::handshakesFrom(const std::string& source) const {
 
 std::string ConnectionGate::describe(Refusal refusal, const std::string& source) const {
   switch (refusal) {
-    case Refusal::kNone: return "";
+    case Refusal::kNone:
+      return "";
     case Refusal::kConnections:
       return "too many open connections (" + std::to_string(max_connections_) + ")";
     case Refusal::kHandshakes:
@@ -68,10 +69,9 @@ Result<void> IdentityQuota::admit(const std::string& identity, Clock::time_point
                                         std::to_string(max_jobs_));
   }
   if (u.starts.size() >= starts_per_minute_) {
-    return Error(Errc::kPermission, "too many job starts for " + identity + ": " +
-                                        std::to_string(u.starts.size()) +
-                                        " in the last minute, the limit is " +
-                                        std::to_string(starts_per_minute_));
+    return Error(Errc::kPermission,
+                 "too many job starts for " + identity + ": " + std::to_string(u.starts.size()) +
+                     " in the last minute, the limit is " + std::to_string(starts_per_minute_));
   }
   ++u.active;
   u.starts.push_back(now);

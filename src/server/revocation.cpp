@@ -7,7 +7,6 @@
 #include <openssl/x509_vfy.h>
 #include <sys/stat.h>
 
-
 #include "common/hex.h"
 #include "tls/openssl_util.h"
 
@@ -114,7 +113,7 @@ Result<void> installCrl(SSL_CTX* ctx, const std::string& path) {
 }
 
 FileStamp stampOf(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
   FileStamp s;
   s.exists = true;

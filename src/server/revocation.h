@@ -15,7 +15,7 @@
 namespace pyrun::server {
 
 struct CrlContents {
-  std::set<std::string> revoked_serials;  // lower-case hex, no leading zeros (as PeerIdentity)
+  std::set<std::string> revoked_serials;   // lower-case hex, no leading zeros (as PeerIdentity)
   std::optional<std::time_t> next_update;  // the earliest nextUpdate of the file's CRLs
 };
 

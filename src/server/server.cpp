@@ -1,14 +1,14 @@
 // pyrund's network front.
 #include "server/server.h"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <array>
 #include <csignal>
 #include <ctime>
 #include <sstream>
@@ -79,9 +79,7 @@ Server::Server(asio::io_context& io, std::shared_ptr<SessionEnv> env)
       grace_timer_(io),
       crl_timer_(io) {}
 
-Server::~Server() {
-  env_->on_idle = nullptr;
-}
+Server::~Server() { env_->on_idle = nullptr; }
 
 Result<std::unique_ptr<Server>> Server::create(asio::io_context& io, ServerConfig config,
                                                std::shared_ptr<asio::ssl::context> tls,
@@ -99,9 +97,10 @@ Result<std::unique_ptr<Server>> Server::create(asio::io_context& io, ServerConfi
                                           std::move(policies), std::move(audit));
   std::unique_ptr<Server> server(new Server(io, env));
   auto& acceptor = server->acceptor_;
-  const std::string where = endpoint.address().is_v6()
-                                ? "[" + endpoint.address().to_string() + "]:" + std::to_string(endpoint.port())
-                                : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  const std::string where =
+      endpoint.address().is_v6()
+          ? "[" + endpoint.address().to_string() + "]:" + std::to_string(endpoint.port())
+          : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   if (acceptor.open(endpoint.protocol(), ec); ec) {
     return Error(Errc::kIo, "cannot open a socket for " + where + ": " + ec.message());
   }
@@ -146,20 +145,21 @@ std::string Server::renderMetrics() const {
 std::string Server::address() const {
   error_code ec;
   auto ep = acceptor_.local_endpoint(ec);
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
 void Server::start() {
-  env_->spawner->start(
-      [env = env_.get()](uint64_t) { env->scheduler.release(); },
-      [this](const Error& e) {
-        // Without a spawner no job can start or be told to end: stop at once, exit status 1.
-        PYRUN_LOG(kError) << "spawner failed: " << e.detail() << "; stopping";
-        exit_code_ = 1;
-        stopped_ = true;
-        io_.stop();
-      });
+  env_->spawner->start([env = env_.get()](uint64_t) { env->scheduler.release(); },
+                       [this](const Error& e) {
+                         // Without a spawner no job can start or be told to end: stop at once, exit
+                         // status 1.
+                         PYRUN_LOG(kError) << "spawner failed: " << e.detail() << "; stopping";
+                         exit_code_ = 1;
+                         stopped_ = true;
+                         io_.stop();
+                       });
   env_->spawner->onPoliciesReloaded(
       [this](const sandbox::PoliciesReloaded& answer) { onPoliciesReloaded(answer); });
   waitForSignals();
@@ -244,11 +244,10 @@ bool Server::isTrustedProxy(const asio::ip::address& address) const {
 std::shared_ptr<Session> Server::admitConnection(tcp::socket socket, const std::string& source) {
   auto refusal = env_->gate.admit(source);
   if (refusal != ConnectionGate::Refusal::kNone) {
-    env_->metrics.refused(refusal == ConnectionGate::Refusal::kConnections
-                              ? Refusal::kMaxConnections
-                          : refusal == ConnectionGate::Refusal::kHandshakes
-                              ? Refusal::kMaxHandshakes
-                              : Refusal::kMaxHandshakesPerSource);
+    env_->metrics.refused(
+        refusal == ConnectionGate::Refusal::kConnections  ? Refusal::kMaxConnections
+        : refusal == ConnectionGate::Refusal::kHandshakes ? Refusal::kMaxHandshakes
+                                                          : Refusal::kMaxHandshakesPerSource);
     // Closed before a single TLS byte is read: a flood costs us an accept and a close, never a
     // handshake's public-key operations.
     if (refused_in_burst_++ == 0) {
@@ -306,10 +305,8 @@ asio::awaitable<void> Server::acceptProxied(tcp::socket socket, tcp::endpoint pr
     }
     env_->metrics.refused(Refusal::kProxyHeader);
     PYRUN_LOG(kInfo) << "connection from proxy " << proxy_text << " refused: " << why;
-    env_->audit.write(AuditLine("auth_fail")
-                          .str("peer", proxy_text)
-                          .str("proxy", proxy_text)
-                          .str("reason", why));
+    env_->audit.write(
+        AuditLine("auth_fail").str("peer", proxy_text).str("proxy", proxy_text).str("reason", why));
     close(false);
   };
   constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
@@ -460,7 +457,8 @@ void Server::onPoliciesReloaded(const sandbox::PoliciesReloaded& answer) {
   auto set = std::move(pending_policies_.front());
   pending_policies_.pop_front();
   if (!answer.ok) {
-    PYRUN_LOG(kError) << "policy reload failed in the spawner; the previous policies stay in force:";
+    PYRUN_LOG(kError)
+        << "policy reload failed in the spawner; the previous policies stay in force:";
     logLines(log::Level::kError, "  ", answer.detail);
     env_->audit.write(AuditLine("reload").str("result", "failed").str("detail", answer.detail));
     env_->metrics.policyReload(false);

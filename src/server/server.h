@@ -3,10 +3,8 @@
 // SIGTERM/SIGINT.
 #pragma once
 
-#include <utility>
-
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -15,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <unordered_set>
+#include <utility>
 
 #include "common/error.h"
 #include "common/fd.h"

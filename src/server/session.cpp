@@ -7,9 +7,9 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -45,7 +45,8 @@ std::string endpointText(const asio::ip::tcp::socket& socket) {
   error_code ec;
   auto ep = socket.remote_endpoint(ec);
   if (ec) return "unknown peer";
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
@@ -154,9 +155,8 @@ Session::~Session() {
     // The job outlives its session (being killed, or still being spawned): it must not outlive
     // its client, and its job_end line is still due.
     if (!kill_sent_) (void)env_->spawner->send(sandbox::KillJob{job_id_});
-    auto orphan =
-        std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner, env_->stopping,
-                                      env_->config.jobs_dir);
+    auto orphan = std::make_shared<OrphanedJob>(jobEndRecord(), env_->audit, *env_->spawner,
+                                                env_->stopping, env_->config.jobs_dir);
     env_->spawner->subscribe(
         job_id_, [orphan](sandbox::Received& received) { orphan->onMessage(received); });
   } else if (job_ended_ && !job_end_audited_) {
@@ -253,9 +253,9 @@ asio::awaitable<void> Session::run() {
     stream_.next_layer().close(ignored);
   };
   if (outcome.index() == 1) {
-    refuse("no TLS handshake within " + std::to_string(env_->config.handshake_timeout_seconds) +
-               " s",
-           Refusal::kTimeout);
+    refuse(
+        "no TLS handshake within " + std::to_string(env_->config.handshake_timeout_seconds) + " s",
+        Refusal::kTimeout);
     co_return;
   }
   if (auto [ec] = std::get<0>(outcome); ec) {
@@ -290,13 +290,13 @@ asio::awaitable<void> Session::run() {
     co_return;
   }
   if (policy_ == nullptr) {
-    fail(proto::ErrorCode::kUnauthorized,
-         "no policy for client \"" + client_ + "\": the server's identities: has no entry for it "
-         "and no default");
+    fail(proto::ErrorCode::kUnauthorized, "no policy for client \"" + client_ +
+                                              "\": the server's identities: has no entry for it "
+                                              "and no default");
     co_return;
   }
-  push(proto::encode(proto::Ready{proto::kProtocolVersion, proto::kMaxFramePayload,
-                                  "pyrund " PYRUN_VERSION}));
+  push(proto::encode(
+      proto::Ready{proto::kProtocolVersion, proto::kMaxFramePayload, "pyrund " PYRUN_VERSION}));
   armRequestTimer(std::chrono::steady_clock::now() +
                   std::chrono::seconds(env_->config.idle_timeout_seconds));
 }
@@ -314,9 +314,8 @@ void Session::armRequestTimer(std::chrono::steady_clock::time_point deadline) {
       s->armRequestTimer(again);
       return;
     }
-    s->fail(proto::ErrorCode::kTimeout, "no RUN request within " +
-                                            std::to_string(s->env_->config.idle_timeout_seconds) +
-                                            " s");
+    s->fail(proto::ErrorCode::kTimeout,
+            "no RUN request within " + std::to_string(s->env_->config.idle_timeout_seconds) + " s");
   });
 }
 
@@ -362,9 +361,8 @@ asio::awaitable<void> Session::reader() {
           co_return;
         }
         get_ = std::move(get->get);
-      } else if (stdin_end_ &&
-                 (std::holds_alternative<StdinData>(event) ||
-                  std::holds_alternative<StdinEnd>(event))) {
+      } else if (stdin_end_ && (std::holds_alternative<StdinData>(event) ||
+                                std::holds_alternative<StdinEnd>(event))) {
         // docs/PROTOCOL.md, "States": nothing may follow the end of stdin.
         fail(proto::ErrorCode::kUnexpectedFrame,
              std::string(std::holds_alternative<StdinData>(event) ? "STDIN" : "STDIN_END") +
@@ -452,8 +450,7 @@ asio::awaitable<error_code> Session::writeFrame(const std::vector<uint8_t>& fram
 void Session::armWriteStall() {
   const uint64_t generation = ++write_stall_generation_;
   unsent_at_arming_ = unsentBytes(stream_.next_layer().native_handle());
-  write_stall_timer_.expires_after(
-      std::chrono::seconds(env_->config.write_stall_timeout_seconds));
+  write_stall_timer_.expires_after(std::chrono::seconds(env_->config.write_stall_timeout_seconds));
   write_stall_timer_.async_wait([weak = weak_from_this(), generation](error_code ec) {
     auto s = weak.lock();
     if (ec || !s) return;
@@ -560,9 +557,9 @@ bool Session::handleFileBegin(const proto::FileHeader& header) {
   if (auto r = upload_->begin(header); !r) {
     // The partial upload goes at once, not when the session object does.
     upload_.reset();
-    fail(r.error().code() == Errc::kLimit     ? proto::ErrorCode::kLimitTooHigh
-         : r.error().code() == Errc::kIo      ? proto::ErrorCode::kInternal
-                                              : proto::ErrorCode::kBadRequest,
+    fail(r.error().code() == Errc::kLimit ? proto::ErrorCode::kLimitTooHigh
+         : r.error().code() == Errc::kIo  ? proto::ErrorCode::kInternal
+                                          : proto::ErrorCode::kBadRequest,
          r.error().code() == Errc::kIo ? "the server could not stage the upload"
                                        : "FILE: " + r.error().detail());
     if (r.error().code() == Errc::kIo) {
@@ -668,7 +665,8 @@ void Session::startJob() {
   upload_.reset();
   auto sent = env_->spawner->send(sandbox::SpawnJob{std::move(spec)});
   if (!sent) {
-    PYRUN_LOG(kError) << "job " << job_id_ << ": cannot reach the spawner: " << sent.error().detail();
+    PYRUN_LOG(kError) << "job " << job_id_
+                      << ": cannot reach the spawner: " << sent.error().detail();
     env_->spawner->unsubscribe(job_id_);
     env_->scheduler.release();
     job_id_ = 0;
@@ -913,9 +911,8 @@ void Session::maybeEndJob() {
   const sandbox::JobEnded& end = *job_ended_;
   const JobEndRecord record = jobEndRecord();
   const Ending ending = endingOf(record, end);
-  PYRUN_LOG(kInfo) << "job " << job_id_ << " ended: "
-                   << (end.signaled ? "signal " : "exit ") << end.code << ", "
-                   << proto::verdictName(ending.verdict)
+  PYRUN_LOG(kInfo) << "job " << job_id_ << " ended: " << (end.signaled ? "signal " : "exit ")
+                   << end.code << ", " << proto::verdictName(ending.verdict)
                    << (ending.detail.empty() ? "" : " (" + ending.detail + ")") << ", cpu "
                    << end.cpu_us / 1000 << " ms, wall " << end.wall_us / 1000 << " ms, output "
                    << stdout_bytes_ + stderr_bytes_ << " bytes";
@@ -937,8 +934,8 @@ void Session::maybeEndJob() {
   if (!results_note_.empty()) {
     // Only a client that sent GET gets results, so only such a client sees a detail beside
     // verdict ok (docs/PROTOCOL.md 4.4).
-    exit.detail += (exit.detail.empty() ? "" : "; ") + std::string("results incomplete: ") +
-                   results_note_;
+    exit.detail +=
+        (exit.detail.empty() ? "" : "; ") + std::string("results incomplete: ") + results_note_;
     if (exit.detail.size() > proto::kMaxText) exit.detail.resize(proto::kMaxText);
   }
   push(proto::encode(exit));
@@ -997,7 +994,8 @@ void Session::onClientGone(const std::string& why, bool logged) {
   client_gone_ = true;
   if (!was_finished && !logged) {
     PYRUN_LOG(kInfo) << "client " << peer_ << " went away (" << why << ")"
-                     << (job_id_ != 0 && !job_ended_ ? "; killing job " + std::to_string(job_id_) : "");
+                     << (job_id_ != 0 && !job_ended_ ? "; killing job " + std::to_string(job_id_)
+                                                     : "");
   }
   if (ticket_ != 0) {
     env_->scheduler.withdraw(ticket_);

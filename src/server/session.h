@@ -1,8 +1,7 @@
 // One client connection of pyrund: TLS handshake, READY, RUN, queueing, the job's stdio streamed
-// both ways with backpressure, limits enforced, EXIT, close. See docs/PROTOCOL.md and docs/pyrund.md.
+// both ways with backpressure, limits enforced, EXIT, close. See docs/PROTOCOL.md and
+// docs/pyrund.md.
 #pragma once
-
-#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proto/messages.h"
@@ -142,26 +142,26 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::shared_ptr<SessionEnv> env_;
   boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
-  std::string peer_;   // "203.0.113.7:51234" for logs
-  std::string source_; // "203.0.113.7": what the per-source handshake cap counts
-  std::string proxy_;  // "192.0.2.1:40000": the trusted proxy it came through (empty: direct)
+  std::string peer_;    // "203.0.113.7:51234" for logs
+  std::string source_;  // "203.0.113.7": what the per-source handshake cap counts
+  std::string proxy_;   // "192.0.2.1:40000": the trusted proxy it came through (empty: direct)
   std::chrono::steady_clock::time_point handshake_deadline_;
-  std::string client_; // certificate CN for logs
+  std::string client_;  // certificate CN for logs
   tls::PeerIdentity identity_;
-  bool gated_ = false;           // counted by env_->gate as a connection
-  bool in_handshake_ = false;    // counted by env_->gate as a handshake in progress
-  bool quota_held_ = false;      // counted by env_->quota for client_
+  bool gated_ = false;         // counted by env_->gate as a connection
+  bool in_handshake_ = false;  // counted by env_->gate as a handshake in progress
+  bool quota_held_ = false;    // counted by env_->quota for client_
   // The policy chosen at the handshake and what it allows.
   std::shared_ptr<const PolicySet> policies_;
   std::string policy_name_;
   const policy::Policy* policy_ = nullptr;
   policy::Limits ceiling_;
-  std::string exit_detail_;      // replaces the verdict's sentence (e.g. "certificate revoked")
-  uint64_t bytes_in_ = 0;        // TLS payload bytes read from and written to the client
+  std::string exit_detail_;  // replaces the verdict's sentence (e.g. "certificate revoked")
+  uint64_t bytes_in_ = 0;    // TLS payload bytes read from and written to the client
   uint64_t bytes_out_ = 0;
 
   proto::ServerState state_ = proto::ServerState::kAwaitRun;
-  bool finished_ = false;     // the final frame is queued (or the client is gone)
+  bool finished_ = false;  // the final frame is queued (or the client is gone)
   bool client_gone_ = false;
   bool writer_done_ = false;
 

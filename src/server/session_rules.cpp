@@ -26,20 +26,34 @@ Result<void> checkLimit(T requested, T configured, const char* name, T& out) {
 
 Result<proto::Limits> limitsInForce(const proto::Limits& requested, const policy::Limits& limits) {
   proto::Limits out;
-  if (auto r = checkLimit(requested.cpu_seconds, limits.cpu_seconds, "cpu_seconds", out.cpu_seconds); !r)
+  if (auto r =
+          checkLimit(requested.cpu_seconds, limits.cpu_seconds, "cpu_seconds", out.cpu_seconds);
+      !r)
     return r.error();
-  if (auto r = checkLimit(requested.wall_seconds, limits.wall_seconds, "wall_seconds", out.wall_seconds); !r)
+  if (auto r =
+          checkLimit(requested.wall_seconds, limits.wall_seconds, "wall_seconds", out.wall_seconds);
+      !r)
     return r.error();
-  if (auto r = checkLimit(requested.memory_bytes, limits.memory_bytes, "memory_bytes", out.memory_bytes); !r)
+  if (auto r =
+          checkLimit(requested.memory_bytes, limits.memory_bytes, "memory_bytes", out.memory_bytes);
+      !r)
     return r.error();
-  if (auto r = checkLimit(requested.output_bytes, limits.output_bytes, "output_bytes", out.output_bytes); !r)
+  if (auto r =
+          checkLimit(requested.output_bytes, limits.output_bytes, "output_bytes", out.output_bytes);
+      !r)
     return r.error();
   return out;
 }
 
 bool clientMaySend(int signal) noexcept {
   switch (signal) {
-    case SIGINT: case SIGTERM: case SIGKILL: case SIGHUP: case SIGQUIT: case SIGUSR1: case SIGUSR2:
+    case SIGINT:
+    case SIGTERM:
+    case SIGKILL:
+    case SIGHUP:
+    case SIGQUIT:
+    case SIGUSR1:
+    case SIGUSR2:
       return true;
     default:
       return false;
@@ -72,9 +86,9 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame,
       auto sig = proto::decodeSignal(frame.payload);
       if (!sig) return errorFrom(proto::ErrorCode::kBadFrame, sig.error());
       if (!clientMaySend(sig->signal)) {
-        return proto::ErrorMessage{proto::ErrorCode::kBadRequest,
-                                   "SIGNAL: signal " + std::to_string(sig->signal) +
-                                       " is not one a client may send"};
+        return proto::ErrorMessage{
+            proto::ErrorCode::kBadRequest,
+            "SIGNAL: signal " + std::to_string(sig->signal) + " is not one a client may send"};
       }
       return SignalRequest{sig->signal};
     }
@@ -159,8 +173,8 @@ Ending endingOf(const JobEndRecord& record, const sandbox::JobEnded& end) {
   e.verdict = finalVerdict(end.cause, record.front_verdict);
   // The front's own sentence only explains the front's own verdict: a job that hit its memory
   // limit while being cancelled says "memory limit", not "certificate revoked".
-  const bool front_explains = record.front_verdict != proto::Verdict::kOk &&
-                              e.verdict == record.front_verdict;
+  const bool front_explains =
+      record.front_verdict != proto::Verdict::kOk && e.verdict == record.front_verdict;
   e.detail = !record.detail.empty() && front_explains
                  ? record.detail
                  : verdictDetail(e.verdict, record.limits, endDetail(end));
@@ -236,7 +250,8 @@ std::string humanBytes(uint64_t bytes) {
 std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
                           const std::string& cause_detail) {
   switch (verdict) {
-    case proto::Verdict::kOk: return "";
+    case proto::Verdict::kOk:
+      return "";
     case proto::Verdict::kCpuLimit:
       return "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s exceeded";
     case proto::Verdict::kWallLimit:
@@ -246,16 +261,22 @@ std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
     case proto::Verdict::kOutputLimit:
       return "output limit of " + humanBytes(limits.output_bytes) +
              " reached; output truncated and the job killed";
-    case proto::Verdict::kCancelled: return "cancelled by the client";
+    case proto::Verdict::kCancelled:
+      return "cancelled by the client";
     case proto::Verdict::kSyscall:
       return cause_detail.empty() ? "the program made a forbidden system call"
                                   : "forbidden system call: " + cause_detail;
     case proto::Verdict::kProcessLimit:
-      return cause_detail.empty() ? "process limit exceeded" : "process limit exceeded: " + cause_detail;
-    case proto::Verdict::kFileSizeLimit: return "file size limit exceeded";
-    case proto::Verdict::kServerShutdown: return "the server is shutting down";
-    case proto::Verdict::kInternalError: return "internal server error";
-    case proto::Verdict::kProtocolError: return "the client broke the protocol";
+      return cause_detail.empty() ? "process limit exceeded"
+                                  : "process limit exceeded: " + cause_detail;
+    case proto::Verdict::kFileSizeLimit:
+      return "file size limit exceeded";
+    case proto::Verdict::kServerShutdown:
+      return "the server is shutting down";
+    case proto::Verdict::kInternalError:
+      return "internal server error";
+    case proto::Verdict::kProtocolError:
+      return "the client broke the protocol";
   }
   return "";
 }

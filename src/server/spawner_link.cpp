@@ -23,18 +23,20 @@ void SpawnerLink::start(std::function<void(uint64_t)> job_gone,
 void SpawnerLink::waitForMessages() {
   // Readiness only: receiveFromSpawner() does the recvmsg itself, because the descriptors of a
   // JobStarted arrive as SCM_RIGHTS, which Asio's stream reads would drop.
-  socket_.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-    if (ec == asio::error::operation_aborted || !socket_.is_open()) return;
-    if (ec) return reportFailure(Error(Errc::kIo, "spawner socket: " + ec.message()));
-    for (;;) {
-      auto received = sandbox::receiveFromSpawner(socket_.native_handle());
-      if (!received) return reportFailure(received.error());
-      if (!received->has_value()) break;
-      dispatch(**received);
-      if (!socket_.is_open()) return;
-    }
-    waitForMessages();
-  });
+  socket_.async_wait(asio::posix::stream_descriptor::wait_read,
+                     [this](boost::system::error_code ec) {
+                       if (ec == asio::error::operation_aborted || !socket_.is_open()) return;
+                       if (ec)
+                         return reportFailure(Error(Errc::kIo, "spawner socket: " + ec.message()));
+                       for (;;) {
+                         auto received = sandbox::receiveFromSpawner(socket_.native_handle());
+                         if (!received) return reportFailure(received.error());
+                         if (!received->has_value()) break;
+                         dispatch(**received);
+                         if (!socket_.is_open()) return;
+                       }
+                       waitForMessages();
+                     });
 }
 
 void SpawnerLink::dispatch(sandbox::Received& received) {

@@ -3,8 +3,6 @@
 #pragma once
 
 // <utility> first: Asio's headers use std::exchange.
-#include <utility>
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstddef>
@@ -12,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <unordered_map>
+#include <utility>
 
 #include "common/error.h"
 #include "common/fd.h"

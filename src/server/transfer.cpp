@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -73,11 +73,10 @@ Result<void> Upload::overQuota(const std::string& what, uint64_t bytes, uint64_t
                                    "\"");
   }
   if (files > quota_.files) {
-    return Error(Errc::kLimit, what + " takes the job's files and directories to " +
-                                   std::to_string(files) +
-                                   ", above the working directory's limit (workdir_files) of " +
-                                   std::to_string(quota_.files) + " of policy \"" +
-                                   quota_.policy + "\"");
+    return Error(Errc::kLimit,
+                 what + " takes the job's files and directories to " + std::to_string(files) +
+                     ", above the working directory's limit (workdir_files) of " +
+                     std::to_string(quota_.files) + " of policy \"" + quota_.policy + "\"");
   }
   return {};
 }
@@ -107,7 +106,8 @@ Result<void> Upload::begin(const proto::FileHeader& h) {
     if (::mkdirat(dir.get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
       return errnoError("create directory " + h.name.substr(0, slash), errno);
     }
-    UniqueFd sub(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd sub(
+        ::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub) return errnoError("open directory " + h.name.substr(0, slash), errno);
     dir = std::move(sub);
     begin = slash + 1;
@@ -217,8 +217,8 @@ Result<std::optional<ResultFiles::Next>> ResultFiles::next() {
     const std::string dir = jobs_dir_ + "/" + sandbox::kUploadsDir;
     uploads_fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!uploads_fd_) return errnoError("open " + dir, errno);
-    top_fd_.reset(
-        ::openat(uploads_fd_.get(), name_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    top_fd_.reset(::openat(uploads_fd_.get(), name_.c_str(),
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!top_fd_) return errnoError("open " + dir + "/" + name_, errno);
     if (auto r = list(top_fd_.get(), "", 0); !r) return r.error();
   }

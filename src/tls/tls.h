@@ -17,8 +17,12 @@
 namespace pyrun::tls {
 
 // Frees OpenSSL objects.
-struct X509Free { void operator()(X509* p) const noexcept { X509_free(p); } };
-struct PkeyFree { void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); } };
+struct X509Free {
+  void operator()(X509* p) const noexcept { X509_free(p); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
+};
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   for (const auto& [name, bytes] : pyrun::proto::samples::corpus()) {
     std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
     if (!out) {
       std::fprintf(stderr, "make_proto_corpus: cannot write %s/%s\n", dir.c_str(), name.c_str());
       return 1;

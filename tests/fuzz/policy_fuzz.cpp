@@ -58,8 +58,8 @@ void writeOrDie(const std::string& path, std::string_view text) {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                      "/pyrun-policy-fuzz.XXXXXX";
+  std::string templ =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/pyrun-policy-fuzz.XXXXXX";
   if (::mkdtemp(templ.data()) == nullptr) {
     std::perror("policy_fuzz: mkdtemp");
     std::abort();

@@ -27,12 +27,24 @@ void roundTrip(FrameType type, std::span<const uint8_t> payload, Decode decode) 
 
 void decodeAs(FrameType type, std::span<const uint8_t> payload) {
   switch (type) {
-    case FrameType::kReady: roundTrip(type, payload, decodeReady); break;
-    case FrameType::kQueued: roundTrip(type, payload, decodeQueued); break;
-    case FrameType::kStarted: roundTrip(type, payload, decodeStarted); break;
-    case FrameType::kExit: roundTrip(type, payload, decodeExit); break;
-    case FrameType::kError: roundTrip(type, payload, decodeError); break;
-    case FrameType::kSignal: roundTrip(type, payload, decodeSignal); break;
+    case FrameType::kReady:
+      roundTrip(type, payload, decodeReady);
+      break;
+    case FrameType::kQueued:
+      roundTrip(type, payload, decodeQueued);
+      break;
+    case FrameType::kStarted:
+      roundTrip(type, payload, decodeStarted);
+      break;
+    case FrameType::kExit:
+      roundTrip(type, payload, decodeExit);
+      break;
+    case FrameType::kError:
+      roundTrip(type, payload, decodeError);
+      break;
+    case FrameType::kSignal:
+      roundTrip(type, payload, decodeSignal);
+      break;
     case FrameType::kRun: {
       roundTrip(type, payload, decodeRunRequest);
       if (auto m = decodeRunRequest(payload)) (void)validateRunRequest(*m);
@@ -59,7 +71,8 @@ void decodeAs(FrameType type, std::span<const uint8_t> payload) {
       }
       break;
     }
-    default: break;
+    default:
+      break;
   }
 }
 

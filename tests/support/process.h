@@ -21,10 +21,10 @@ struct Outcome {
 };
 
 struct RunOptions {
-  std::string stdin_data;                    // written to the program's stdin, then closed
-  std::map<std::string, std::string> env;    // added to (or replacing in) the inherited environment
-  std::string cwd;                           // empty = inherit
-  std::chrono::seconds timeout{120};         // the program is killed (SIGKILL) after this
+  std::string stdin_data;                  // written to the program's stdin, then closed
+  std::map<std::string, std::string> env;  // added to (or replacing in) the inherited environment
+  std::string cwd;                         // empty = inherit
+  std::chrono::seconds timeout{120};       // the program is killed (SIGKILL) after this
 };
 
 // Runs argv[0] (a path, or a name looked up in PATH) to completion, capturing stdout and stderr.

@@ -134,9 +134,8 @@ class HostileTest : public ::testing::Test {
                   "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (*dir_ / "jobs") +
                   "\nmax_jobs: 4\nqueue: 16\n"
                   "policies:\n  default: " +
-                  kDefaultPolicy + "\n  limited: " + (*dir_ / "limited.yaml") +
-                  "\n  hasty: " + (*dir_ / "hasty.yaml") +
-                  "\n  cramped: " + (*dir_ / "cramped.yaml") +
+                  kDefaultPolicy + "\n  limited: " + (*dir_ / "limited.yaml") + "\n  hasty: " +
+                  (*dir_ / "hasty.yaml") + "\n  cramped: " + (*dir_ / "cramped.yaml") +
                   "\nidentities:\n  default: default\n  clients:\n    limited: limited\n"
                   "    hasty: hasty\n    cramped: cramped\n",
               0600);
@@ -185,8 +184,9 @@ class HostileTest : public ::testing::Test {
                                             const std::vector<std::string>& args,
                                             const std::string& bundle) {
     // --no-modules: the scripts share a directory but not imports; each job gets its own alone.
-    std::vector<std::string> argv = {binary("pyrun"), "--cert", bundle, "--no-modules",
-                                     "127.0.0.1:" + std::to_string(port_), kScripts + script};
+    std::vector<std::string> argv = {
+        binary("pyrun"),  "--cert", bundle, "--no-modules", "127.0.0.1:" + std::to_string(port_),
+        kScripts + script};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -337,7 +337,8 @@ TEST_F(HostileTest, FillingTheDiskStopsAtTheLimits) {
   for (const char* where : {"tmp", "workdir"}) {
     ASSERT_TRUE(std::regex_search(
         out, m, std::regex(std::string("BLOCKED fill ") + where + " after (\\d+) MiB: (\\w+)\n")))
-        << where << "\n" << o.out << o.err;
+        << where << "\n"
+        << o.out << o.err;
     EXPECT_LE(std::stoi(m[1]), 16) << o.out;
     EXPECT_EQ(m[2], "ENOSPC") << o.out;
   }

@@ -4,6 +4,7 @@
 // pyrun client. Every test starts its own pyrund on 127.0.0.1 port 0 with a PKI made by pyrun-ca.
 #include <arpa/inet.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/resource.h>
@@ -12,15 +13,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <sstream>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -73,9 +72,9 @@ class HostilePeersTest : public ::testing::Test {
   // Runs hostile.py SCENARIO against the server with `cert` as the hostile identity and bob as
   // the bystander; expects it to print OK.
   void expectScenario(const std::string& scenario, const std::string& cert) {
-    std::vector<std::string> argv = {kPython, HOSTILE_PY, scenario, "--port", std::to_string(port_),
-                                     "--ca", pki_.caCert(), "--good", bob_,
-                                     "--server-pid", std::to_string(server_->pid())};
+    std::vector<std::string> argv = {
+        kPython,       HOSTILE_PY, scenario, "--port",       std::to_string(port_),         "--ca",
+        pki_.caCert(), "--good",   bob_,     "--server-pid", std::to_string(server_->pid())};
     if (!cert.empty()) {
       argv.push_back("--cert");
       argv.push_back(cert);

@@ -76,9 +76,8 @@ class MetricsServer {
  public:
   MetricsServer(Pki& pki, const std::string& extra_yaml = "") : dir_("metrics-srv") {
     ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "policy.yaml",
-              "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
-                  "/policy/default.yaml]\nlimits:\n  wall_seconds: 2\n");
+    writeFile(dir_ / "policy.yaml", "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                                        "/policy/default.yaml]\nlimits:\n  wall_seconds: 2\n");
     writeFile(dir_ / "pyrund.yaml", "policies:\n  default: " + (dir_ / "policy.yaml") +
                                         "\nmetrics_listen: 127.0.0.1:0\n" + extra_yaml);
     child_ = std::make_unique<Child>(std::vector<std::string>{
@@ -145,8 +144,8 @@ TEST_F(MetricsIntegrationTest, ScrapeAfterKnownJobsCountsThem) {
   // A client whose certificate another CA issued: refused as untrusted, no job.
   TempDir other_dir("metrics-other");
   Pki other(other_dir.path());
-  EXPECT_EQ(run({binary("pyrun"), "--cert", other.clientBundle("mallory"), "--ca",
-                 pki_.caCert(), server.address(), server.script("x.py", "print(1)\n")})
+  EXPECT_EQ(run({binary("pyrun"), "--cert", other.clientBundle("mallory"), "--ca", pki_.caCert(),
+                 server.address(), server.script("x.py", "print(1)\n")})
                 .exit_code,
             255);
   // bob is revoked, and a SIGHUP reloads the CRL and the policies (a reload that succeeds).
@@ -220,8 +219,9 @@ TEST_F(MetricsIntegrationTest, HealthzTurns503WhileDrainingAndJobsFinish) {
   EXPECT_EQ(httpRequest(server.metricsPort(), "GET", "/healthz").status, 200);
   const std::string alice = pki_.clientBundle("alice");
   Child job({binary("pyrun"), "--cert", alice, server.address(),
-             server.script("drain.py", "import time\nprint('started', flush=True)\n"
-                                       "time.sleep(1.5)\nprint('finished')\n")});
+             server.script("drain.py",
+                           "import time\nprint('started', flush=True)\n"
+                           "time.sleep(1.5)\nprint('finished')\n")});
   ASSERT_NE(job.readStdoutUntil("started", 30s).find("started"), std::string::npos);
   server.process().signal(SIGTERM);
   Http health;
@@ -268,7 +268,8 @@ TEST_F(MetricsIntegrationTest, BadMetricsListenIsAConfigurationError) {
   auto from_file = run({binary("pyrund"), "--config", dir / "pyrund.yaml", "--cert",
                         pki_.serverBundle(), "--jobs-dir", dir / "jobs"});
   EXPECT_EQ(from_file.exit_code, 2) << from_file.err;
-  EXPECT_NE(from_file.err.find("pyrund.yaml:3:1: metrics_listen"), std::string::npos) << from_file.err;
+  EXPECT_NE(from_file.err.find("pyrund.yaml:3:1: metrics_listen"), std::string::npos)
+      << from_file.err;
   EXPECT_NE(from_file.err.find("expected ADDR:PORT"), std::string::npos) << from_file.err;
   auto from_flag = run({binary("pyrund"), "--config", dir / "pyrund.yaml", "--metrics-listen",
                         "[::1]", "--cert", pki_.serverBundle(), "--jobs-dir", dir / "jobs"});

@@ -11,8 +11,8 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/pki.h"
@@ -65,9 +65,8 @@ class Server {
                   "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n",
               0644);
     child_ = std::make_unique<Child>(std::vector<std::string>{
-        binary("pyrund"), "--config", dir_ / "pyrund.yaml", "--listen", "127.0.0.1", "--port",
-        "0", "--port-file", dir_ / "port", "--cert", bundle, "--crl", crl, "--jobs-dir",
-        jobsDir()});
+        binary("pyrund"), "--config", dir_ / "pyrund.yaml", "--listen", "127.0.0.1", "--port", "0",
+        "--port-file", dir_ / "port", "--cert", bundle, "--crl", crl, "--jobs-dir", jobsDir()});
     bool up = eventually(
         [&] { return !readFileOrEmpty(dir_ / "port").empty() || exited(child_->pid()); }, 30s);
     if (!up || readFileOrEmpty(dir_ / "port").empty()) {
@@ -116,7 +115,8 @@ class ProjectTest : public ::testing::Test {
 
   // Writes `body` at dir_/rel, creating the directories on the way.
   std::string put(const std::string& rel, const std::string& body, mode_t mode = 0644) {
-    for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    for (size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
       ::mkdir((dir_ / rel.substr(0, slash)).c_str(), 0755);
     }
     writeFile(dir_ / rel, body, mode);
@@ -167,11 +167,11 @@ TEST_F(ProjectTest, RunsAProjectWithAPackageAndRelativeImports) {
 
 TEST_F(ProjectTest, SendsOnlyWhatIsImportableFromTheScriptsDirectory) {
   START_SERVER(server);
-  put("lib/elsewhere.py", "X = 1\n");              // not beside the script
-  put("app/notpkg/mod.py", "X = 1\n");             // a directory without __init__.py
-  put("app/.hidden.py", "X = 1\n");                // hidden
+  put("lib/elsewhere.py", "X = 1\n");               // not beside the script
+  put("app/notpkg/mod.py", "X = 1\n");              // a directory without __init__.py
+  put("app/.hidden.py", "X = 1\n");                 // hidden
   put("app/__pycache__/util.cpython-311.pyc", "");  // caches
-  put("app/data.txt", "not a module\n");          // not a .py file
+  put("app/data.txt", "not a module\n");            // not a .py file
   put("app/pkg/__init__.py", "");
   put("app/pkg/notes.txt", "not a module\n");
   put("app/pkg/__pycache__/x.py", "");
@@ -217,15 +217,14 @@ TEST_F(ProjectTest, SendsFilesAndDirectoriesWithDestinations) {
   put("in/data.csv", "a,b\n1,2\n");
   put("in/sub/deep.txt", "deep\n", 0600);
   put("single.txt", "one\n", 0755);
-  auto main = put("app/main.py",
-                  "import os, stat\n" + std::string(kListing) +
-                      "print(open('input/sub/deep.txt').read(), end='')\n"
-                      "print(oct(stat.S_IMODE(os.stat('conf/x.txt').st_mode)))\n");
-  auto o = run(pyrun(*server,
-                     {"--no-modules", "-f", dir_ / "in:input", "--file=" + (dir_ / "single.txt") +
-                                                                   ":conf/x.txt",
-                      "-f", dir_ / "in/data.csv"},
-                     main));
+  auto main = put("app/main.py", "import os, stat\n" + std::string(kListing) +
+                                     "print(open('input/sub/deep.txt').read(), end='')\n"
+                                     "print(oct(stat.S_IMODE(os.stat('conf/x.txt').st_mode)))\n");
+  auto o =
+      run(pyrun(*server,
+                {"--no-modules", "-f", dir_ / "in:input",
+                 "--file=" + (dir_ / "single.txt") + ":conf/x.txt", "-f", dir_ / "in/data.csv"},
+                main));
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out,
             "data.csv\nmain.py\nconf/x.txt\ninput/data.csv\ninput/sub/deep.txt\ndeep\n0o755\n");
@@ -235,8 +234,8 @@ TEST_F(ProjectTest, RefusesBadDestinationsBeforeConnecting) {
   put("x.txt", "x\n");
   auto main = put("main.py", "pass\n");
   for (std::string dest : {"../x", "/etc/x", "a/../../x", "main.py"}) {
-    auto o = run({binary("pyrun"), "--cert", alice_, "-f", dir_ / "x.txt:" + dest, "127.0.0.1:1",
-                  main});
+    auto o =
+        run({binary("pyrun"), "--cert", alice_, "-f", dir_ / "x.txt:" + dest, "127.0.0.1:1", main});
     EXPECT_EQ(o.exit_code, 255) << dest;
     EXPECT_EQ(o.err.find("connect"), std::string::npos) << dest << ": " << o.err;
   }
@@ -328,7 +327,8 @@ TEST_F(ProjectTest, UploadsOneGibibyteWithFlatMemoryOnBothSides) {
     std::ofstream out(big, std::ios::binary);
     std::vector<char> chunk(1 << 20);
     for (int i = 0; i < 1024; ++i) {
-      for (size_t j = 0; j < chunk.size(); j += 4096) chunk[j] = static_cast<char>(static_cast<size_t>(i) + j / 4096);
+      for (size_t j = 0; j < chunk.size(); j += 4096)
+        chunk[j] = static_cast<char>(static_cast<size_t>(i) + j / 4096);
       out.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
     }
   }
@@ -370,10 +370,10 @@ TEST_F(ProjectTest, GetsResultFilesByteExactWithTheirModes) {
                   "for i in range(300):\n"
                   "    open('results/s%03d' % i, 'w').write(str(i))\n");
   const std::string out = dir_ / "got";
-  auto o = run(pyrun(*server,
-                     {"--stats", "--get", "out/*.png", "--get", "report.csv", "--get", "results/**",
-                      "-o", out},
-                     main));
+  auto o = run(pyrun(
+      *server,
+      {"--stats", "--get", "out/*.png", "--get", "report.csv", "--get", "results/**", "-o", out},
+      main));
   ASSERT_EQ(o.exit_code, 0) << o.err;
   std::string png;
   for (int i = 0; i < 10; ++i) {
@@ -478,8 +478,8 @@ class HostileServerTest : public ProjectTest {
  protected:
   Outcome against(const std::string& scenario) {
     const std::string port_file = dir_ / ("port-" + scenario);
-    Child server({"/usr/bin/python3", std::string(PYRUN_SOURCE_DIR) +
-                                          "/tests/integration/project/hostile_server.py",
+    Child server({"/usr/bin/python3",
+                  std::string(PYRUN_SOURCE_DIR) + "/tests/integration/project/hostile_server.py",
                   scenario, server_bundle_, port_file, dir_.path()});
     EXPECT_TRUE(eventually([&] { return !readFileOrEmpty(port_file).empty(); }, 30s));
     auto main = put("main.py", "pass\n");

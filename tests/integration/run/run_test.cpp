@@ -368,8 +368,8 @@ TEST_F(RunTest, KilledClientWhoseStdinWaitsTakesItsJobDown) {
   START_SERVER(server,
                ServerOptions{.max_jobs = 2, .queue = 8, .limits_yaml = "  wall_seconds: 600\n"});
   std::string token = "pyrun-marker-" + std::to_string(::getpid()) + "-stdin-kill";
-  auto c = pyrunWithStdinBackedUp(pyrun(*server, script("sleeps.py", kSleepsWithoutReadingStdin),
-                                        {token}));
+  auto c = pyrunWithStdinBackedUp(
+      pyrun(*server, script("sleeps.py", kSleepsWithoutReadingStdin), {token}));
   ASSERT_TRUE(c) << "the stdin of pyrun never backed up";
   EXPECT_EQ(processesWith(token, c->pid()), 1);
   c->signal(SIGKILL);

@@ -2,10 +2,9 @@
 // the shipped policy/default.yaml, a PKI made by pyrun-ca, and wire_client.py scenarios.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
@@ -63,8 +62,9 @@ class PyrundTest : public ::testing::Test {
   std::vector<std::string> scenarioArgv(const std::string& scenario,
                                         const std::vector<std::string>& args = {},
                                         const std::string& bundle = "") {
-    std::vector<std::string> argv{"python3", WIRE_CLIENT, std::to_string(port_),
-                                  bundle.empty() ? client_ : bundle, pki_.caCert(), scenario};
+    std::vector<std::string> argv{
+        "python3",     WIRE_CLIENT, std::to_string(port_), bundle.empty() ? client_ : bundle,
+        pki_.caCert(), scenario};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }

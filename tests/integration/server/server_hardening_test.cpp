@@ -21,8 +21,8 @@ const std::vector<std::string> kStrictLimits{"5", "20", "268435456", "4194304"};
 const std::vector<std::string> kDefaultLimits{"10", "60", "536870912", "16777216"};
 
 std::string strictPolicies() {
-  return "policies:\n  default: " PYRUN_SOURCE_DIR "/policy/default.yaml\n  strict: " PYRUN_SOURCE_DIR
-         "/policy/strict.yaml\n";
+  return "policies:\n  default: " PYRUN_SOURCE_DIR
+         "/policy/default.yaml\n  strict: " PYRUN_SOURCE_DIR "/policy/strict.yaml\n";
 }
 
 std::vector<std::string> entriesOf(const std::string& path) {
@@ -120,8 +120,7 @@ TEST_F(PyrundTest, PolicyOthersCanWriteIsRefusedUnread) {
 }
 
 TEST_F(PyrundTest, IdentityNamingAMissingPolicyStopsTheStart) {
-  writeFile(dir_ / "pyrund.yaml",
-            configText("identities:\n  clients:\n    alice: nosuch\n"));
+  writeFile(dir_ / "pyrund.yaml", configText("identities:\n  clients:\n    alice: nosuch\n"));
   auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
   EXPECT_EQ(out.exit_code, 2) << out.err;
   EXPECT_NE(out.err.find("unknown policy \"nosuch\""), std::string::npos) << out.err;
@@ -144,9 +143,10 @@ TEST_F(PyrundTest, SighupWithAnInvalidPolicyKeepsTheOldSet) {
 
   // A valid change is taken: strict.yaml repaired, alice moved to the default policy.
   writeFile(dir_ / "strict.yaml", readFileOrEmpty(PYRUN_SOURCE_DIR "/policy/strict.yaml"));
-  writeFile(dir_ / "pyrund.yaml",
-            configText(policies + "identities:\n  default: default\n  clients:\n    alice: default\n",
-                       false));
+  writeFile(
+      dir_ / "pyrund.yaml",
+      configText(policies + "identities:\n  default: default\n  clients:\n    alice: default\n",
+                 false));
   server_->signal(SIGHUP);
   log = server_->readStderrUntil("policies reloaded", 30s);
   ASSERT_NE(log.find("policies reloaded"), std::string::npos) << log;
@@ -218,8 +218,9 @@ TEST_F(PyrundTest, HandshakesOverThePerSourceCapAreClosedBeforeTls) {
   startServer("max_handshakes_per_source: 2\nhandshake_timeout_seconds: 60\n");
   expectScenario("source_cap", {"2"});
   std::string log = server_->readStderrUntil("too many TLS handshakes in progress from", 30s);
-  EXPECT_NE(log.find("refusing connections: too many TLS handshakes in progress from 127.0.0.1 (2)"),
-            std::string::npos)
+  EXPECT_NE(
+      log.find("refusing connections: too many TLS handshakes in progress from 127.0.0.1 (2)"),
+      std::string::npos)
       << log;
 }
 
@@ -280,7 +281,10 @@ TEST_F(PyrundTest, AuditLogHasAJsonLinePerEvent) {
   }
   server_->signal(SIGHUP);
   EXPECT_TRUE(eventually(
-      [&] { return readFileOrEmpty(dir_ / "audit.log").find("\"event\":\"reload\"") != std::string::npos; },
+      [&] {
+        return readFileOrEmpty(dir_ / "audit.log").find("\"event\":\"reload\"") !=
+               std::string::npos;
+      },
       30s));
 }
 

@@ -1,6 +1,7 @@
 // pyrund over loopback against wire_client.py, a minimal client that can send what pyrun never
 // would. Each test starts a real pyrund (port 0, temporary jobs directory, a PKI made by pyrun-ca).
 #include <dirent.h>
+
 #include "pyrund_fixture.h"
 
 namespace pyrun::test {

@@ -50,7 +50,8 @@ TEST(TransferOptions, FileArgDefaultsAndErrors) {
 class UploadPlanTest : public ::testing::Test {
  protected:
   std::string put(const std::string& rel, const std::string& body = "") {
-    for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    for (size_t slash = rel.find('/'); slash != std::string::npos;
+         slash = rel.find('/', slash + 1)) {
       ::mkdir((dir_ / rel.substr(0, slash)).c_str(), 0755);
     }
     test::writeFile(dir_ / rel, body);

@@ -5,8 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -51,7 +51,7 @@ TEST_F(TempDir, WriteNewFileNeverOverwrites) {
   ASSERT_FALSE(again);
   EXPECT_TRUE(again.error().is(Errc::kAlreadyExists));
   EXPECT_EQ(readFile(p).value(), "one");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(p.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
 }

@@ -12,7 +12,7 @@ namespace pyrun::log {
 namespace {
 
 std::string devIno(int fd) {
-  struct stat st{};
+  struct stat st {};
   EXPECT_EQ(::fstat(fd, &st), 0);
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
 }

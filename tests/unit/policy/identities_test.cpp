@@ -1,7 +1,7 @@
 // Tests for the server config's identities mapping (certificate CN -> policy name).
-#include <gtest/gtest.h>
-
 #include "policy/identities.h"
+
+#include <gtest/gtest.h>
 
 namespace pyrun::policy {
 namespace {
@@ -51,7 +51,8 @@ TEST(Identities, UnknownKeyDuplicateClientAndBadNameAreErrors) {
 TEST(Identities, WrongShapeIsAnError) {
   auto map = parseIdentitiesFromConfig("identities: [alice]\n", "c.yaml");
   ASSERT_FALSE(map);
-  EXPECT_EQ(map.error().detail(), "c.yaml:1:13: identities must be a mapping with default and clients");
+  EXPECT_EQ(map.error().detail(),
+            "c.yaml:1:13: identities must be a mapping with default and clients");
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // Tests for policy loading: every kind of mistake with its file:line:col, includes, extending a
 // base, sizes, and the shipped policies.
+#include "policy/policy.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "policy/catalog.h"
-#include "policy/policy.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::policy {
@@ -151,71 +152,85 @@ TEST_F(PolicyFiles, UnknownAction) {
 }
 
 TEST_F(PolicyFiles, UnknownConstant) {
-  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: socket\n      args: [{index: 0, op: eq, value: AF_UNIKS}]\n"),
-            "p.yaml:6:40: unknown constant \"AF_UNIKS\" in the condition's value");
+  EXPECT_EQ(
+      firstErrorOf(
+          kHead +
+          "  rules:\n    - syscall: socket\n      args: [{index: 0, op: eq, value: AF_UNIKS}]\n"),
+      "p.yaml:6:40: unknown constant \"AF_UNIKS\" in the condition's value");
 }
 
 TEST_F(PolicyFiles, BadArgumentIndex) {
-  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: socket\n      args: [{index: 6, value: 1}]\n"),
-            "p.yaml:6:22: argument index must be 0 to 5, not \"6\"");
+  EXPECT_EQ(
+      firstErrorOf(kHead + "  rules:\n    - syscall: socket\n      args: [{index: 6, value: 1}]\n"),
+      "p.yaml:6:22: argument index must be 0 to 5, not \"6\"");
 }
 
 TEST_F(PolicyFiles, BadOperator) {
-  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: mmap\n      args: [{index: 1, op: approx, value: 1}]\n"),
+  EXPECT_EQ(firstErrorOf(
+                kHead +
+                "  rules:\n    - syscall: mmap\n      args: [{index: 1, op: approx, value: 1}]\n"),
             "p.yaml:6:29: unknown operator \"approx\" (use eq, ne, lt, le, gt, ge or masked_eq)");
 }
 
 TEST_F(PolicyFiles, OrderingOperatorOnA32BitArgumentIsRefused) {
   // ne on socket's int domain could be evaded with garbage in the upper half of the register.
-  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: socket\n      args: [{index: 0, op: ne, value: AF_INET}]\n"),
-            "p.yaml:6:29: operator ne cannot be used on argument 0 of socket: it is a 32-bit int "
-            "compared on its low 32 bits, which allows eq and masked_eq only");
+  EXPECT_EQ(
+      firstErrorOf(
+          kHead +
+          "  rules:\n    - syscall: socket\n      args: [{index: 0, op: ne, value: AF_INET}]\n"),
+      "p.yaml:6:29: operator ne cannot be used on argument 0 of socket: it is a 32-bit int "
+      "compared on its low 32 bits, which allows eq and masked_eq only");
 }
 
 TEST_F(PolicyFiles, MaskedEqNeedsAMask) {
-  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: clone\n      args: [{index: 0, op: masked_eq, value: 0}]\n"),
-            "p.yaml:6:14: op masked_eq needs a mask");
+  EXPECT_EQ(
+      firstErrorOf(
+          kHead +
+          "  rules:\n    - syscall: clone\n      args: [{index: 0, op: masked_eq, value: 0}]\n"),
+      "p.yaml:6:14: op masked_eq needs a mask");
 }
 
 TEST_F(PolicyFiles, SameArgumentComparedTwiceInOneRule) {
-  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: mmap\n      args: [{index: 2, value: 1}, {index: 2, value: 3}]\n"),
+  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n    - syscall: mmap\n      args: [{index: 2, value: "
+                                 "1}, {index: 2, value: 3}]\n"),
             "p.yaml:6:36: argument 2 is compared twice in one rule (use masked_eq to test several "
             "bits)");
 }
 
 TEST_F(PolicyFiles, DuplicateRule) {
-  EXPECT_EQ(firstErrorOf(kHead +
-                         "  rules:\n"
-                         "    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
-                         "    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"),
+  EXPECT_EQ(firstErrorOf(kHead + "  rules:\n"
+                                 "    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
+                                 "    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"),
             "p.yaml:6:17: duplicate rule for \"socket\" (first at p.yaml:5:17)");
 }
 
 TEST_F(PolicyFiles, ConflictingRuleWithTheSameConditions) {
-  EXPECT_EQ(firstErrorOf(kHead +
-                         "  rules:\n"
-                         "    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
-                         "    - {syscall: socket, action: errno EPERM, args: [{index: 0, value: 1}]}\n"),
-            "p.yaml:6:17: conflicting rule for \"socket\": errno EPERM here but allow with the same "
-            "conditions at p.yaml:5:17");
+  EXPECT_EQ(
+      firstErrorOf(kHead +
+                   "  rules:\n"
+                   "    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
+                   "    - {syscall: socket, action: errno EPERM, args: [{index: 0, value: 1}]}\n"),
+      "p.yaml:6:17: conflicting rule for \"socket\": errno EPERM here but allow with the same "
+      "conditions at p.yaml:5:17");
 }
 
 TEST_F(PolicyFiles, ConflictBetweenAllowListAndUnconditionalRule) {
-  EXPECT_EQ(firstErrorOf(kHead +
-                         "  allow: [\"@python-subprocess\"]\n"
-                         "  rules:\n"
-                         "    - {syscall: vfork, action: errno EPERM}\n"),
+  EXPECT_EQ(firstErrorOf(kHead + "  allow: [\"@python-subprocess\"]\n"
+                                 "  rules:\n"
+                                 "    - {syscall: vfork, action: errno EPERM}\n"),
             "p.yaml:6:17: conflicting rule: \"vfork\" is errno EPERM here but allow at p.yaml:4:11 "
             "(by @python-subprocess)");
 }
 
 TEST_F(PolicyFiles, ConditionalRuleShadowedByUnconditionalAllowIsAConflict) {
-  EXPECT_EQ(firstErrorOf(kHead +
-                         "  allow: [socket]\n"
-                         "  rules:\n"
-                         "    - {syscall: socket, action: errno EPERM, args: [{index: 0, value: AF_INET}]}\n"),
-            "p.yaml:6:17: conflicting rule: the conditional rule for \"socket\" would never apply, "
-            "because \"socket\" is allow unconditionally at p.yaml:4:11");
+  EXPECT_EQ(
+      firstErrorOf(
+          kHead +
+          "  allow: [socket]\n"
+          "  rules:\n"
+          "    - {syscall: socket, action: errno EPERM, args: [{index: 0, value: AF_INET}]}\n"),
+      "p.yaml:6:17: conflicting rule: the conditional rule for \"socket\" would never apply, "
+      "because \"socket\" is allow unconditionally at p.yaml:4:11");
 }
 
 TEST_F(PolicyFiles, DuplicateAllowEntry) {
@@ -280,8 +295,9 @@ TEST_F(PolicyFiles, ReportsEveryMistakeNotOnlyTheFirst) {
 // ---- what a valid policy means ----
 
 TEST_F(PolicyFiles, ThirtyTwoBitEqualityIsComparedMasked) {
-  Policy p = load(kHead + "  rules:\n    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
-                          "    - {syscall: mmap, args: [{index: 1, op: le, value: 4096}]}\n");
+  Policy p = load(kHead +
+                  "  rules:\n    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
+                  "    - {syscall: mmap, args: [{index: 1, op: le, value: 4096}]}\n");
   ASSERT_EQ(p.seccomp.rules.size(), 2u);
   const ArgCondition& socket_domain = p.seccomp.rules[0].conditions.at(0);
   EXPECT_TRUE(socket_domain.is_32bit);
@@ -297,7 +313,8 @@ TEST_F(PolicyFiles, ThirtyTwoBitEqualityIsComparedMasked) {
 TEST_F(PolicyFiles, ConstantsCombineWithBars) {
   Policy p = load(kHead +
                   "  rules:\n    - syscall: clone\n      args:\n"
-                  "        - {index: 0, op: masked_eq, mask: \"CLONE_NEWUSER | CLONE_NEWNS | 0x1\", value: 0}\n");
+                  "        - {index: 0, op: masked_eq, mask: \"CLONE_NEWUSER | CLONE_NEWNS | "
+                  "0x1\", value: 0}\n");
   EXPECT_EQ(p.seccomp.rules.at(0).conditions.at(0).mask,
             static_cast<uint64_t>(constantByName("CLONE_NEWUSER").value() |
                                   constantByName("CLONE_NEWNS").value() | 1));
@@ -357,7 +374,8 @@ TEST_F(PolicyFiles, ExtendingCannotTurnABaseAllowIntoADenial) {
 }
 
 TEST_F(PolicyFiles, SharedBaseIncludedTwiceIsLoadedOnce) {
-  write("base.yaml", kHead + "  rules:\n    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n");
+  write("base.yaml",
+        kHead + "  rules:\n    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n");
   write("a.yaml", "version: 1\ninclude: [base.yaml]\n");
   write("b.yaml", "version: 1\ninclude: [base.yaml]\n");
   Policy p = load("version: 1\ninclude: [a.yaml, b.yaml]\n");
@@ -401,8 +419,8 @@ TEST_F(PolicyFiles, MissingIncludeIsReportedAtTheEntry) {
 
 TEST_F(PolicyFiles, TextInMemoryLoadsLikeTheFileAndResolvesIncludesBesideItsPath) {
   write("base.yaml", kHead + "  allow: [read]\n");
-  Result<Policy> p = loadPolicyFromString("version: 1\ninclude: [base.yaml]\nlimits:\n  memory: 1G\n",
-                                          dir_ / "mem.yaml");
+  Result<Policy> p = loadPolicyFromString(
+      "version: 1\ninclude: [base.yaml]\nlimits:\n  memory: 1G\n", dir_ / "mem.yaml");
   ASSERT_TRUE(p) << p.error().detail();
   EXPECT_EQ(p->name, "mem");
   EXPECT_TRUE(allows(*p, "read"));
@@ -550,15 +568,18 @@ TEST(Catalog, ErrnoAndConstantNames) {
 }
 
 TEST_F(PolicyFiles, DescribeShowsLimitsOriginsGroupsAndRules) {
-  Policy p = load(kHead + "  allow: [\"@python-threads\", close]\n"
-                          "  rules:\n    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
-                          "limits:\n  memory: 1G\n");
+  Policy p = load(kHead +
+                  "  allow: [\"@python-threads\", close]\n"
+                  "  rules:\n    - {syscall: socket, args: [{index: 0, value: AF_UNIX}]}\n"
+                  "limits:\n  memory: 1G\n");
   std::string text = describePolicy(p);
-  EXPECT_NE(text.find("memory:       1G (" + dir_ / "p.yaml" + ":8:11)"), std::string::npos) << text;
+  EXPECT_NE(text.find("memory:       1G (" + dir_ / "p.yaml" + ":8:11)"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("cpu_seconds:  10 (built-in default)"), std::string::npos) << text;
   EXPECT_NE(text.find("@python-threads ("), std::string::npos) << text;
   EXPECT_NE(text.find("listed by name (1): close"), std::string::npos) << text;
-  EXPECT_NE(text.find("socket if arg0 & 0xffffffff == 0x1 (low 32 bits) -> allow"), std::string::npos)
+  EXPECT_NE(text.find("socket if arg0 & 0xffffffff == 0x1 (low 32 bits) -> allow"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("clone3"), std::string::npos) << text;
 }

@@ -113,9 +113,7 @@ std::vector<std::string> namesStartingWith(const std::string& dir, const std::st
 }
 
 // pyrun-policy's private jobs directories (/tmp/pyrun-policy-*) that exist now.
-std::vector<std::string> runDirectories() {
-  return namesStartingWith("/tmp", "pyrun-policy-");
-}
+std::vector<std::string> runDirectories() { return namesStartingWith("/tmp", "pyrun-policy-"); }
 
 // Scripts and policies for run and learn, in a directory every uid may read (jobs run under uids
 // of their own when the test runs as root).

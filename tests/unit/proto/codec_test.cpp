@@ -197,9 +197,9 @@ TEST(Messages, ExitRoundTripsBothKinds) {
 
 TEST(Messages, ExitRoundTripsEveryVerdictAndCodeBounds) {
   for (int v = 0; v <= static_cast<int>(Verdict::kProtocolError); ++v) {
-    for (auto [kind, code] : {std::pair{ExitKind::kExited, 0}, std::pair{ExitKind::kExited, 255},
-                              std::pair{ExitKind::kSignaled, 1},
-                              std::pair{ExitKind::kSignaled, 64}}) {
+    for (auto [kind, code] :
+         {std::pair{ExitKind::kExited, 0}, std::pair{ExitKind::kExited, 255},
+          std::pair{ExitKind::kSignaled, 1}, std::pair{ExitKind::kSignaled, 64}}) {
       Exit m = samples::exitExited();
       m.kind = kind;
       m.code = code;
@@ -233,8 +233,8 @@ TEST(Messages, SignalRoundTripsEveryAllowedSignalAndRejectsTheRest) {
       EXPECT_EQ(d->signal, sig);
     } else {
       ASSERT_FALSE(d) << s;
-      EXPECT_EQ(d.error().detail(), "SIGNAL: signal: signal " + std::to_string(s) +
-                                        " may not be sent");
+      EXPECT_EQ(d.error().detail(),
+                "SIGNAL: signal: signal " + std::to_string(s) + " may not be sent");
     }
   }
 }
@@ -401,9 +401,9 @@ TEST(Limits, StartedJobId) {
 }
 
 std::vector<uint8_t> errorPayload(uint16_t code, uint32_t length) {
-  std::vector<uint8_t> p = {static_cast<uint8_t>(code >> 8), static_cast<uint8_t>(code),
+  std::vector<uint8_t> p = {static_cast<uint8_t>(code >> 8),    static_cast<uint8_t>(code),
                             static_cast<uint8_t>(length >> 24), static_cast<uint8_t>(length >> 16),
-                            static_cast<uint8_t>(length >> 8), static_cast<uint8_t>(length)};
+                            static_cast<uint8_t>(length >> 8),  static_cast<uint8_t>(length)};
   p.insert(p.end(), length, 'm');
   return p;
 }
@@ -461,7 +461,8 @@ TEST(Limits, RunArgCountInDecoder) {
 TEST(Limits, RunFileCountInDecoder) {
   RunRequest m = samples::run();
   m.files.clear();
-  for (uint32_t i = 0; i < kMaxFiles; ++i) m.files.push_back(File{"f" + std::to_string(i), 0644, ""});
+  for (uint32_t i = 0; i < kMaxFiles; ++i)
+    m.files.push_back(File{"f" + std::to_string(i), 0644, ""});
   EXPECT_TRUE(decodeRunRequest(payloadOf(encode(m))));
   m.files.push_back(File{"extra", 0644, ""});
   auto above = decodeRunRequest(payloadOf(encode(m)));
@@ -536,7 +537,8 @@ TEST(InvalidValues, QueuedPositionZero) {
 
 std::vector<uint8_t> stream() {
   std::vector<uint8_t> all;
-  for (const auto& [name, frame] : samples::allFrames()) all.insert(all.end(), frame.begin(), frame.end());
+  for (const auto& [name, frame] : samples::allFrames())
+    all.insert(all.end(), frame.begin(), frame.end());
   return all;
 }
 

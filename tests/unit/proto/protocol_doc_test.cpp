@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iterator>
 #include <set>
-#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -21,7 +21,8 @@ namespace {
 
 const std::string kDoc = std::string(PYRUN_SOURCE_DIR) + "/docs/PROTOCOL.md";
 const std::string kBegin =
-    "<!-- BEGIN GENERATED EXAMPLE: tests/unit/proto/protocol_doc_test.cpp, PYRUN_UPDATE_DOCS=1 -->\n";
+    "<!-- BEGIN GENERATED EXAMPLE: tests/unit/proto/protocol_doc_test.cpp, PYRUN_UPDATE_DOCS=1 "
+    "-->\n";
 const std::string kEnd = "<!-- END GENERATED EXAMPLE -->\n";
 
 // Walks one encoded frame field by field, printing each field's bytes beside its meaning. The
@@ -76,7 +77,9 @@ class Annotator {
       case FrameType::kResultData:
       case FrameType::kStdin:
       case FrameType::kStdout:
-      case FrameType::kStderr: bytes(b_.size() - pos_, "data " + quoted(pos_, b_.size() - pos_)); break;
+      case FrameType::kStderr:
+        bytes(b_.size() - pos_, "data " + quoted(pos_, b_.size() - pos_));
+        break;
       case FrameType::kExit:
         num(1, "kind (0 = exited)");
         num(4, "code");
@@ -89,7 +92,8 @@ class Annotator {
         num(1, "output_truncated");
         str("detail");
         break;
-      default: break;
+      default:
+        break;
     }
     EXPECT_EQ(pos_, b_.size()) << "the annotation did not consume the whole frame";
     return out_;
@@ -187,7 +191,8 @@ void checkGeneratedBlock(const std::string& begin_line, const std::string& gener
   const size_t begin = doc.find(begin_line);
   ASSERT_NE(begin, std::string::npos) << kDoc << " lacks the line " << begin_line;
   const size_t end = doc.find(kEnd, begin);
-  ASSERT_NE(end, std::string::npos) << kDoc << " lacks the line " << kEnd << " after " << begin_line;
+  ASSERT_NE(end, std::string::npos)
+      << kDoc << " lacks the line " << kEnd << " after " << begin_line;
   const size_t body = begin + begin_line.size();
   if (std::getenv("PYRUN_UPDATE_DOCS") != nullptr) {
     doc.replace(body, end - body, generated);
@@ -244,7 +249,8 @@ TEST(FuzzCorpus, SeedsAreExactlyWhatTheEncoderProduces) {
     expected.insert(name);
     std::ifstream in(dir + name, std::ios::binary);
     ASSERT_TRUE(in) << dir << name << " is missing; regenerate with make_proto_corpus";
-    std::vector<uint8_t> got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> got((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
     EXPECT_EQ(got, bytes) << dir << name << " is stale; regenerate with make_proto_corpus";
   }
   std::set<std::string> present;

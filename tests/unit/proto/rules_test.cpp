@@ -45,7 +45,7 @@ TEST(ValidateRunRequest, ScriptName) {
     EXPECT_EQ(rejection(m), c.expected) << c.name;
   }
   for (const std::string& ok : std::vector<std::string>{"fib.py", "x", "...", ".hidden", "a-b",
-                                                   std::string(kMaxNameLength, 'n')}) {
+                                                        std::string(kMaxNameLength, 'n')}) {
     RunRequest m = valid();
     m.script_name = ok;
     EXPECT_TRUE(validateRunRequest(m)) << ok;
@@ -75,7 +75,8 @@ TEST(ValidateRunRequest, ArgumentWithNul) {
 TEST(ValidateRunRequest, FileCountAtAndAboveTheLimit) {
   RunRequest m = valid();
   m.files.clear();
-  for (uint32_t i = 0; i < kMaxFiles; ++i) m.files.push_back(File{"f" + std::to_string(i), 0644, ""});
+  for (uint32_t i = 0; i < kMaxFiles; ++i)
+    m.files.push_back(File{"f" + std::to_string(i), 0644, ""});
   EXPECT_TRUE(validateRunRequest(m));
   m.files.push_back(File{"extra", 0644, ""});
   EXPECT_EQ(rejection(m), "1001 files exceed the maximum of 1000");
@@ -99,9 +100,9 @@ TEST(ValidateRunRequest, FileNames) {
       {"a/", "file name \"a/\" has an empty component"},
       {std::string("a\0b", 3), "a file name contains a NUL byte"},
       {"a\tb", "a file name contains a control character"},
-      {"d/" + std::string(kMaxNameLength + 1, 'c'),
-       "file name \"d/" + std::string(kMaxNameLength + 1, 'c') +
-           "\" has a component longer than 255 bytes"},
+      {"d/" + std::string(kMaxNameLength + 1, 'c'), "file name \"d/" +
+                                                        std::string(kMaxNameLength + 1, 'c') +
+                                                        "\" has a component longer than 255 bytes"},
       {"fib.py", "file name \"fib.py\" is the script's name"},
   };
   for (const auto& c : cases) {
@@ -110,7 +111,7 @@ TEST(ValidateRunRequest, FileNames) {
     EXPECT_EQ(rejection(m), c.expected) << c.name;
   }
   for (const std::string& ok : std::vector<std::string>{"a", "a/b/c.txt", "...", "a/.b", "-x",
-                                                   "d/" + std::string(kMaxNameLength, 'c')}) {
+                                                        "d/" + std::string(kMaxNameLength, 'c')}) {
     RunRequest m = valid();
     m.files = {File{ok, 0644, "x"}};
     EXPECT_TRUE(validateRunRequest(m)) << ok;
@@ -138,11 +139,14 @@ TEST(ValidateRunRequest, DuplicateFileNames) {
 TEST(ValidateRunRequest, FileThatIsAlsoADirectory) {
   RunRequest m = valid();
   // "a-b" and "a.b" sort between "a" and "a/b": the check must not stop at them.
-  m.files = {File{"a/b", 0644, ""}, File{"a-b", 0644, ""}, File{"a.b", 0644, ""}, File{"a", 0644, ""}};
+  m.files = {File{"a/b", 0644, ""}, File{"a-b", 0644, ""}, File{"a.b", 0644, ""},
+             File{"a", 0644, ""}};
   EXPECT_EQ(rejection(m), "file name \"a/b\" needs \"a\" to be a directory, but it is a file");
   m.files = {File{"fib.py/x", 0644, ""}};
-  EXPECT_EQ(rejection(m), "file name \"fib.py/x\" needs \"fib.py\" to be a directory, but it is a file");
-  m.files = {File{"ab/c", 0644, ""}, File{"a", 0644, ""}, File{"a/c", 0644, ""}, File{"a/d", 0644, ""}};
+  EXPECT_EQ(rejection(m),
+            "file name \"fib.py/x\" needs \"fib.py\" to be a directory, but it is a file");
+  m.files = {File{"ab/c", 0644, ""}, File{"a", 0644, ""}, File{"a/c", 0644, ""},
+             File{"a/d", 0644, ""}};
   EXPECT_EQ(rejection(m), "file name \"a/c\" needs \"a\" to be a directory, but it is a file");
   m.files = {File{"ab/c", 0644, ""}, File{"a", 0644, ""}, File{"a.d/e", 0644, ""}};
   EXPECT_TRUE(validateRunRequest(m));
@@ -177,9 +181,9 @@ TEST(ValidateRunRequest, EncodedSizeAtAndAboveTheFrameLimit) {
 // State tables: every state x every type, against the table in docs/PROTOCOL.md.
 
 const std::vector<FrameType> kAllTypes = {
-    FrameType::kReady, FrameType::kQueued, FrameType::kStarted, FrameType::kStdout,
-    FrameType::kStderr, FrameType::kExit, FrameType::kError, FrameType::kRun,
-    FrameType::kStdin, FrameType::kStdinEnd, FrameType::kSignal, FrameType::kCancel};
+    FrameType::kReady,  FrameType::kQueued,   FrameType::kStarted, FrameType::kStdout,
+    FrameType::kStderr, FrameType::kExit,     FrameType::kError,   FrameType::kRun,
+    FrameType::kStdin,  FrameType::kStdinEnd, FrameType::kSignal,  FrameType::kCancel};
 
 TEST(States, ServerAcceptsExactlyTheDocumentedFrames) {
   using F = FrameType;
@@ -192,7 +196,8 @@ TEST(States, ServerAcceptsExactlyTheDocumentedFrames) {
   for (const auto& [state, accepted] : table) {
     for (auto type : kAllTypes) {
       EXPECT_EQ(serverAccepts(state, type), accepted.contains(type))
-          << "state " << static_cast<int>(state) << ", " << frameTypeName(static_cast<uint8_t>(type));
+          << "state " << static_cast<int>(state) << ", "
+          << frameTypeName(static_cast<uint8_t>(type));
     }
   }
 }
@@ -209,7 +214,8 @@ TEST(States, ClientAcceptsExactlyTheDocumentedFrames) {
   for (const auto& [state, accepted] : table) {
     for (auto type : kAllTypes) {
       EXPECT_EQ(clientAccepts(state, type), accepted.contains(type))
-          << "state " << static_cast<int>(state) << ", " << frameTypeName(static_cast<uint8_t>(type));
+          << "state " << static_cast<int>(state) << ", "
+          << frameTypeName(static_cast<uint8_t>(type));
     }
   }
 }
@@ -261,9 +267,9 @@ TEST(TransferFrames, GetRefusesPatternsBreakingTheNameRules) {
 
 TEST(TransferFrames, FileNameRules) {
   EXPECT_TRUE(validateFileName("a/b.txt", 0644));
-  for (std::string bad : std::vector<std::string>{"", "/abs", "a/../b", "./a", "a//b", "..",
-                                                 std::string("a\0b", 3), "a\x7f",
-                                                 std::string(1025, 'a'), std::string(256, 'a')}) {
+  for (std::string bad :
+       std::vector<std::string>{"", "/abs", "a/../b", "./a", "a//b", "..", std::string("a\0b", 3),
+                                "a\x7f", std::string(1025, 'a'), std::string(256, 'a')}) {
     EXPECT_FALSE(validateFileName(bad, 0644)) << bad;
   }
   EXPECT_FALSE(validateFileName("a", 01777));
@@ -299,7 +305,8 @@ TEST(TransferFrames, StateRules) {
   EXPECT_FALSE(serverAccepts(ServerState::kAwaitRun, F::kFileData));
   EXPECT_TRUE(serverAccepts(ServerState::kUploading, F::kFileData));
   for (F t : {F::kRun, F::kFile, F::kGet, F::kStdin, F::kSignal, F::kCancel}) {
-    EXPECT_FALSE(serverAccepts(ServerState::kUploading, t)) << frameTypeName(static_cast<uint8_t>(t));
+    EXPECT_FALSE(serverAccepts(ServerState::kUploading, t))
+        << frameTypeName(static_cast<uint8_t>(t));
   }
   for (F t : {F::kFile, F::kFileData, F::kGet}) {
     EXPECT_FALSE(serverAccepts(ServerState::kQueued, t));

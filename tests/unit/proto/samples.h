@@ -57,7 +57,9 @@ inline Exit exitExited() {
   return m;
 }
 
-inline ErrorMessage error() { return ErrorMessage{ErrorCode::kBusy, "server busy, 64 jobs queued"}; }
+inline ErrorMessage error() {
+  return ErrorMessage{ErrorCode::kBusy, "server busy, 64 jobs queued"};
+}
 
 inline Signal signal() { return Signal{SIGINT}; }
 
@@ -100,9 +102,7 @@ inline RunRequest exampleRun() {
   return m;
 }
 
-inline Started exampleStarted() {
-  return Started{"7", Limits{10, 10, 512ull << 20, 16ull << 20}};
-}
+inline Started exampleStarted() { return Started{"7", Limits{10, 10, 512ull << 20, 16ull << 20}}; }
 
 inline Exit exampleExit() {
   Exit m;
@@ -157,7 +157,8 @@ inline std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
   }
   out.emplace_back("all.stream", std::move(all));
   std::vector<uint8_t> session;
-  for (const auto& f : exampleSession()) session.insert(session.end(), f.bytes.begin(), f.bytes.end());
+  for (const auto& f : exampleSession())
+    session.insert(session.end(), f.bytes.begin(), f.bytes.end());
   out.emplace_back("session.stream", std::move(session));
   std::vector<uint8_t> upload;
   for (const auto& f : exampleUpload()) upload.insert(upload.end(), f.bytes.begin(), f.bytes.end());

@@ -102,10 +102,10 @@ class CgroupCpuTest : public ::testing::Test {
                    << cgroups->description();
     }
     cgroups_ = std::move(*cgroups);
-    test::writeFile(tmp_ / "half.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
-                                            "]\nlimits:\n  cpus: 0.5\n");
-    test::writeFile(tmp_ / "two.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
-                                           "]\nlimits:\n  cpus: 2\n");
+    test::writeFile(tmp_ / "half.yaml",
+                    "version: 1\ninclude: [" + kDefaultPolicy + "]\nlimits:\n  cpus: 0.5\n");
+    test::writeFile(tmp_ / "two.yaml",
+                    "version: 1\ninclude: [" + kDefaultPolicy + "]\nlimits:\n  cpus: 2\n");
     config_.jobs_dir = tmp_ / "jobs";
     config_.job_uid_base = 1100000u + static_cast<uint32_t>(::getpid() % 20000) * 16u;
     config_.job_uid_count = 16;

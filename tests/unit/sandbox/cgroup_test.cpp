@@ -3,6 +3,8 @@
 #include "sandbox/cgroup.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,13 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <linux/magic.h>
-
 #include <chrono>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "support/process.h"
 
@@ -24,7 +22,7 @@ namespace pyrun::sandbox {
 namespace {
 
 bool exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
 }
 
@@ -386,7 +384,7 @@ TEST(DetectCgroups, RejectsASubtreeNameThatIsAPath) {
 
 std::string cgroup2Mount() {
   for (const char* dir : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
-    struct statfs fs{};
+    struct statfs fs {};
     if (::statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
   }
   return {};

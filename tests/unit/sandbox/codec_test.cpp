@@ -94,7 +94,8 @@ TEST(SpawnerCodec, MessagesRoundTrip) {
   std::vector<FromSpawner> messages = {
       JobStarted{42, 1234},
       JobFailed{43, "execve", 2, "execve /nope: No such file or directory"},
-      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000, "", "results-44-ab", "x: left out"},
+      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000, "", "results-44-ab",
+               "x: left out"},
       JobEnded{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace", "", ""},
       PoliciesReloaded{false, "policy/x.yaml:3:5: unknown key 'foo'"},
       PoliciesReloaded{true, "loaded 2 policies: default, strict"},

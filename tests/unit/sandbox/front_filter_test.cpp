@@ -2,12 +2,11 @@
 // fork fail, threads still work.
 #include "sandbox/front_filter.h"
 
+#include <gtest/gtest.h>
 #include <seccomp.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -76,10 +75,19 @@ TEST(FrontConfinement, DeniesWhatItLists) {
   // Every listed call answers EPERM in a confined child. Called with zero arguments, which the
   // kernel would reject anyway; the calls that would act on the host even so, were the filter
   // broken, are left to the tests above or not made.
-  const std::set<std::string> not_called = {
-      "execve",     "execveat",        "fork",          "vfork",       "reboot",
-      "kexec_load", "kexec_file_load", "init_module",   "finit_module", "delete_module",
-      "swapon",     "swapoff",         "clone (without CLONE_THREAD)"};
+  const std::set<std::string> not_called = {"execve",
+                                            "execveat",
+                                            "fork",
+                                            "vfork",
+                                            "reboot",
+                                            "kexec_load",
+                                            "kexec_file_load",
+                                            "init_module",
+                                            "finit_module",
+                                            "delete_module",
+                                            "swapon",
+                                            "swapoff",
+                                            "clone (without CLONE_THREAD)"};
   std::vector<int> numbers;
   for (const auto& name : frontDeniedSyscalls()) {
     if (not_called.count(name) != 0) continue;

@@ -103,7 +103,8 @@ JobSpec probeSpec() {
   spec.policy = "bounded";
   spec.script_name = "job.py";
   spec.script = kWorkdirProbe;
-  spec.files = {{"data/in.txt", 0600, "hello"}, {"data/deep/run.sh", 0755, "#!/bin/sh\n"},
+  spec.files = {{"data/in.txt", 0600, "hello"},
+                {"data/deep/run.sh", 0755, "#!/bin/sh\n"},
                 {"top.txt", 0640, "top"}};
   return spec;
 }

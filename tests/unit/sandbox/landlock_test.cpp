@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -16,8 +17,6 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
-
-#include <gtest/gtest.h>
 
 #include "support/process.h"
 #include "support/temp_dir.h"
@@ -63,18 +62,18 @@ ChildResult runConfined(const LandlockRuleset& ruleset, const std::function<int(
 }
 
 LandlockRuleset jobRuleset(const std::string& workdir, bool allow_tcp = false) {
-  auto r = prepareLandlock({"/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc"}, {workdir},
-                           allow_tcp);
+  auto r =
+      prepareLandlock({"/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc"}, {workdir}, allow_tcp);
   EXPECT_TRUE(r) << r.error().detail();
   return r ? std::move(*r) : LandlockRuleset();
 }
 
-#define REQUIRE_LANDLOCK(min_abi)                                                        \
-  do {                                                                                   \
-    if (landlockAbi() < (min_abi)) {                                                     \
+#define REQUIRE_LANDLOCK(min_abi)                                                         \
+  do {                                                                                    \
+    if (landlockAbi() < (min_abi)) {                                                      \
       GTEST_SKIP() << "the kernel's Landlock ABI is " << landlockAbi() << ", this needs " \
-                   << (min_abi);                                                         \
-    }                                                                                    \
+                   << (min_abi);                                                          \
+    }                                                                                     \
   } while (0)
 
 TEST(Landlock, ReportsTheKernelsAbi) {
@@ -118,7 +117,7 @@ TEST(Landlock, ReadsSystemFilesAndWritesOnlyInTheWorkingDirectory) {
   });
   EXPECT_EQ(r.failed_check, 0) << "errno " << r.error << ": " << std::strerror(r.error);
   EXPECT_EQ(test::readFileOrEmpty(inside_file), "ok");
-  struct stat st{};
+  struct stat st {};
   EXPECT_NE(::stat(outside_file.c_str(), &st), 0);
   EXPECT_NE(::stat("/tmp/pyrun-landlock-escape", &st), 0);
 }
@@ -306,9 +305,9 @@ TEST(Landlock, RulesAddedInTheChildGrantExactlyTheirAccess) {
   EXPECT_EQ(before.failed_check, 0) << "the job ruleset alone already allowed it";
   // Added before enforcement, as contain.cpp does after mounting the job's private directories.
   ASSERT_EQ(addLandlockRuleInChild(fd, abi, extra.path().c_str(), LandlockAccess::kReadWrite), 0);
-  ASSERT_EQ(addLandlockRuleInChild(fd, abi, readable.path().c_str(),
-                                   LandlockAccess::kReadOnlyNoExecute),
-            0);
+  ASSERT_EQ(
+      addLandlockRuleInChild(fd, abi, readable.path().c_str(), LandlockAccess::kReadOnlyNoExecute),
+      0);
   auto r = runConfined(ruleset, [&] {
     int out = ::open(extra_file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (out < 0) return 1;

@@ -176,8 +176,8 @@ inline JobRun runAsUser(uid_t uid, gid_t gid, const std::function<JobRun()>& bod
       run = body();
     }
     std::string bytes;
-    for (const std::string* field : {&run.error, &run.failed_stage, &run.failed_detail, &run.out,
-                                     &run.err}) {
+    for (const std::string* field :
+         {&run.error, &run.failed_stage, &run.failed_detail, &run.out, &run.err}) {
       detail::putField(bytes, *field);
     }
     detail::putField(bytes, std::string(run.started ? "1" : "0") + (run.signaled ? "1" : "0") +
@@ -208,8 +208,8 @@ inline JobRun runAsUser(uid_t uid, gid_t gid, const std::function<JobRun()>& bod
     return run;
   }
   size_t at = 0;
-  for (std::string* field : {&run.error, &run.failed_stage, &run.failed_detail, &run.out,
-                             &run.err}) {
+  for (std::string* field :
+       {&run.error, &run.failed_stage, &run.failed_detail, &run.out, &run.err}) {
     *field = detail::takeField(bytes, at);
   }
   std::string flags = detail::takeField(bytes, at);

@@ -1,5 +1,7 @@
 // Tests for the seccomp compiler: each filter is compiled from a policy, installed in a child
 // process (seccomp_exec), and /usr/bin/python3 runs under it.
+#include "sandbox/seccomp_filter.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -9,7 +11,6 @@
 #include <string>
 
 #include "policy/policy.h"
-#include "sandbox/seccomp_filter.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -74,31 +75,33 @@ TEST(SeccompCompile, NamesOfOtherArchitecturesAreSkipped) {
 
 TEST_F(SeccompFilter, DefaultPolicyRunsOrdinaryPython) {
   TempDir work("seccomp-work");
-  test::writeFile(work / "job.py",
-                  "import threading, tempfile, json, sqlite3, subprocess, sys, os, decimal\n"
-                  "import asyncio, multiprocessing\n"
-                  "def sq(x): return x * x\n"
-                  "if __name__ == '__main__':\n"
-                  "    out = []\n"
-                  "    t = threading.Thread(target=lambda: out.append(sum(range(100))))\n"
-                  "    t.start(); t.join()\n"
-                  "    print('thread', out[0])\n"
-                  "    with tempfile.TemporaryDirectory() as d:\n"
-                  "        db = sqlite3.connect(os.path.join(d, 'a.db'))\n"
-                  "        db.execute('create table t(x)'); db.execute('insert into t values (7)')\n"
-                  "        db.commit(); print('sqlite', db.execute('select x from t').fetchone()[0])\n"
-                  "        db.close()\n"
-                  "    print('json', json.dumps({'d': str(decimal.Decimal('1.10') * 3)}))\n"
-                  "    r = subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True)\n"
-                  "    print('subprocess', r.stdout.strip())\n"
-                  "    async def f(): await asyncio.sleep(0); return 'ok'\n"
-                  "    print('asyncio', asyncio.run(f()))\n"
-                  "    with multiprocessing.Pool(2) as pool: print('pool', pool.map(sq, range(4)))\n");
+  test::writeFile(
+      work / "job.py",
+      "import threading, tempfile, json, sqlite3, subprocess, sys, os, decimal\n"
+      "import asyncio, multiprocessing\n"
+      "def sq(x): return x * x\n"
+      "if __name__ == '__main__':\n"
+      "    out = []\n"
+      "    t = threading.Thread(target=lambda: out.append(sum(range(100))))\n"
+      "    t.start(); t.join()\n"
+      "    print('thread', out[0])\n"
+      "    with tempfile.TemporaryDirectory() as d:\n"
+      "        db = sqlite3.connect(os.path.join(d, 'a.db'))\n"
+      "        db.execute('create table t(x)'); db.execute('insert into t values (7)')\n"
+      "        db.commit(); print('sqlite', db.execute('select x from t').fetchone()[0])\n"
+      "        db.close()\n"
+      "    print('json', json.dumps({'d': str(decimal.Decimal('1.10') * 3)}))\n"
+      "    r = subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, "
+      "text=True)\n"
+      "    print('subprocess', r.stdout.strip())\n"
+      "    async def f(): await asyncio.sleep(0); return 'ok'\n"
+      "    print('asyncio', asyncio.run(f()))\n"
+      "    with multiprocessing.Pool(2) as pool: print('pool', pool.map(sq, range(4)))\n");
   test::RunOptions options;
   options.cwd = work.path();
-  Outcome o = test::run({SECCOMP_EXEC, kPolicyDir + "/default.yaml", kPython, "-I", "-B", "-u",
-                         work / "job.py"},
-                        options);
+  Outcome o = test::run(
+      {SECCOMP_EXEC, kPolicyDir + "/default.yaml", kPython, "-I", "-B", "-u", work / "job.py"},
+      options);
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out,
             "thread 4950\nsqlite 7\njson {\"d\": \"3.30\"}\nsubprocess 42\nasyncio ok\n"
@@ -141,8 +144,9 @@ TEST_F(SeccompFilter, UnlistedSyscallKillsTheJobWithSigsys) {
 
 TEST_F(SeccompFilter, ProbedSyscallsAndIoUringAnswerEnosys) {
   // 425 io_uring_setup, 435 clone3, 439 faccessat2 (x86_64 and aarch64 share these numbers).
-  Outcome o = runPython(kPolicyDir + "/default.yaml",
-                        kRawSyscall + "print(sc(425, 1, 0), sc(435, 0, 0), sc(439, -100, 0, 0, 0))\n");
+  Outcome o =
+      runPython(kPolicyDir + "/default.yaml",
+                kRawSyscall + "print(sc(425, 1, 0), sc(435, 0, 0), sc(439, -100, 0, 0, 0))\n");
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "(-1, 38) (-1, 38) (-1, 38)\n");
 }
@@ -155,21 +159,22 @@ TEST_F(SeccompFilter, IoUringIsDeniedEvenWhenTheDefaultActionOnlyLogs) {
 }
 
 TEST_F(SeccompFilter, ThirtyTwoBitArgumentsAreComparedOnTheirLowHalf) {
-  // socket's domain is an int: the kernel ignores the upper half of the register. Garbage there must
-  // neither turn the allowed AF_UNIX into a kill nor let AF_INET slip past its EPERM rule.
-  Outcome o = runPython(kPolicyDir + "/default.yaml",
-                        kRawSyscall +
-                            "fd, err = sc(41, (1 << 32) | 1, 1, 0)\n"
-                            "print('unix', fd >= 0)\n"
-                            "print('inet', sc(41, (1 << 32) | 2, 1, 0))\n");
+  // socket's domain is an int: the kernel ignores the upper half of the register. Garbage there
+  // must neither turn the allowed AF_UNIX into a kill nor let AF_INET slip past its EPERM rule.
+  Outcome o =
+      runPython(kPolicyDir + "/default.yaml", kRawSyscall +
+                                                  "fd, err = sc(41, (1 << 32) | 1, 1, 0)\n"
+                                                  "print('unix', fd >= 0)\n"
+                                                  "print('inet', sc(41, (1 << 32) | 2, 1, 0))\n");
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "unix True\ninet (-1, 1)\n");
 }
 
 TEST_F(SeccompFilter, DefaultPolicyRefusesNamespaceFlagsOnClone) {
   // clone(CLONE_NEWUSER | SIGCHLD) matches no rule: the job is killed rather than unsharing.
-  Outcome o = runPython(kPolicyDir + "/default.yaml",
-                        kRawSyscall + "print('before', flush=True)\nprint(sc(56, 0x10000000 | 17, 0, 0, 0, 0))\n");
+  Outcome o = runPython(
+      kPolicyDir + "/default.yaml",
+      kRawSyscall + "print('before', flush=True)\nprint(sc(56, 0x10000000 | 17, 0, 0, 0, 0))\n");
   EXPECT_EQ(o.exit_code, 128 + SIGSYS) << o.out << o.err;
   EXPECT_EQ(o.out, "before\n");
 }
@@ -192,9 +197,10 @@ TEST_F(SeccompFilter, StrictPolicyAllowsThreadsButNoChildProcesses) {
 }
 
 TEST_F(SeccompFilter, ErrnoDefaultActionAnswersUnlistedCalls) {
-  std::string p = policy("errno.yaml",
-                         "version: 1\nseccomp:\n  default_action: errno EACCES\n"
-                         "  allow: [\"@python-startup\", \"@python-files\", \"@python-threads\"]\n");
+  std::string p =
+      policy("errno.yaml",
+             "version: 1\nseccomp:\n  default_action: errno EACCES\n"
+             "  allow: [\"@python-startup\", \"@python-files\", \"@python-threads\"]\n");
   Outcome o = runPython(p, kRawSyscall + "print(sc(101, 0, 0, 0, 0))\n");
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "(-1, 13)\n");

@@ -3,13 +3,13 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,8 +128,7 @@ class CgroupSubtreeCleanup : public ::testing::Environment {
     }
   }
 };
-const auto* const kCgroupCleanup =
-    ::testing::AddGlobalTestEnvironment(new CgroupSubtreeCleanup);
+const auto* const kCgroupCleanup = ::testing::AddGlobalTestEnvironment(new CgroupSubtreeCleanup);
 
 // Entries of a jobs directory, other than the spawner's root mount point and dot files.
 std::vector<std::string> jobDirs(const std::string& jobs_dir) {
@@ -160,8 +159,8 @@ class SpawnerTest : public ::testing::Test {
     config_.policy_files = testPolicies(tmp_);
     // As pyrund re-reads its config file, the spawner re-reads this list on ReloadPolicies (the
     // spawner is a fork: it sees files, not this process's later memory).
-    config_.reload_policy_files = [list = tmp_ / "reload.list"]()
-        -> Result<std::map<std::string, std::string>> {
+    config_.reload_policy_files =
+        [list = tmp_ / "reload.list"]() -> Result<std::map<std::string, std::string>> {
       std::ifstream in(list);
       if (!in) return Error(Errc::kIo, "cannot read " + list);
       std::map<std::string, std::string> files;
@@ -531,8 +530,9 @@ TEST_F(SpawnerTest, EnvironmentIsExactlyTheFixedOne) {
   std::getline(lines, cwd);
   std::string rest((std::istreambuf_iterator<char>(lines)), std::istreambuf_iterator<char>());
   EXPECT_EQ(cwd, "/job");
-  EXPECT_EQ(rest, "HOME=/job\nLANG=C.UTF-8\nPATH=/usr/bin:/bin\nPYTHONUNBUFFERED=1\n"
-                  "TMPDIR=/tmp\n")
+  EXPECT_EQ(rest,
+            "HOME=/job\nLANG=C.UTF-8\nPATH=/usr/bin:/bin\nPYTHONUNBUFFERED=1\n"
+            "TMPDIR=/tmp\n")
       << r.err;
 }
 
@@ -629,19 +629,19 @@ TEST_F(SpawnerTest, LimitsLooserThanThePolicysAreCutToThePolicys) {
                    "import resource as r\n"
                    "print(*(r.getrlimit(x)[0] for x in (r.RLIMIT_CPU, r.RLIMIT_NOFILE,\n"
                    "      r.RLIMIT_FSIZE, r.RLIMIT_AS, r.RLIMIT_NPROC)))\n");
-  s.limits.cpu_seconds = 100000;          // default.yaml: 10
-  s.limits.open_files = 100000;           // default.yaml: 256
-  s.limits.memory_bytes = 1ull << 40;     // default.yaml: 512M
-  s.limits.processes = 100000;            // default.yaml: 64
-  s.limits.file_size_bytes = 1 << 20;     // lower than default.yaml's 64M: kept
+  s.limits.cpu_seconds = 100000;       // default.yaml: 10
+  s.limits.open_files = 100000;        // default.yaml: 256
+  s.limits.memory_bytes = 1ull << 40;  // default.yaml: 512M
+  s.limits.processes = 100000;         // default.yaml: 64
+  s.limits.file_size_bytes = 1 << 20;  // lower than default.yaml's 64M: kept
   auto r = runJob(s);
   // With the memory and pids cgroups enforcing, RLIMIT_AS and RLIMIT_NPROC are backstops above
   // the limit (4 x memory, processes + 1 for the init); without them they are the limit.
   const bool cgroups = cgroupsUsable();
   const uint64_t address_space = (512ull << 20) * (cgroups ? 4 : 1);
   const int nproc = cgroups ? 65 : 64;
-  EXPECT_EQ(r.out, "10 256 1048576 " + std::to_string(address_space) + " " +
-                       std::to_string(nproc) + "\n")
+  EXPECT_EQ(r.out,
+            "10 256 1048576 " + std::to_string(address_space) + " " + std::to_string(nproc) + "\n")
       << r.err;
 }
 
@@ -944,8 +944,7 @@ TEST_F(ConfinementTest, HostSecretsAndFilesOutsideTheJobAreUnreachable) {
   std::string script =
       "import os\n"
       "for p in ['/etc/shadow', '/root', '/home', '/var', '" +
-      outside / "file" +
-      "', '" + config_.jobs_dir +
+      outside / "file" + "', '" + config_.jobs_dir +
       "']:\n"
       "    print(p, os.path.lexists(p))\n";
   auto r = runJob(openSpec(1, script));
@@ -973,9 +972,9 @@ TEST_F(ConfinementTest, WritesSucceedOnlyInTheJobDirectoryAndTmp) {
 
 TEST_F(ConfinementTest, DevHoldsOnlyTheHarmlessNodes) {
   auto r = runJob(openSpec(1,
-                       "import os\nprint(sorted(os.listdir('/dev')))\n"
-                       "print(len(open('/dev/urandom','rb').read(8)))\n"
-                       "open('/dev/null','w').write('x')\n"));
+                           "import os\nprint(sorted(os.listdir('/dev')))\n"
+                           "print(len(open('/dev/urandom','rb').read(8)))\n"
+                           "open('/dev/null','w').write('x')\n"));
   EXPECT_EQ(r.out,
             "['fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'urandom', "
             "'zero']\n8\n")
@@ -984,18 +983,18 @@ TEST_F(ConfinementTest, DevHoldsOnlyTheHarmlessNodes) {
 
 TEST_F(ConfinementTest, ProcShowsOnlyTheJobsProcesses) {
   auto r = runJob(openSpec(1,
-                       "import os\n"
-                       "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
-                       "print(os.getpid())\n"));
+                           "import os\n"
+                           "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+                           "print(os.getpid())\n"));
   // The init (1) and the interpreter (2): nothing of the host.
   EXPECT_EQ(r.out, "[1, 2]\n2\n") << r.err;
 }
 
 TEST_F(ConfinementTest, ProcKernelKnobsAreReadOnly) {
   auto r = runJob(openSpec(1,
-                       "import os\n"
-                       "print(os.statvfs('/proc/sys').f_flag & os.ST_RDONLY != 0)\n"
-                       "print(os.statvfs('/proc').f_flag & os.ST_RDONLY != 0)\n"));
+                           "import os\n"
+                           "print(os.statvfs('/proc/sys').f_flag & os.ST_RDONLY != 0)\n"
+                           "print(os.statvfs('/proc').f_flag & os.ST_RDONLY != 0)\n"));
   EXPECT_EQ(r.out, "True\nFalse\n") << r.err;
 }
 
@@ -1034,8 +1033,7 @@ TEST_F(ConfinementTest, NetworkIsUnreachableEvenWhenSeccompAllowsSockets) {
 }
 
 TEST_F(ConfinementTest, LoopbackPolicyLetsTheJobTalkToItselfOnly) {
-  test::writeFile(tmp_ / "loop.yaml",
-                  openPolicy("network: loopback\n"), 0644);
+  test::writeFile(tmp_ / "loop.yaml", openPolicy("network: loopback\n"), 0644);
   reloadFrom({{"loop", tmp_ / "loop.yaml"}});
   ASSERT_TRUE(std::get<PoliciesReloaded>(next().message).ok);
   JobSpec s = spec(1,
@@ -1053,9 +1051,9 @@ TEST_F(ConfinementTest, MountsAndHostNameStayInsideTheJob) {
   char host_name[256] = {};
   ASSERT_EQ(::gethostname(host_name, sizeof host_name - 1), 0);
   submit(openSpec(1,
-              "import socket, sys\nprint(socket.gethostname(), flush=True)\n"
-              "print(open('/proc/self/mountinfo').read().count(' /tmp '), flush=True)\n"
-              "sys.stdin.read()\n"));
+                  "import socket, sys\nprint(socket.gethostname(), flush=True)\n"
+                  "print(open('/proc/self/mountinfo').read().count(' /tmp '), flush=True)\n"
+                  "sys.stdin.read()\n"));
   Received started = expectStarted(1);
   ASSERT_EQ(started.fds.size(), 3u);
   EXPECT_EQ(readUntil(started.fds[1].get(), "\n"), "pyrun\n");
@@ -1192,10 +1190,9 @@ if __name__ == '__main__':
 
 TEST_F(ConfinementTest, AnUnmountableExtraFailsTheJobAtStageMount) {
   test::writeFile(tmp_ / "extra.yaml",
-                  openPolicy("filesystem:\n  read_only: [/nonexistent-pyrun-extra]\n"),
-                  0644);
+                  openPolicy("filesystem:\n  read_only: [/nonexistent-pyrun-extra]\n"), 0644);
   reloadFrom({{"default", std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml"},
-                       {"extra", tmp_ / "extra.yaml"}});
+              {"extra", tmp_ / "extra.yaml"}});
   Received reloaded = next();
   ASSERT_TRUE(std::holds_alternative<PoliciesReloaded>(reloaded.message));
   ASSERT_TRUE(std::get<PoliciesReloaded>(reloaded.message).ok)
@@ -1231,8 +1228,7 @@ class VarTmpDir {
 
 TEST_F(ConfinementTest, ExtrasUnderTheJobsOwnMountsAreRefused) {
   test::writeFile(tmp_ / "extra.yaml",
-                  openPolicy("filesystem:\n  read_only: [" + tmp_.path() + "]\n"),
-                  0644);
+                  openPolicy("filesystem:\n  read_only: [" + tmp_.path() + "]\n"), 0644);
   reloadFrom({{"extra", tmp_ / "extra.yaml"}});
   ASSERT_TRUE(std::get<PoliciesReloaded>(next().message).ok);
   JobSpec s = spec(1, "print('never')\n");
@@ -1251,17 +1247,14 @@ TEST_F(ConfinementTest, ReadOnlyExtrasAreVisibleAndNotWritable) {
   ASSERT_EQ(::chmod(data.path().c_str(), 0777), 0);
   test::writeFile(data / "input", "shared data", 0666);
   test::writeFile(tmp_ / "extra.yaml",
-                  openPolicy("filesystem:\n  read_only: [" + data.path() + "]\n"),
-                  0644);
+                  openPolicy("filesystem:\n  read_only: [" + data.path() + "]\n"), 0644);
   reloadFrom({{"default", std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml"},
-                       {"extra", tmp_ / "extra.yaml"}});
+              {"extra", tmp_ / "extra.yaml"}});
   ASSERT_TRUE(std::get<PoliciesReloaded>(next().message).ok);
-  JobSpec s = spec(1,
-                   "print(open('" + data / "input" +
-                       "').read())\n"
-                       "try:\n    open('" +
-                       data / "input" +
-                       "', 'w')\nexcept OSError:\n    print('read-only')\n");
+  JobSpec s = spec(1, "print(open('" + data / "input" +
+                          "').read())\n"
+                          "try:\n    open('" +
+                          data / "input" + "', 'w')\nexcept OSError:\n    print('read-only')\n");
   s.policy = "extra";
   auto r = runJob(s);
   EXPECT_EQ(r.out, "shared data\nread-only\n") << r.err;

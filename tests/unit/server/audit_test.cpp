@@ -1,13 +1,11 @@
 // Audit lines: JSON escaping of hostile names, field order, file appends and reopen.
 #include "server/audit.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include <gtest/gtest.h>
-
-#include <cstdio>
-
 #include <boost/json/parse.hpp>
+#include <cstdio>
 
 #include "support/temp_dir.h"
 
@@ -16,7 +14,7 @@ namespace {
 
 TEST(Audit, InvalidUtf8BecomesTheCharactersOfItsBytes) {
   EXPECT_EQ(validUtf8("plain"), "plain");
-  EXPECT_EQ(validUtf8("caf\xc3\xa9"), "caf\xc3\xa9");  // valid UTF-8 kept
+  EXPECT_EQ(validUtf8("caf\xc3\xa9"), "caf\xc3\xa9");          // valid UTF-8 kept
   EXPECT_EQ(validUtf8("bad\xff\xc3"), "bad\xc3\xbf\xc3\x83");  // U+00FF, U+00C3
   // A surrogate is not UTF-8: U+00ED, U+00A0, U+0080.
   EXPECT_EQ(validUtf8("\xed\xa0\x80"), "\xc3\xad\xc2\xa0\xc2\x80");
@@ -40,9 +38,10 @@ TEST(Audit, LineHasTimeEventAndFieldsInOrder) {
   auto when = std::chrono::system_clock::time_point(std::chrono::milliseconds(1764154815123));
   AuditLine line("job_end", when);
   line.str("identity", "al\"ice").num("job_id", 7).sint("exit_code", -1);
-  EXPECT_EQ(line.text(),
-            "{\"time\":\"2025-11-26T11:00:15.123Z\",\"event\":\"job_end\",\"identity\":\"al\\\"ice\","
-            "\"job_id\":7,\"exit_code\":-1}\n");
+  EXPECT_EQ(
+      line.text(),
+      "{\"time\":\"2025-11-26T11:00:15.123Z\",\"event\":\"job_end\",\"identity\":\"al\\\"ice\","
+      "\"job_id\":7,\"exit_code\":-1}\n");
 }
 
 TEST(Audit, Sha256OfKnownInput) {
@@ -64,7 +63,7 @@ TEST(Audit, AppendsLinesAndReopensAfterRotation) {
   EXPECT_NE(old.find("\"event\":\"job_start\""), std::string::npos);
   EXPECT_EQ(now.find("\"event\":\"connect\""), std::string::npos);
   EXPECT_NE(now.find("\"event\":\"job_end\""), std::string::npos);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat((dir / "audit.log").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
 }

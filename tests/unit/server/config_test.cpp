@@ -43,9 +43,11 @@ TEST(Config, DefaultsMatchTheDocumentation) {
 }
 
 TEST(Config, ParsesEveryFlagWithSpaceOrEquals) {
-  auto c = parse({"--listen", "::1", "--port=0", "--port-file", "/tmp/p", "--cert", "s.pem",
-                  "--ca=ca.pem", "--crl", "c.crl", "--max-jobs", "3", "--queue", "5", "--user",
-                  "daemon", "--jobs-dir", "/srv/jobs", "--log-level", "debug", "--config", "f.yaml"});
+  auto c =
+      parse({"--listen",    "::1",         "--port=0", "--port-file", "/tmp/p",     "--cert",
+             "s.pem",       "--ca=ca.pem", "--crl",    "c.crl",       "--max-jobs", "3",
+             "--queue",     "5",           "--user",   "daemon",      "--jobs-dir", "/srv/jobs",
+             "--log-level", "debug",       "--config", "f.yaml"});
   ASSERT_TRUE(c.config_file.has_value());
   EXPECT_EQ(*c.config_file, "f.yaml");
   ServerConfig config;
@@ -166,9 +168,8 @@ identities:
 
 TEST(Config, IdentityNamingAnUndefinedPolicyIsAnErrorAtItsPosition) {
   ServerConfig c;
-  auto r = applyConfigYaml(c,
-                           "policies:\n  default: d.yaml\nidentities:\n  clients:\n    alice: strict\n",
-                           "p.yaml");
+  auto r = applyConfigYaml(
+      c, "policies:\n  default: d.yaml\nidentities:\n  clients:\n    alice: strict\n", "p.yaml");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().detail(), "p.yaml:5:12: unknown policy \"strict\"");
 }
@@ -188,8 +189,9 @@ TEST(Config, LimitsSectionPointsToThePolicies) {
   ServerConfig c;
   auto r = applyConfigYaml(c, "limits:\n  cpu_seconds: 3\n", "p.yaml");
   ASSERT_FALSE(r.has_value());
-  EXPECT_NE(r.error().detail().find("p.yaml:1:1: limits: job limits now come from the policy files"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error().detail().find("p.yaml:1:1: limits: job limits now come from the policy files"),
+      std::string::npos)
       << r.error().detail();
 }
 
@@ -264,11 +266,12 @@ TEST(Config, SyntaxErrorCarriesPosition) {
 TEST(Config, FlagsOverrideTheFile) {
   test::TempDir dir("srvcfg");
   test::writeFile(dir / "pyrund.yaml", "port: 9200\nqueue: 3\ncert: file.pem\nmax_jobs: 2\n");
-  auto r = resolveConfig(parse({"--config", dir / "pyrund.yaml", "--port", "0", "--cert", "flag.pem"}));
+  auto r =
+      resolveConfig(parse({"--config", dir / "pyrund.yaml", "--port", "0", "--cert", "flag.pem"}));
   ASSERT_TRUE(r.has_value()) << r.error().detail();
-  EXPECT_EQ(r->port, 0);            // flag wins
-  EXPECT_EQ(r->cert, "flag.pem");   // flag wins
-  EXPECT_EQ(r->queue, 3u);          // file value kept
+  EXPECT_EQ(r->port, 0);           // flag wins
+  EXPECT_EQ(r->cert, "flag.pem");  // flag wins
+  EXPECT_EQ(r->queue, 3u);         // file value kept
   EXPECT_EQ(r->max_jobs, 2u);
 }
 
@@ -302,10 +305,9 @@ TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroCaps) {
   c.jobs_dir = "/abs";
   for (uint32_t ServerConfig::*field :
        {&ServerConfig::handshake_timeout_seconds, &ServerConfig::idle_timeout_seconds,
-        &ServerConfig::write_stall_timeout_seconds,
-        &ServerConfig::max_connections, &ServerConfig::max_handshakes,
-        &ServerConfig::max_handshakes_per_source, &ServerConfig::max_jobs_per_identity,
-        &ServerConfig::job_starts_per_minute}) {
+        &ServerConfig::write_stall_timeout_seconds, &ServerConfig::max_connections,
+        &ServerConfig::max_handshakes, &ServerConfig::max_handshakes_per_source,
+        &ServerConfig::max_jobs_per_identity, &ServerConfig::job_starts_per_minute}) {
     ServerConfig bad = c;
     bad.*field = 0;
     EXPECT_FALSE(validateConfig(bad).has_value());
@@ -315,8 +317,9 @@ TEST(Config, ValidationRefusesMissingCertZeroJobsAndZeroCaps) {
 
 TEST(Config, UsageNamesEveryFlag) {
   std::string u = usage();
-  for (const char* flag : {"--config", "--listen", "--port", "--port-file", "--cert", "--ca",
-                           "--crl", "--max-jobs", "--queue", "--user", "--jobs-dir", "--log-level"}) {
+  for (const char* flag :
+       {"--config", "--listen", "--port", "--port-file", "--cert", "--ca", "--crl", "--max-jobs",
+        "--queue", "--user", "--jobs-dir", "--log-level"}) {
     EXPECT_NE(u.find(flag), std::string::npos) << flag;
   }
 }

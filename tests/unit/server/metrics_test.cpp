@@ -1,12 +1,13 @@
 // The metrics registry's exposition text, metrics_listen parsing, and the status listener's
 // answers (without sockets).
+#include "server/metrics.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "server/config.h"
 #include "server/http_status.h"
-#include "server/metrics.h"
 
 namespace pyrun::server {
 namespace {
@@ -66,7 +67,8 @@ TEST(MetricsTest, CountsRefusalsReloadsBytesAndTheCrl) {
   m.crlNextUpdate(1800000000);
   std::string text = m.render({.draining = true});
   EXPECT_TRUE(hasLine(text, "pyrund_handshakes_refused_total{reason=\"revoked\"} 2")) << text;
-  EXPECT_TRUE(hasLine(text, "pyrund_handshakes_refused_total{reason=\"max_handshakes_per_source\"} 1"))
+  EXPECT_TRUE(
+      hasLine(text, "pyrund_handshakes_refused_total{reason=\"max_handshakes_per_source\"} 1"))
       << text;
   EXPECT_TRUE(hasLine(text, "pyrund_policy_reloads_total{result=\"ok\"} 1")) << text;
   EXPECT_TRUE(hasLine(text, "pyrund_policy_reloads_total{result=\"failed\"} 2")) << text;

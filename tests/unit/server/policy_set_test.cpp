@@ -40,7 +40,8 @@ TEST(PolicySet, ReportsEveryInvalidPolicyWithFileLineColumn) {
   test::TempDir dir("pset");
   test::writeFile(dir / "bad.yaml", "version: 1\nlimits:\n  cpu_secnds: 3\n");
   ServerConfig c;
-  c.policies = {{"default", kPolicyDir + "/default.yaml"}, {"bad", dir / "bad.yaml"},
+  c.policies = {{"default", kPolicyDir + "/default.yaml"},
+                {"bad", dir / "bad.yaml"},
                 {"missing", dir / "missing.yaml"}};
   auto set = loadPolicySet(c);
   ASSERT_FALSE(set.has_value());

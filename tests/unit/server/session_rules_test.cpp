@@ -113,27 +113,29 @@ TEST(SessionRules, FramesNotAllowedInTheStateAreUnexpected) {
 
 TEST(SessionRules, RunningAcceptsStdinEndSignalAndCancel) {
   policy::Limits limits;
-  auto data = interpretFrame(ServerState::kRunning,
-                             frameOf(proto::encodeData(FrameType::kStdin, std::vector<uint8_t>{'h', 'i'})),
-                             limits);
+  auto data = interpretFrame(
+      ServerState::kRunning,
+      frameOf(proto::encodeData(FrameType::kStdin, std::vector<uint8_t>{'h', 'i'})), limits);
   ASSERT_TRUE(std::holds_alternative<StdinData>(data));
   EXPECT_EQ(std::get<StdinData>(data).bytes, (std::vector<uint8_t>{'h', 'i'}));
-  EXPECT_TRUE(std::holds_alternative<StdinEnd>(
-      interpretFrame(ServerState::kRunning, frameOf(proto::encodeEmpty(FrameType::kStdinEnd)), limits)));
-  auto sig = interpretFrame(ServerState::kRunning,
-                            frameOf(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)})), limits);
+  EXPECT_TRUE(std::holds_alternative<StdinEnd>(interpretFrame(
+      ServerState::kRunning, frameOf(proto::encodeEmpty(FrameType::kStdinEnd)), limits)));
+  auto sig =
+      interpretFrame(ServerState::kRunning,
+                     frameOf(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)})), limits);
   ASSERT_TRUE(std::holds_alternative<SignalRequest>(sig));
   EXPECT_EQ(std::get<SignalRequest>(sig).signal, SIGINT);
-  EXPECT_TRUE(std::holds_alternative<CancelRequest>(
-      interpretFrame(ServerState::kRunning, frameOf(proto::encodeEmpty(FrameType::kCancel)), limits)));
+  EXPECT_TRUE(std::holds_alternative<CancelRequest>(interpretFrame(
+      ServerState::kRunning, frameOf(proto::encodeEmpty(FrameType::kCancel)), limits)));
 }
 
 TEST(SessionRules, QueuedAcceptsSignalAndCancel) {
   policy::Limits limits;
-  EXPECT_TRUE(std::holds_alternative<SignalRequest>(interpretFrame(
-      ServerState::kQueued, frameOf(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)})), limits)));
-  EXPECT_TRUE(std::holds_alternative<CancelRequest>(
-      interpretFrame(ServerState::kQueued, frameOf(proto::encodeEmpty(FrameType::kCancel)), limits)));
+  EXPECT_TRUE(std::holds_alternative<SignalRequest>(
+      interpretFrame(ServerState::kQueued,
+                     frameOf(proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)})), limits)));
+  EXPECT_TRUE(std::holds_alternative<CancelRequest>(interpretFrame(
+      ServerState::kQueued, frameOf(proto::encodeEmpty(FrameType::kCancel)), limits)));
 }
 
 TEST(SessionRules, ForbiddenSignalIsRefused) {
@@ -194,8 +196,8 @@ TEST(OutputBudget, CutsTheChunkThatCrossesTheCap) {
 }
 
 TEST(Verdicts, SpawnerCauseWinsForLimitsItEnforces) {
-  using sandbox::EndCause;
   using proto::Verdict;
+  using sandbox::EndCause;
   EXPECT_EQ(finalVerdict(EndCause::kCpuLimit, Verdict::kOk), Verdict::kCpuLimit);
   EXPECT_EQ(finalVerdict(EndCause::kMemoryLimit, Verdict::kOk), Verdict::kMemoryLimit);
   EXPECT_EQ(finalVerdict(EndCause::kFileSizeLimit, Verdict::kOk), Verdict::kFileSizeLimit);
@@ -213,7 +215,8 @@ TEST(SessionRules, UnknownEndCauseIsNeverASuccess) {
 }
 
 TEST(SessionRules, SandboxCausesBecomeTheirVerdicts) {
-  EXPECT_EQ(finalVerdict(sandbox::EndCause::kSyscall, proto::Verdict::kOk), proto::Verdict::kSyscall);
+  EXPECT_EQ(finalVerdict(sandbox::EndCause::kSyscall, proto::Verdict::kOk),
+            proto::Verdict::kSyscall);
   EXPECT_EQ(finalVerdict(sandbox::EndCause::kProcessLimit, proto::Verdict::kOk),
             proto::Verdict::kProcessLimit);
   sandbox::JobEnded end;
@@ -301,8 +304,7 @@ TEST(JobEnd, LinesSayHowTheJobEnded) {
       << line;
   EXPECT_EQ(line.find("exit_code"), std::string::npos) << line;
   line = jobUnreportedLine(revokedRecord(), proto::Verdict::kServerShutdown, "gone").text();
-  EXPECT_NE(line.find("\"verdict\":\"server-shutdown\",\"detail\":\"gone\""),
-            std::string::npos)
+  EXPECT_NE(line.find("\"verdict\":\"server-shutdown\",\"detail\":\"gone\""), std::string::npos)
       << line;
   EXPECT_EQ(line.find("signal"), std::string::npos) << line;
 }

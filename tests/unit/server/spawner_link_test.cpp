@@ -3,9 +3,8 @@
 #include "server/spawner_link.h"
 
 #include <fcntl.h>
-#include <sys/socket.h>
-
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
