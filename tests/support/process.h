@@ -30,6 +30,11 @@ struct RunOptions {
 // Runs argv[0] (a path, or a name looked up in PATH) to completion, capturing stdout and stderr.
 Outcome run(const std::vector<std::string>& argv, const RunOptions& options = {});
 
+// ASAN_OPTIONS for a program whose memory a test measures: the inherited options plus a 1 MiB
+// quarantine. Under ASan, freed memory otherwise sits in a quarantine of up to 256 MiB that would
+// count as the program's RSS although the program reuses it. Harmless without ASan.
+std::string asanOptionsForMemoryMeasures();
+
 // True once the process has exited (a zombie not yet reaped counts).
 bool hasExited(pid_t pid);
 

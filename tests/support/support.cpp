@@ -99,6 +99,12 @@ size_t countLines(const std::string& text, const std::vector<std::string>& needl
 
 std::string binary(const std::string& name) { return std::string(PYRUN_BIN_DIR) + "/" + name; }
 
+std::string asanOptionsForMemoryMeasures() {
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  std::string options = asan != nullptr ? asan : "";
+  return options + (options.empty() ? "" : ":") + "quarantine_size_mb=1";
+}
+
 bool hasExited(pid_t pid) {
   std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
   auto paren = stat.rfind(')');

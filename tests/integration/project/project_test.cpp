@@ -64,9 +64,14 @@ class Server {
               "policies:\n  default: " + (dir_ / "policy.yaml") +
                   "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n",
               0644);
-    child_ = std::make_unique<Child>(std::vector<std::string>{
-        binary("pyrund"), "--config", dir_ / "pyrund.yaml", "--listen", "127.0.0.1", "--port", "0",
-        "--port-file", dir_ / "port", "--cert", bundle, "--crl", crl, "--jobs-dir", jobsDir()});
+    // The upload test measures pyrund's memory.
+    RunOptions options;
+    options.env["ASAN_OPTIONS"] = asanOptionsForMemoryMeasures();
+    child_ = std::make_unique<Child>(
+        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml", "--listen",
+                                 "127.0.0.1", "--port", "0", "--port-file", dir_ / "port", "--cert",
+                                 bundle, "--crl", crl, "--jobs-dir", jobsDir()},
+        options);
     bool up = eventually(
         [&] { return !readFileOrEmpty(dir_ / "port").empty() || exited(child_->pid()); }, 30s);
     if (!up || readFileOrEmpty(dir_ / "port").empty()) {
@@ -308,7 +313,9 @@ struct Measured {
 };
 Measured runMeasured(const std::vector<std::string>& argv, pid_t server_pid) {
   Measured m;
-  Child c(argv);
+  RunOptions options;
+  options.env["ASAN_OPTIONS"] = asanOptionsForMemoryMeasures();
+  Child c(argv, options);
   while (!exited(c.pid())) {
     m.client_peak = std::max(m.client_peak, peakRss(c.pid()));
     m.server_peak = std::max(m.server_peak, peakRss(server_pid));

@@ -659,16 +659,13 @@ Streamed runHashingStdout(const std::vector<std::string>& argv, const std::strin
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = -1;
-  // Under ASan, freed memory sits in a quarantine of up to 256 MiB, which would count as pyrun's
-  // RSS although pyrun reuses it: keep the quarantine small so the measure is pyrun's own.
+  // The test measures pyrun's RSS.
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::string_view(*e).starts_with("ASAN_OPTIONS=")) continue;
     env_strings.emplace_back(*e);
   }
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  env_strings.push_back(std::string("ASAN_OPTIONS=") + (asan != nullptr ? asan : "") +
-                        (asan != nullptr && *asan != '\0' ? ":" : "") + "quarantine_size_mb=1");
+  env_strings.push_back("ASAN_OPTIONS=" + asanOptionsForMemoryMeasures());
   std::vector<char*> env;
   for (auto& e : env_strings) env.push_back(e.data());
   env.push_back(nullptr);
