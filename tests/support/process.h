@@ -35,6 +35,10 @@ Outcome run(const std::vector<std::string>& argv, const RunOptions& options = {}
 // count as the program's RSS although the program reuses it. Harmless without ASan.
 std::string asanOptionsForMemoryMeasures();
 
+// The port of pyrund's metrics listener on 127.0.0.1, from its start-up line "metrics and health on
+// http://127.0.0.1:PORT/metrics, /healthz" in `stderr_text`; 0 when the line is not there.
+int announcedMetricsPort(const std::string& stderr_text);
+
 // True once the process has exited (a zombie not yet reaped counts).
 bool hasExited(pid_t pid);
 

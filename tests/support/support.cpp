@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -103,6 +104,13 @@ std::string asanOptionsForMemoryMeasures() {
   const char* asan = std::getenv("ASAN_OPTIONS");
   std::string options = asan != nullptr ? asan : "";
   return options + (options.empty() ? "" : ":") + "quarantine_size_mb=1";
+}
+
+int announcedMetricsPort(const std::string& stderr_text) {
+  static const std::regex kWhere("http://127\\.0\\.0\\.1:([0-9]+)/metrics");
+  std::smatch m;
+  if (!std::regex_search(stderr_text, m, kWhere)) return 0;
+  return std::stoi(m[1]);
 }
 
 bool hasExited(pid_t pid) {

@@ -11,7 +11,6 @@
 
 #include <csignal>
 #include <memory>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -117,13 +116,11 @@ class Backend {
     child_ = std::make_unique<Child>(
         std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
     std::string err = child_->readStderrUntil("/metrics, /healthz", 30s);
-    std::smatch m;
-    static const std::regex kWhere("http://127\\.0\\.0\\.1:([0-9]+)/metrics");
-    if (!std::regex_search(err, m, kWhere)) {
+    metrics_port_ = announcedMetricsPort(err);
+    if (metrics_port_ == 0) {
       ADD_FAILURE() << "pyrund did not say where metrics are served:\n" << err;
       return;
     }
-    metrics_port_ = std::stoi(m[1]);
     eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s);
     port_ = std::stoi("0" + readFileOrEmpty(dir_ / "port"));
   }
