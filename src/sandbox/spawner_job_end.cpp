@@ -1,0 +1,268 @@
+// A job's end: its init's reports read, the job reaped and cleaned up, its verdict given (with
+// the name of a forbidden system call when the kernel's record comes) and its results collected.
+#include "sandbox/spawner_process.h"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "common/log.h"
+#include "sandbox/results.h"
+#include "sandbox/stage.h"
+
+namespace pyrun::sandbox::detail {
+namespace {
+
+// One report record and, with SO_PASSCRED on the socket, the pid its sender attached, in our pid
+// namespace: the kernel translates it, and checks that the sender may name that process
+// (0 when no credentials came). Returns the read's result like read().
+ssize_t readReportRecord(int fd, ReportRecord& record, pid_t& sender_pid) {
+  iovec iov{&record, sizeof record};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  sender_pid = 0;
+  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n <= 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+        c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+      ucred cred{};
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      sender_pid = cred.pid;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) const {
+  const std::string root_mount_point = config_.jobs_dir + "/" + kRootMountPoint;
+  StageContext context{job.interpreter, root_mount_point, job.policy->policy.name, job.mounts};
+  return describeStageFailure(static_cast<Stage>(r.stage), r.arg, r.value, context);
+}
+
+void Spawner::drainReport(Job& job) {
+  while (job.report) {
+    ReportRecord r{};
+    pid_t sender = 0;
+    ssize_t n = readReportRecord(job.report.get(), r, sender);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      job.report.reset();  // end of file: the init has exited
+      return;
+    }
+    if (n != static_cast<ssize_t>(sizeof r)) {
+      PYRUN_LOG(kError) << "job " << job.id << ": short report record";
+      continue;
+    }
+    auto kind = static_cast<ReportKind>(r.kind);
+    if (kind == ReportKind::kExited) {
+      job.interpreter_status = r.value;
+    } else if (!job.start_reported && kind == ReportKind::kFailed) {
+      job.start_reported = true;
+      job.failure = r;
+    } else if (!job.start_reported && kind == ReportKind::kStarted) {
+      job.start_reported = true;
+      job.started = true;
+      // The pid the kernel carried with the record, never one looked up later (by then the
+      // interpreter may be gone and another process of the job, or of the host, hold it). The
+      // init's own pid means it could not name the interpreter: unknown.
+      job.interpreter_pid = sender > 0 && sender != job.pid ? sender : -1;
+      // Now, while the job's namespace exists: after its end /job has no path any more.
+      if (!job.results.empty()) {
+        if (auto dir = openJobWorkdir(job.pid); dir) {
+          job.job_dir = std::move(*dir);
+        } else {
+          job.job_dir_error = dir.error().detail();
+          PYRUN_LOG(kError) << "job " << job.id << ": " << job.job_dir_error;
+        }
+      }
+      // A record kept for an earlier process of the same pid is not this interpreter's.
+      if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
+      int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
+      send(JobStarted{job.id, job.pid}, fds);
+      // The front has its own copies now; ours must go, or the job's stdin never ends.
+      job.stdin_w.reset();
+      job.stdout_r.reset();
+      job.stderr_r.reset();
+    }
+  }
+}
+
+void Spawner::finishJob(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  Job& job = *it->second;
+  drainReport(job);
+  // The init has exited: the kernel has already killed the rest of its pid namespace. The SIGKILL
+  // covers an init that is still about to exit; the pidfd stays valid until we reap.
+  sendSignal(job.pidfd.get(), SIGKILL, nullptr, 0);
+  int status = 0;
+  rusage usage{};
+  pid_t reaped;
+  do {
+    reaped = ::wait4(job.pid, &status, 0, &usage);
+  } while (reaped < 0 && errno == EINTR);
+  uint64_t wall_us = monotonicMicros() - job.started_us;
+  drainReport(job);
+  // The init killed and reaped the rest of its namespace; the cgroup's kill covers a process that
+  // escaped it (none should), and its statistics give the memory and process verdicts.
+  std::optional<CgroupStats> cgroup_stats;
+  if (job.cgroup) {
+    if (auto st = job.cgroup->stats(); st) {
+      cgroup_stats = *st;
+    } else {
+      PYRUN_LOG(kError) << "job " << job.id << ": " << st.error().detail();
+    }
+    if (auto r = job.cgroup->remove(); !r) {
+      PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
+    }
+    job.cgroup.reset();
+  }
+  if (auto r = removeTree(jobs_dir_.get(), job.workdir.name); !r) {
+    PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
+  }
+
+  if (!job.started) {
+    if (job.failure) {
+      sendFailed(job.id, stageName(static_cast<Stage>(job.failure->stage)), job.failure->value,
+                 describeFailure(job, *job.failure));
+    } else if (job.kill_requested) {
+      sendFailed(job.id, "init", ECANCELED, "the job was killed before it started");
+    } else {
+      sendFailed(job.id, "init", ECHILD, "the job's init ended before starting the interpreter");
+    }
+  } else {
+    JobEnded e;
+    e.job_id = job.id;
+    collectResults(job, e);
+    // The interpreter's own status when the init reported it; otherwise the init was killed.
+    int s = job.interpreter_status.value_or(status);
+    e.signaled = WIFSIGNALED(s);
+    e.code = e.signaled ? WTERMSIG(s) : WEXITSTATUS(s);
+    // wait4 on the init counts every process it reaped, i.e. the whole namespace.
+    auto micros = [](const timeval& tv) {
+      return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
+    };
+    e.cpu_us = micros(usage.ru_utime) + micros(usage.ru_stime);
+    e.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024u;
+    e.wall_us = wall_us;
+    if (cgroup_stats && cgroup_stats->peak_memory_bytes > e.peak_memory_bytes) {
+      e.peak_memory_bytes = cgroup_stats->peak_memory_bytes;  // all processes together
+    }
+    bool failed = e.signaled || e.code != 0;
+    if (job.kill_requested) {
+      e.cause = EndCause::kKilled;
+    } else if (e.signaled && e.code == SIGSYS) {
+      e.cause = EndCause::kSyscall;
+      if (job.interpreter_pid <= 0) {
+        e.detail = "forbidden system call (name unknown: the interpreter's host pid is unknown)";
+      } else if (!seccomp_log_ || !seccomp_log_->available()) {
+        e.detail = seccomp_log_ ? seccomp_log_->unknownName()
+                                : "forbidden system call (name unknown: no audit source)";
+      } else {
+        drainSeccompLog();
+        if (auto name = seccomp_log_->takeName(job.interpreter_pid)) {
+          e.detail = std::move(*name);
+        } else {
+          // The kernel's audit thread delivers the record a moment after the kill: the end waits
+          // for it in unnamed_ while the loop serves the other jobs.
+          unnamed_.push_back({std::move(e), job.interpreter_pid, monotonicMicros() + kNameWaitUs});
+          jobs_.erase(it);
+          return;
+        }
+      }
+    } else if (cgroup_stats && cgroup_stats->oom_killed && failed) {
+      e.cause = EndCause::kMemoryLimit;
+    } else if (e.signaled && e.code == SIGXCPU) {
+      e.cause = EndCause::kCpuLimit;
+    } else if (e.signaled && e.code == SIGKILL &&
+               e.cpu_us >= static_cast<uint64_t>(job.limits.cpu_seconds) * 1000000u) {
+      e.cause = EndCause::kCpuLimit;  // the hard limit, for a program that ignored SIGXCPU
+    } else if (e.signaled && e.code == SIGXFSZ) {
+      e.cause = EndCause::kFileSizeLimit;
+    } else if (cgroup_stats && cgroup_stats->pids_limit_hit && failed) {
+      // A program that handled the failed fork and succeeded is not told it hit a limit.
+      e.cause = EndCause::kProcessLimit;
+    }
+    sendEnd(std::move(e));
+  }
+  jobs_.erase(it);
+}
+
+void Spawner::collectResults(Job& job, JobEnded& e) {
+  if (job.results.empty()) return;
+  if (!job.job_dir) {
+    e.results_detail = "the results could not be collected: " + job.job_dir_error;
+    return;
+  }
+  // Owned by the front, which streams them to the client and removes them.
+  Owner front{config_.uploads_uid.value_or(::geteuid()), config_.uploads_gid.value_or(::getegid())};
+  const std::string name = "results-" + std::to_string(job.id) + "-" + randomSuffix();
+  auto copied = copyResults(job.job_dir.get(), job.results, uploads_dir_.get(), name,
+                            config_.uploads_uid ? &front : nullptr, job.results_max_files,
+                            job.results_max_bytes);
+  job.job_dir.reset();  // the tmpfs goes with it
+  if (!copied) {
+    PYRUN_LOG(kError) << "job " << job.id << ": " << copied.error().detail();
+    e.results_detail = "the results could not be collected";
+    (void)removeTree(uploads_dir_.get(), name);
+    return;
+  }
+  e.results = name;
+  e.results_detail = copied->detail;
+}
+
+void Spawner::sendEnd(JobEnded e) {
+  PYRUN_LOG(kInfo) << "job " << e.job_id << " ended: " << (e.signaled ? "signal " : "exit ")
+                   << e.code << (e.detail.empty() ? "" : " (" + e.detail + ")");
+  send(e);
+}
+
+void Spawner::drainSeccompLog() {
+  // Only records of our jobs' interpreters, running or waiting for their name.
+  seccomp_log_->drain([this](pid_t pid) {
+    for (const auto& [id, job] : jobs_) {
+      if (job->interpreter_pid == pid) return true;
+    }
+    return std::any_of(unnamed_.begin(), unnamed_.end(),
+                       [pid](const UnnamedEnd& u) { return u.pid == pid; });
+  });
+}
+
+void Spawner::nameUnnamed(bool final) {
+  if (unnamed_.empty()) return;
+  drainSeccompLog();
+  const uint64_t now = monotonicMicros();
+  for (auto it = unnamed_.begin(); it != unnamed_.end();) {
+    std::optional<std::string> name = seccomp_log_->takeName(it->pid);
+    if (!name && !final && now < it->deadline_us) {
+      ++it;
+      continue;
+    }
+    if (name) {
+      it->end.detail = std::move(*name);
+    } else if (seccomp_log_->complete()) {
+      // Every kill record reaches us, and none came: the interpreter got SIGSYS from a kill() (a
+      // program can send it to itself), not from its filter. Reported as the signal it was.
+      it->end.cause = EndCause::kExited;
+    } else {
+      it->end.detail = seccomp_log_->unknownName();
+    }
+    sendEnd(std::move(it->end));
+    it = unnamed_.erase(it);
+  }
+}
+
+}  // namespace pyrun::sandbox::detail

@@ -1,0 +1,164 @@
+// The spawner process's internals, shared by its files and by nothing outside src/sandbox: the
+// job table, the policy set and the Spawner class. spawner_policies.cpp loads and reloads the
+// policies, spawner_launch.cpp plans and clones a job, spawner_job_end.cpp reads its reports and
+// gives its verdict, spawner_main.cpp runs the loop; spawner.cpp is the front's side (spawner.h).
+#pragma once
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fd.h"
+#include "policy/policy.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/channel.h"
+#include "sandbox/contain.h"
+#include "sandbox/job_root.h"
+#include "sandbox/seccomp_filter.h"
+#include "sandbox/seccomp_log.h"
+#include "sandbox/spawner.h"
+#include "sandbox/workdir.h"
+
+namespace pyrun::sandbox::detail {
+
+// The mount point of every job's root, inside the jobs directory (each job mounts its own tmpfs
+// there, in its own mount namespace, so one empty directory serves them all).
+inline constexpr const char* kRootMountPoint = ".root";
+
+// A policy as the spawner uses it: the data, and its seccomp program compiled once per load.
+struct CompiledPolicy {
+  policy::Policy policy;
+  SeccompProgram program;
+};
+using PolicySet = std::map<std::string, std::shared_ptr<const CompiledPolicy>>;
+
+// All or nothing: every file is loaded and compiled, and every error is reported
+// (spawner_policies.cpp).
+Result<PolicySet> loadPolicySet(const std::map<std::string, std::string>& files);
+
+// glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++; the system call is simple enough.
+inline int sendSignal(int pidfd, int sig, siginfo_t* info, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags));
+}
+
+// How long a job killed by seccomp waits for the kernel's audit record naming the call. The record
+// normally follows the kill within milliseconds; the wait never blocks other jobs.
+constexpr uint64_t kNameWaitUs = 2'000'000;
+// How long past its wall-clock limit a job may run before the spawner kills it itself.
+constexpr uint32_t kWallGraceSeconds = 10;
+
+inline uint64_t monotonicMicros() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+struct Job {
+  uint64_t id = 0;
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  UniqueFd report;  // read end, non-blocking; reset at end of file
+  // The front's ends of the job's stdio, held until JobStarted carries them.
+  UniqueFd stdin_w, stdout_r, stderr_r;
+  WorkDir workdir;
+  std::optional<uid_t> uid;  // the per-job uid (as root)
+  std::string interpreter;
+  JobLimits limits;
+  std::shared_ptr<const CompiledPolicy> policy;  // the one it started with, whatever reloads
+  std::vector<MountStep> mounts;                 // to name a failing step
+  std::optional<JobCgroup> cgroup;
+  pid_t interpreter_pid = -1;  // host pid, for the seccomp record; -1 when unknown
+  uint64_t started_us = 0;
+  uint64_t deadline_us = UINT64_MAX;  // wall-clock limit plus kWallGraceSeconds (killOverdueJobs)
+  bool start_reported = false;        // kStarted or kFailed seen: the first one decides
+  bool started = false;
+  std::optional<ReportRecord> failure;
+  std::optional<int> interpreter_status;
+  bool kill_requested = false;
+  // JobSpec::results, and the job's /job held from its start so it can be read after its end.
+  std::vector<std::string> results;
+  uint32_t results_max_files = 0;
+  uint64_t results_max_bytes = 0;
+  UniqueFd job_dir;
+  std::string job_dir_error;
+};
+
+class Spawner {
+ public:
+  Spawner(SpawnerConfig config, int socket, UniqueFd jobs_dir, PolicySet policies)
+      : config_(std::move(config)),
+        socket_(socket),
+        jobs_dir_(std::move(jobs_dir)),
+        root_(::geteuid() == 0),
+        policies_(std::move(policies)) {}
+
+  // What a previous run killed with SIGKILL left behind, the root mount point, cgroups, the
+  // kernel log. Errors are fatal: the spawner does not run jobs half-confined.
+  Result<void> prepare();
+
+  int run();
+
+ private:
+  bool handleRequest();
+  void spawn(channel::SpawnRequest request);
+  Result<void> startJob(Job& job, const JobSpec& spec);
+  void signalJob(const SignalJob& s);
+  void killJob(uint64_t job_id);
+  void drainReport(Job& job);
+  void finishJob(uint64_t job_id);
+  void sendEnd(JobEnded e);
+  // Copies the job's requested result files into .uploads for the front (JobEnded::results).
+  void collectResults(Job& job, JobEnded& e);
+  // Sends the ends in unnamed_ whose record has arrived or whose wait is over (all when final).
+  void nameUnnamed(bool final);
+  void drainSeccompLog();
+  // The front enforces each job's wall-clock limit; this backstop, kWallGraceSeconds later, bounds
+  // the jobs of a front that does not (a bug, or a compromised front).
+  void killOverdueJobs();
+  int pollTimeoutMs() const;
+  void shutDown();
+  void reloadPolicies();
+  void removeLeftoverWorkDirs();
+  uid_t allocateUid(uint64_t job_id) const;
+  void send(const FromSpawner& message, std::span<const int> fds = {});
+  void sendFailed(uint64_t job_id, std::string stage, int error, std::string detail);
+  std::string describeFailure(const Job& job, const ReportRecord& r) const;
+
+  SpawnerConfig config_;
+  int socket_;
+  UniqueFd jobs_dir_;
+  // <jobs_dir>/.uploads, where the front stages uploads (SpawnerConfig::uploads_uid).
+  UniqueFd uploads_dir_;
+  bool root_;
+  bool front_gone_ = false;
+  std::map<uint64_t, std::unique_ptr<Job>> jobs_;
+  PolicySet policies_;
+  Cgroups cgroups_;
+  std::optional<SeccompLog> seccomp_log_;
+  // Jobs killed by their seccomp filter whose audit record has not been read yet: each end is sent
+  // when the record arrives or at its deadline (the name then says it is unknown).
+  struct UnnamedEnd {
+    JobEnded end;
+    pid_t pid;
+    uint64_t deadline_us;
+  };
+  std::vector<UnnamedEnd> unnamed_;
+};
+
+// The spawner's life after the fork: takes over socket and jobs_dir as fds 3 and 4, runs the loop
+// and exits (spawner_main.cpp).
+[[noreturn]] void spawnerMain(const SpawnerConfig& config, int socket, UniqueFd jobs_dir,
+                              pid_t front, PolicySet policies);
+
+}  // namespace pyrun::sandbox::detail
