@@ -171,9 +171,9 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       o.modules = false;
       continue;
     }
-    if (name == "-v" || name == "--verbose" || name == "--stats") {
+    if (name == "-v" || name == "--verbose" || name == "--stats" || name == "--timings") {
       if (value) return usageError("option " + name + " takes no value");
-      (name == "--stats" ? o.stats : o.verbose) = true;
+      (name == "--stats" ? o.stats : name == "--timings" ? o.timings : o.verbose) = true;
       continue;
     }
     if (!takesValue(name)) return usageError("unknown option " + name + " (see pyrun --help)");
@@ -268,6 +268,8 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
                      repeatable
   -o, --output DIR   where --get files land, under their relative paths (default: .)
   --stats            print CPU time, wall time, peak memory, output and transfer bytes
+  --timings          after the job, print when it reached each stage (the server's from
+                     its accept, pyrun's own from its connect), in ms
   -v, --verbose      say what happens (connection, files, queue, job id)
   -q, --quiet        no progress line for transfers on a terminal
   -h, --help         print this text

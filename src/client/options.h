@@ -49,6 +49,7 @@ struct Options {
   std::string bind_address;  // -b: the local IP address to connect from; empty = the kernel's pick
   std::chrono::seconds timeout = kDefaultTimeout;  // connect + TLS handshake + READY
   bool stats = false;
+  bool timings = false;  // --timings: ask for the job's stage times and print them after it
   bool verbose = false;
   bool quiet = false;  // -q: no progress line
   // Send the *.py files and packages beside the script (--no-modules turns it off).

@@ -28,6 +28,7 @@
 #include "client/progress.h"
 #include "client/results.h"
 #include "client/stdio.h"
+#include "client/timings.h"
 #include "client/upload.h"
 #include "common/file.h"
 #include "proto/frame.h"
@@ -115,6 +116,8 @@ class Session {
   awaitable<Result<void>> sendFile(const UploadEntry& e);
   awaitable<void> closeGracefully();
   int finishJob(const proto::Exit& exit);
+  // --timings: reads the TIMINGS frame that follows EXIT and prints it beside our own stamps.
+  awaitable<void> readTimings();
 
   void armDeadline(std::chrono::steady_clock::duration d);
   // No more frames: senders waiting for room fail at once. (close() alone would leave them waiting
@@ -164,6 +167,7 @@ class Session {
   error_code write_error_;
   // Set when the local stdout or stderr failed: the job is cancelled and its output dropped.
   std::optional<Stop> local_output_failure_;
+  ClientTimes times_;  // --timings
 };
 
 void Session::fail(std::string message) {
@@ -257,6 +261,7 @@ awaitable<void> Session::connectFrom(const asio::ip::address& local,
 }
 
 awaitable<void> Session::connect() {
+  times_.stamp(ClientStage::kConnect);
   phase_ = "resolving";
   auto [rec, endpoints] =
       co_await resolver_.async_resolve(options_.host, std::to_string(options_.port), kTuple);
@@ -268,6 +273,7 @@ awaitable<void> Session::connect() {
   } else {
     co_await connectFrom(asio::ip::make_address(options_.bind_address), endpoints);
   }
+  times_.stamp(ClientStage::kConnected);
   error_code ignored;
   stream_.lowest_layer().set_option(tcp::no_delay(true), ignored);
 }
@@ -286,6 +292,7 @@ awaitable<void> Session::handshake() {
   if (auto r = tls::checkServer(stream_.native_handle(), options_.pin); !r) {
     fail(endpoint_ + ": " + r.error().detail());
   }
+  times_.stamp(ClientStage::kHandshake);
 }
 
 awaitable<std::pair<error_code, proto::FrameType>> Session::readFrame() {
@@ -436,6 +443,7 @@ awaitable<int> Session::exchange() {
         auto s = proto::decodeStarted(payload);
         if (!s) fail("protocol error: " + s.error().detail());
         state_ = proto::ClientState::kRunning;
+        times_.stamp(ClientStage::kStarted);
         limits_ = s->limits;
         started_ = true;
         if (interrupted_by_ != 0) fail("");
@@ -451,6 +459,7 @@ awaitable<int> Session::exchange() {
       case FrameType::kStdout:
       case FrameType::kStderr: {
         if (local_output_failure_) break;
+        if (!payload.empty()) times_.stamp(ClientStage::kFirstOutput);
         // Written in full before the next frame is read: a slow reader of our stdout slows the
         // server's reads of the program's pipe, and memory stays at one frame.
         auto& sink = type == FrameType::kStdout ? stdout_ : stderr_;
@@ -504,8 +513,11 @@ awaitable<int> Session::exchange() {
         if (results_.owed())
           fail("protocol error: " + endpoint_ + " sent EXIT inside a result file");
         download_progress_.done();
+        times_.stamp(ClientStage::kExit);
         state_ = proto::ClientState::kDone;
-        co_return finishJob(*x);
+        const int status = finishJob(*x);
+        if (options_.timings) co_await readTimings();
+        co_return status;
       }
       case FrameType::kError: {
         auto e = proto::decodeError(payload);
@@ -520,6 +532,30 @@ awaitable<int> Session::exchange() {
              proto::frameTypeName(static_cast<uint8_t>(type)) + " frame");
     }
   }
+}
+
+awaitable<void> Session::readTimings() {
+  state_ = proto::ClientState::kAwaitTimings;
+  auto [ec, type] = co_await readFrame();
+  // The job is over and its status known: a server that sends no TIMINGS is only said so.
+  if (ec) {
+    printLine("timings: " + endpoint_ + " sent none (" + ec.message() + ")");
+    co_return;
+  }
+  // After EXIT a broken TIMINGS is reported but changes no exit status.
+  if (!proto::clientAccepts(state_, type)) {
+    printLine("protocol error: " + endpoint_ + " sent " +
+              proto::frameTypeName(static_cast<uint8_t>(type)) + " after EXIT instead of TIMINGS");
+    co_return;
+  }
+  auto timings = proto::decodeTimings(payload_);
+  if (!timings) {
+    printLine("protocol error: " + timings.error().detail());
+    co_return;
+  }
+  state_ = proto::ClientState::kDone;
+  times_.stamp(ClientStage::kTimings);
+  for (const auto& l : timingsLines(*timings, times_)) printLine(l);
 }
 
 awaitable<void> Session::closeGracefully() {
@@ -558,6 +594,7 @@ awaitable<int> Session::run() {
   auto ready = proto::decodeReady(payload_);
   if (!ready) fail("protocol error: " + ready.error().detail());
   deadline_.cancel();
+  times_.stamp(ClientStage::kReady);
   if (options_.verbose) {
     printLine("connected to " + endpoint_ + " (" + ready->server + ", protocol " +
               std::to_string(ready->version) + ")");
@@ -578,6 +615,7 @@ Result<proto::RunRequest> buildRunRequest(const Options& options) {
   if (!script) return script.error();
   request.script = std::move(*script);
   request.args = options.args;
+  request.want_timings = options.timings;
   if (auto v = proto::validateRunRequest(request); !v) {
     return Error(Errc::kInvalidArgument, options.script + ": " + v.error().detail());
   }

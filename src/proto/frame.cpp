@@ -17,6 +17,7 @@ constexpr uint32_t kExitMax = 1 + 4 + 1 + 5 * 8 + 1 + 4 + kMaxText;
 constexpr uint32_t kErrorMax = 2 + 4 + kMaxText;
 constexpr uint32_t kFileMax = 4 + kMaxPathLength + 4 + 8;
 constexpr uint32_t kGetMax = 4 + kMaxGetPatterns * (4 + kMaxPathLength) + 4 + 8;
+constexpr uint32_t kTimingsMax = 4 + kMaxTimings * (4 + kMaxTimingName + 8);
 
 }  // namespace
 
@@ -57,6 +58,8 @@ std::string frameTypeName(uint8_t type) {
         return "RESULT";
       case FrameType::kResultData:
         return "RESULT_DATA";
+      case FrameType::kTimings:
+        return "TIMINGS";
     }
   }
   char buf[8];
@@ -65,7 +68,7 @@ std::string frameTypeName(uint8_t type) {
 }
 
 bool isKnownFrameType(uint8_t type) noexcept {
-  return (type >= 0x01 && type <= 0x09) || (type >= 0x10 && type <= 0x17);
+  return (type >= 0x01 && type <= 0x0a) || (type >= 0x10 && type <= 0x17);
 }
 
 uint32_t maxPayload(FrameType type) noexcept {
@@ -87,6 +90,8 @@ uint32_t maxPayload(FrameType type) noexcept {
       return kFileMax;
     case FrameType::kGet:
       return kGetMax;
+    case FrameType::kTimings:
+      return kTimingsMax;
     case FrameType::kExit:
       return kExitMax;
     case FrameType::kError:

@@ -36,6 +36,7 @@ enum class FrameType : uint8_t {
   kError = 0x07,       // the request failed; last frame of a session
   kResult = 0x08,      // after the job, before EXIT: a result file follows (name, mode, size)
   kResultData = 0x09,  // the next bytes of the result file RESULT announced
+  kTimings = 0x0a,     // after EXIT, when RUN asked for it: the job's stage times
   // client -> server
   kRun = 0x10,       // script, argv, files, requested limits
   kStdin = 0x11,     // raw bytes for the program's stdin

@@ -25,6 +25,9 @@ constexpr size_t kMinArgSize = 4;
 constexpr size_t kMinFileSize = 4 + 4 + 4;
 constexpr uint8_t kMaxVerdict = static_cast<uint8_t>(Verdict::kProtocolError);
 constexpr uint16_t kMaxErrorCode = static_cast<uint16_t>(ErrorCode::kShuttingDown);
+// RUN's optional trailing flags.
+constexpr uint32_t kRunFlagTimings = 1u << 0;
+constexpr uint32_t kKnownRunFlags = kRunFlagTimings;
 
 // Cuts s to at most max bytes without splitting a UTF-8 sequence (continuation bytes are
 // 10xxxxxx), so a truncated message still decodes as text on the other side.
@@ -86,6 +89,7 @@ size_t runPayloadSize(const RunRequest& m) {
   size_t n = 4 + m.script_name.size() + 4 + m.script.size() + 4 + kLimitsSize + 4;
   for (const auto& a : m.args) n += 4 + a.size();
   for (const auto& f : m.files) n += 4 + f.name.size() + 4 + 4 + f.data.size();
+  if (m.want_timings) n += 4;
   return n;
 }
 
@@ -179,6 +183,8 @@ std::vector<uint8_t> encode(const RunRequest& m) {
     w.u32(f.mode);
     w.string(f.data);
   }
+  // Only when a flag is set: a RUN without one stays readable by servers that predate the field.
+  if (m.want_timings) w.u32(kRunFlagTimings);
   return frameOf(FrameType::kRun, w);
 }
 
@@ -256,6 +262,17 @@ std::vector<uint8_t> encode(const Get& m) {
   return frameOf(FrameType::kGet, w);
 }
 
+std::vector<uint8_t> encode(const Timings& m) {
+  if (m.stages.size() > kMaxTimings) throw std::length_error("TIMINGS: too many entries");
+  wire::Writer w;
+  w.u32(static_cast<uint32_t>(m.stages.size()));
+  for (const auto& t : m.stages) {
+    w.string(truncateText(t.name, kMaxTimingName));
+    w.u64(t.micros);
+  }
+  return frameOf(FrameType::kTimings, w);
+}
+
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes) {
   if (type != FrameType::kStdin && type != FrameType::kStdout && type != FrameType::kStderr &&
       type != FrameType::kFileData && type != FrameType::kResultData) {
@@ -295,6 +312,14 @@ Result<RunRequest> decodeRunRequest(std::span<const uint8_t> payload) {
     f.mode = r.u32(field + ".mode");
     f.data = r.string(field + ".data", kMaxFramePayload);
     m.files.push_back(std::move(f));
+  }
+  // Exactly four bytes after the files are the flags; any other rest is trailing bytes.
+  if (r.ok() && r.remaining() == 4) {
+    const uint32_t flags = r.u32("flags");
+    if (r.ok() && (flags & ~kKnownRunFlags) != 0) {
+      r.fail("flags", "unknown flags " + std::to_string(flags & ~kKnownRunFlags));
+    }
+    m.want_timings = (flags & kRunFlagTimings) != 0;
   }
   if (auto done = r.finish(); !done) return done.error();
   return m;
@@ -408,6 +433,20 @@ Result<Get> decodeGet(std::span<const uint8_t> payload) {
                    "GET: patterns[" + std::to_string(i) + "]: " + ok.error().detail());
     }
   }
+  return m;
+}
+
+Result<Timings> decodeTimings(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "TIMINGS");
+  Timings m;
+  const uint32_t n = r.count("stages", kMaxTimings, 4 + 8);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    Timing t;
+    t.name = r.string(indexed("stages", i) + ".name", kMaxTimingName);
+    t.micros = r.u64(indexed("stages", i) + ".micros");
+    m.stages.push_back(std::move(t));
+  }
+  if (auto done = r.finish(); !done) return done.error();
   return m;
 }
 
@@ -546,6 +585,8 @@ bool clientAccepts(ClientState state, FrameType type) noexcept {
     case ClientState::kRunning:
       return type == F::kStdout || type == F::kStderr || type == F::kExit || type == F::kError ||
              type == F::kResult || type == F::kResultData;
+    case ClientState::kAwaitTimings:
+      return type == F::kTimings;
     case ClientState::kDone:
       return false;
   }

@@ -23,6 +23,8 @@ inline constexpr uint32_t kMaxPathLength = 1024;  // RUN files[i].name
 inline constexpr uint32_t kMaxGetPatterns = 64;   // GET patterns (each at most kMaxPathLength)
 inline constexpr uint32_t kMaxServerName = 256;   // READY server
 inline constexpr uint32_t kMaxJobId = 64;         // STARTED job_id
+inline constexpr uint32_t kMaxTimings = 32;       // TIMINGS entries
+inline constexpr uint32_t kMaxTimingName = 32;    // TIMINGS entry name
 inline constexpr uint32_t kMaxText = 4096;        // ERROR message, EXIT detail; longer is truncated
                                                   // by the encoder
 
@@ -50,6 +52,9 @@ struct RunRequest {
   std::vector<std::string> args;  // argv[1..]
   Limits limits;
   std::vector<File> files;
+  // Asks for a TIMINGS frame after EXIT. Travels in RUN's optional trailing `flags` field, which
+  // the encoder leaves out when no flag is set (so such a RUN is the same bytes as before it).
+  bool want_timings = false;
   friend bool operator==(const RunRequest&, const RunRequest&) = default;
 };
 
@@ -122,6 +127,19 @@ struct Exit {
   friend bool operator==(const Exit&, const Exit&) = default;
 };
 
+// TIMINGS: when the job reached each stage, in microseconds since the server accepted the
+// connection, in the order the server lists them (docs/PROTOCOL.md, "TIMINGS").
+struct Timing {
+  std::string name;  // "accept", "handshake", ..., "exit-sent"; a client shows unknown names as
+                     // they come
+  uint64_t micros = 0;
+  friend bool operator==(const Timing&, const Timing&) = default;
+};
+struct Timings {
+  std::vector<Timing> stages;
+  friend bool operator==(const Timings&, const Timings&) = default;
+};
+
 // Error codes of ERROR frames.
 enum class ErrorCode : uint16_t {
   kBadFrame = 1,         // malformed, oversize or unknown frame
@@ -164,6 +182,8 @@ std::vector<uint8_t> encode(const Signal& m);
 // kFile by default; kResult for a RESULT frame (same payload).
 std::vector<uint8_t> encode(const FileHeader& m, FrameType type = FrameType::kFile);
 std::vector<uint8_t> encode(const Get& m);
+// At most kMaxTimings entries (std::length_error beyond), names cut to kMaxTimingName bytes.
+std::vector<uint8_t> encode(const Timings& m);
 // Data frames (kStdin, kStdout, kStderr, kFileData) and empty frames (kStdinEnd, kCancel).
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes);
 std::vector<uint8_t> encodeEmpty(FrameType type);
@@ -182,6 +202,7 @@ Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload);
 // GET: the encoding, at most kMaxGetPatterns patterns, each a valid file name pattern (the rules of
 // validateFileName, where '*', '?', '[' and "**" components are allowed).
 Result<Get> decodeGet(std::span<const uint8_t> payload);
+Result<Timings> decodeTimings(std::span<const uint8_t> payload);
 // True when the relative path matches the pattern: components are matched one by one with
 // fnmatch(3) (a leading '.' only matched explicitly), and a "**" component matches any number of
 // components, none included. A pattern matching a directory matches everything below it.
@@ -220,7 +241,15 @@ Result<void> validateRunRequest(const RunRequest& m);
 // Which frames each side accepts in each state (the table in docs/PROTOCOL.md, "States").
 // kUploading: a FILE's bytes are still owed (FILE_DATA only); then back to kAwaitRun.
 enum class ServerState : uint8_t { kAwaitRun, kUploading, kQueued, kRunning, kDone };
-enum class ClientState : uint8_t { kAwaitReady, kAwaitStart, kQueued, kRunning, kDone };
+// kAwaitTimings: EXIT came and the RUN asked for TIMINGS, which comes next.
+enum class ClientState : uint8_t {
+  kAwaitReady,
+  kAwaitStart,
+  kQueued,
+  kRunning,
+  kDone,
+  kAwaitTimings
+};
 // True if the server may receive `type` from the client in `state`.
 bool serverAccepts(ServerState state, FrameType type) noexcept;
 // True if the client may receive `type` from the server in `state`.

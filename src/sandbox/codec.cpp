@@ -97,6 +97,37 @@ class Reader {
   std::string error_;
 };
 
+// Stage stamps: [u8 count] then count x [u8 stage][u64 CLOCK_MONOTONIC us], only those reached.
+void writeTimes(Writer& w, const StageTimes& times) {
+  uint8_t count = 0;
+  for (size_t i = 0; i < kJobStageCount; ++i) {
+    if (times.has(static_cast<JobStage>(i))) ++count;
+  }
+  w.integer(count);
+  for (size_t i = 0; i < kJobStageCount; ++i) {
+    auto stage = static_cast<JobStage>(i);
+    if (!times.has(stage)) continue;
+    w.integer(static_cast<uint8_t>(i));
+    w.integer(times.at(stage));
+  }
+}
+
+bool readTimes(Reader& r, StageTimes& times) {
+  uint8_t count = 0;
+  if (!r.integer(count)) return false;
+  if (count > kJobStageCount) return r.fail("more stage stamps than stages");
+  for (uint8_t i = 0; i < count; ++i) {
+    uint8_t number = 0;
+    uint64_t micros = 0;
+    if (!(r.integer(number) && r.integer(micros))) return false;
+    auto stage = jobStageFromNumber(number);
+    if (!stage) return r.fail("unknown stage stamp");
+    if (micros == 0 || times.has(*stage)) return r.fail("stage stamp zero or given twice");
+    times.set(*stage, micros);
+  }
+  return true;
+}
+
 constexpr uint32_t kMaxArgs = 4096;
 constexpr uint32_t kMaxFiles = 10000;
 constexpr size_t kMaxPathBytes = 4096;
@@ -110,6 +141,7 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.integer(static_cast<uint8_t>(FromSpawnerType::kJobStarted));
     w.integer(s->job_id);
     w.integer(s->pid);
+    writeTimes(w, s->times);
   } else if (const auto* f = std::get_if<JobFailed>(&m)) {
     w.integer(static_cast<uint8_t>(FromSpawnerType::kJobFailed));
     w.integer(f->job_id);
@@ -133,6 +165,7 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.string(e.detail, kMaxDetailBytes);
     w.string(e.results, kMaxNameBytes);
     w.string(e.results_detail, kMaxDetailBytes);
+    writeTimes(w, e.times);
   }
   return w.take();
 }
@@ -145,7 +178,7 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
   switch (static_cast<FromSpawnerType>(type)) {
     case FromSpawnerType::kJobStarted: {
       JobStarted s;
-      r.integer(s.job_id) && r.integer(s.pid);
+      r.integer(s.job_id) && r.integer(s.pid) && readTimes(r, s.times);
       out = s;
       break;
     }
@@ -162,7 +195,7 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
       if (r.integer(e.job_id) && r.integer(signaled) && r.integer(e.code) && r.integer(cause) &&
           r.integer(e.cpu_us) && r.integer(e.peak_memory_bytes) && r.integer(e.wall_us) &&
           r.string(e.detail, kMaxDetailBytes) && r.string(e.results, kMaxNameBytes) &&
-          r.string(e.results_detail, kMaxDetailBytes)) {
+          r.string(e.results_detail, kMaxDetailBytes) && readTimes(r, e.times)) {
         if (signaled > 1) r.fail("signaled flag is neither 0 nor 1");
         if (cause > static_cast<uint8_t>(EndCause::kProcessLimit)) r.fail("unknown end cause");
       }

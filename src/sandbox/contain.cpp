@@ -51,9 +51,15 @@ void writeRecord(int fd, const ReportRecord& record) {
   }
 }
 
+// A stage reached, with the clock now (best effort: a lost stamp only leaves a gap in --timings).
+void writeStamp(int fd, JobStage stage) {
+  writeRecord(fd, {static_cast<int32_t>(ReportKind::kStamp), static_cast<int32_t>(stage), 0, 0,
+                   stageClockMicros()});
+}
+
 [[noreturn]] void reportAndExit(int fd, const Failure& f) {
   writeRecord(fd, {static_cast<int32_t>(ReportKind::kFailed), static_cast<int32_t>(f.stage),
-                   f.error, f.arg});
+                   f.error, f.arg, 0});
   _exit(127);
 }
 
@@ -590,6 +596,8 @@ Failure confineJob(const ChildPlan& plan, int failure_fd) {
 
 [[noreturn]] void runInterpreter(const ChildPlan& plan, int failure_fd) {
   if (auto f = confineJob(plan, failure_fd); f.failed()) reportAndExit(kReportFd, f);
+  // Through the failure pipe, which the init reads until the execve closes it (reportStart).
+  writeStamp(kReportFd, JobStage::kConfined);
   ::execve(plan.interpreter, plan.argv, plan.envp);
   reportAndExit(kReportFd, fail(Stage::kExecve));
 }
@@ -600,7 +608,7 @@ Failure confineJob(const ChildPlan& plan, int failure_fd) {
 // has (root, or its own user namespace). Should the kernel refuse, the record goes without it and
 // the spawner, seeing our own pid, knows the interpreter's is unknown.
 void writeStartRecord(pid_t interpreter) {
-  ReportRecord record{static_cast<int32_t>(ReportKind::kStarted), 0, 0, 0};
+  ReportRecord record{static_cast<int32_t>(ReportKind::kStarted), 0, 0, 0, 0};
   iovec iov{&record, sizeof record};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
   msghdr msg{};
@@ -624,15 +632,25 @@ void writeStartRecord(pid_t interpreter) {
 // Waits until the interpreter process has exec'd (its close-on-exec failure pipe reaches end of
 // file) or failed (a record arrives), and tells the spawner which.
 void reportStart(int failure_read_fd, pid_t interpreter) {
-  ReportRecord record{};
-  ssize_t n;
-  do {
-    n = ::read(failure_read_fd, &record, sizeof record);
-  } while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof record)) {
-    writeRecord(kReportFd, record);
-  } else {
-    writeStartRecord(interpreter);
+  for (;;) {
+    ReportRecord record{};
+    ssize_t n;
+    do {
+      n = ::read(failure_read_fd, &record, sizeof record);
+    } while (n < 0 && errno == EINTR);
+    // The interpreter's stamps pass through; anything else it wrote is its failure.
+    if (n == static_cast<ssize_t>(sizeof record) &&
+        record.kind == static_cast<int32_t>(ReportKind::kStamp)) {
+      writeRecord(kReportFd, record);
+      continue;
+    }
+    if (n == static_cast<ssize_t>(sizeof record)) {
+      writeRecord(kReportFd, record);
+    } else {
+      writeStamp(kReportFd, JobStage::kExec);
+      writeStartRecord(interpreter);
+    }
+    break;
   }
   ::close(failure_read_fd);
 }
@@ -663,12 +681,14 @@ void reportStart(int failure_read_fd, pid_t interpreter) {
       }
     }
     if (!interpreter_done) continue;
+    writeStamp(kReportFd, JobStage::kExit);
     // From pid 1, kill(-1) reaches every other process of the namespace.
     ::kill(-1, SIGKILL);
     int status = 0;
     while (::waitpid(-1, &status, 0) > 0 || errno == EINTR) {
     }
-    writeRecord(kReportFd, {static_cast<int32_t>(ReportKind::kExited), 0, interpreter_status, 0});
+    writeRecord(kReportFd,
+                {static_cast<int32_t>(ReportKind::kExited), 0, interpreter_status, 0, 0});
     _exit(WIFEXITED(interpreter_status) ? WEXITSTATUS(interpreter_status)
                                         : 128 + WTERMSIG(interpreter_status));
   }
@@ -698,6 +718,7 @@ void runJobInit(const ChildPlan& plan) {
   if (auto f = bringUpLoopback(plan); f.failed()) reportAndExit(report_fd, f);
   if (auto f = pivotIntoRoot(); f.failed()) reportAndExit(report_fd, f);
   if (auto f = addRulesForJobMounts(plan); f.failed()) reportAndExit(report_fd, f);
+  writeStamp(report_fd, JobStage::kRootBuilt);
   // Before the fork, so that no signal sent to the job can slip between fork and the wait loop.
   if (auto f = takeOverSignals(); f.failed()) reportAndExit(report_fd, f);
 

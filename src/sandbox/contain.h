@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "common/stage_times.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/job_root.h"
 #include "sandbox/seccomp_filter.h"
@@ -17,14 +18,17 @@
 namespace pyrun::sandbox {
 
 // What the job's init tells the spawner over the report socket (one record per datagram).
-enum class ReportKind : int32_t { kStarted = 1, kFailed = 2, kExited = 3 };
+// kStamp records (the times of kRootBuilt, kConfined, kExec and kExit) come before the kStarted or
+// kExited record they lead up to.
+enum class ReportKind : int32_t { kStarted = 1, kFailed = 2, kExited = 3, kStamp = 4 };
 struct ReportRecord {
   int32_t kind = 0;
-  int32_t stage = 0;  // kFailed: the Stage
-  int32_t value = 0;  // kFailed: errno; kExited: the interpreter's wait status
-  int32_t arg = 0;    // kFailed: the stage's sub-step or argument (stage.h), else 0
+  int32_t stage = 0;    // kFailed: the Stage; kStamp: the JobStage
+  int32_t value = 0;    // kFailed: errno; kExited: the interpreter's wait status
+  int32_t arg = 0;      // kFailed: the stage's sub-step or argument (stage.h), else 0
+  uint64_t micros = 0;  // kStamp: stageClockMicros() when the stage was reached
 };
-static_assert(sizeof(ReportRecord) == 16);
+static_assert(sizeof(ReportRecord) == 24);
 
 // A MountStep as the child reads it: plain pointers into strings the spawner keeps.
 struct ChildMount {

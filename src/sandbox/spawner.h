@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/fd.h"
+#include "common/stage_times.h"
 #include "policy/policy.h"
 #include "sandbox/cgroup.h"
 
@@ -130,6 +131,9 @@ using ToSpawner = std::variant<SpawnJob, SignalJob, KillJob, ReloadPolicies>;
 struct JobStarted {
   uint64_t job_id = 0;
   int32_t pid = 0;  // host pid of the job's top process (for logs)
+  // The spawner's and the init's stamps up to the start: kWorkDir, kCgroup, kClone, kRootBuilt,
+  // kConfined, kExec (those reached; none is required).
+  StageTimes times;
 };
 // The job could not be started; nothing of it is left.
 struct JobFailed {
@@ -164,6 +168,8 @@ struct JobEnded {
   // out (over the limits), else empty.
   std::string results;
   std::string results_detail;
+  // The stamps of the job's end: kExit (from the init) and kCleanup (those reached).
+  StageTimes times;
 };
 // The answer to ReloadPolicies.
 struct PoliciesReloaded {

@@ -1,7 +1,5 @@
 // A job's end: its init's reports read, the job reaped and cleaned up, its verdict given (with
 // the name of a forbidden system call when the kernel's record comes) and its results collected.
-#include "sandbox/spawner_process.h"
-
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,6 +11,7 @@
 
 #include "common/log.h"
 #include "sandbox/results.h"
+#include "sandbox/spawner_process.h"
 #include "sandbox/stage.h"
 
 namespace pyrun::sandbox::detail {
@@ -67,7 +66,15 @@ void Spawner::drainReport(Job& job) {
       continue;
     }
     auto kind = static_cast<ReportKind>(r.kind);
-    if (kind == ReportKind::kExited) {
+    if (kind == ReportKind::kStamp) {
+      // Only the stages the init and the interpreter stamp, and only once each.
+      const auto stage = static_cast<JobStage>(r.stage);
+      if ((stage == JobStage::kRootBuilt || stage == JobStage::kConfined ||
+           stage == JobStage::kExec || stage == JobStage::kExit) &&
+          r.micros != 0) {
+        job.times.set(stage, r.micros);
+      }
+    } else if (kind == ReportKind::kExited) {
       job.interpreter_status = r.value;
     } else if (!job.start_reported && kind == ReportKind::kFailed) {
       job.start_reported = true;
@@ -91,7 +98,7 @@ void Spawner::drainReport(Job& job) {
       // A record kept for an earlier process of the same pid is not this interpreter's.
       if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
-      send(JobStarted{job.id, job.pid}, fds);
+      send(JobStarted{job.id, job.pid, job.times}, fds);
       // The front has its own copies now; ours must go, or the job's stdin never ends.
       job.stdin_w.reset();
       job.stdout_r.reset();
@@ -133,6 +140,7 @@ void Spawner::finishJob(uint64_t job_id) {
   if (auto r = removeTree(jobs_dir_.get(), job.workdir.name); !r) {
     PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
   }
+  job.times.stamp(JobStage::kCleanup);
 
   if (!job.started) {
     if (job.failure) {
@@ -158,6 +166,9 @@ void Spawner::finishJob(uint64_t job_id) {
     e.cpu_us = micros(usage.ru_utime) + micros(usage.ru_stime);
     e.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024u;
     e.wall_us = wall_us;
+    for (JobStage stage : {JobStage::kExit, JobStage::kCleanup}) {
+      if (job.times.has(stage)) e.times.set(stage, job.times.at(stage));
+    }
     if (cgroup_stats && cgroup_stats->peak_memory_bytes > e.peak_memory_bytes) {
       e.peak_memory_bytes = cgroup_stats->peak_memory_bytes;  // all processes together
     }

@@ -1,7 +1,5 @@
 // A job's launch: the spawn request checked against its policy, the working directory and cgroup
 // made, the child's plan built and the job cloned into its namespaces.
-#include "sandbox/spawner_process.h"
-
 #include <fcntl.h>
 #include <sys/socket.h>
 
@@ -10,6 +8,7 @@
 
 #include "common/log.h"
 #include "sandbox/landlock.h"
+#include "sandbox/spawner_process.h"
 
 namespace pyrun::sandbox::detail {
 namespace {
@@ -120,6 +119,7 @@ void Spawner::spawn(channel::SpawnRequest request) {
   if (!workdir) return sendFailed(id, "workdir", EIO, workdir.error().detail());
   drop_upload.name.clear();  // moved into place: removed with the working directory from now on
   job->workdir = std::move(*workdir);
+  job->times.stamp(JobStage::kWorkDir);
   auto undo = [&](const std::string& stage, int error, const std::string& detail) {
     job->cgroup.reset();  // kills nothing (nothing started) and removes it
     if (auto removed = removeTree(jobs_dir_.get(), job->workdir.name); !removed) {
@@ -136,6 +136,7 @@ void Spawner::spawn(channel::SpawnRequest request) {
     auto cgroup = cgroups_.createJob(id, limits);
     if (!cgroup) return undo("cgroup", EIO, cgroup.error().detail());
     job->cgroup.emplace(std::move(*cgroup));
+    job->times.stamp(JobStage::kCgroup);
   }
   if (auto r = startJob(*job, *spec); !r) {
     bool policy_error = r.error().code() == Errc::kPolicy;
@@ -249,6 +250,7 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   long pid = ::syscall(SYS_clone3, &args, sizeof args);
   if (pid < 0) return errnoError("clone3 for job " + std::to_string(job.id), errno);
   if (pid == 0) runJobInit(plan);
+  job.times.stamp(JobStage::kClone);
 
   job.pid = static_cast<pid_t>(pid);
   job.pidfd.reset(pidfd);

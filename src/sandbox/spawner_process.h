@@ -92,6 +92,8 @@ struct Job {
   uint64_t results_max_bytes = 0;
   UniqueFd job_dir;
   std::string job_dir_error;
+  // Stage stamps (JobStarted::times, JobEnded::times): ours, and the init's kStamp records.
+  StageTimes times;
 };
 
 class Spawner {

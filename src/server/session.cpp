@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "server/handshake_refusal.h"
+#include "server/job_timings.h"
 
 namespace pyrun::server {
 
@@ -138,6 +139,7 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, 
       peer_check_timer_(stream_.get_executor()),
       request_timer_(stream_.get_executor()),
       wall_timer_(stream_.get_executor()) {
+  times_.stamp(JobStage::kAccept);
   peer_ = endpointText(stream_.next_layer());
   handshake_deadline_ = std::chrono::steady_clock::now() +
                         std::chrono::seconds(env_->config.handshake_timeout_seconds);
@@ -263,6 +265,7 @@ asio::awaitable<void> Session::run() {
            handshakeRefusal(stream_.native_handle(), ec));
     co_return;
   }
+  times_.stamp(JobStage::kHandshake);
   auto identity = tls::peerIdentity(stream_.native_handle());
   if (!identity) {
     refuse(identity.error().detail(), Refusal::kIdentity);
@@ -410,6 +413,7 @@ asio::awaitable<void> Session::writer() {
       onClientGone(ec.message());
       break;
     }
+    if (type == proto::FrameType::kExit) onExitWritten();
   }
   writer_done_ = true;
   wake(space_wake_);
@@ -588,6 +592,7 @@ bool Session::handleFileData(std::span<const uint8_t> bytes) {
 }
 
 void Session::handleRun(RunAccepted run) {
+  times_.stamp(JobStage::kRunReceived);
   request_timer_.cancel();
   if (env_->stopping) {
     fail(proto::ErrorCode::kShuttingDown, "the server is shutting down");
@@ -663,6 +668,7 @@ void Session::startJob() {
     spec.results_max_bytes = get_->max_bytes;
   }
   upload_.reset();
+  times_.stamp(JobStage::kSpawnRequest);
   auto sent = env_->spawner->send(sandbox::SpawnJob{std::move(spec)});
   if (!sent) {
     PYRUN_LOG(kError) << "job " << job_id_
@@ -709,6 +715,7 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
     fail(proto::ErrorCode::kInternal, "the server could not start the job: " + failed->detail);
   } else if (auto* ended = std::get_if<sandbox::JobEnded>(&received.message)) {
     job_ended_ = *ended;
+    times_.merge(ended->times);
     releaseQuota();
     wall_timer_.cancel();
     stdin_dead_ = true;
@@ -722,6 +729,7 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
 
 void Session::onJobStarted(sandbox::Received& received) {
   auto& started = std::get<sandbox::JobStarted>(received.message);
+  times_.merge(started.times);
   if (received.fds.size() != 3) {
     // Its descriptors close with `received`; the JobEnded that follows the kill still gives the
     // job its job_end line (verdict internal-error).
@@ -778,6 +786,7 @@ asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::Fra
   for (;;) {
     auto [ec, n] = co_await pipe->async_read_some(asio::buffer(buffer), kAwait);
     if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
+    if (n > 0) times_.stamp(JobStage::kFirstOutput);  // the first stamp stays
     size_t allowed = budget_.take(n);
     if (allowed > 0 && deliverable()) {
       co_await waitForOutputSpace();
@@ -940,6 +949,17 @@ void Session::maybeEndJob() {
   }
   push(proto::encode(exit));
   finish();
+}
+
+void Session::onExitWritten() {
+  times_.stamp(JobStage::kExitSent);
+  if (!run_) return;
+  proto::Timings timings = timingsOf(times_);
+  if (job_id_ != 0) {
+    PYRUN_LOG(kDebug) << "job " << job_id_ << " stages: " << describeTimings(timings);
+  }
+  // Its own frame after EXIT, so that it can hold EXIT's own write (docs/PROTOCOL.md, TIMINGS).
+  if (run_->request.want_timings && !client_gone_) out_.push_back(proto::encode(timings));
 }
 
 asio::awaitable<void> Session::sendResults() {

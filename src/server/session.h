@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/stage_times.h"
 #include "proto/messages.h"
 #include "sandbox/spawner.h"
 #include "server/audit.h"
@@ -218,6 +219,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   boost::asio::steady_timer request_timer_;
   boost::asio::steady_timer wall_timer_;
+
+  // When the job reached each stage (debug log; TIMINGS when RUN asked for it).
+  StageTimes times_;
+  // After the EXIT frame is written: stamps it, logs the breakdown, queues TIMINGS if asked.
+  void onExitWritten();
 };
 
 }  // namespace pyrun::server

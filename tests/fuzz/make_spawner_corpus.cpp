@@ -27,7 +27,9 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
   full.limits.memory_bytes = 256ull << 20;
   JobSpec minimal;
 
-  JobStarted started{7, 4242};
+  JobStarted started{7, 4242, {}};
+  started.times.set(pyrun::JobStage::kWorkDir, 1000);
+  started.times.set(pyrun::JobStage::kExec, 9000);
   JobFailed failed{7, "execve", 2, "execve /usr/bin/python3: No such file or directory"};
   JobEnded ended;
   ended.job_id = 7;
@@ -38,6 +40,8 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
   ended.peak_memory_bytes = 9ull << 20;
   ended.wall_us = 20000;
   ended.detail = "ptrace";
+  ended.times.set(pyrun::JobStage::kExit, 20000);
+  ended.times.set(pyrun::JobStage::kCleanup, 21000);
   PoliciesReloaded reloaded{false, "default.yaml:3:1: unknown key"};
 
   return {

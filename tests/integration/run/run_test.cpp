@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -793,6 +795,95 @@ TEST_F(RunTest, StatsAreReportedAtTheEnd) {
   EXPECT_NE(o.err.find("pyrun: cpu "), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("peak memory"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("output 3 bytes (stdout 3, stderr 0)"), std::string::npos) << o.err;
+}
+
+// "pyrun:   server NAME  12.34 ms  +1.00" lines of --timings, as (side, name, ms) in order.
+struct TimingLine {
+  std::string side, name;
+  double ms = 0;
+};
+std::vector<TimingLine> timingLines(const std::string& err) {
+  std::vector<TimingLine> out;
+  size_t at = 0;
+  while (at < err.size()) {
+    size_t end = err.find('\n', at);
+    if (end == std::string::npos) end = err.size();
+    std::string line = err.substr(at, end - at);
+    at = end + 1;
+    char side[16] = {}, name[64] = {};
+    double ms = 0;
+    if (std::sscanf(line.c_str(), "pyrun:   %15s %63s %lf ms", side, name, &ms) == 3) {
+      out.push_back({side, name, ms});
+    }
+  }
+  return out;
+}
+
+TEST_F(RunTest, TimingsShowEveryStageOfAJobInOrder) {
+  START_SERVER(server);
+  auto o = run({binary("pyrun"), "--timings", "--cert", alice_, server->address(),
+                script("hi.py", "print('hi')\n")});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "hi\n");
+  EXPECT_NE(o.err.find("pyrun: timings: "), std::string::npos) << o.err;
+  std::map<std::string, double> server_at, client_at;
+  std::vector<std::string> server_order;
+  for (const auto& l : timingLines(o.err)) {
+    if (l.side == "server") {
+      server_at[l.name] = l.ms;
+      server_order.push_back(l.name);
+    } else if (l.side == "client") {
+      client_at[l.name] = l.ms;
+    }
+  }
+  // The stages whose order is fixed for a cold job that prints. cgroup is left out: a host
+  // without usable cgroups has none (cleanup may come after the end, see docs/PROTOCOL.md).
+  const std::vector<std::string> chain = {"accept",  "handshake", "run",      "spawn",
+                                          "workdir", "clone",     "root",     "confined",
+                                          "exec",    "exit",      "exit-sent"};
+  for (const auto& name : chain) EXPECT_EQ(server_at.count(name), 1u) << name << "\n" << o.err;
+  for (size_t i = 1; i < chain.size(); ++i) {
+    EXPECT_LE(server_at[chain[i - 1]], server_at[chain[i]])
+        << chain[i - 1] << " after " << chain[i] << "\n"
+        << o.err;
+  }
+  EXPECT_EQ(server_at["accept"], 0.0);
+  ASSERT_EQ(server_at.count("first-output"), 1u) << o.err;
+  EXPECT_LE(server_at["exec"], server_at["first-output"]) << o.err;
+  EXPECT_LE(server_at["first-output"], server_at["exit-sent"]) << o.err;
+  if (server_at.count("cgroup") != 0) {
+    EXPECT_LE(server_at["spawn"], server_at["cgroup"]) << o.err;
+    EXPECT_LE(server_at["cgroup"], server_at["clone"]) << o.err;
+  }
+  EXPECT_EQ(server_order.front(), "accept");
+  EXPECT_EQ(server_order.back(), "exit-sent");
+  const std::vector<std::string> client_chain = {"connect", "tcp",          "handshake", "ready",
+                                                 "started", "first-output", "exit",      "timings"};
+  for (const auto& name : client_chain) {
+    EXPECT_EQ(client_at.count(name), 1u) << name << "\n" << o.err;
+  }
+  for (size_t i = 1; i < client_chain.size(); ++i) {
+    EXPECT_LE(client_at[client_chain[i - 1]], client_at[client_chain[i]]) << o.err;
+  }
+}
+
+TEST_F(RunTest, NoTimingsUnlessAskedFor) {
+  START_SERVER(server);
+  auto o = run({binary("pyrun"), "--stats", "--cert", alice_, server->address(),
+                script("hi.py", "print('hi')\n")});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.err.find("timings"), std::string::npos) << o.err;
+  EXPECT_TRUE(timingLines(o.err).empty()) << o.err;
+}
+
+TEST_F(RunTest, TimingsOfAFailingJobStillCome) {
+  START_SERVER(server);
+  auto o = run({binary("pyrun"), "--timings", "--cert", alice_, server->address(),
+                script("boom.py", "raise SystemExit(7)\n")});
+  EXPECT_EQ(o.exit_code, 7) << o.err;
+  bool exit_sent = false;
+  for (const auto& l : timingLines(o.err)) exit_sent |= l.side == "server" && l.name == "exit-sent";
+  EXPECT_TRUE(exit_sent) << o.err;
 }
 
 TEST_F(RunTest, VerboseSaysWhereAndWhat) {

@@ -12,6 +12,18 @@ TEST_F(PyrundTest, StreamsOutputForwardsStdinAndReportsExitCode) {
   expectScenario("streams_and_exits");
 }
 
+TEST_F(PyrundTest, TimingsFollowExitOnlyWhenRunAsksForThem) {
+  startServer("");
+  expectScenario("timings_after_exit");
+  // A RUN without the flags field (every client before it) gets EXIT as its last frame.
+  expectScenario("streams_and_exits");
+}
+
+TEST_F(PyrundTest, UnknownRunFlagIsABadFrame) {
+  startServer("");
+  expectScenario("unknown_run_flag");
+}
+
 TEST_F(PyrundTest, UnexpectedFrameGetsErrorAndClose) {
   startServer("");
   expectScenario("unexpected_frame");

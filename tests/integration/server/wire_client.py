@@ -99,6 +99,44 @@ def scenario_streams_and_exits():
     c.expect_closed()
 
 
+TIMINGS = 0x0a
+
+
+def scenario_timings_after_exit():
+    """RUN with flags bit 0: EXIT, then one TIMINGS frame, then the end of the session."""
+    c = started(Conn())
+    c.send(frame(RUN, run_payload("print('hi')\n") + struct.pack(">I", 1)))
+    c.recv_type(STARTED)
+    out, err, ex = collect(c)
+    expect(out == b"hi\n" and ex["code"] == 0, "job %r %r" % (out, ex))
+    payload = c.recv_type(TIMINGS)
+    n = struct.unpack(">I", payload[:4])[0]
+    pos, stages = 4, []
+    for _ in range(n):
+        length = struct.unpack(">I", payload[pos:pos + 4])[0]
+        name = payload[pos + 4:pos + 4 + length].decode()
+        micros = struct.unpack(">Q", payload[pos + 4 + length:pos + 12 + length])[0]
+        stages.append((name, micros))
+        pos += 12 + length
+    expect(pos == len(payload), "TIMINGS has trailing bytes")
+    at = dict(stages)
+    expect(stages[0] == ("accept", 0), "first stage %r" % (stages[0],))
+    expect(stages[-1][0] == "exit-sent", "last stage %r" % (stages[-1],))
+    chain = ["accept", "handshake", "run", "spawn", "workdir", "clone", "root", "confined", "exec",
+             "exit", "exit-sent"]
+    for a, b in zip(chain, chain[1:]):
+        expect(a in at and b in at and at[a] <= at[b], "%s then %s in %r" % (a, b, stages))
+    c.expect_closed()
+
+
+def scenario_unknown_run_flag():
+    c = started(Conn())
+    c.send(frame(RUN, run_payload("print('hi')\n") + struct.pack(">I", 2)))
+    code, msg = error_of(c.recv_type(ERROR))
+    expect(code == ERR_BAD_FRAME and "flags" in msg, "code %d %s" % (code, msg))
+    c.expect_closed()
+
+
 def scenario_unexpected_frame():
     c = started(Conn())
     c.send(frame(STDIN, b"x"))

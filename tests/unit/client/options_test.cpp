@@ -95,6 +95,17 @@ TEST(ParseCommandLine, AllOptions) {
   EXPECT_EQ(o.args, (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(ParseCommandLine, TimingsIsAFlagOfItsOwn) {
+  auto c = parse({"--timings", "-v", "host", "s.py"});
+  ASSERT_TRUE(c) << c.error().detail();
+  EXPECT_TRUE(c->options.timings);
+  EXPECT_FALSE(c->options.stats);
+  auto plain = parse({"host", "s.py", "--timings"});
+  ASSERT_TRUE(plain) << plain.error().detail();
+  EXPECT_FALSE(plain->options.timings);  // after SCRIPT: the program's
+  EXPECT_FALSE(parse({"--timings=1", "host", "s.py"}));
+}
+
 TEST(ParseCommandLine, OptionsStopAtScript) {
   auto c = parse({"host", "-v", "s.py", "-v", "--stats", "--", "-p"});
   ASSERT_TRUE(c) << c.error().detail();

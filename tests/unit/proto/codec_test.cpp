@@ -59,7 +59,7 @@ TEST(FrameHeader, EncodesTypeAndBigEndianLength) {
 
 TEST(FrameHeader, RejectsEveryUnknownType) {
   const std::vector<uint8_t> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
-                                      0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17};
+                                      0x0a, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17};
   for (int t = 0; t <= 255; ++t) {
     const auto type = static_cast<uint8_t>(t);
     const bool is_known = std::find(known.begin(), known.end(), type) != known.end();
@@ -81,7 +81,8 @@ TEST(FrameHeader, NamesTypes) {
   EXPECT_EQ(frameTypeName(0x14), "CANCEL");
   EXPECT_EQ(frameTypeName(0x08), "RESULT");
   EXPECT_EQ(frameTypeName(0x16), "FILE_DATA");
-  EXPECT_EQ(frameTypeName(0x0a), "0x0a");
+  EXPECT_EQ(frameTypeName(0x0a), "TIMINGS");
+  EXPECT_EQ(frameTypeName(0x0b), "0x0b");
   EXPECT_EQ(frameTypeName(0x18), "0x18");
   EXPECT_EQ(frameTypeName(0xff), "0xff");
 }
@@ -104,6 +105,7 @@ TEST(FrameHeader, AcceptsEachTypeAtItsMaximumAndRejectsOneAbove) {
       {FrameType::kStdinEnd, 0},
       {FrameType::kSignal, 1},
       {FrameType::kCancel, 0},
+      {FrameType::kTimings, 4 + kMaxTimings * (4 + kMaxTimingName + 8)},
   };
   for (const auto& c : cases) {
     const auto t = static_cast<uint8_t>(c.type);
@@ -153,6 +155,71 @@ TEST(Messages, RunRequestRoundTrips) {
   auto d = decodeFrame(encode(m), FrameType::kRun, decodeRunRequest);
   ASSERT_TRUE(d) << d.error().detail();
   EXPECT_EQ(*d, m);
+}
+
+TEST(Messages, RunRequestAskingForTimingsRoundTripsWithTrailingFlags) {
+  auto m = samples::run();
+  const auto plain = encode(m);
+  m.want_timings = true;
+  const auto asking = encode(m);
+  // The flags field is four bytes at the end, present only when a flag is set.
+  ASSERT_EQ(asking.size(), plain.size() + 4);
+  EXPECT_TRUE(
+      std::equal(plain.begin() + kFrameHeaderSize, plain.end(), asking.begin() + kFrameHeaderSize));
+  EXPECT_EQ(std::vector<uint8_t>(asking.end() - 4, asking.end()),
+            (std::vector<uint8_t>{0, 0, 0, 1}));
+  auto d = decodeFrame(asking, FrameType::kRun, decodeRunRequest);
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_TRUE(d->want_timings);
+  EXPECT_EQ(*d, m);
+}
+
+TEST(Messages, RunRequestWithoutFlagsStillDecodesAsNotAskingForTimings) {
+  // A RUN as clients wrote it before the flags field existed.
+  auto d = decodeFrame(encode(samples::run()), FrameType::kRun, decodeRunRequest);
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_FALSE(d->want_timings);
+}
+
+TEST(Messages, RunRequestRejectsUnknownFlagsAndAFlagsFieldOfTheWrongSize) {
+  auto payload = payloadOf(encode(samples::run()));
+  auto unknown = payload;
+  for (int b : {0, 0, 0, 2}) unknown.push_back(static_cast<uint8_t>(b));
+  auto r = decodeRunRequest(unknown);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail().find("flags"), std::string::npos) << r.error().detail();
+  auto zero = payload;
+  for (int i = 0; i < 4; ++i) zero.push_back(0);
+  auto z = decodeRunRequest(zero);
+  ASSERT_TRUE(z) << z.error().detail();
+  EXPECT_FALSE(z->want_timings);
+  for (size_t extra : {1u, 2u, 3u, 5u, 8u}) {
+    auto odd = payload;
+    odd.insert(odd.end(), extra, 0);
+    EXPECT_FALSE(decodeRunRequest(odd)) << extra;
+  }
+}
+
+TEST(Messages, TimingsRoundTripAndBoundTheirEntries) {
+  Timings m;
+  m.stages = {{"accept", 0}, {"handshake", 1800}, {"exit-sent", 25000}, {"future-stage", 1}};
+  auto d = decodeFrame(encode(m), FrameType::kTimings, decodeTimings);
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_EQ(*d, m);
+  Timings empty;
+  auto e = decodeFrame(encode(empty), FrameType::kTimings, decodeTimings);
+  ASSERT_TRUE(e) << e.error().detail();
+  EXPECT_TRUE(e->stages.empty());
+  Timings full;
+  full.stages.assign(kMaxTimings, Timing{std::string(kMaxTimingName + 10, 'n'), ~0ull});
+  auto f = decodeFrame(encode(full), FrameType::kTimings, decodeTimings);
+  ASSERT_TRUE(f) << f.error().detail();
+  EXPECT_EQ(f->stages.front().name.size(), kMaxTimingName);
+  full.stages.push_back({"one-more", 0});
+  EXPECT_THROW(encode(full), std::length_error);
+  // A count above the maximum is refused before anything is read.
+  std::vector<uint8_t> forged = {0, 0, 0, static_cast<uint8_t>(kMaxTimings + 1)};
+  EXPECT_FALSE(decodeTimings(forged));
 }
 
 TEST(Messages, RunRequestWithBinaryScriptAndNoListsRoundTrips) {
@@ -288,6 +355,7 @@ std::vector<Decoder> allDecoders() {
       decoder("EXIT", encode(samples::exitSignaled()), decodeExit),
       decoder("ERROR", encode(samples::error()), decodeError),
       decoder("SIGNAL", encode(samples::signal()), decodeSignal),
+      decoder("TIMINGS", encode(Timings{{{"accept", 0}, {"exit-sent", 25000}}}), decodeTimings),
   };
 }
 

@@ -220,6 +220,20 @@ TEST(States, ClientAcceptsExactlyTheDocumentedFrames) {
   }
 }
 
+TEST(States, OnlyAClientAwaitingTimingsAcceptsThem) {
+  using F = FrameType;
+  for (auto type : kAllTypes) EXPECT_FALSE(clientAccepts(ClientState::kAwaitTimings, type));
+  EXPECT_TRUE(clientAccepts(ClientState::kAwaitTimings, F::kTimings));
+  for (auto s : {ClientState::kAwaitReady, ClientState::kAwaitStart, ClientState::kQueued,
+                 ClientState::kRunning, ClientState::kDone}) {
+    EXPECT_FALSE(clientAccepts(s, F::kTimings));
+  }
+  for (auto s : {ServerState::kAwaitRun, ServerState::kUploading, ServerState::kQueued,
+                 ServerState::kRunning, ServerState::kDone}) {
+    EXPECT_FALSE(serverAccepts(s, F::kTimings));
+  }
+}
+
 TEST(States, NeitherSideAcceptsItsOwnFrames) {
   for (auto type : kAllTypes) {
     const bool from_server = static_cast<uint8_t>(type) < 0x10;

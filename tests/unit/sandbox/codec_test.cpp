@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "sandbox/channel.h"
@@ -92,11 +93,20 @@ TEST(SpawnerCodec, JobSpecRejectsCountsLargerThanTheBytesLeft) {
 
 TEST(SpawnerCodec, MessagesRoundTrip) {
   std::vector<FromSpawner> messages = {
-      JobStarted{42, 1234},
+      JobStarted{42, 1234, {}},
       JobFailed{43, "execve", 2, "execve /nope: No such file or directory"},
-      JobEnded{44, true, 9, EndCause::kCpuLimit, 1500000, 1ull << 30, 2000000, "", "results-44-ab",
-               "x: left out"},
-      JobEnded{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace", "", ""},
+      JobEnded{44,
+               true,
+               9,
+               EndCause::kCpuLimit,
+               1500000,
+               1ull << 30,
+               2000000,
+               "",
+               "results-44-ab",
+               "x: left out",
+               {}},
+      JobEnded{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace", "", "", {}},
       PoliciesReloaded{false, "policy/x.yaml:3:5: unknown key 'foo'"},
       PoliciesReloaded{true, "loaded 2 policies: default, strict"},
   };
@@ -130,6 +140,46 @@ TEST(SpawnerCodec, MessagesRoundTrip) {
   EXPECT_TRUE(std::get<PoliciesReloaded>(*decodeFromSpawner(encodeMessage(messages[5]))).ok);
 }
 
+TEST(SpawnerCodec, StageStampsTravelWithStartAndEnd) {
+  JobStarted started{7, 4242, {}};
+  started.times.set(pyrun::JobStage::kWorkDir, 1000);
+  started.times.set(pyrun::JobStage::kClone, 1200);
+  started.times.set(pyrun::JobStage::kExec, 9000);
+  auto s = decodeFromSpawner(encodeMessage(started));
+  ASSERT_TRUE(s) << s.error().detail();
+  EXPECT_EQ(std::get<JobStarted>(*s).times, started.times);
+  EXPECT_FALSE(std::get<JobStarted>(*s).times.has(pyrun::JobStage::kCgroup));
+  JobEnded ended{7, false, 0, EndCause::kExited, 1, 2, 3, "", "", "", {}};
+  ended.times.set(pyrun::JobStage::kExit, 20000);
+  ended.times.set(pyrun::JobStage::kCleanup, 21000);
+  auto e = decodeFromSpawner(encodeMessage(ended));
+  ASSERT_TRUE(e) << e.error().detail();
+  EXPECT_EQ(std::get<JobEnded>(*e).times, ended.times);
+  // Without stamps the list is one zero count byte.
+  auto bare = encodeMessage(JobStarted{7, 4242, {}});
+  EXPECT_EQ(bare.size(), 1u + 8 + 4 + 1);
+  EXPECT_EQ(bare.back(), 0);
+}
+
+TEST(SpawnerCodec, RejectsUnknownZeroRepeatedOrTooManyStageStamps) {
+  const auto bare = encodeMessage(JobStarted{7, 4242, {}});
+  auto with = [&](std::vector<std::pair<uint8_t, uint64_t>> stamps, size_t count) {
+    auto bytes = bare;
+    bytes.back() = static_cast<uint8_t>(count);
+    for (auto [stage, micros] : stamps) {
+      bytes.push_back(stage);
+      for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<uint8_t>(micros >> (8 * i)));
+    }
+    return decodeFromSpawner(bytes);
+  };
+  EXPECT_TRUE(with({{4, 100}}, 1));
+  EXPECT_FALSE(with({{static_cast<uint8_t>(pyrun::kJobStageCount), 100}}, 1));  // unknown stage
+  EXPECT_FALSE(with({{4, 0}}, 1));                                              // zero time
+  EXPECT_FALSE(with({{4, 100}, {4, 200}}, 2));                                  // given twice
+  EXPECT_FALSE(with({{4, 100}}, 2));                                            // truncated
+  EXPECT_FALSE(with({}, pyrun::kJobStageCount + 1));                            // too many
+}
+
 TEST(SpawnerCodec, ReloadPoliciesCarriesNoPath) {
   auto bytes = channel::encodeRequest(ReloadPolicies{});
   EXPECT_EQ(bytes, std::vector<uint8_t>{4});
@@ -160,7 +210,7 @@ TEST(SpawnerCodec, MessagesRejectUnknownTypeAndBadEnumValues) {
   auto r = decodeFromSpawner(unknown);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().detail().find("unknown type 9"), std::string::npos);
-  auto bytes = encodeMessage(JobEnded{1, false, 0, EndCause::kExited, 0, 0, 0, "", "", ""});
+  auto bytes = encodeMessage(JobEnded{1, false, 0, EndCause::kExited, 0, 0, 0, "", "", "", {}});
   bytes[1 + 8] = 2;  // signaled flag
   EXPECT_FALSE(decodeFromSpawner(bytes));
   bytes[1 + 8] = 0;
@@ -237,6 +287,28 @@ TEST(SpawnerRequest, RejectsSpecLargerThanTheLimit) {
   auto r = channel::readSealedSpec(fd.get());
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().is(Errc::kLimit)) << r.error().detail();
+}
+
+}  // namespace
+}  // namespace pyrun::sandbox
+
+namespace pyrun::sandbox {
+namespace {
+
+TEST(SpawnerChannel, JobStartedWithStampsArrivesWithItsDescriptors) {
+  auto pair = makeSocketPair(SOCK_SEQPACKET);
+  ASSERT_TRUE(pair) << pair.error().detail();
+  JobStarted started{5, 77, {}};
+  for (uint64_t i = 4; i < 10; ++i) {
+    started.times.set(static_cast<pyrun::JobStage>(i), 10'790'878'204u + i);
+  }
+  int fds[3] = {0, 1, 2};
+  ASSERT_TRUE(channel::sendDatagram(pair->first.get(), encodeMessage(started), fds));
+  auto r = receiveFromSpawner(pair->second.get());
+  ASSERT_TRUE(r) << r.error().detail();
+  ASSERT_TRUE(*r);
+  EXPECT_EQ(std::get<JobStarted>((*r)->message).times, started.times);
+  EXPECT_EQ((*r)->fds.size(), 3u);
 }
 
 }  // namespace

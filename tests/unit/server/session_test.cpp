@@ -251,7 +251,7 @@ class SessionTest : public ::testing::Test {
 
   void sendStarted(uint64_t job_id, JobPipes& pipes) {
     ASSERT_NO_FATAL_FAILURE(spawner_->send(
-        sandbox::JobStarted{job_id, 4242},
+        sandbox::JobStarted{job_id, 4242, {}},
         {pipes.stdin_write.get(), pipes.stdout_read.get(), pipes.stderr_read.get()}));
     pipes.stdin_write.reset();
     pipes.stdout_read.reset();
@@ -452,7 +452,7 @@ TEST_F(SessionTest, SpawnerSendingTheWrongDescriptorsStillLeavesOneJobEnd) {
   uint64_t id = requestJob();
   JobPipes pipes;
   // Two descriptors instead of three: a spawner that breaks the protocol stops the front.
-  ASSERT_NO_FATAL_FAILURE(spawner_->send(sandbox::JobStarted{id, 4242},
+  ASSERT_NO_FATAL_FAILURE(spawner_->send(sandbox::JobStarted{id, 4242, {}},
                                          {pipes.stdin_write.get(), pipes.stdout_read.get()}));
   ASSERT_TRUE(test::eventually([&] { return spawner_failed_.load(); }, kPatience));
   ASSERT_NO_FATAL_FAILURE(stopServer());
