@@ -131,7 +131,8 @@ def start_sshd(work):
         f.write(f"ListenAddress 127.0.0.1:{port}\nHostKey {d}/host\n"
                 f"AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\n"
                 "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n"
-                "MaxSessions 64\nMaxStartups 64\nSubsystem sftp internal-sftp\n")
+                "MaxSessions 64\nMaxStartups 64\nUseDNS no\nPrintMotd no\nPrintLastLog no\n"
+                "X11Forwarding no\nSubsystem sftp internal-sftp\n")
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", config], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(d, "log"), "wb"))
     deadline = time.monotonic() + 10
