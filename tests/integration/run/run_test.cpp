@@ -274,7 +274,9 @@ TEST_F(RunTest, DeathBySignalIs128PlusN) {
 
 TEST_F(RunTest, CtrlCRaisesKeyboardInterruptAndExits130) {
   START_SERVER(server);
-  auto s = script("sleepy.py", "import time\nprint('ready')\ntime.sleep(600)\n");
+  // Short sleeps: CPython notices a signal that arrived just before a sleep began only when the
+  // sleep ends.
+  auto s = script("sleepy.py", "import time\nprint('ready')\nwhile True: time.sleep(0.05)\n");
   Child c(pyrun(*server, s));
   ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
   c.signal(SIGINT);
@@ -588,7 +590,9 @@ TEST_F(RunTest, CtrlCWhileQueuedWithdrawsTheRequest) {
 
 TEST_F(RunTest, SigtermCancelsTheJob) {
   START_SERVER(server);
-  auto s = script("sleepy.py", "import time\nprint('ready')\ntime.sleep(600)\n");
+  // Short sleeps: CPython notices a signal that arrived just before a sleep began only when the
+  // sleep ends.
+  auto s = script("sleepy.py", "import time\nprint('ready')\nwhile True: time.sleep(0.05)\n");
   Child c(pyrun(*server, s));
   ASSERT_NE(c.readStdoutUntil("ready\n", 60s).find("ready\n"), std::string::npos);
   c.signal(SIGTERM);
