@@ -126,6 +126,29 @@ TEST_F(PyrundTest, IdentityNamingAMissingPolicyStopsTheStart) {
   EXPECT_NE(out.err.find("unknown policy \"nosuch\""), std::string::npos) << out.err;
 }
 
+// The steps after the spawner's fork stop the start as the earlier ones do: exit status 1, the
+// reason on stderr, no port announced (run() returns: the spawner went with pyrund).
+TEST_F(PyrundTest, AuditLogThatCannotBeOpenedStopsTheStart) {
+  writeFile(dir_ / "pyrund.yaml",
+            configText("audit_log: " + (dir_ / "no-such-dir/audit.log") + "\n"));
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_EQ(out.exit_code, 1) << out.err;
+  EXPECT_NE(out.err.find("pyrund: "), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("audit.log"), std::string::npos) << out.err;
+  EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
+}
+
+TEST_F(PyrundTest, PortFileThatCannotBeWrittenStopsTheStart) {
+  std::string text = configText("");
+  const std::string port_line = "port_file: " + (dir_ / "port");
+  text.replace(text.find(port_line), port_line.size(), "port_file: " + (dir_ / "no-such-dir/port"));
+  writeFile(dir_ / "pyrund.yaml", text);
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_EQ(out.exit_code, 1) << out.err;
+  EXPECT_NE(out.err.find("pyrund: "), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("no-such-dir"), std::string::npos) << out.err;
+}
+
 TEST_F(PyrundTest, SighupWithAnInvalidPolicyKeepsTheOldSet) {
   writeFile(dir_ / "strict.yaml", readFileOrEmpty(PYRUN_SOURCE_DIR "/policy/strict.yaml"));
   const std::string policies =
