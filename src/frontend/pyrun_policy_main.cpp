@@ -37,6 +37,7 @@
 #include "sandbox/seccomp_log.h"
 #include "sandbox/spawner.h"
 #include "sandbox/workdir.h"
+#include "server/session_rules.h"
 
 namespace {
 
@@ -121,37 +122,6 @@ extern "C" void onInterrupt(int) {
   char byte = 0;
   [[maybe_unused]] ssize_t n = ::write(g_wake_fd, &byte, 1);
   errno = saved;
-}
-
-std::string mebibytes(uint64_t bytes) {
-  if (bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
-  return std::to_string(bytes) + " bytes";
-}
-
-// The sentence pyrun prints for a verdict (see src/client/exit_status.cpp), from the spawner's
-// cause. A cause this build does not know is named by number rather than guessed.
-std::string causeSentence(const pyrun::sandbox::JobEnded& ended,
-                          const pyrun::policy::Limits& limits) {
-  using pyrun::sandbox::EndCause;
-  switch (ended.cause) {
-    case EndCause::kExited:
-    case EndCause::kKilled:  // said by the caller (wall, output, Ctrl-C)
-      return {};
-    case EndCause::kCpuLimit:
-      return "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s exceeded";
-    case EndCause::kMemoryLimit:
-      return "memory limit of " + mebibytes(limits.memory_bytes) + " exceeded";
-    case EndCause::kFileSizeLimit:
-      return "file size limit exceeded";
-    case EndCause::kSyscall:
-      if (ended.detail.empty()) return "the program made a forbidden system call";
-      // "forbidden system call (name unknown: why)" is already a sentence.
-      if (ended.detail.find("forbidden") != std::string::npos) return ended.detail;
-      return "forbidden system call: " + ended.detail;
-    case EndCause::kProcessLimit:
-      return "process limit of " + std::to_string(limits.processes) + " exceeded";
-  }
-  return "the job ended for reason " + std::to_string(static_cast<int>(ended.cause));
 }
 
 struct RunRequest {
@@ -304,36 +274,35 @@ int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
               << "): " << failed->detail << "\n";
     return finish(kExitRunFailure);
   }
-  const std::optional<sandbox::JobEnded>& ended = outcome->ended;
-  const bool truncated = outcome->output_truncated;
-  std::string front_verdict;  // verdicts this process enforces, as pyrund's front does
+  const sandbox::JobEnded& ended = *outcome->ended;
+  // The verdict and its sentence as pyrund gives them (docs/pyrund.md, "Verdicts").
+  proto::Verdict front_verdict = proto::Verdict::kOk;  // what this process enforced, as a front
   switch (outcome->stopped) {
     case sandbox::RunnerStop::kNone:
       break;
     case sandbox::RunnerStop::kWallLimit:
-      front_verdict =
-          "wall-clock limit of " + std::to_string(policy.limits.wall_seconds) + " s exceeded";
+      front_verdict = proto::Verdict::kWallLimit;
       break;
     case sandbox::RunnerStop::kOutputLimit:
-      front_verdict = "output limit of " + mebibytes(policy.limits.output_bytes) +
-                      " reached: output truncated and the job killed";
+      front_verdict = proto::Verdict::kOutputLimit;
       break;
     case sandbox::RunnerStop::kCancelled:
-      front_verdict = "job cancelled";
+      front_verdict = proto::Verdict::kCancelled;
       break;
   }
-
-  std::string sentence = front_verdict;
-  if (sentence.empty()) sentence = causeSentence(*ended, policy.limits);
-  if (truncated && sentence.find("truncated") == std::string::npos) {
+  const proto::Verdict verdict = server::finalVerdict(ended.cause, front_verdict);
+  const proto::Limits limits{policy.limits.cpu_seconds, policy.limits.wall_seconds,
+                             policy.limits.memory_bytes, policy.limits.output_bytes};
+  std::string sentence = server::verdictDetail(verdict, limits, server::endDetail(ended));
+  if (outcome->output_truncated && verdict != proto::Verdict::kOutputLimit) {
     sentence += (sentence.empty() ? "" : "; ") + std::string("output truncated");
   }
   if (!sentence.empty()) std::cerr << "pyrun-policy: " << sentence << "\n";
   int status;
-  if (ended->signaled) {
-    status = 128 + ended->code;
+  if (ended.signaled) {
+    status = 128 + ended.code;
   } else {
-    status = ended->code;
+    status = ended.code;
     // A job stopped by a verdict never reports success.
     if (status == 0 && !sentence.empty()) status = kExitRunFailure;
   }

@@ -131,6 +131,7 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.integer(e.peak_memory_bytes);
     w.integer(e.wall_us);
     w.string(e.detail, kMaxDetailBytes);
+    w.integer(static_cast<uint8_t>(e.syscall_named ? 1 : 0));
     w.string(e.results, kMaxNameBytes);
     w.string(e.results_detail, kMaxDetailBytes);
   }
@@ -158,15 +159,20 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
     }
     case FromSpawnerType::kJobEnded: {
       JobEnded e;
-      uint8_t signaled = 0, cause = 0;
+      uint8_t signaled = 0, cause = 0, named = 0;
       if (r.integer(e.job_id) && r.integer(signaled) && r.integer(e.code) && r.integer(cause) &&
           r.integer(e.cpu_us) && r.integer(e.peak_memory_bytes) && r.integer(e.wall_us) &&
-          r.string(e.detail, kMaxDetailBytes) && r.string(e.results, kMaxNameBytes) &&
-          r.string(e.results_detail, kMaxDetailBytes)) {
+          r.string(e.detail, kMaxDetailBytes) && r.integer(named) &&
+          r.string(e.results, kMaxNameBytes) && r.string(e.results_detail, kMaxDetailBytes)) {
         if (signaled > 1) r.fail("signaled flag is neither 0 nor 1");
         if (cause > static_cast<uint8_t>(EndCause::kProcessLimit)) r.fail("unknown end cause");
+        if (named > 1) r.fail("syscall-named flag is neither 0 nor 1");
+        if (named == 1 && cause != static_cast<uint8_t>(EndCause::kSyscall)) {
+          r.fail("syscall-named flag on an end that is not a forbidden system call");
+        }
       }
       e.signaled = signaled == 1;
+      e.syscall_named = named == 1;
       e.cause = static_cast<EndCause>(cause);
       out = e;
       break;

@@ -38,6 +38,10 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
   ended.peak_memory_bytes = 9ull << 20;
   ended.wall_us = 20000;
   ended.detail = "ptrace";
+  ended.syscall_named = true;
+  JobEnded unnamed = ended;
+  unnamed.detail = "forbidden system call (name unknown: no audit source)";
+  unnamed.syscall_named = false;
   PoliciesReloaded reloaded{false, "default.yaml:3:1: unknown key"};
 
   return {
@@ -50,6 +54,7 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
       {"message_started", encodeMessage(started)},
       {"message_failed", encodeMessage(failed)},
       {"message_ended", encodeMessage(ended)},
+      {"message_ended_unnamed", encodeMessage(unnamed)},
       {"message_reloaded", encodeMessage(reloaded)},
   };
 }

@@ -168,6 +168,33 @@ TEST(SpawnerCodec, MessagesRejectUnknownTypeAndBadEnumValues) {
   EXPECT_FALSE(decodeFromSpawner(bytes));
 }
 
+// Whether the detail names the call travels as a flag, so that no reader guesses from the text.
+TEST(SpawnerCodec, SyscallNamedFlagRoundTripsAndIsCheckedAgainstTheCause) {
+  JobEnded named{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace", "", ""};
+  named.syscall_named = true;
+  auto d = decodeFromSpawner(encodeMessage(named));
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_TRUE(std::get<JobEnded>(*d).syscall_named);
+  JobEnded unknown = named;
+  unknown.syscall_named = false;
+  unknown.detail = "forbidden system call (name unknown: no audit source)";
+  d = decodeFromSpawner(encodeMessage(unknown));
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_FALSE(std::get<JobEnded>(*d).syscall_named);
+
+  // The flag's byte follows the detail (u32 length + bytes).
+  const size_t flag_at = 1 + 8 + 1 + 4 + 1 + 8 + 8 + 8 + 4 + named.detail.size();
+  auto bytes = encodeMessage(named);
+  ASSERT_EQ(bytes[flag_at], 1);
+  bytes[flag_at] = 2;
+  EXPECT_FALSE(decodeFromSpawner(bytes));
+  JobEnded exited = named;
+  exited.cause = EndCause::kExited;
+  auto refused = decodeFromSpawner(encodeMessage(exited));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().detail().find("syscall-named flag"), std::string::npos);
+}
+
 TEST(SpawnerRequest, RequestsRoundTrip) {
   auto kill = channel::decodeRequest(channel::encodeRequest(KillJob{77}), {});
   ASSERT_TRUE(kill) << kill.error().detail();

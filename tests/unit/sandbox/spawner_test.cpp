@@ -1173,9 +1173,11 @@ TEST_F(ConfinementTest, ForbiddenSystemCallEndsTheJobAndIsNamed) {
   EXPECT_EQ(r.ended.code, SIGSYS);
   if (isRoot()) {
     EXPECT_EQ(r.ended.detail, "ptrace");
+    EXPECT_TRUE(r.ended.syscall_named);
   } else {
     EXPECT_EQ(r.ended.detail.rfind("forbidden system call (name unknown: ", 0), 0u)
         << r.ended.detail;
+    EXPECT_FALSE(r.ended.syscall_named);
   }
 }
 
