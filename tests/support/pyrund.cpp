@@ -40,7 +40,8 @@ bool Pyrund::start() {
   if (port_ != 0) options.port = port_;
   if (metrics_port_ != 0) options.metrics_port = metrics_port_;
   const std::string port_file = dir_ + "/port";
-  writeFile(dir_ + "/pyrund.yaml", pyrundConfigText(dir_, options), 0600);
+  // 0644: the front, as its own user, reads it again on SIGHUP.
+  writeFile(dir_ + "/pyrund.yaml", pyrundConfigText(dir_, options), 0644);
   ::unlink(port_file.c_str());
   child_ = std::make_unique<Child>(
       std::vector<std::string>{binary("pyrund"), "--config", dir_ + "/pyrund.yaml"}, options.run);
@@ -69,8 +70,8 @@ bool Pyrund::start() {
 Outcome Pyrund::stop() {
   if (!child_) return {};
   Outcome o;
-  if (hasExited(child_->pid())) {
-    o = child_->wait(std::chrono::seconds(1));
+  if (child_->reaped() || hasExited(child_->pid())) {
+    // The test stopped it (and may have waited for it already): the Child reaps what is left.
   } else {
     child_->signal(SIGTERM);
     o = child_->wait(options_.stop_timeout);

@@ -53,8 +53,9 @@ class Pyrund {
   std::string dir() const { return dir_; }
   std::string jobsDir() const { return dir_ + "/jobs"; }
 
-  // SIGTERMs pyrund and waits for it; returns how it ended ({} when it was not running). A
-  // non-zero status is printed on stderr. Already exited (a test killed it): only reaped.
+  // SIGTERMs pyrund and waits for it; returns how it ended ({} when it was not running or had
+  // already exited: a test that stops it itself waits for it through process()). A non-zero
+  // status is printed on stderr.
   Outcome stop();
   // Starts it again with the same config and ports (after stop()); false with startError().
   bool start();
