@@ -34,7 +34,8 @@ Pyrund::Pyrund(std::string dir, PyrundOptions options)
 Pyrund::~Pyrund() { stop(); }
 
 bool Pyrund::start() {
-  if (child_) return true;
+  if (child_ && !child_->reaped() && !hasExited(child_->pid())) return true;
+  child_.reset();  // one the test stopped and waited for itself
   PyrundOptions options = options_;
   // A restart keeps the ports it got.
   if (port_ != 0) options.port = port_;

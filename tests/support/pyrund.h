@@ -57,7 +57,8 @@ class Pyrund {
   // already exited: a test that stops it itself waits for it through process()). A non-zero
   // status is printed on stderr.
   Outcome stop();
-  // Starts it again with the same config and ports (after stop()); false with startError().
+  // Starts it again with the same config and ports once it has stopped (stop(), or the test's own
+  // signal and wait); false with startError().
   bool start();
 
  private:
