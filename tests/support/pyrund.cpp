@@ -74,9 +74,11 @@ Outcome Pyrund::stop() {
   if (child_->reaped() || hasExited(child_->pid())) {
     // The test stopped it (and may have waited for it already): the Child reaps what is left.
   } else {
-    child_->signal(SIGTERM);
+    child_->signal(options_.stop_signal);
     o = child_->wait(options_.stop_timeout);
-    if (o.exit_code != 0) std::fprintf(stderr, "pyrund exit %d:\n%s\n", o.exit_code, o.err.c_str());
+    if (options_.stop_signal == SIGTERM && o.exit_code != 0) {
+      std::fprintf(stderr, "pyrund exit %d:\n%s\n", o.exit_code, o.err.c_str());
+    }
   }
   child_.reset();
   return o;

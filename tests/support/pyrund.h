@@ -2,6 +2,7 @@
 // file and jobs directory in a directory the test owns, stopped (SIGTERM) when it goes.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -26,6 +27,9 @@ struct PyrundOptions {
   RunOptions run;  // pyrund's environment
   std::chrono::seconds start_timeout{30};
   std::chrono::seconds stop_timeout{30};
+  // How stop() ends it: SIGTERM (a graceful stop, its exit status checked), or SIGKILL for tests
+  // that only need it gone (its jobs die with it through their parent-death signals).
+  int stop_signal = SIGTERM;
 };
 
 // The config file's text Pyrund writes: listen 127.0.0.1, the port, <dir>/port as port file, the
@@ -53,9 +57,9 @@ class Pyrund {
   std::string dir() const { return dir_; }
   std::string jobsDir() const { return dir_ + "/jobs"; }
 
-  // SIGTERMs pyrund and waits for it; returns how it ended ({} when it was not running or had
-  // already exited: a test that stops it itself waits for it through process()). A non-zero
-  // status is printed on stderr.
+  // Sends pyrund options.stop_signal and waits for it; returns how it ended ({} when it was not
+  // running or had already exited: a test that stops it itself waits for it through process()).
+  // After SIGTERM, a non-zero status is printed on stderr.
   Outcome stop();
   // Starts it again with the same config and ports once it has stopped (stop(), or the test's own
   // signal and wait); false with startError().
