@@ -32,10 +32,12 @@
 #include "common/version.h"
 #include "policy/catalog.h"
 #include "policy/policy.h"
+#include "sandbox/job_run.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
 #include "sandbox/spawner.h"
 #include "sandbox/workdir.h"
+#include "server/session_rules.h"
 
 namespace {
 
@@ -122,37 +124,6 @@ extern "C" void onInterrupt(int) {
   errno = saved;
 }
 
-std::string mebibytes(uint64_t bytes) {
-  if (bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
-  return std::to_string(bytes) + " bytes";
-}
-
-// The sentence pyrun prints for a verdict (see src/client/exit_status.cpp), from the spawner's
-// cause. A cause this build does not know is named by number rather than guessed.
-std::string causeSentence(const pyrun::sandbox::JobEnded& ended,
-                          const pyrun::policy::Limits& limits) {
-  using pyrun::sandbox::EndCause;
-  switch (ended.cause) {
-    case EndCause::kExited:
-    case EndCause::kKilled:  // said by the caller (wall, output, Ctrl-C)
-      return {};
-    case EndCause::kCpuLimit:
-      return "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s exceeded";
-    case EndCause::kMemoryLimit:
-      return "memory limit of " + mebibytes(limits.memory_bytes) + " exceeded";
-    case EndCause::kFileSizeLimit:
-      return "file size limit exceeded";
-    case EndCause::kSyscall:
-      if (ended.detail.empty()) return "the program made a forbidden system call";
-      // "forbidden system call (name unknown: why)" is already a sentence.
-      if (ended.detail.find("forbidden") != std::string::npos) return ended.detail;
-      return "forbidden system call: " + ended.detail;
-    case EndCause::kProcessLimit:
-      return "process limit of " + std::to_string(limits.processes) + " exceeded";
-  }
-  return "the job ended for reason " + std::to_string(static_cast<int>(ended.cause));
-}
-
 struct RunRequest {
   std::string policy_file;
   std::string script;
@@ -197,22 +168,6 @@ class JobsDir {
 std::string baseName(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// Writes what is readable on `from` to `to`; false at end of file or error.
-bool pump(int from, int to, uint64_t& budget, bool& truncated) {
-  char buf[65536];
-  ssize_t n = ::read(from, buf, sizeof buf);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-  if (n <= 0) return false;
-  auto len = static_cast<uint64_t>(n);
-  if (len > budget) {
-    len = budget;
-    truncated = true;
-  }
-  budget -= len;
-  if (len > 0) (void)pyrun::writeAll(to, std::span<const char>(buf, len), "output");
-  return true;
 }
 
 int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
@@ -279,155 +234,75 @@ int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
   spec.script = std::move(*script);
   spec.args = request.args;
   spec.limits = pyrun::sandbox::jobLimitsOf(policy.limits);
-  if (auto sent = sandbox::sendToSpawner(sock, sandbox::SpawnJob{spec}); !sent) {
-    std::cerr << "pyrun-policy: " << sent.error().detail() << "\n";
+  sandbox::JobRunOptions options;
+  options.stdin_fd = STDIN_FILENO;
+  options.output_limit_bytes = policy.limits.output_bytes;
+  // Counted from the job's start, as pyrund's front does.
+  options.wall_seconds = policy.limits.wall_seconds;
+  options.on_output = [&](int stream, std::string_view bytes, sandbox::JobRunControl&) {
+    int to = stream == 2 || request.stdout_to_stderr ? STDERR_FILENO : STDOUT_FILENO;
+    (void)writeAll(to, std::span<const char>(bytes.data(), bytes.size()), "output");
+  };
+  int interrupts_handled = 0;
+  options.watches.push_back({wake->first.get(), [&](sandbox::JobRunControl& job) {
+                               char drain[64];
+                               while (::read(wake->first.get(), drain, sizeof drain) > 0) {
+                               }
+                               // The first Ctrl-C reaches the program (Python raises
+                               // KeyboardInterrupt); a second one, or SIGTERM to this process,
+                               // ends the job, as pyrun does with pyrund.
+                               while (interrupts_handled < g_interrupts) {
+                                 ++interrupts_handled;
+                                 if (interrupts_handled == 1 && job.started()) {
+                                   job.signal(SIGINT);
+                                 } else {
+                                   job.stop(sandbox::RunnerStop::kCancelled);
+                                 }
+                               }
+                             }});
+  if (request.extra_fd >= 0) {
+    options.watches.push_back(
+        {request.extra_fd, [&](sandbox::JobRunControl&) { request.on_extra(); }});
+  }
+  auto outcome = sandbox::runJobThroughSpawner(sock, spec, options);
+  if (!outcome) {
+    std::cerr << "pyrun-policy: " << outcome.error().detail() << "\n";
     return finish(kExitRunFailure);
   }
-
-  UniqueFd job_in, job_out, job_err;
-  bool started = false, ended_seen = false, stdin_open = true;
-  std::optional<sandbox::JobEnded> ended;
-  std::string pending_in;  // read from our stdin, not yet taken by the program
-  uint64_t budget = policy.limits.output_bytes;
-  bool truncated = false;
-  std::string front_verdict;  // verdicts this process enforces, as pyrund's front does
-  int interrupts_handled = 0;
-  // Counted from the job's start, as pyrund's front does.
-  auto wall_deadline = std::chrono::steady_clock::time_point::max();
-  auto stopJob = [&](const std::string& why) {
-    if (front_verdict.empty()) front_verdict = why;
-    (void)sandbox::sendToSpawner(sock, sandbox::KillJob{spec.job_id});
-  };
-
-  while (!(ended_seen && !job_out && !job_err)) {
-    std::vector<pollfd> fds;
-    fds.push_back({sock, POLLIN, 0});
-    fds.push_back({wake->first.get(), POLLIN, 0});
-    int out_i = -1, err_i = -1, in_i = -1, our_in_i = -1, extra_i = -1;
-    if (job_out) {
-      out_i = static_cast<int>(fds.size());
-      fds.push_back({job_out.get(), POLLIN, 0});
-    }
-    if (job_err) {
-      err_i = static_cast<int>(fds.size());
-      fds.push_back({job_err.get(), POLLIN, 0});
-    }
-    if (job_in && !pending_in.empty()) {
-      in_i = static_cast<int>(fds.size());
-      fds.push_back({job_in.get(), POLLOUT, 0});
-    } else if (started && stdin_open && job_in) {
-      our_in_i = static_cast<int>(fds.size());
-      fds.push_back({STDIN_FILENO, POLLIN, 0});
-    }
-    if (request.extra_fd >= 0) {
-      extra_i = static_cast<int>(fds.size());
-      fds.push_back({request.extra_fd, POLLIN, 0});
-    }
-    int timeout_ms = -1;
-    if (started && front_verdict.empty()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          wall_deadline - std::chrono::steady_clock::now());
-      timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
-    }
-    int ready = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (ready < 0 && errno != EINTR) {
-      std::cerr << "pyrun-policy: poll: " << std::strerror(errno) << "\n";
-      return finish(kExitRunFailure);
-    }
-    if (started && front_verdict.empty() && std::chrono::steady_clock::now() >= wall_deadline) {
-      stopJob("wall-clock limit of " + std::to_string(policy.limits.wall_seconds) + " s exceeded");
-    }
-    char drain[64];
-    while (::read(wake->first.get(), drain, sizeof drain) > 0) {
-    }
-    // The first Ctrl-C reaches the program (Python raises KeyboardInterrupt); a second one, or
-    // SIGTERM to this process, ends the job, as pyrun does with pyrund.
-    while (interrupts_handled < g_interrupts) {
-      ++interrupts_handled;
-      if (interrupts_handled == 1 && started) {
-        (void)sandbox::sendToSpawner(sock, sandbox::SignalJob{spec.job_id, SIGINT});
-      } else {
-        stopJob("job cancelled");
-      }
-    }
-    if (ready <= 0) continue;
-    if (extra_i >= 0 && fds[static_cast<size_t>(extra_i)].revents != 0) request.on_extra();
-    if (out_i >= 0 && fds[static_cast<size_t>(out_i)].revents != 0) {
-      int to = request.stdout_to_stderr ? STDERR_FILENO : STDOUT_FILENO;
-      if (!pump(job_out.get(), to, budget, truncated)) job_out.reset();
-    }
-    if (err_i >= 0 && fds[static_cast<size_t>(err_i)].revents != 0) {
-      if (!pump(job_err.get(), STDERR_FILENO, budget, truncated)) job_err.reset();
-    }
-    if (truncated && front_verdict.empty()) {
-      stopJob("output limit of " + mebibytes(policy.limits.output_bytes) +
-              " reached: output truncated and the job killed");
-    }
-    if (our_in_i >= 0 && fds[static_cast<size_t>(our_in_i)].revents != 0) {
-      char buf[65536];
-      ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-      if (n > 0) {
-        pending_in.assign(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        stdin_open = false;
-        job_in.reset();  // end of input for the program
-      }
-    }
-    if (in_i >= 0 && fds[static_cast<size_t>(in_i)].revents != 0) {
-      ssize_t n = ::write(job_in.get(), pending_in.data(), pending_in.size());
-      if (n > 0) {
-        pending_in.erase(0, static_cast<size_t>(n));
-      } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        pending_in.clear();  // the program closed its stdin (EPIPE)
-        stdin_open = false;
-        job_in.reset();
-      }
-    }
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-    auto received = sandbox::receiveFromSpawner(sock);
-    if (!received) {
-      std::cerr << "pyrun-policy: " << received.error().detail() << "\n";
-      return finish(kExitRunFailure);
-    }
-    if (!*received) continue;
-    auto& message = (*received)->message;
-    if (auto* failed = std::get_if<sandbox::JobFailed>(&message)) {
-      std::cerr << "pyrun-policy: the job could not start (" << failed->stage
-                << "): " << failed->detail << "\n";
-      return finish(kExitRunFailure);
-    }
-    if (std::get_if<sandbox::JobStarted>(&message) != nullptr) {
-      auto& got = (*received)->fds;
-      if (got.size() != 3) {
-        std::cerr << "pyrun-policy: the spawner sent a job start without its three pipes\n";
-        return finish(kExitRunFailure);
-      }
-      job_in = std::move(got[0]);
-      job_out = std::move(got[1]);
-      job_err = std::move(got[2]);
-      ::fcntl(job_in.get(), F_SETFL, O_NONBLOCK);
-      started = true;
-      wall_deadline =
-          std::chrono::steady_clock::now() + std::chrono::seconds(policy.limits.wall_seconds);
-      continue;
-    }
-    if (auto* e = std::get_if<sandbox::JobEnded>(&message)) {
-      ended = *e;
-      ended_seen = true;
-    }
+  if (const auto& failed = outcome->failed) {
+    std::cerr << "pyrun-policy: the job could not start (" << failed->stage
+              << "): " << failed->detail << "\n";
+    return finish(kExitRunFailure);
   }
-
-  std::string sentence = front_verdict;
-  if (sentence.empty()) sentence = causeSentence(*ended, policy.limits);
-  if (truncated && sentence.find("truncated") == std::string::npos) {
+  const sandbox::JobEnded& ended = *outcome->ended;
+  // The verdict and its sentence as pyrund gives them (docs/pyrund.md, "Verdicts").
+  proto::Verdict front_verdict = proto::Verdict::kOk;  // what this process enforced, as a front
+  switch (outcome->stopped) {
+    case sandbox::RunnerStop::kNone:
+      break;
+    case sandbox::RunnerStop::kWallLimit:
+      front_verdict = proto::Verdict::kWallLimit;
+      break;
+    case sandbox::RunnerStop::kOutputLimit:
+      front_verdict = proto::Verdict::kOutputLimit;
+      break;
+    case sandbox::RunnerStop::kCancelled:
+      front_verdict = proto::Verdict::kCancelled;
+      break;
+  }
+  const proto::Verdict verdict = server::finalVerdict(ended.cause, front_verdict);
+  const proto::Limits limits{policy.limits.cpu_seconds, policy.limits.wall_seconds,
+                             policy.limits.memory_bytes, policy.limits.output_bytes};
+  std::string sentence = server::verdictDetail(verdict, limits, server::endDetail(ended));
+  if (outcome->output_truncated && verdict != proto::Verdict::kOutputLimit) {
     sentence += (sentence.empty() ? "" : "; ") + std::string("output truncated");
   }
   if (!sentence.empty()) std::cerr << "pyrun-policy: " << sentence << "\n";
   int status;
-  if (ended->signaled) {
-    status = 128 + ended->code;
+  if (ended.signaled) {
+    status = 128 + ended.code;
   } else {
-    status = ended->code;
+    status = ended.code;
     // A job stopped by a verdict never reports success.
     if (status == 0 && !sentence.empty()) status = kExitRunFailure;
   }

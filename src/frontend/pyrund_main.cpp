@@ -8,6 +8,8 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -17,6 +19,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "common/fd.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "common/strict_modes.h"
@@ -68,6 +71,70 @@ void notifySystemd(const char* state) {
 #else
   (void)state;
 #endif
+}
+
+// The uid and gid of the user the front drops to, when we are root and it exists.
+std::optional<std::pair<uid_t, gid_t>> frontUserIds(const pyrun::server::ServerConfig& config) {
+  if (!pyrun::server::runningAsRoot()) return std::nullopt;
+  passwd* pw = ::getpwnam(config.user.c_str());
+  if (pw == nullptr) return std::nullopt;
+  return std::make_pair(pw->pw_uid, pw->pw_gid);
+}
+
+// The front's start-up once the spawner runs, one step after the other: the first that fails
+// ends it with its message. Returns pyrund's exit status; what it built is gone when it returns.
+int runFront(const pyrun::server::ServerConfig& config, pyrun::server::PolicySet policies,
+             pyrun::UniqueFd spawner_socket) {
+  using namespace pyrun;
+  auto tls = tls::makeServerContext({config.cert, config.ca, config.crl});
+  if (!tls) return fail(kExitFailure, tls.error().detail());
+  // Opened while still root (the log's directory is usually root's); the file is given to the
+  // front's user so that SIGHUP can reopen it after a rotation (docs/pyrund.md, "Audit log").
+  server::AuditLog audit;
+  if (!config.audit_log.empty()) {
+    auto ids = frontUserIds(config);
+    auto opened = server::AuditLog::open(config.audit_log, ids ? static_cast<int>(ids->first) : -1,
+                                         ids ? static_cast<int>(ids->second) : -1);
+    if (!opened) return fail(kExitFailure, opened.error().detail());
+    audit = std::move(*opened);
+  }
+  boost::asio::io_context io(1);
+  auto made = server::Server::create(io, config, *tls, std::move(spawner_socket),
+                                     std::move(policies), std::move(audit));
+  if (!made) return fail(kExitFailure, made.error().detail());
+  server::Server& front = **made;
+  if (!config.port_file.empty()) {
+    // Written after listen(): whoever reads the port can connect at once.
+    if (auto r = replaceFile(config.port_file, std::to_string(front.port()) + "\n", 0644); !r) {
+      return fail(kExitFailure, r.error().detail());
+    }
+  }
+  // The key is loaded and the port bound: nothing the front still does needs root.
+  if (auto r = server::dropPrivileges(config.user); !r) {
+    return fail(kExitFailure, "cannot drop privileges: " + r.error().detail());
+  }
+  if (server::runningAsRoot()) {
+    return fail(kExitFailure, "still running as root after the privilege drop");
+  }
+  // Last step of the start-up: the TLS context, the sockets and the audit log exist, and nothing
+  // from here on needs exec or fork (the spawner makes the jobs).
+  if (auto r = sandbox::confineFront(); !r) {
+    return fail(kExitFailure, "cannot confine the network front: " + r.error().detail());
+  }
+  front.onStopping([] { notifySystemd("STOPPING=1"); });
+  front.start();
+  // Listening, privileges dropped, confined: systemd may consider the service started.
+  notifySystemd("READY=1");
+  try {
+    io.run();
+  } catch (const std::exception& e) {
+    PYRUN_LOG(kError) << "unexpected failure: " << e.what();
+    return kExitFailure;
+  } catch (...) {
+    PYRUN_LOG(kError) << "unexpected failure: unknown exception";
+    return kExitFailure;
+  }
+  return front.exitCode();
 }
 
 }  // namespace
@@ -132,11 +199,9 @@ int main(int argc, char** argv) {
                                                             : sandbox::CgroupVersion::kV2;
   spawner_config.cgroups.require = config->require_cgroups;
   // The front stages uploads in <jobs_dir>/.uploads as the user it drops to.
-  if (server::runningAsRoot()) {
-    if (passwd* pw = ::getpwnam(config->user.c_str()); pw != nullptr) {
-      spawner_config.uploads_uid = pw->pw_uid;
-      spawner_config.uploads_gid = pw->pw_gid;
-    }
+  if (auto ids = frontUserIds(*config)) {
+    spawner_config.uploads_uid = ids->first;
+    spawner_config.uploads_gid = ids->second;
   }
   auto spawner = sandbox::startSpawner(spawner_config);
   if (!spawner) return fail(kExitFailure, "cannot start the spawner: " + spawner.error().detail());
@@ -145,88 +210,9 @@ int main(int argc, char** argv) {
   // A job that closes its stdin must give us EPIPE on the pipe, not kill the front.
   std::signal(SIGPIPE, SIG_IGN);
 
-  int status = kExitOk;
-  {
-    auto tls = tls::makeServerContext({config->cert, config->ca, config->crl});
-    if (!tls) {
-      status = fail(kExitFailure, tls.error().detail());
-    }
-    // Opened while still root (the log's directory is usually root's); the file is given to the
-    // front's user so that SIGHUP can reopen it after a rotation (docs/pyrund.md, "Audit log").
-    server::AuditLog audit;
-    if (tls && !config->audit_log.empty()) {
-      int uid = -1, gid = -1;
-      if (server::runningAsRoot()) {
-        if (passwd* pw = ::getpwnam(config->user.c_str()); pw != nullptr) {
-          uid = static_cast<int>(pw->pw_uid);
-          gid = static_cast<int>(pw->pw_gid);
-        }
-      }
-      auto opened = server::AuditLog::open(config->audit_log, uid, gid);
-      if (!opened) {
-        status = fail(kExitFailure, opened.error().detail());
-        tls = Error(Errc::kIo, "no audit log");
-      } else {
-        audit = std::move(*opened);
-      }
-    }
-    boost::asio::io_context io(1);
-    std::unique_ptr<server::Server> front;
-    if (tls) {
-      auto made = server::Server::create(io, *config, *tls, std::move(spawner->socket),
-                                         std::move(*policies), std::move(audit));
-      if (!made) {
-        status = fail(kExitFailure, made.error().detail());
-      } else {
-        front = std::move(*made);
-      }
-    }
-    if (front && !config->port_file.empty()) {
-      // Written after listen(): whoever reads the port can connect at once.
-      if (auto r = replaceFile(config->port_file, std::to_string(front->port()) + "\n", 0644); !r) {
-        status = fail(kExitFailure, r.error().detail());
-        front.reset();
-      }
-    }
-    if (front) {
-      // The key is loaded and the port bound: nothing the front still does needs root.
-      if (auto r = server::dropPrivileges(config->user); !r) {
-        status = fail(kExitFailure, "cannot drop privileges: " + r.error().detail());
-        front.reset();
-      } else if (server::runningAsRoot()) {
-        status = fail(kExitFailure, "still running as root after the privilege drop");
-        front.reset();
-      }
-    }
-    if (front) {
-      // Last step of the start-up: the TLS context, the sockets and the audit log exist, and
-      // nothing from here on needs exec or fork (the spawner makes the jobs).
-      if (auto r = sandbox::confineFront(); !r) {
-        status = fail(kExitFailure, "cannot confine the network front: " + r.error().detail());
-        front.reset();
-      }
-    }
-    if (front) {
-      front->onStopping([] { notifySystemd("STOPPING=1"); });
-      front->start();
-      // Listening, privileges dropped, confined: systemd may consider the service started.
-      notifySystemd("READY=1");
-      try {
-        io.run();
-      } catch (const std::exception& e) {
-        PYRUN_LOG(kError) << "unexpected failure: " << e.what();
-        status = kExitFailure;
-      } catch (...) {
-        PYRUN_LOG(kError) << "unexpected failure: unknown exception";
-        status = kExitFailure;
-      }
-      if (status == kExitOk) status = front->exitCode();
-    }
-    front.reset();
-  }
-  // Our end of the spawner socket is closed by now (it belonged to the front or to `spawner`):
-  // the spawner kills what is left of the jobs and exits.
-  spawner->socket.reset();
+  int status = runFront(*config, std::move(*policies), std::move(spawner->socket));
+  // Our end of the spawner socket went with runFront: the spawner kills what is left of the jobs
+  // and exits.
   int wstatus = 0;
   while (waitpid(spawner_pid, &wstatus, 0) < 0 && errno == EINTR) {
   }

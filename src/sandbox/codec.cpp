@@ -133,6 +133,18 @@ constexpr uint32_t kMaxFiles = 10000;
 constexpr size_t kMaxPathBytes = 4096;
 constexpr size_t kMaxNameBytes = 255;
 
+// JobEnded carries two texts; each is cut so that the largest JobEnded still fits one datagram of
+// kMaxFromSpawnerBytes (a longer one would be refused by the front's receive, and the job's end
+// lost). Checked below, field by field.
+constexpr size_t kMaxEndDetailBytes = 3584;
+constexpr size_t kMaxJobEndedBytes = 1 + 8 + 1 + 4 + 1 + 8 + 8 + 8  // type .. wall_us
+                                     + 4 + kMaxEndDetailBytes + 1  // detail, syscall_named
+                                     + 4 + kMaxNameBytes           // results
+                                     + 4 + kMaxEndDetailBytes      // results_detail
+                                     + 1 + kJobStageCount * (1 + 8);  // times
+static_assert(kMaxJobEndedBytes <= kMaxFromSpawnerBytes,
+              "the largest JobEnded must fit one spawner datagram");
+
 }  // namespace
 
 std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
@@ -162,9 +174,10 @@ std::vector<uint8_t> encodeMessage(const FromSpawner& m) {
     w.integer(e.cpu_us);
     w.integer(e.peak_memory_bytes);
     w.integer(e.wall_us);
-    w.string(e.detail, kMaxDetailBytes);
+    w.string(e.detail, kMaxEndDetailBytes);
+    w.integer(static_cast<uint8_t>(e.syscall_named ? 1 : 0));
     w.string(e.results, kMaxNameBytes);
-    w.string(e.results_detail, kMaxDetailBytes);
+    w.string(e.results_detail, kMaxEndDetailBytes);
     writeTimes(w, e.times);
   }
   return w.take();
@@ -191,15 +204,21 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
     }
     case FromSpawnerType::kJobEnded: {
       JobEnded e;
-      uint8_t signaled = 0, cause = 0;
+      uint8_t signaled = 0, cause = 0, named = 0;
       if (r.integer(e.job_id) && r.integer(signaled) && r.integer(e.code) && r.integer(cause) &&
           r.integer(e.cpu_us) && r.integer(e.peak_memory_bytes) && r.integer(e.wall_us) &&
-          r.string(e.detail, kMaxDetailBytes) && r.string(e.results, kMaxNameBytes) &&
-          r.string(e.results_detail, kMaxDetailBytes) && readTimes(r, e.times)) {
+          r.string(e.detail, kMaxEndDetailBytes) && r.integer(named) &&
+          r.string(e.results, kMaxNameBytes) && r.string(e.results_detail, kMaxEndDetailBytes) &&
+          readTimes(r, e.times)) {
         if (signaled > 1) r.fail("signaled flag is neither 0 nor 1");
         if (cause > static_cast<uint8_t>(EndCause::kProcessLimit)) r.fail("unknown end cause");
+        if (named > 1) r.fail("syscall-named flag is neither 0 nor 1");
+        if (named == 1 && cause != static_cast<uint8_t>(EndCause::kSyscall)) {
+          r.fail("syscall-named flag on an end that is not a forbidden system call");
+        }
       }
       e.signaled = signaled == 1;
+      e.syscall_named = named == 1;
       e.cause = static_cast<EndCause>(cause);
       out = e;
       break;

@@ -160,14 +160,15 @@ struct JobEnded {
   uint64_t cpu_us = 0;             // user + system of every process of the job
   uint64_t peak_memory_bytes = 0;  // largest resident set of any process of the job
   uint64_t wall_us = 0;            // from fork to the end
-  // kSyscall: the forbidden system call's name ("ptrace"), or "forbidden system call (name
-  // unknown: <why>)" when the kernel did not tell us. Empty otherwise.
+  // kSyscall: the forbidden system call's name ("ptrace") when syscall_named, else the sentence
+  // "forbidden system call (name unknown: <why>)". Empty otherwise.
   std::string detail;
   // JobSpec::results: the directory inside <jobs_dir>/.uploads holding the copied result files
   // (owned by the front), or empty; and a sentence when some could not be copied or were left
   // out (over the limits), else empty.
   std::string results;
   std::string results_detail;
+  bool syscall_named = false;  // only with kSyscall: detail is the call's name (see detail)
   // The stamps of the job's end: kExit (from the init) and kCleanup (those reached).
   StageTimes times;
 };

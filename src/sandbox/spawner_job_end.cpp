@@ -186,6 +186,7 @@ void Spawner::finishJob(uint64_t job_id) {
         drainSeccompLog();
         if (auto name = seccomp_log_->takeName(job.interpreter_pid)) {
           e.detail = std::move(*name);
+          e.syscall_named = true;
         } else {
           // The kernel's audit thread delivers the record a moment after the kill: the end waits
           // for it in unnamed_ while the loop serves the other jobs.
@@ -264,6 +265,7 @@ void Spawner::nameUnnamed(bool final) {
     }
     if (name) {
       it->end.detail = std::move(*name);
+      it->end.syscall_named = true;
     } else if (seccomp_log_->complete()) {
       // Every kill record reaches us, and none came: the interpreter got SIGSYS from a kill() (a
       // program can send it to itself), not from its filter. Reported as the signal it was.

@@ -166,7 +166,7 @@ proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdic
   return front_verdict != proto::Verdict::kOk ? front_verdict : proto::Verdict::kInternalError;
 }
 
-std::string endDetail(const sandbox::JobEnded& end) { return end.detail; }
+CauseDetail endDetail(const sandbox::JobEnded& end) { return {end.detail, end.syscall_named}; }
 
 Ending endingOf(const JobEndRecord& record, const sandbox::JobEnded& end) {
   Ending e;
@@ -248,7 +248,7 @@ std::string humanBytes(uint64_t bytes) {
 }
 
 std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
-                          const std::string& cause_detail) {
+                          const CauseDetail& cause) {
   switch (verdict) {
     case proto::Verdict::kOk:
       return "";
@@ -264,11 +264,12 @@ std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
     case proto::Verdict::kCancelled:
       return "cancelled by the client";
     case proto::Verdict::kSyscall:
-      return cause_detail.empty() ? "the program made a forbidden system call"
-                                  : "forbidden system call: " + cause_detail;
+      if (cause.names_the_call) return "forbidden system call: " + cause.text;
+      // The spawner's own sentence: "forbidden system call (name unknown: <why>)".
+      return cause.text.empty() ? "the program made a forbidden system call" : cause.text;
     case proto::Verdict::kProcessLimit:
-      return cause_detail.empty() ? "process limit exceeded"
-                                  : "process limit exceeded: " + cause_detail;
+      return cause.text.empty() ? "process limit exceeded"
+                                : "process limit exceeded: " + cause.text;
     case proto::Verdict::kFileSizeLimit:
       return "file size limit exceeded";
     case proto::Verdict::kServerShutdown:

@@ -89,15 +89,20 @@ proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdic
 // client broke the protocol (bad-frame, unexpected-frame, bad-request), else kInternalError.
 proto::Verdict verdictForError(proto::ErrorCode code) noexcept;
 
-// The sentence for an EXIT frame's detail ("wall-clock limit of 60 s exceeded"); empty for kOk.
-// `cause_detail` is what the spawner said about the cause (the name of a forbidden system call):
-// kSyscall with "socket" reads "forbidden system call: socket".
-std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
-                          const std::string& cause_detail = "");
+// What the spawner said about the cause of an ending, for the verdict's sentence.
+struct CauseDetail {
+  std::string text;  // kSyscall: the call's name, or the spawner's sentence saying it is unknown
+  bool names_the_call = false;  // text is the call's name
+};
 
-// The spawner's detail of a JobEnded (the syscall name for kSyscall), or empty when this build's
-// JobEnded has no such field.
-std::string endDetail(const sandbox::JobEnded& end);
+// The sentence of a verdict, for an EXIT frame's detail, the audit log and pyrun-policy
+// ("wall-clock limit of 60 s exceeded"); empty for kOk. kSyscall with the call's name reads
+// "forbidden system call: socket"; with the spawner's sentence, that sentence.
+std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
+                          const CauseDetail& cause = {});
+
+// The spawner's detail of a JobEnded (JobEnded::detail and syscall_named).
+CauseDetail endDetail(const sandbox::JobEnded& end);
 
 // What the job_end audit line says besides the spawner's report. The session fills it in; when the
 // session ends before its job does, the handler it leaves with the spawner link keeps a copy, so

@@ -42,6 +42,10 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
   ended.detail = "ptrace";
   ended.times.set(pyrun::JobStage::kExit, 20000);
   ended.times.set(pyrun::JobStage::kCleanup, 21000);
+  ended.syscall_named = true;
+  JobEnded unnamed = ended;
+  unnamed.detail = "forbidden system call (name unknown: no audit source)";
+  unnamed.syscall_named = false;
   PoliciesReloaded reloaded{false, "default.yaml:3:1: unknown key"};
 
   return {
@@ -54,6 +58,7 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> corpus() {
       {"message_started", encodeMessage(started)},
       {"message_failed", encodeMessage(failed)},
       {"message_ended", encodeMessage(ended)},
+      {"message_ended_unnamed", encodeMessage(unnamed)},
       {"message_reloaded", encodeMessage(reloaded)},
   };
 }

@@ -51,6 +51,7 @@ class Child {
   Child& operator=(const Child&) = delete;
 
   pid_t pid() const { return pid_; }
+  bool reaped() const { return reaped_; }  // wait() returned: pid() may name another process now
   // Writes to the program's stdin; closeStdin() sends end of input.
   void writeStdin(const std::string& data);
   void closeStdin();

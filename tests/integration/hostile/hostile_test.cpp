@@ -17,6 +17,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -103,79 +104,65 @@ size_t entriesIn(const std::string& dir) {
   return n;
 }
 
-class HostileTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;  // each test reports the skip
-    dir_ = new TempDir("hostile-srv");
-    // Jobs run under their own uids and the front as "nobody": they traverse this directory.
-    ::chmod(dir_->path().c_str(), 0711);
-    pki_ = new Pki(dir_->path());
-    alice_ = pki_->clientBundle("alice");
-    limited_ = pki_->clientBundle("limited");
-    hasty_ = pki_->clientBundle("hasty");
-    cramped_ = pki_->clientBundle("cramped");
-    // The limit attacks run under the shipped default policy with smaller limits, so that the
-    // battery stays short. CPU and output limits come with the default 60 s wall limit and the
-    // wall limit with the default CPU limit, so that on a loaded machine the limit under test is
-    // always the one reached first.
-    writeFile(*dir_ / "limited.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
-                                          "]\nlimits:\n  cpu_seconds: 1\n  output: 1M\n");
-    writeFile(*dir_ / "hasty.yaml",
+// The battery's one pyrund, as root: the shipped default policy, and smaller limits for the
+// identities the limit attacks use.
+struct HostileServer {
+  // The limit attacks run under the shipped default policy with smaller limits, so that the
+  // battery stays short. CPU and output limits come with the default 60 s wall limit and the
+  // wall limit with the default CPU limit, so that on a loaded machine the limit under test is
+  // always the one reached first.
+  static PyrundOptions options(const TempDir& dir, Pki& pki) {
+    writeFile(dir / "limited.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
+                                        "]\nlimits:\n  cpu_seconds: 1\n  output: 1M\n");
+    writeFile(dir / "hasty.yaml",
               "version: 1\ninclude: [" + kDefaultPolicy + "]\nlimits:\n  wall_seconds: 2\n");
     // The disk attack: a file size limit below the sizes of /tmp and /job, so that each bound is
     // met on its own (with the default policy's 64M everywhere a full mount and the file size
     // limit would coincide).
-    writeFile(*dir_ / "cramped.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
-                                          "]\nlimits:\n  file_size: 4M\n  tmp: 16M\n"
-                                          "  workdir: 16M\n");
-    writeFile(*dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
-                  "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (*dir_ / "jobs") +
-                  "\nmax_jobs: 4\nqueue: 16\n"
-                  "policies:\n  default: " +
-                  kDefaultPolicy + "\n  limited: " + (*dir_ / "limited.yaml") + "\n  hasty: " +
-                  (*dir_ / "hasty.yaml") + "\n  cramped: " + (*dir_ / "cramped.yaml") +
-                  "\nidentities:\n  default: default\n  clients:\n    limited: limited\n"
-                  "    hasty: hasty\n    cramped: cramped\n",
-              0600);
-    RunOptions options;
-    options.env["PYRUN_HOSTILE_SECRET"] = kServerSecret;
-    server_ = new Child({binary("pyrund"), "--config", *dir_ / "pyrund.yaml"}, options);
-    if (!eventually([] { return !readFileOrEmpty(*dir_ / "port").empty(); }, 30s)) {
-      server_->signal(SIGKILL);
-      start_error_ = "pyrund did not write its port file; stderr:\n" + server_->wait(10s).err;
-      delete server_;
-      server_ = nullptr;
-      return;
-    }
-    port_ = std::stoi(readFileOrEmpty(*dir_ / "port"));
+    writeFile(dir / "cramped.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
+                                        "]\nlimits:\n  file_size: 4M\n  tmp: 16M\n"
+                                        "  workdir: 16M\n");
+    PyrundOptions o;
+    o.cert = pki.serverBundle();
+    o.config_yaml = "max_jobs: 4\nqueue: 16\npolicies:\n  default: " + kDefaultPolicy +
+                    "\n  limited: " + (dir / "limited.yaml") +
+                    "\n  hasty: " + (dir / "hasty.yaml") +
+                    "\n  cramped: " + (dir / "cramped.yaml") +
+                    "\nidentities:\n  default: default\n  clients:\n    limited: limited\n"
+                    "    hasty: hasty\n    cramped: cramped\n";
+    o.run.env["PYRUN_HOSTILE_SECRET"] = kServerSecret;
+    return o;
   }
 
-  static void TearDownTestSuite() {
-    if (server_ != nullptr) {
-      server_->signal(SIGTERM);
-      Outcome o = server_->wait(30s);
-      if (o.exit_code != 0)
-        std::fprintf(stderr, "pyrund exit %d:\n%s\n", o.exit_code, o.err.c_str());
-      delete server_;
-    }
-    delete pki_;
-    delete dir_;
+  TempDir dir{"hostile-srv"};
+  Pki pki{dir.path()};
+  std::string alice = pki.clientBundle("alice");
+  std::string limited = pki.clientBundle("limited");
+  std::string hasty = pki.clientBundle("hasty");
+  std::string cramped = pki.clientBundle("cramped");
+  Pyrund pyrund{dir.path(), options(dir, pki)};
+};
+
+class HostileTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (::geteuid() != 0) return;  // each test reports the skip
+    suite_ = std::make_unique<HostileServer>();
   }
+  static void TearDownTestSuite() { suite_.reset(); }
 
   void SetUp() override {
     // The battery proves confinement, which needs root here; CI runs it as root, where a skip
     // would be a failure of the environment, reported as such.
     if (::geteuid() != 0) GTEST_SKIP() << "the hostile battery needs root (pyrund confines jobs)";
-    ASSERT_NE(server_, nullptr) << start_error_;
+    ASSERT_TRUE(suite_->pyrund.started()) << suite_->pyrund.startError();
   }
 
   // The server's front and its spawner (the front's child).
   static std::vector<pid_t> serverPids() {
-    std::vector<pid_t> pids{server_->pid()};
+    std::vector<pid_t> pids{suite_->pyrund.pid()};
     for (pid_t pid : allPids()) {
-      if (statusField(pid, "PPid") == std::to_string(server_->pid())) pids.push_back(pid);
+      if (statusField(pid, "PPid") == std::to_string(suite_->pyrund.pid())) pids.push_back(pid);
     }
     return pids;
   }
@@ -184,9 +171,12 @@ class HostileTest : public ::testing::Test {
                                             const std::vector<std::string>& args,
                                             const std::string& bundle) {
     // --no-modules: the scripts share a directory but not imports; each job gets its own alone.
-    std::vector<std::string> argv = {
-        binary("pyrun"),  "--cert", bundle, "--no-modules", "127.0.0.1:" + std::to_string(port_),
-        kScripts + script};
+    std::vector<std::string> argv = {binary("pyrun"),
+                                     "--cert",
+                                     bundle,
+                                     "--no-modules",
+                                     "127.0.0.1:" + std::to_string(suite_->pyrund.port()),
+                                     kScripts + script};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
   }
@@ -195,7 +185,7 @@ class HostileTest : public ::testing::Test {
                      const std::string& bundle = "") {
     RunOptions options;
     options.timeout = 90s;
-    return run(pyrunArgv(script, args, bundle.empty() ? alice_ : bundle), options);
+    return run(pyrunArgv(script, args, bundle.empty() ? suite_->alice : bundle), options);
   }
 
   // After every attack: the server runs an ordinary job and reports its output.
@@ -233,20 +223,16 @@ class HostileTest : public ::testing::Test {
         << listing(processesWith(marker));
     EXPECT_TRUE(eventually([] { return jobUidProcesses().empty(); }, 20s))
         << listing(jobUidProcesses());
-    EXPECT_TRUE(eventually([] { return entriesIn(*dir_ / "jobs") == 0; }, 20s));
+    EXPECT_TRUE(eventually([] { return entriesIn(suite_->pyrund.jobsDir()) == 0; }, 20s));
   }
 
-  static inline TempDir* dir_ = nullptr;
-  static inline Pki* pki_ = nullptr;
-  static inline Child* server_ = nullptr;
-  static inline int port_ = 0;
-  static inline std::string alice_, limited_, hasty_, cramped_, start_error_;
+  static inline std::unique_ptr<HostileServer> suite_;
 };
 
 // ---- the network ----
 
 TEST_F(HostileTest, BlocksEveryNetworkAccessIncludingTheServerPort) {
-  Outcome o = job("net.py", {std::to_string(port_)});
+  Outcome o = job("net.py", {std::to_string(suite_->pyrund.port())});
   std::vector<std::string> attempts = {"tcp 127.0.0.1 server port",
                                        "tcp ::1 server port",
                                        "udp 127.0.0.1:53",
@@ -273,11 +259,11 @@ TEST_F(HostileTest, CannotReadHostSecrets) {
   TempDir outside("hostile-outside");
   ::chmod(outside.path().c_str(), 0755);
   writeFile(outside / "secret.txt", "host-file-secret-91d2\n", 0644);
-  std::string ca_key = pki_->caDir() + "/ca.key";
-  Outcome o = job("secrets.py", {pki_->serverBundle(), ca_key, outside / "secret.txt"});
-  expectAllBlocked(
-      o, {"read " + pki_->serverBundle(), "read " + ca_key, "read " + (outside / "secret.txt"),
-          "read /etc/shadow", "read /etc/gshadow", "list /root", "list /home"});
+  std::string ca_key = suite_->pki.caDir() + "/ca.key";
+  Outcome o = job("secrets.py", {suite_->pki.serverBundle(), ca_key, outside / "secret.txt"});
+  expectAllBlocked(o, {"read " + suite_->pki.serverBundle(), "read " + ca_key,
+                       "read " + (outside / "secret.txt"), "read /etc/shadow", "read /etc/gshadow",
+                       "list /root", "list /home"});
   EXPECT_FALSE(contains(o.out, "host-file-secret-91d2")) << o.out;
   EXPECT_FALSE(contains(o.out, "PRIVATE KEY")) << o.out;
   expectServes();
@@ -314,7 +300,7 @@ TEST_F(HostileTest, PlantedLinksAreNotFollowedByCleanup) {
   // A hard link to a file outside the job's root cannot even be made.
   EXPECT_FALSE(contains(o.out, "LINKED " + (victim / "keep.txt"))) << o.out;
   // The job's directory is gone, and nothing its links pointed at was touched.
-  EXPECT_TRUE(eventually([] { return entriesIn(*dir_ / "jobs") == 0; }, 20s));
+  EXPECT_TRUE(eventually([] { return entriesIn(suite_->pyrund.jobsDir()) == 0; }, 20s));
   EXPECT_EQ(readFileOrEmpty(victim / "keep.txt"), "must survive\n");
   EXPECT_EQ(readFileOrEmpty(victim / "dir" + "/inner.txt"), "inner must survive\n");
   struct stat after {};
@@ -327,7 +313,7 @@ TEST_F(HostileTest, PlantedLinksAreNotFollowedByCleanup) {
 }
 
 TEST_F(HostileTest, FillingTheDiskStopsAtTheLimits) {
-  Outcome o = job("diskfill.py", {}, cramped_);
+  Outcome o = job("diskfill.py", {}, suite_->cramped);
   EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
   EXPECT_FALSE(contains(o.out, "ALLOWED")) << o.out;
   std::smatch m;
@@ -354,7 +340,7 @@ TEST_F(HostileTest, FillingTheDiskStopsAtTheLimits) {
   EXPECT_EQ(std::stoi(m[1]), 1023) << o.out;
   EXPECT_EQ(m[2], "ENOSPC") << o.out;
   EXPECT_TRUE(contains(o.out, "DONE")) << o.out;
-  EXPECT_TRUE(eventually([] { return entriesIn(*dir_ / "jobs") == 0; }, 20s));
+  EXPECT_TRUE(eventually([] { return entriesIn(suite_->pyrund.jobsDir()) == 0; }, 20s));
   expectServes();
 }
 
@@ -383,14 +369,14 @@ TEST_F(HostileTest, CannotSignalTheServerOrTheHostInit) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(o.out, m, std::regex("PID1 (.*)\n"))) << o.out;
   EXPECT_NE(m[1].str(), host_init) << o.out;
-  EXPECT_EQ(::kill(server_->pid(), 0), 0);
+  EXPECT_EQ(::kill(suite_->pyrund.pid(), 0), 0);
   expectServes();
 }
 
 TEST_F(HostileTest, CannotPtraceTheServer) {
-  Outcome o = job("ptrace.py", {std::to_string(server_->pid())});
+  Outcome o = job("ptrace.py", {std::to_string(suite_->pyrund.pid())});
   expectForbidden(o, "ptrace", "ptrace");
-  EXPECT_EQ(statusField(server_->pid(), "TracerPid"), "0");
+  EXPECT_EQ(statusField(suite_->pyrund.pid(), "TracerPid"), "0");
   expectServes();
 }
 
@@ -500,7 +486,7 @@ TEST_F(HostileTest, MemoryBombIsStopped) {
 }
 
 TEST_F(HostileTest, CpuSpinEndsAtTheCpuLimit) {
-  Outcome o = job("spin.py", {}, limited_);
+  Outcome o = job("spin.py", {}, suite_->limited);
   EXPECT_TRUE(contains(o.out, "SPINNING")) << o.out << o.err;
   EXPECT_TRUE(contains(o.err, "CPU time limit of 1 s exceeded")) << o.err;
   EXPECT_NE(o.exit_code, 0);
@@ -508,7 +494,7 @@ TEST_F(HostileTest, CpuSpinEndsAtTheCpuLimit) {
 }
 
 TEST_F(HostileTest, SleepEndsAtTheWallLimit) {
-  Outcome o = job("sleep.py", {}, hasty_);
+  Outcome o = job("sleep.py", {}, suite_->hasty);
   EXPECT_TRUE(contains(o.out, "SLEEPING")) << o.out << o.err;
   EXPECT_FALSE(contains(o.out, "WOKE")) << o.out;
   EXPECT_TRUE(contains(o.err, "wall-clock limit of 2 s exceeded")) << o.err;
@@ -517,7 +503,7 @@ TEST_F(HostileTest, SleepEndsAtTheWallLimit) {
 }
 
 TEST_F(HostileTest, OutputFloodIsTruncatedAndSaidSo) {
-  Outcome o = job("flood.py", {}, limited_);
+  Outcome o = job("flood.py", {}, suite_->limited);
   EXPECT_LE(o.out.size(), 1u << 20);
   EXPECT_GT(o.out.size(), 0u);
   EXPECT_TRUE(contains(o.err, "truncated")) << o.err;
@@ -540,7 +526,7 @@ TEST_F(HostileTest, ConcurrentJobsCannotSeeOrSignalEachOther) {
   std::string seed = "seed" + std::to_string(::getpid());
   RunOptions options;
   options.timeout = 90s;
-  Child writer(pyrunArgv("job_writer.py", {seed}, alice_), options);
+  Child writer(pyrunArgv("job_writer.py", {seed}, suite_->alice), options);
   ASSERT_TRUE(contains(writer.readStdoutUntil("WROTE", 60s), "WROTE"));
   // The writer's host pids, as an attacker who guessed them would use.
   std::vector<std::string> args = {seed};

@@ -26,6 +26,7 @@
 #include "common/dir.h"
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -38,30 +39,28 @@ constexpr const char* kPython = "/usr/bin/python3";
 class HostilePeersTest : public ::testing::Test {
  protected:
   // Starts pyrund with the repository's default policy, the CA's CRL, short deadlines (so that
-  // slow peers are cut off quickly) and extra config lines; waits for its port file.
+  // slow peers are cut off quickly) and extra config lines; waits for its port file. Call it as
+  // ASSERT_NO_FATAL_FAILURE(startServer(...)): a server that did not start ends the test.
   void startServer(const std::string& extra_yaml = "", int handshake_timeout_seconds = 1,
                    int idle_timeout_seconds = 2) {
-    // Jobs run under their own uids when the test runs as root: they must reach their working
-    // directory below this one.
-    ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (dir_ / "port") + "\ncert: " +
-                  pki_.serverBundle() + "\ncrl: " + pki_.crl() + "\njobs_dir: " + (dir_ / "jobs") +
-                  "\npolicies:\n  default: " + PYRUN_SOURCE_DIR "/policy/default.yaml\n" +
-                  "identities:\n  default: default\n" +
-                  "handshake_timeout_seconds: " + std::to_string(handshake_timeout_seconds) +
-                  "\nidle_timeout_seconds: " + std::to_string(idle_timeout_seconds) +
-                  "\nwrite_stall_timeout_seconds: " + std::to_string(idle_timeout_seconds) + "\n" +
-                  extra_yaml);
+    PyrundOptions o;
+    o.cert = pki_.serverBundle();
+    o.crl = pki_.crl();
+    o.config_yaml = "policies:\n  default: " PYRUN_SOURCE_DIR
+                    "/policy/default.yaml\n"
+                    "identities:\n  default: default\nhandshake_timeout_seconds: " +
+                    std::to_string(handshake_timeout_seconds) +
+                    "\nidle_timeout_seconds: " + std::to_string(idle_timeout_seconds) +
+                    "\nwrite_stall_timeout_seconds: " + std::to_string(idle_timeout_seconds) +
+                    "\n" + extra_yaml;
     // The memory-bound test measures the front's growth.
-    RunOptions server_options;
-    server_options.env["ASAN_OPTIONS"] = asanOptionsForMemoryMeasures();
-    server_ = std::make_unique<Child>(
-        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml"},
-        server_options);
-    ASSERT_TRUE(eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s))
-        << server_->wait(1s).err;
-    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
+    o.run.env["ASAN_OPTIONS"] = asanOptionsForMemoryMeasures();
+    o.stop_signal = SIGKILL;
+    pyrund_.reset();
+    pyrund_ = std::make_unique<Pyrund>(dir_.path(), o);
+    ASSERT_TRUE(pyrund_->started()) << pyrund_->startError();
+    server_ = &pyrund_->process();
+    port_ = pyrund_->port();
     log_ = server_->readStderrUntil("listening on", 30s);
   }
 
@@ -113,7 +112,8 @@ class HostilePeersTest : public ::testing::Test {
   Pki pki_{dir_.path()};
   std::string alice_ = pki_.clientBundle("alice");
   std::string bob_ = pki_.clientBundle("bob");
-  std::unique_ptr<Child> server_;
+  std::unique_ptr<Pyrund> pyrund_;
+  Child* server_ = nullptr;  // pyrund_'s process
   int port_ = 0;
   std::string log_;
   int good_jobs_ = 0;
@@ -122,19 +122,19 @@ class HostilePeersTest : public ::testing::Test {
 // ---- before authentication ----
 
 TEST_F(HostilePeersTest, RefusesRawGarbage) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("garbage", "");
   expectRefusedOnceThenServed("TLS handshake failed: wrong version number");
 }
 
 TEST_F(HostilePeersTest, RefusesPlaintextHttpRequest) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("http", "");
   expectRefusedOnceThenServed("TLS handshake failed: http request");
 }
 
 TEST_F(HostilePeersTest, RefusesTls12OnlyClient) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   // A valid certificate and the right ALPN, so that the protocol version is the only fault.
   RunOptions options;
   options.timeout = 60s;
@@ -147,7 +147,7 @@ TEST_F(HostilePeersTest, RefusesTls12OnlyClient) {
 }
 
 TEST_F(HostilePeersTest, RefusesClientWithoutCertificate) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("refused_tls", "");
   expectRefusedOnceThenServed("peer did not return a certificate");
 }
@@ -157,7 +157,7 @@ TEST_F(HostilePeersTest, RefusesCertificateFromAnotherCa) {
   Pki other(other_dir.path());
   // Same CN as a legitimate client: only the issuer differs.
   std::string forged = other.clientBundle("bob");
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("refused_tls", forged);
   // The forged bundle carries its own root, so OpenSSL names the untrusted self-signed root
   // rather than a missing issuer.
@@ -167,7 +167,7 @@ TEST_F(HostilePeersTest, RefusesCertificateFromAnotherCa) {
 TEST_F(HostilePeersTest, RefusesExpiredCertificate) {
   std::string old = pki_.clientBundle(
       "old", {"--not-before", "2020-01-01T00:00:00Z", "--not-after", "2020-02-01T00:00:00Z"});
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("refused_tls", old);
   expectRefusedOnceThenServed("certificate has expired");
 }
@@ -175,20 +175,20 @@ TEST_F(HostilePeersTest, RefusesExpiredCertificate) {
 TEST_F(HostilePeersTest, RefusesNotYetValidCertificate) {
   std::string early = pki_.clientBundle(
       "early", {"--not-before", "2030-01-01T00:00:00Z", "--not-after", "2030-02-01T00:00:00Z"});
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("refused_tls", early);
   expectRefusedOnceThenServed("not yet valid");
 }
 
 TEST_F(HostilePeersTest, RefusesCertificateRevokedBeforeStart) {
   pki_.revoke("alice");
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("refused_tls", alice_);
   expectRefusedOnceThenServed("certificate revoked");
 }
 
 TEST_F(HostilePeersTest, RefusesCertificateRevokedWhileRunningAfterSighup) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("good", alice_);  // alice is admitted before the revocation
   const size_t reloads = countLines(log_, {"CRL reloaded from"});
   pki_.revoke("alice");
@@ -206,19 +206,19 @@ TEST_F(HostilePeersTest, RefusesCertificateRevokedWhileRunningAfterSighup) {
 }
 
 TEST_F(HostilePeersTest, RefusesServerCertificateUsedAsClientCertificate) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("refused_tls", pki_.serverBundle());
   expectRefusedOnceThenServed("unsupported certificate purpose");
 }
 
 TEST_F(HostilePeersTest, ClosesTcpConnectionThatNeverStartsTls) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("slow_tcp", "");
   expectRefusedOnceThenServed("no TLS handshake within 1 s");
 }
 
 TEST_F(HostilePeersTest, ClosesHandshakeStalledAfterClientHello) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("slow_client_hello", alice_);
   expectRefusedOnceThenServed("no TLS handshake within 1 s");
 }
@@ -226,50 +226,50 @@ TEST_F(HostilePeersTest, ClosesHandshakeStalledAfterClientHello) {
 // ---- after authentication: each runs next to a bystander session checked byte for byte ----
 
 TEST_F(HostilePeersTest, OversizeFrameGetsBadFrameBeforeAllocation) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("oversize_frame", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, TruncatedFrameThenCloseEndsOnlyThatSession) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("truncated_frame", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, UnknownFrameTypesGetBadFrame) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("unknown_type", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, FramesOutOfOrderGetUnexpectedFrame) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("out_of_order", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, NeverEndingUploadIsCutByTheRequestDeadline) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("endless_upload", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, SilentClientAfterHandshakeGetsTimeout) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("slow_after_handshake", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, ClientThatNeverReadsOutputBlocksOnlyItsJob) {
   // An idle timeout far above the scenario's length: the stall limit is the next test's subject.
-  startServer("", 1, 600);
+  ASSERT_NO_FATAL_FAILURE(startServer("", 1, 600));
   expectScenario("never_reads_output", alice_);
   expectGoodJobServed();
 }
 
 TEST_F(HostilePeersTest, ClientThatStopsReadingIsCutOffAfterTheIdleTimeout) {
-  startServer();
+  ASSERT_NO_FATAL_FAILURE(startServer());
   expectScenario("stops_reading", alice_);
   std::string log = expectGoodJobServed();
   EXPECT_EQ(countLines(log, {"read nothing for 2 s; closing the connection and killing job"}), 1u)
@@ -280,7 +280,7 @@ TEST_F(HostilePeersTest, ClientThatStopsReadingIsCutOffAfterTheIdleTimeout) {
 // ---- caps before authentication: refusal beyond each cap, service again below it ----
 
 TEST_F(HostilePeersTest, ConnectionsOverTheCapAreRefusedUntilOneCloses) {
-  startServer("max_connections: 2\n", 60, 60);
+  ASSERT_NO_FATAL_FAILURE(startServer("max_connections: 2\n", 60, 60));
   expectScenario("connection_cap", alice_);
   std::string log = server_->readStderrUntil("accepting again", 30s);
   // One line per burst of refusals (a retry that comes before the server saw a close starts
@@ -290,7 +290,7 @@ TEST_F(HostilePeersTest, ConnectionsOverTheCapAreRefusedUntilOneCloses) {
 }
 
 TEST_F(HostilePeersTest, HandshakesOverTheGlobalCapAreRefusedUntilOneEnds) {
-  startServer("max_handshakes: 2\nmax_handshakes_per_source: 8\n", 60, 60);
+  ASSERT_NO_FATAL_FAILURE(startServer("max_handshakes: 2\nmax_handshakes_per_source: 8\n", 60, 60));
   expectScenario("handshake_cap", alice_);
   std::string log = server_->readStderrUntil("accepting again", 30s);
   EXPECT_GE(countLines(log, {"refusing connections: too many TLS handshakes in progress (2)"}), 1u)
@@ -299,7 +299,8 @@ TEST_F(HostilePeersTest, HandshakesOverTheGlobalCapAreRefusedUntilOneEnds) {
 }
 
 TEST_F(HostilePeersTest, HandshakesOverThePerSourceCapAreRefusedUntilOneEnds) {
-  startServer("max_handshakes: 64\nmax_handshakes_per_source: 2\n", 60, 60);
+  ASSERT_NO_FATAL_FAILURE(
+      startServer("max_handshakes: 64\nmax_handshakes_per_source: 2\n", 60, 60));
   expectScenario("source_cap", alice_);
   std::string log = server_->readStderrUntil("accepting again", 30s);
   EXPECT_GE(countLines(log, {"refusing connections: too many TLS handshakes in progress from "
@@ -345,7 +346,8 @@ TEST_F(HostilePeersTest, AcceptFailingWithEmfileBacksOffAndRecovers) {
   // included. What runs out of descriptors cannot be observed under it.
   GTEST_SKIP() << "UBSan's vptr check itself needs file descriptors";
 #endif
-  startServer("max_handshakes: 1000\nmax_handshakes_per_source: 1000\n", 60, 60);
+  ASSERT_NO_FATAL_FAILURE(
+      startServer("max_handshakes: 1000\nmax_handshakes_per_source: 1000\n", 60, 60));
   // The front alone (not the spawner, whose jobs need descriptors) gets room for a few more
   // descriptors than it holds now: enough for one job (its socket, three pipes, the spec's
   // memfd), too few for the connections below.

@@ -15,6 +15,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -73,44 +74,33 @@ double sampleValue(const std::string& text, const std::string& series) {
 // policy is policy/default.yaml with a 2 s wall limit.
 class MetricsServer {
  public:
-  MetricsServer(Pki& pki, const std::string& extra_yaml = "") : dir_("metrics-srv") {
-    ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "policy.yaml", "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
-                                        "/policy/default.yaml]\nlimits:\n  wall_seconds: 2\n");
-    writeFile(dir_ / "pyrund.yaml", "policies:\n  default: " + (dir_ / "policy.yaml") +
-                                        "\nmetrics_listen: 127.0.0.1:0\n" + extra_yaml);
-    child_ = std::make_unique<Child>(std::vector<std::string>{
-        binary("pyrund"), "--config", dir_ / "pyrund.yaml", "--listen", "127.0.0.1", "--port", "0",
-        "--port-file", dir_ / "port", "--cert", pki.serverBundle(), "--crl", pki.crl(),
-        "--jobs-dir", dir_ / "jobs", "--max-jobs", "2"});
-    // "metrics and health on http://127.0.0.1:PORT/metrics, /healthz"
-    std::string err = child_->readStderrUntil("/metrics, /healthz", 30s);
-    metrics_port_ = announcedMetricsPort(err);
-    if (metrics_port_ == 0) {
-      ADD_FAILURE() << "pyrund did not say where metrics are served:\n" << err;
-      return;
-    }
-    eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s);
-    port_ = std::stoi("0" + readFileOrEmpty(dir_ / "port"));
+  MetricsServer(Pki& pki, const std::string& extra_yaml = "")
+      : pyrund_(dir_.path(), options(dir_, pki, extra_yaml)) {
+    if (!pyrund_.started()) ADD_FAILURE() << pyrund_.startError();
   }
-  ~MetricsServer() {
-    if (!child_ || hasExited(child_->pid())) return;
-    child_->signal(SIGTERM);
-    child_->wait(30s);
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int metricsPort() const { return metrics_port_; }
-  Child& process() { return *child_; }
+  std::string address() const { return pyrund_.address(); }
+  int metricsPort() const { return pyrund_.metricsPort(); }  // 0 when it did not start
+  Child& process() { return pyrund_.process(); }
   std::string script(const std::string& name, const std::string& body) {
     writeFile(dir_ / name, body);
     return dir_ / name;
   }
 
  private:
-  TempDir dir_;
-  std::unique_ptr<Child> child_;
-  int port_ = 0;
-  int metrics_port_ = 0;
+  static PyrundOptions options(const TempDir& dir, Pki& pki, const std::string& extra_yaml) {
+    writeFile(dir / "policy.yaml", "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                                       "/policy/default.yaml]\nlimits:\n  wall_seconds: 2\n");
+    PyrundOptions p;
+    p.cert = pki.serverBundle();
+    p.crl = pki.crl();
+    p.metrics = true;
+    p.config_yaml =
+        "policies:\n  default: " + (dir / "policy.yaml") + "\nmax_jobs: 2\n" + extra_yaml;
+    return p;
+  }
+
+  TempDir dir_{"metrics-srv"};
+  Pyrund pyrund_;
 };
 
 class MetricsIntegrationTest : public ::testing::Test {

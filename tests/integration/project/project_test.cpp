@@ -17,6 +17,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -54,67 +55,60 @@ size_t entriesIn(const std::string& dir) {
 class Server {
  public:
   Server(const std::string& bundle, const std::string& crl, const std::string& limits_yaml)
-      : dir_("project-srv") {
-    ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "policy.yaml",
+      : pyrund_(dir_.path(), options(dir_, bundle, crl, limits_yaml)) {}
+
+  bool started() const { return pyrund_.started(); }
+  const std::string& startError() const { return pyrund_.startError(); }
+  int port() const { return pyrund_.port(); }
+  pid_t pid() const { return pyrund_.pid(); }
+  std::string jobsDir() const { return pyrund_.jobsDir(); }
+  std::string uploadsDir() const { return jobsDir() + "/.uploads"; }
+  std::string address() const { return pyrund_.address(); }
+
+ private:
+  static PyrundOptions options(const TempDir& dir, const std::string& bundle,
+                               const std::string& crl, const std::string& limits_yaml) {
+    writeFile(dir / "policy.yaml",
               "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml]\n" +
                   (limits_yaml.empty() ? "" : "limits:\n" + limits_yaml),
               0644);
-    writeFile(dir_ / "pyrund.yaml",
-              "policies:\n  default: " + (dir_ / "policy.yaml") +
-                  "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n",
-              0644);
+    PyrundOptions p;
+    p.cert = bundle;
+    p.crl = crl;
+    p.config_yaml = "policies:\n  default: " + (dir / "policy.yaml") +
+                    "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n";
     // The upload test measures pyrund's memory.
-    RunOptions options;
-    options.env["ASAN_OPTIONS"] = asanOptionsForMemoryMeasures();
-    child_ = std::make_unique<Child>(
-        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml", "--listen",
-                                 "127.0.0.1", "--port", "0", "--port-file", dir_ / "port", "--cert",
-                                 bundle, "--crl", crl, "--jobs-dir", jobsDir()},
-        options);
-    bool up = eventually(
-        [&] { return !readFileOrEmpty(dir_ / "port").empty() || exited(child_->pid()); }, 30s);
-    if (!up || readFileOrEmpty(dir_ / "port").empty()) {
-      child_->signal(SIGKILL);
-      ADD_FAILURE() << "pyrund did not start: " << child_->wait(10s).err;
-      child_.reset();
-      return;
-    }
-    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
+    p.run.env["ASAN_OPTIONS"] = asanOptionsForMemoryMeasures();
+    return p;
   }
-  ~Server() {
-    if (!child_) return;
-    child_->signal(SIGTERM);
-    child_->wait(30s);
-  }
-  int port() const { return port_; }
-  pid_t pid() const { return child_ ? child_->pid() : -1; }
-  std::string jobsDir() const { return dir_ / "jobs"; }
-  std::string uploadsDir() const { return jobsDir() + "/.uploads"; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
- private:
-  TempDir dir_;
-  std::unique_ptr<Child> child_;
-  int port_ = 0;
+  TempDir dir_{"project-srv"};
+  Pyrund pyrund_;
 };
 
 class ProjectTest : public ::testing::Test {
  protected:
+  // The PKI of the whole suite.
+  struct SuitePki {
+    TempDir dir{"project-pki"};
+    Pki pki{dir.path()};
+    std::string server_bundle = pki.serverBundle();
+    std::string alice = pki.clientBundle("alice");
+  };
   static void SetUpTestSuite() {
-    pki_dir_ = new TempDir("project-pki");
-    pki_ = new Pki(pki_dir_->path());
-    server_bundle_ = pki_->serverBundle();
-    alice_ = pki_->clientBundle("alice");
+    suite_ = std::make_unique<SuitePki>();
+    server_bundle_ = suite_->server_bundle;
+    alice_ = suite_->alice;
   }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete pki_dir_;
-  }
+  static void TearDownTestSuite() { suite_.reset(); }
 
+  // A started server, or nullptr (the failure already reported with pyrund's stderr).
   std::unique_ptr<Server> startServer(const std::string& limits_yaml = "") {
-    auto s = std::make_unique<Server>(server_bundle_, pki_->crl(), limits_yaml);
-    if (s->port() == 0) return nullptr;
+    auto s = std::make_unique<Server>(server_bundle_, suite_->pki.crl(), limits_yaml);
+    if (!s->started()) {
+      ADD_FAILURE() << s->startError();
+      return nullptr;
+    }
     return s;
   }
 
@@ -139,8 +133,7 @@ class ProjectTest : public ::testing::Test {
   }
 
   TempDir dir_{"project"};
-  static inline TempDir* pki_dir_ = nullptr;
-  static inline Pki* pki_ = nullptr;
+  static inline std::unique_ptr<SuitePki> suite_;
   static inline std::string server_bundle_, alice_;
 };
 

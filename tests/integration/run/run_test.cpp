@@ -28,6 +28,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 extern char** environ;
@@ -48,65 +49,33 @@ struct ServerOptions {
 class Server {
  public:
   Server(const std::string& bundle, const std::string& crl, const ServerOptions& o)
-      : dir_("run-srv") {
-    // Jobs run under their own uids when pyrund runs as root: they must be able to traverse here.
-    ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "policy.yaml",
+      : pyrund_(dir_.path(), options(dir_, bundle, crl, o)) {}
+
+  bool started() const { return pyrund_.started(); }
+  const std::string& startError() const { return pyrund_.startError(); }
+  int port() const { return pyrund_.port(); }
+  std::string jobsDir() const { return pyrund_.jobsDir(); }
+  std::string address() const { return pyrund_.address(); }
+
+ private:
+  static PyrundOptions options(const TempDir& dir, const std::string& bundle,
+                               const std::string& crl, const ServerOptions& o) {
+    writeFile(dir / "policy.yaml",
               "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml]\n" +
                   (o.limits_yaml.empty() ? "" : "limits:\n") + o.limits_yaml,
               0644);
+    PyrundOptions p;
+    p.cert = bundle;
+    p.crl = crl;
     // Quotas per identity are not under test here: every client of these tests is alice.
-    writeFile(dir_ / "pyrund.yaml",
-              "policies:\n  default: " + (dir_ / "policy.yaml") +
-                  "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n",
-              0644);
-    std::vector<std::string> argv = {binary("pyrund"),
-                                     "--config",
-                                     dir_ / "pyrund.yaml",
-                                     "--listen",
-                                     "127.0.0.1",
-                                     "--port",
-                                     "0",
-                                     "--port-file",
-                                     dir_ / "port",
-                                     "--cert",
-                                     bundle,
-                                     "--crl",
-                                     crl,
-                                     "--jobs-dir",
-                                     jobsDir(),
-                                     "--max-jobs",
-                                     std::to_string(o.max_jobs),
-                                     "--queue",
-                                     std::to_string(o.queue)};
-    child_ = std::make_unique<Child>(argv);
-    bool up = eventually(
-        [&] { return !readFileOrEmpty(dir_ / "port").empty() || hasExited(child_->pid()); }, 30s);
-    if (!up || readFileOrEmpty(dir_ / "port").empty()) {
-      child_->signal(SIGKILL);
-      auto o2 = child_->wait(10s);
-      ADD_FAILURE() << "pyrund did not write its port file; stderr:\n" << o2.err;
-      child_.reset();  // reaped already: nothing to stop at the end
-      return;
-    }
-    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
+    p.config_yaml = "policies:\n  default: " + (dir / "policy.yaml") +
+                    "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\nmax_jobs: " +
+                    std::to_string(o.max_jobs) + "\nqueue: " + std::to_string(o.queue) + "\n";
+    return p;
   }
 
-  ~Server() {
-    if (!child_) return;
-    child_->signal(SIGTERM);
-    auto o = child_->wait(30s);
-    if (o.exit_code != 0) std::fprintf(stderr, "pyrund exit %d:\n%s\n", o.exit_code, o.err.c_str());
-  }
-
-  int port() const { return port_; }
-  std::string jobsDir() const { return dir_ / "jobs"; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  TempDir dir_;
-  std::unique_ptr<Child> child_;
-  int port_ = 0;
+  TempDir dir_{"run-srv"};
+  Pyrund pyrund_;
 };
 
 // Job directories in a jobs_dir (names starting with '.' belong to the server, e.g. ".root").
@@ -156,22 +125,30 @@ std::string sha256Hex(const std::string& data) {
 
 class RunTest : public ::testing::Test {
  protected:
+  // The PKI of the whole suite: alice, and mallory revoked.
+  struct SuitePki {
+    TempDir dir{"run-pki"};
+    Pki pki{dir.path()};
+    std::string server_bundle = pki.serverBundle();
+    std::string alice = pki.clientBundle("alice");
+    std::string mallory = pki.clientBundle("mallory");
+    SuitePki() { pki.revoke("mallory"); }
+  };
   static void SetUpTestSuite() {
-    pki_dir_ = new TempDir("run-pki");
-    pki_ = new Pki(pki_dir_->path());
-    server_bundle_ = pki_->serverBundle();
-    alice_ = pki_->clientBundle("alice");
-    mallory_ = pki_->clientBundle("mallory");
-    pki_->revoke("mallory");
+    suite_ = std::make_unique<SuitePki>();
+    server_bundle_ = suite_->server_bundle;
+    alice_ = suite_->alice;
+    mallory_ = suite_->mallory;
   }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete pki_dir_;
-  }
+  static void TearDownTestSuite() { suite_.reset(); }
 
+  // A started server, or nullptr (the failure already reported with pyrund's stderr).
   std::unique_ptr<Server> startServer(const ServerOptions& o = {}) {
-    auto s = std::make_unique<Server>(server_bundle_, pki_->crl(), o);
-    if (s->port() == 0) return nullptr;
+    auto s = std::make_unique<Server>(server_bundle_, suite_->pki.crl(), o);
+    if (!s->started()) {
+      ADD_FAILURE() << s->startError();
+      return nullptr;
+    }
     return s;
   }
 
@@ -192,8 +169,7 @@ class RunTest : public ::testing::Test {
   }
 
   TempDir dir_{"run"};
-  static inline TempDir* pki_dir_ = nullptr;
-  static inline Pki* pki_ = nullptr;
+  static inline std::unique_ptr<SuitePki> suite_;
   static inline std::string server_bundle_, alice_, mallory_;
 };
 
@@ -456,7 +432,7 @@ TEST_F(RunTest, ProgramThatEndsWithoutReadingEndlessStdinEndsPyrunToo) {
 // connection). This server never sends it and never closes; pyrun used to wait 2 s for it.
 TEST_F(RunTest, EndsAtExitWithoutWaitingForTheServersCloseNotify) {
   const std::string port_file = dir_ / "silent.port";
-  Child server({"python3", SILENT_AFTER_EXIT_PY, server_bundle_, pki_->caCert(), port_file});
+  Child server({"python3", SILENT_AFTER_EXIT_PY, server_bundle_, suite_->pki.caCert(), port_file});
   ASSERT_TRUE(eventually([&] { return !readFileOrEmpty(port_file).empty(); }, 30s))
       << server.wait(1s).err;
   std::vector<std::string> argv = {binary("pyrun"), "--cert", alice_,
@@ -760,7 +736,7 @@ TEST_F(RunTest, ClientFromAnotherCaIsRefused) {
   std::string eve = other.clientBundle("eve");
   // --ca lets eve's client trust the real server, so the refusal is the server's.
   auto argv = pyrun(*server, script("ok.py", "print('never')\n"), {}, eve);
-  argv.insert(argv.begin() + 1, {"--ca", pki_->caCert()});
+  argv.insert(argv.begin() + 1, {"--ca", suite_->pki.caCert()});
   auto o = run(argv);
   EXPECT_EQ(o.exit_code, 255);
   EXPECT_EQ(o.out, "");

@@ -17,6 +17,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -95,52 +96,36 @@ size_t count(const std::string& text, const std::string& needle) {
 class Backend {
  public:
   Backend(Pki& pki, const std::string& name, const std::string& extra_yaml)
-      : pki_(pki), dir_("scale-" + name), extra_yaml_(extra_yaml) {
-    ::chmod(dir_.path().c_str(), 0711);
-    writeFile(dir_ / "policy.yaml", "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
-                                        "/policy/default.yaml]\nlimits:\n  wall_seconds: 60\n");
-    start();
+      : dir_("scale-" + name), pyrund_(dir_.path(), options(dir_, pki, extra_yaml)) {
+    if (!pyrund_.started()) ADD_FAILURE() << pyrund_.startError();
   }
-  ~Backend() { stop(); }
 
   void start() {
-    writeFile(
-        dir_ / "pyrund.yaml",
-        "listen: 127.0.0.1\nport: " + std::to_string(port_) + "\nport_file: " + (dir_ / "port") +
-            "\ncert: " + pki_.serverBundle() + "\njobs_dir: " + (dir_ / "jobs") +
-            "\ncgroup_subtree: " + dir_.path().substr(dir_.path().rfind('/') + 1) +
-            "\npolicies:\n  default: " + (dir_ / "policy.yaml") + "\nmetrics_listen: 127.0.0.1:" +
-            std::to_string(metrics_port_) + "\naudit_log: " + (dir_ / "audit.log") +
-            "\ntrusted_proxies: [127.0.0.1/32]\nshutdown_grace_seconds: 60\n" + extra_yaml_);
-    ::unlink((dir_ / "port").c_str());
-    child_ = std::make_unique<Child>(
-        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
-    std::string err = child_->readStderrUntil("/metrics, /healthz", 30s);
-    metrics_port_ = announcedMetricsPort(err);
-    if (metrics_port_ == 0) {
-      ADD_FAILURE() << "pyrund did not say where metrics are served:\n" << err;
-      return;
-    }
-    eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s);
-    port_ = std::stoi("0" + readFileOrEmpty(dir_ / "port"));
+    if (!pyrund_.start()) ADD_FAILURE() << pyrund_.startError();
   }
-  void stop() {
-    if (!child_ || hasExited(child_->pid())) return;
-    child_->signal(SIGTERM);
-    child_->wait(90s);
-  }
-  Child& process() { return *child_; }
-  int port() const { return port_; }
-  int metricsPort() const { return metrics_port_; }
+  void stop() { pyrund_.stop(); }
+  Child& process() { return pyrund_.process(); }
+  int port() const { return pyrund_.port(); }
+  int metricsPort() const { return pyrund_.metricsPort(); }
   std::string audit() const { return readFileOrEmpty(dir_ / "audit.log"); }
 
  private:
-  Pki& pki_;
+  static PyrundOptions options(const TempDir& dir, Pki& pki, const std::string& extra_yaml) {
+    writeFile(dir / "policy.yaml", "version: 1\ninclude: [" + std::string(PYRUN_SOURCE_DIR) +
+                                       "/policy/default.yaml]\nlimits:\n  wall_seconds: 60\n");
+    PyrundOptions p;
+    p.cert = pki.serverBundle();
+    p.metrics = true;
+    p.stop_timeout = std::chrono::seconds(90);
+    p.config_yaml = "cgroup_subtree: " + dir.path().substr(dir.path().rfind('/') + 1) +
+                    "\npolicies:\n  default: " + (dir / "policy.yaml") +
+                    "\naudit_log: " + (dir / "audit.log") +
+                    "\ntrusted_proxies: [127.0.0.1/32]\nshutdown_grace_seconds: 60\n" + extra_yaml;
+    return p;
+  }
+
   TempDir dir_;
-  std::string extra_yaml_;
-  std::unique_ptr<Child> child_;
-  int port_ = 0;
-  int metrics_port_ = 0;
+  Pyrund pyrund_;
 };
 
 // pyrund's answers to PROXY headers without HAProxy: the raw bytes from trusted and untrusted

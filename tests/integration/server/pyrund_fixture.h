@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -39,24 +41,30 @@ class PyrundTest : public ::testing::Test {
   // The config file's text: listening on loopback port 0, the default policy, `extra` appended
   // (it may replace policies: when default_policies is false).
   std::string configText(const std::string& extra, bool default_policies = true) {
-    std::string text = "listen: 127.0.0.1\nport: 0\nport_file: " + (dir_ / "port") +
-                       "\ncert: " + pki_.serverBundle() + "\njobs_dir: " + (dir_ / "jobs") + "\n";
+    return pyrundConfigText(dir_.path(), options(extra, default_policies));
+  }
+
+  PyrundOptions options(const std::string& extra, bool default_policies) {
+    PyrundOptions o;
+    o.cert = pki_.serverBundle();
     // Each pyrund needs its own cgroup subtree (its spawner empties it at start), also when
     // tests run in parallel or one test's server still winds down as the next one starts.
-    text += "cgroup_subtree: " + dir_.path().substr(dir_.path().rfind('/') + 1) + "\n";
-    if (default_policies) text += "policies:\n  default: " + policy("default") + "\n";
-    return text + extra;
+    o.config_yaml = "cgroup_subtree: " + dir_.path().substr(dir_.path().rfind('/') + 1) + "\n";
+    if (default_policies) o.config_yaml += "policies:\n  default: " + policy("default") + "\n";
+    o.config_yaml += extra;
+    o.stop_signal = SIGKILL;  // the tests that stop it gracefully do it themselves
+    return o;
   }
 
   // Starts pyrund with the config (configText's result); waits for its port file.
+  // Call it as ASSERT_NO_FATAL_FAILURE(startServer(...)): a server that did not start ends the
+  // test.
   void startServer(const std::string& extra_yaml, bool default_policies = true) {
-    writeFile(dir_ / "pyrund.yaml", configText(extra_yaml, default_policies));
-    ::unlink((dir_ / "port").c_str());
-    server_ = std::make_unique<Child>(
-        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
-    ASSERT_TRUE(eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s))
-        << server_->wait(1s).err;
-    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
+    pyrund_.reset();  // a restart: the old one is gone first
+    pyrund_ = std::make_unique<Pyrund>(dir_.path(), options(extra_yaml, default_policies));
+    ASSERT_TRUE(pyrund_->started()) << pyrund_->startError();
+    server_ = &pyrund_->process();
+    port_ = pyrund_->port();
   }
 
   std::vector<std::string> scenarioArgv(const std::string& scenario,
@@ -81,7 +89,8 @@ class PyrundTest : public ::testing::Test {
   TempDir dir_{"pyrund"};
   Pki pki_{dir_.path()};
   std::string client_ = pki_.clientBundle("alice");
-  std::unique_ptr<Child> server_;
+  std::unique_ptr<Pyrund> pyrund_;
+  Child* server_ = nullptr;  // pyrund_'s process
   int port_ = 0;
 };
 

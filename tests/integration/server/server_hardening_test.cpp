@@ -50,14 +50,16 @@ void copyFile(const std::string& from, const std::string& path) {
 }
 
 TEST_F(PyrundTest, EachIdentityGetsItsPolicysLimits) {
-  startServer(strictPolicies() + "identities:\n  default: default\n  clients:\n    alice: strict\n",
-              false);
+  ASSERT_NO_FATAL_FAILURE(startServer(
+      strictPolicies() + "identities:\n  default: default\n  clients:\n    alice: strict\n",
+      false));
   expectScenario("started_limits", kStrictLimits);
   expectScenario("started_limits", kDefaultLimits, pki_.clientBundle("bob"));
 }
 
 TEST_F(PyrundTest, ClientWithoutPolicyIsRefusedInPlainWords) {
-  startServer(strictPolicies() + "identities:\n  clients:\n    alice: strict\n", false);
+  ASSERT_NO_FATAL_FAILURE(
+      startServer(strictPolicies() + "identities:\n  clients:\n    alice: strict\n", false));
   // No default: bob has no policy. The scenario expects a refusal before READY.
   RunOptions options;
   auto out = run(scenarioArgv("started_limits", kDefaultLimits, pki_.clientBundle("bob")), options);
@@ -126,11 +128,35 @@ TEST_F(PyrundTest, IdentityNamingAMissingPolicyStopsTheStart) {
   EXPECT_NE(out.err.find("unknown policy \"nosuch\""), std::string::npos) << out.err;
 }
 
+// The steps after the spawner's fork stop the start as the earlier ones do: exit status 1, the
+// reason on stderr, no port announced (run() returns: the spawner went with pyrund).
+TEST_F(PyrundTest, AuditLogThatCannotBeOpenedStopsTheStart) {
+  writeFile(dir_ / "pyrund.yaml",
+            configText("audit_log: " + (dir_ / "no-such-dir/audit.log") + "\n"));
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_EQ(out.exit_code, 1) << out.err;
+  EXPECT_NE(out.err.find("pyrund: "), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("audit.log"), std::string::npos) << out.err;
+  EXPECT_TRUE(readFileOrEmpty(dir_ / "port").empty());
+}
+
+TEST_F(PyrundTest, PortFileThatCannotBeWrittenStopsTheStart) {
+  std::string text = configText("");
+  const std::string port_line = "port_file: " + (dir_ / "port");
+  text.replace(text.find(port_line), port_line.size(), "port_file: " + (dir_ / "no-such-dir/port"));
+  writeFile(dir_ / "pyrund.yaml", text);
+  auto out = run({binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
+  EXPECT_EQ(out.exit_code, 1) << out.err;
+  EXPECT_NE(out.err.find("pyrund: "), std::string::npos) << out.err;
+  EXPECT_NE(out.err.find("no-such-dir"), std::string::npos) << out.err;
+}
+
 TEST_F(PyrundTest, SighupWithAnInvalidPolicyKeepsTheOldSet) {
   writeFile(dir_ / "strict.yaml", readFileOrEmpty(PYRUN_SOURCE_DIR "/policy/strict.yaml"));
   const std::string policies =
       "policies:\n  default: " + policy("default") + "\n  strict: " + (dir_ / "strict.yaml") + "\n";
-  startServer(policies + "identities:\n  default: default\n  clients:\n    alice: strict\n", false);
+  ASSERT_NO_FATAL_FAILURE(startServer(
+      policies + "identities:\n  default: default\n  clients:\n    alice: strict\n", false));
   expectScenario("started_limits", kStrictLimits);
 
   writeFile(dir_ / "strict.yaml", "version: 1\nlimits:\n  cpu_secnds: 3\n");
@@ -157,7 +183,7 @@ TEST_F(PyrundTest, SighupWithAnInvalidPolicyKeepsTheOldSet) {
 // it): a policy added to the config on SIGHUP is known to both, and its jobs start under it.
 TEST_F(PyrundTest, SighupAddsAPolicyThatTheSpawnerLoadsFromTheConfig) {
   const std::string defaults = "policies:\n  default: " + policy("default") + "\n";
-  startServer(defaults + "identities:\n  default: default\n", false);
+  ASSERT_NO_FATAL_FAILURE(startServer(defaults + "identities:\n  default: default\n", false));
   expectScenario("started_limits", kDefaultLimits);
 
   writeFile(dir_ / "tight.yaml", readFileOrEmpty(PYRUN_SOURCE_DIR "/policy/strict.yaml"));
@@ -175,7 +201,7 @@ TEST_F(PyrundTest, SighupAddsAPolicyThatTheSpawnerLoadsFromTheConfig) {
 
 TEST_F(PyrundTest, RevokedWhileRunningIsKilledAndRefusedAfterSighup) {
   copyFile(pki_.crl(), dir_ / "crl.pem");
-  startServer("crl: " + (dir_ / "crl.pem") + "\ncrl_check_seconds: 0\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("crl: " + (dir_ / "crl.pem") + "\ncrl_check_seconds: 0\n"));
   Child job(scenarioArgv("hold_then_report"));
   ASSERT_NE(job.readStdoutUntil("RUNNING", 60s).find("RUNNING"), std::string::npos);
 
@@ -192,7 +218,7 @@ TEST_F(PyrundTest, RevokedWhileRunningIsKilledAndRefusedAfterSighup) {
 
 TEST_F(PyrundTest, ChangedCrlFileIsReloadedWithoutASignal) {
   copyFile(pki_.crl(), dir_ / "crl.pem");
-  startServer("crl: " + (dir_ / "crl.pem") + "\ncrl_check_seconds: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("crl: " + (dir_ / "crl.pem") + "\ncrl_check_seconds: 1\n"));
   expectScenario("ready");
   pki_.revoke("alice");
   copyFile(pki_.crl(), dir_ / "crl.pem");
@@ -202,20 +228,21 @@ TEST_F(PyrundTest, ChangedCrlFileIsReloadedWithoutASignal) {
 }
 
 TEST_F(PyrundTest, SilentTcpClientIsClosedAtTheHandshakeDeadline) {
-  startServer("handshake_timeout_seconds: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("handshake_timeout_seconds: 1\n"));
   expectScenario("silent_tcp");
   std::string log = server_->readStderrUntil("no TLS handshake within 1 s", 30s);
   EXPECT_NE(log.find("no TLS handshake within 1 s"), std::string::npos) << log;
 }
 
 TEST_F(PyrundTest, ClientThatSendsNoRunIsClosedAtTheIdleDeadline) {
-  startServer("idle_timeout_seconds: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("idle_timeout_seconds: 1\n"));
   expectScenario("idle_timeout");
   expectScenario("slow_run");
 }
 
 TEST_F(PyrundTest, HandshakesOverThePerSourceCapAreClosedBeforeTls) {
-  startServer("max_handshakes_per_source: 2\nhandshake_timeout_seconds: 60\n");
+  ASSERT_NO_FATAL_FAILURE(
+      startServer("max_handshakes_per_source: 2\nhandshake_timeout_seconds: 60\n"));
   expectScenario("source_cap", {"2"});
   std::string log = server_->readStderrUntil("too many TLS handshakes in progress from", 30s);
   EXPECT_NE(
@@ -225,12 +252,12 @@ TEST_F(PyrundTest, HandshakesOverThePerSourceCapAreClosedBeforeTls) {
 }
 
 TEST_F(PyrundTest, JobsAbovePerIdentityCapAreRefused) {
-  startServer("max_jobs_per_identity: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("max_jobs_per_identity: 1\n"));
   expectScenario("job_cap");
 }
 
 TEST_F(PyrundTest, SigtermLetsTheGracePassThenSendsServerShutdownAndExitsZero) {
-  startServer("shutdown_grace_seconds: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("shutdown_grace_seconds: 1\n"));
   Child job(scenarioArgv("hold_then_report"));
   ASSERT_NE(job.readStdoutUntil("RUNNING", 60s).find("RUNNING"), std::string::npos);
   server_->signal(SIGTERM);
@@ -244,7 +271,7 @@ TEST_F(PyrundTest, SigtermLetsTheGracePassThenSendsServerShutdownAndExitsZero) {
 }
 
 TEST_F(PyrundTest, SigkillLeavesNoJobAndTheNextStartCleansUp) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   const std::string token = "pyrun-sigkill-token-" + std::to_string(::getpid());
   Child job(scenarioArgv("hold_then_report", {token}));
   ASSERT_NE(job.readStdoutUntil("RUNNING", 60s).find("RUNNING"), std::string::npos);
@@ -260,7 +287,7 @@ TEST_F(PyrundTest, SigkillLeavesNoJobAndTheNextStartCleansUp) {
   writeFile(dir_ / "jobs/77-leftover/out.txt", "x");
   writeFile(dir_ / "keep.txt", "must survive");
   ASSERT_EQ(::symlink((dir_ / "keep.txt").c_str(), (dir_ / "jobs/77-leftover/link").c_str()), 0);
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   // Whatever the spawner keeps in jobs_dir for itself is hidden (a dot name); no job is left.
   for (const auto& name : entriesOf(dir_ / "jobs")) EXPECT_EQ(name[0], '.') << name;
   EXPECT_EQ(readFileOrEmpty(dir_ / "keep.txt"), "must survive");
@@ -268,7 +295,7 @@ TEST_F(PyrundTest, SigkillLeavesNoJobAndTheNextStartCleansUp) {
 }
 
 TEST_F(PyrundTest, AuditLogHasAJsonLinePerEvent) {
-  startServer("audit_log: " + (dir_ / "audit.log") + "\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("audit_log: " + (dir_ / "audit.log") + "\n"));
   expectScenario("audit_fields", {dir_ / "audit.log"});
   // SIGHUP after a rotation the way logrotate's "create 0640 nobody" does it: the new file gets
   // the next lines.

@@ -8,7 +8,7 @@ namespace pyrun::test {
 namespace {
 
 TEST_F(PyrundTest, StreamsOutputForwardsStdinAndReportsExitCode) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("streams_and_exits");
 }
 
@@ -25,62 +25,64 @@ TEST_F(PyrundTest, UnknownRunFlagIsABadFrame) {
 }
 
 TEST_F(PyrundTest, UnexpectedFrameGetsErrorAndClose) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("unexpected_frame");
 }
 
 TEST_F(PyrundTest, SecondRunWhileRunningGetsErrorAndClose) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("second_run_is_unexpected");
 }
 
 TEST_F(PyrundTest, OversizeHeaderGetsBadFrameAndClose) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("oversize_header");
 }
 
 TEST_F(PyrundTest, UnknownFrameTypeGetsBadFrame) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("unknown_type");
 }
 
 TEST_F(PyrundTest, InvalidScriptNameIsABadRequest) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("bad_request");
 }
 
 TEST_F(PyrundTest, RequestedLimitAboveServersIsRefused) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("limit_too_high");
 }
 
 TEST_F(PyrundTest, OutputIsCutExactlyAtTheCapAndTheJobKilled) {
-  startServer("policies:\n  default: " + policy("capped", "  output: 1000\n") + "\n", false);
+  ASSERT_NO_FATAL_FAILURE(
+      startServer("policies:\n  default: " + policy("capped", "  output: 1000\n") + "\n", false));
   expectScenario("output_cap");
 }
 
 TEST_F(PyrundTest, WallClockLimitKillsTheJob) {
-  startServer("policies:\n  default: " + policy("short", "  wall_seconds: 1\n") + "\n", false);
+  ASSERT_NO_FATAL_FAILURE(
+      startServer("policies:\n  default: " + policy("short", "  wall_seconds: 1\n") + "\n", false));
   expectScenario("wall_limit");
 }
 
 TEST_F(PyrundTest, CancelKillsTheJob) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("cancel");
 }
 
 TEST_F(PyrundTest, QueuesWithPositionsThenSaysBusy) {
-  startServer("max_jobs: 1\nqueue: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("max_jobs: 1\nqueue: 1\n"));
   expectScenario("queue_and_busy");
 }
 
 TEST_F(PyrundTest, CtrlCWhileQueuedLeavesTheQueue) {
-  startServer("max_jobs: 1\nqueue: 1\n");
+  ASSERT_NO_FATAL_FAILURE(startServer("max_jobs: 1\nqueue: 1\n"));
   expectScenario("cancel_while_queued");
 }
 
 TEST_F(PyrundTest, StopsCleanlyOnSigterm) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   server_->signal(SIGTERM);
   auto out = server_->wait(30s);
   EXPECT_EQ(out.exit_code, 0) << out.err;
@@ -119,24 +121,24 @@ TEST(PyrundCommandLine, UnreadableCertificateExitsOne) {
 
 // The state rules of docs/PROTOCOL.md section 6.1 for stdin and the upload frames.
 TEST_F(PyrundTest, StdinOrStdinEndAfterStdinEndIsUnexpected) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("stdin_after_stdin_end");
 }
 
 TEST_F(PyrundTest, FilesBeforeRunLandInTheWorkingDirectory) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("file_then_run");
 }
 
 TEST_F(PyrundTest, UploadFramesOutOfOrderAreUnexpected) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("file_data_without_file");
   expectScenario("run_while_file_owed");
   expectScenario("file_after_run");
 }
 
 TEST_F(PyrundTest, BadUploadsAreBadRequests) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("file_data_beyond_size");
   expectScenario("file_bad_name");
   expectScenario("file_twice");
@@ -145,7 +147,7 @@ TEST_F(PyrundTest, BadUploadsAreBadRequests) {
 }
 
 TEST_F(PyrundTest, AnAbandonedUploadLeavesNothing) {
-  startServer("");
+  ASSERT_NO_FATAL_FAILURE(startServer(""));
   expectScenario("upload_abandoned");
   EXPECT_TRUE(eventually([&] {
     DIR* d = ::opendir((dir_ / "jobs/.uploads").c_str());

@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -18,49 +20,30 @@ using namespace std::chrono_literals;
 
 const std::string kScripts = PYRUN_SOURCE_DIR "/tests/integration/workloads/scripts/";
 
+// One pyrund for the whole suite, with the shipped default policy.
+struct WorkloadServer {
+  static PyrundOptions options(Pki& pki) {
+    PyrundOptions o;
+    o.cert = pki.serverBundle();
+    o.config_yaml = "max_jobs: 2\npolicies:\n  default: " PYRUN_SOURCE_DIR "/policy/default.yaml\n";
+    return o;
+  }
+  TempDir dir{"workloads-srv"};
+  Pki pki{dir.path()};
+  std::string alice = pki.clientBundle("alice");
+  Pyrund pyrund{dir.path(), options(pki)};
+};
+
 class WorkloadTest : public ::testing::TestWithParam<const char*> {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir("workloads-srv");
-    // Jobs run under their own uids and the front as "nobody" when the test runs as root.
-    ::chmod(dir_->path().c_str(), 0711);
-    pki_ = new Pki(dir_->path());
-    alice_ = pki_->clientBundle("alice");
-    writeFile(*dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
-                  "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (*dir_ / "jobs") +
-                  "\nmax_jobs: 2\npolicies:\n  default: " PYRUN_SOURCE_DIR "/policy/default.yaml\n",
-              0600);
-    server_ = new Child({binary("pyrund"), "--config", *dir_ / "pyrund.yaml"});
-    if (!eventually([] { return !readFileOrEmpty(*dir_ / "port").empty(); }, 30s)) {
-      server_->signal(SIGKILL);
-      start_error_ = "pyrund did not write its port file; stderr:\n" + server_->wait(10s).err;
-      delete server_;
-      server_ = nullptr;
-      return;
-    }
-    port_ = std::stoi(readFileOrEmpty(*dir_ / "port"));
-  }
+  static void SetUpTestSuite() { server_ = std::make_unique<WorkloadServer>(); }
+  static void TearDownTestSuite() { server_.reset(); }
 
-  static void TearDownTestSuite() {
-    if (server_ != nullptr) {
-      server_->signal(SIGTERM);
-      server_->wait(30s);
-      delete server_;
-    }
-    delete pki_;
-    delete dir_;
-  }
-
-  static inline TempDir* dir_ = nullptr;
-  static inline Pki* pki_ = nullptr;
-  static inline Child* server_ = nullptr;
-  static inline int port_ = 0;
-  static inline std::string alice_, start_error_;
+  static inline std::unique_ptr<WorkloadServer> server_;
 };
 
 TEST_P(WorkloadTest, OutputEqualsALocalRun) {
-  ASSERT_NE(server_, nullptr) << start_error_;
+  ASSERT_TRUE(server_->pyrund.started()) << server_->pyrund.startError();
   const std::string script = kScripts + GetParam() + ".py";
   RunOptions options;
   options.timeout = 120s;
@@ -75,8 +58,8 @@ TEST_P(WorkloadTest, OutputEqualsALocalRun) {
   }
   ASSERT_EQ(expected.exit_code, 0) << "the workload fails locally:\n" << expected.err;
   options.cwd.clear();
-  Outcome remote = run(
-      {binary("pyrun"), "--cert", alice_, "127.0.0.1:" + std::to_string(port_), script}, options);
+  Outcome remote =
+      run({binary("pyrun"), "--cert", server_->alice, server_->pyrund.address(), script}, options);
   EXPECT_EQ(remote.exit_code, expected.exit_code) << remote.err;
   EXPECT_EQ(remote.out, expected.out) << remote.err;
   EXPECT_EQ(remote.err, expected.err);

@@ -205,6 +205,29 @@ TEST(SpawnerCodec, JobFailedDetailIsCutToFitOneMessage) {
   EXPECT_EQ(std::get<JobFailed>(*d).detail, std::string(4096, 'd'));
 }
 
+// The largest JobEnded: both texts far over their limit, a results name at its limit, and every
+// stage stamped. It must still fit one datagram, or the front would refuse it and lose the end.
+TEST(SpawnerCodec, JobEndedWithEveryFieldAtItsLimitFitsOneMessage) {
+  JobEnded e;
+  e.job_id = ~0ull;
+  e.cause = EndCause::kSyscall;
+  e.syscall_named = true;
+  e.detail = std::string(100000, 'd');
+  e.results = std::string(255, 'n');
+  e.results_detail = std::string(100000, 'r');
+  for (size_t i = 0; i < pyrun::kJobStageCount; ++i) {
+    e.times.set(static_cast<pyrun::JobStage>(i), 1000 + i);
+  }
+  auto bytes = encodeMessage(e);
+  EXPECT_LE(bytes.size(), kMaxFromSpawnerBytes);
+  auto d = decodeFromSpawner(bytes);
+  ASSERT_TRUE(d) << d.error().detail();
+  const auto& got = std::get<JobEnded>(*d);
+  EXPECT_EQ(got.detail.size(), 3584u);
+  EXPECT_EQ(got.results_detail.size(), 3584u);
+  EXPECT_EQ(got.results, e.results);
+}
+
 TEST(SpawnerCodec, MessagesRejectUnknownTypeAndBadEnumValues) {
   std::vector<uint8_t> unknown = {9};
   auto r = decodeFromSpawner(unknown);
@@ -216,6 +239,33 @@ TEST(SpawnerCodec, MessagesRejectUnknownTypeAndBadEnumValues) {
   bytes[1 + 8] = 0;
   bytes[1 + 8 + 1 + 4] = 200;  // cause
   EXPECT_FALSE(decodeFromSpawner(bytes));
+}
+
+// Whether the detail names the call travels as a flag, so that no reader guesses from the text.
+TEST(SpawnerCodec, SyscallNamedFlagRoundTripsAndIsCheckedAgainstTheCause) {
+  JobEnded named{45, true, 31, EndCause::kSyscall, 1, 2, 3, "ptrace", "", ""};
+  named.syscall_named = true;
+  auto d = decodeFromSpawner(encodeMessage(named));
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_TRUE(std::get<JobEnded>(*d).syscall_named);
+  JobEnded unknown = named;
+  unknown.syscall_named = false;
+  unknown.detail = "forbidden system call (name unknown: no audit source)";
+  d = decodeFromSpawner(encodeMessage(unknown));
+  ASSERT_TRUE(d) << d.error().detail();
+  EXPECT_FALSE(std::get<JobEnded>(*d).syscall_named);
+
+  // The flag's byte follows the detail (u32 length + bytes).
+  const size_t flag_at = 1 + 8 + 1 + 4 + 1 + 8 + 8 + 8 + 4 + named.detail.size();
+  auto bytes = encodeMessage(named);
+  ASSERT_EQ(bytes[flag_at], 1);
+  bytes[flag_at] = 2;
+  EXPECT_FALSE(decodeFromSpawner(bytes));
+  JobEnded exited = named;
+  exited.cause = EndCause::kExited;
+  auto refused = decodeFromSpawner(encodeMessage(exited));
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().detail().find("syscall-named flag"), std::string::npos);
 }
 
 TEST(SpawnerRequest, RequestsRoundTrip) {

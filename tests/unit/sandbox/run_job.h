@@ -1,18 +1,20 @@
-// Test helper: runs one job through a spawner of its own, to its end, as root or (in a forked
-// child) as an unprivileged user, and says what became of it.
+// Test helper: runs one job through a spawner of its own (sandbox/job_run.h), to its end, as root
+// or (in a forked child) as an unprivileged user, and says what became of it.
 #pragma once
 
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
+#include "sandbox/job_run.h"
 #include "sandbox/spawner.h"
 
 namespace pyrun::sandbox::test_support {
@@ -28,60 +30,6 @@ struct JobRun {
   EndCause cause = EndCause::kExited;
 };
 
-namespace detail {
-
-inline bool nextMessage(int socket, Received& message, std::string& error) {
-  for (;;) {
-    pollfd p{socket, POLLIN, 0};
-    if (::poll(&p, 1, 60000) != 1) {
-      error = "no message from the spawner within 60 s";
-      return false;
-    }
-    auto r = receiveFromSpawner(socket);
-    if (!r) {
-      error = r.error().detail();
-      return false;
-    }
-    if (*r) {
-      message = std::move(**r);
-      return true;
-    }
-  }
-}
-
-// Reads fd into out until `needle` appears in it or end of file.
-inline void readUntil(int fd, std::string& out, const std::string& needle) {
-  char buf[4096];
-  while (out.find(needle) == std::string::npos) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// Drains both pipes together, so that a job filling one never blocks us on the other.
-inline void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
-  pollfd p[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
-  int open = 2;
-  while (open > 0 && ::poll(p, 2, 60000) > 0) {
-    for (int i = 0; i < 2; ++i) {
-      if (p[i].fd < 0 || p[i].revents == 0) continue;
-      char buf[65536];
-      ssize_t n = ::read(p[i].fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        p[i].fd = -1;
-        --open;
-      } else {
-        (i == 0 ? out : err).append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-}
-
-}  // namespace detail
-
 // Starts a spawner with config, runs spec to its end (stdin closed at once, or once `ready` has
 // appeared on stdout and while_running has returned), stops the spawner.
 inline JobRun runJob(const SpawnerConfig& config, const JobSpec& spec,
@@ -93,46 +41,37 @@ inline JobRun runJob(const SpawnerConfig& config, const JobSpec& spec,
     run.error = "startSpawner: " + spawner.error().detail();
     return run;
   }
-  auto finish = [&] {
-    spawner->socket.reset();
-    int status = 0;
-    ::waitpid(spawner->pid, &status, 0);
-    return run;
-  };
-  if (auto r = sendToSpawner(spawner->socket.get(), SpawnJob{spec}); !r) {
-    run.error = r.error().detail();
-    return finish();
-  }
-  Received first;
-  if (!detail::nextMessage(spawner->socket.get(), first, run.error)) return finish();
-  if (const auto* f = std::get_if<JobFailed>(&first.message)) {
-    run.failed_stage = f->stage;
-    run.failed_detail = f->detail;
-    return finish();
-  }
-  const auto* started = std::get_if<JobStarted>(&first.message);
-  if (started == nullptr || first.fds.size() != 3) {
-    run.error = "the first message is not JobStarted with three descriptors";
-    return finish();
-  }
-  run.started = true;
-  if (!ready.empty()) {
-    detail::readUntil(first.fds[1].get(), run.out, ready);
+  JobRunOptions options;
+  options.idle_timeout_ms = 60000;  // a hang fails the run instead of blocking the test
+  options.hold_stdin = !ready.empty();
+  std::optional<JobStarted> started;
+  options.on_started = [&](const JobStarted& s, JobRunControl&) { started = s; };
+  options.on_output = [&](int stream, std::string_view bytes, JobRunControl& job) {
+    std::string& to = stream == 1 ? run.out : run.err;
+    const bool was_ready = ready.empty() || run.out.find(ready) != std::string::npos;
+    to.append(bytes);
+    if (was_ready || run.out.find(ready) == std::string::npos) return;
     if (while_running) while_running(*started);
+    job.closeStdin();
+  };
+  auto outcome = runJobThroughSpawner(spawner->socket.get(), spec, options);
+  spawner->socket.reset();
+  int status = 0;
+  ::waitpid(spawner->pid, &status, 0);
+  if (!outcome) {
+    run.error = outcome.error().detail();
+    return run;
   }
-  first.fds[0].reset();
-  detail::drain(first.fds[1].get(), first.fds[2].get(), run.out, run.err);
-  Received last;
-  if (!detail::nextMessage(spawner->socket.get(), last, run.error)) return finish();
-  const auto* ended = std::get_if<JobEnded>(&last.message);
-  if (ended == nullptr) {
-    run.error = "the second message is not JobEnded";
-    return finish();
+  run.started = outcome->started.has_value();
+  if (outcome->failed) {
+    run.failed_stage = outcome->failed->stage;
+    run.failed_detail = outcome->failed->detail;
+    return run;
   }
-  run.signaled = ended->signaled;
-  run.code = ended->code;
-  run.cause = ended->cause;
-  return finish();
+  run.signaled = outcome->ended->signaled;
+  run.code = outcome->ended->code;
+  run.cause = outcome->ended->cause;
+  return run;
 }
 
 namespace detail {

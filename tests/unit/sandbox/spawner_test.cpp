@@ -23,6 +23,7 @@
 #include "common/dir.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/channel.h"
+#include "sandbox/job_run.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
 
@@ -245,37 +246,24 @@ class SpawnerTest : public ::testing::Test {
 
   // Runs a job to its end: stdin is sent and closed, stdout and stderr read to end of file.
   JobResult runJob(const JobSpec& s, const std::string& stdin_data = "") {
-    submit(s);
-    Received started = expectStarted(s.job_id);
+    JobRunOptions options;
+    options.stdin_data = stdin_data;
+    options.idle_timeout_ms = 60000;  // a hang fails instead of blocking
+    auto outcome = runJobThroughSpawner(spawner_.socket.get(), s, options);
     JobResult result;
-    if (started.fds.size() != 3) return result;
-    result.started = std::get<JobStarted>(started.message);
-    if (!stdin_data.empty()) {
-      EXPECT_EQ(::write(started.fds[0].get(), stdin_data.data(), stdin_data.size()),
-                static_cast<ssize_t>(stdin_data.size()));
+    if (!outcome) {
+      ADD_FAILURE() << "job " << s.job_id << ": " << outcome.error().detail();
+      return result;
     }
-    started.fds[0].reset();
-    // Drain both pipes together: a job that fills one while we block on the other would hang.
-    pollfd p[2] = {{started.fds[1].get(), POLLIN, 0}, {started.fds[2].get(), POLLIN, 0}};
-    int open = 2;
-    while (open > 0) {
-      if (::poll(p, 2, 60000) <= 0) {
-        ADD_FAILURE() << "job output did not end within 60 s";
-        break;
-      }
-      for (int i = 0; i < 2; ++i) {
-        if (p[i].fd < 0 || p[i].revents == 0) continue;
-        char buf[65536];
-        ssize_t n = ::read(p[i].fd, buf, sizeof buf);
-        if (n <= 0) {
-          p[i].fd = -1;
-          --open;
-        } else {
-          (i == 0 ? result.out : result.err).append(buf, static_cast<size_t>(n));
-        }
-      }
+    if (outcome->failed) {
+      ADD_FAILURE() << "job failed at " << outcome->failed->stage << ": "
+                    << outcome->failed->detail;
+      return result;
     }
-    result.ended = expectEnded(s.job_id);
+    result.started = *outcome->started;
+    result.ended = *outcome->ended;
+    result.out = std::move(outcome->out);
+    result.err = std::move(outcome->err);
     return result;
   }
 
@@ -303,6 +291,79 @@ TEST_F(SpawnerTest, StdinReachesTheScriptWithItsEnd) {
   auto r = runJob(spec(1, "import sys\ndata = sys.stdin.read()\nprint(len(data), data.upper())\n"),
                   "hello\nworld\n");
   EXPECT_EQ(r.out, "12 HELLO\nWORLD\n\n");
+}
+
+// The runner (sandbox/job_run.h) enforces the limits a front enforces itself.
+TEST_F(SpawnerTest, RunnerCutsOutputAtItsLimitAndStopsTheJob) {
+  JobRunOptions options;
+  options.output_limit_bytes = 1000;
+  options.idle_timeout_ms = 60000;
+  auto outcome = runJobThroughSpawner(spawner_.socket.get(),
+                                      spec(1,
+                                           "import sys, time\nsys.stdout.write('x' * 5000)\n"
+                                           "sys.stdout.flush()\ntime.sleep(60)\n"),
+                                      options);
+  ASSERT_TRUE(outcome) << outcome.error().detail();
+  ASSERT_TRUE(outcome->ended);
+  EXPECT_EQ(outcome->out, std::string(1000, 'x'));
+  EXPECT_TRUE(outcome->output_truncated);
+  EXPECT_EQ(outcome->stopped, RunnerStop::kOutputLimit);
+  EXPECT_EQ(outcome->ended->cause, EndCause::kKilled);
+}
+
+TEST_F(SpawnerTest, RunnerStopsTheJobAtItsWallClockLimit) {
+  JobRunOptions options;
+  options.wall_seconds = 1;
+  options.idle_timeout_ms = 60000;
+  auto outcome = runJobThroughSpawner(spawner_.socket.get(),
+                                      spec(1, "import time\ntime.sleep(60)\n"), options);
+  ASSERT_TRUE(outcome) << outcome.error().detail();
+  ASSERT_TRUE(outcome->ended);
+  EXPECT_EQ(outcome->stopped, RunnerStop::kWallLimit);
+  EXPECT_EQ(outcome->ended->cause, EndCause::kKilled);
+}
+
+TEST_F(SpawnerTest, RunnerRelaysStdinFromADescriptorAndHoldsItWhenAsked) {
+  auto pipe = makePipe();
+  ASSERT_TRUE(pipe);
+  ASSERT_EQ(::write(pipe->second.get(), "relayed\n", 8), 8);
+  pipe->second.reset();
+  JobRunOptions options;
+  options.stdin_fd = pipe->first.get();
+  options.idle_timeout_ms = 60000;
+  auto relayed = runJobThroughSpawner(
+      spawner_.socket.get(), spec(1, "import sys\nprint(sys.stdin.read().upper())\n"), options);
+  ASSERT_TRUE(relayed) << relayed.error().detail();
+  EXPECT_EQ(relayed->out, "RELAYED\n\n");
+
+  // Held open: the job blocks on its stdin until a callback ends it.
+  JobRunOptions held;
+  held.hold_stdin = true;
+  held.idle_timeout_ms = 60000;
+  bool closed = false;
+  held.on_output = [&](int, std::string_view bytes, JobRunControl& job) {
+    if (bytes.find("waiting") != std::string_view::npos) {
+      closed = true;
+      job.closeStdin();
+    }
+  };
+  auto waited = runJobThroughSpawner(
+      spawner_.socket.get(),
+      spec(2, "import sys\nprint('waiting', flush=True)\nsys.stdin.read()\n"), held);
+  ASSERT_TRUE(waited) << waited.error().detail();
+  EXPECT_TRUE(closed);
+  ASSERT_TRUE(waited->ended);
+  EXPECT_EQ(waited->ended->code, 0);
+}
+
+TEST_F(SpawnerTest, RunnerReportsAJobTheSpawnerRefused) {
+  JobSpec s = spec(1, "pass\n");
+  s.policy = "no-such-policy";
+  auto outcome = runJobThroughSpawner(spawner_.socket.get(), s);
+  ASSERT_TRUE(outcome) << outcome.error().detail();
+  ASSERT_TRUE(outcome->failed);
+  EXPECT_FALSE(outcome->started);
+  EXPECT_EQ(outcome->failed->stage, "policy");
 }
 
 TEST_F(SpawnerTest, ArgumentsAndFilesReachTheScript) {
@@ -1118,9 +1179,11 @@ TEST_F(ConfinementTest, ForbiddenSystemCallEndsTheJobAndIsNamed) {
   EXPECT_EQ(r.ended.code, SIGSYS);
   if (isRoot()) {
     EXPECT_EQ(r.ended.detail, "ptrace");
+    EXPECT_TRUE(r.ended.syscall_named);
   } else {
     EXPECT_EQ(r.ended.detail.rfind("forbidden system call (name unknown: ", 0), 0u)
         << r.ended.detail;
+    EXPECT_FALSE(r.ended.syscall_named);
   }
 }
 

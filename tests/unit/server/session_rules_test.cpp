@@ -222,7 +222,9 @@ TEST(SessionRules, SandboxCausesBecomeTheirVerdicts) {
   sandbox::JobEnded end;
   end.cause = sandbox::EndCause::kSyscall;
   end.detail = "socket";
-  EXPECT_EQ(endDetail(end), "socket");
+  end.syscall_named = true;
+  EXPECT_EQ(endDetail(end).text, "socket");
+  EXPECT_TRUE(endDetail(end).names_the_call);
   proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
   EXPECT_EQ(verdictDetail(finalVerdict(end.cause, proto::Verdict::kOk), l, endDetail(end)),
             "forbidden system call: socket");
@@ -230,9 +232,25 @@ TEST(SessionRules, SandboxCausesBecomeTheirVerdicts) {
 
 TEST(SessionRules, ForbiddenSyscallDetailNamesTheCall) {
   proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
-  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, "socket"), "forbidden system call: socket");
+  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, {"socket", true}),
+            "forbidden system call: socket");
   EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l), "the program made a forbidden system call");
   EXPECT_EQ(verdictDetail(proto::Verdict::kProcessLimit, l), "process limit exceeded");
+}
+
+// A call the spawner could not name: its sentence is said once, never as "forbidden system call:
+// forbidden system call (name unknown: ...)". The flag decides, not the text.
+TEST(SessionRules, UnnamedForbiddenSyscallReadsAsTheSpawnersSentence) {
+  proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
+  sandbox::JobEnded end;
+  end.cause = sandbox::EndCause::kSyscall;
+  end.detail = "forbidden system call (name unknown: no audit source)";
+  end.syscall_named = false;
+  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, endDetail(end)),
+            "forbidden system call (name unknown: no audit source)");
+  // A call whose name happens to contain the word is still a name.
+  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, {"forbidden", true}),
+            "forbidden system call: forbidden");
 }
 
 TEST(Verdicts, DetailsAreSentences) {
