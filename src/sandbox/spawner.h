@@ -133,7 +133,7 @@ struct JobStarted {
   int32_t pid = 0;  // host pid of the job's top process (for logs)
   // The spawner's and the init's stamps up to the start: kWorkDir, kCgroup, kClone, kRootBuilt,
   // kConfined, kExec (those reached; none is required).
-  StageTimes times;
+  StageTimes times{};
 };
 // The job could not be started; nothing of it is left.
 struct JobFailed {
@@ -170,7 +170,7 @@ struct JobEnded {
   std::string results_detail;
   bool syscall_named = false;  // only with kSyscall: detail is the call's name (see detail)
   // The stamps of the job's end: kExit (from the init) and kCleanup (those reached).
-  StageTimes times;
+  StageTimes times{};
 };
 // The answer to ReloadPolicies.
 struct PoliciesReloaded {
