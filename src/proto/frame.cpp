@@ -17,6 +17,8 @@ constexpr uint32_t kExitMax = 1 + 4 + 1 + 5 * 8 + 1 + 4 + kMaxText;
 constexpr uint32_t kErrorMax = 2 + 4 + kMaxText;
 constexpr uint32_t kFileMax = 4 + kMaxPathLength + 4 + 8;
 constexpr uint32_t kGetMax = 4 + kMaxGetPatterns * (4 + kMaxPathLength) + 4 + 8;
+constexpr uint32_t kWindowSize = 2 + 2;
+constexpr uint32_t kTerminalMax = kWindowSize + 4 + kMaxTermName;
 
 }  // namespace
 
@@ -57,6 +59,10 @@ std::string frameTypeName(uint8_t type) {
         return "RESULT";
       case FrameType::kResultData:
         return "RESULT_DATA";
+      case FrameType::kTerminal:
+        return "TERMINAL";
+      case FrameType::kWindow:
+        return "WINDOW";
     }
   }
   char buf[8];
@@ -65,7 +71,7 @@ std::string frameTypeName(uint8_t type) {
 }
 
 bool isKnownFrameType(uint8_t type) noexcept {
-  return (type >= 0x01 && type <= 0x09) || (type >= 0x10 && type <= 0x17);
+  return (type >= 0x01 && type <= 0x09) || (type >= 0x10 && type <= 0x19);
 }
 
 uint32_t maxPayload(FrameType type) noexcept {
@@ -87,6 +93,10 @@ uint32_t maxPayload(FrameType type) noexcept {
       return kFileMax;
     case FrameType::kGet:
       return kGetMax;
+    case FrameType::kTerminal:
+      return kTerminalMax;
+    case FrameType::kWindow:
+      return kWindowSize;
     case FrameType::kExit:
       return kExitMax;
     case FrameType::kError:

@@ -1,7 +1,5 @@
 // A job's end: its init's reports read, the job reaped and cleaned up, its verdict given (with
 // the name of a forbidden system call when the kernel's record comes) and its results collected.
-#include "sandbox/spawner_process.h"
-
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,6 +11,7 @@
 
 #include "common/log.h"
 #include "sandbox/results.h"
+#include "sandbox/spawner_process.h"
 #include "sandbox/stage.h"
 
 namespace pyrun::sandbox::detail {
