@@ -109,7 +109,7 @@ TEST(ShippedPolicies, StrictHasNoChildProcessesAndTighterLimits) {
 TEST_F(PolicyFiles, UnknownTopLevelKey) {
   EXPECT_EQ(firstErrorOf(kHead + "limitz:\n  memory: 1G\n"),
             "p.yaml:4:1: unknown key \"limitz\" in the policy (known: version, include, "
-            "interpreter, limits, network, filesystem, seccomp)");
+            "interpreter, limits, network, terminal, filesystem, seccomp)");
 }
 
 TEST_F(PolicyFiles, UnknownLimitKey) {
