@@ -43,14 +43,12 @@ class ServerFixture {
     writeFile(dir_ / "noterm.yaml",
               "version: 1\ninclude: [" + kDefaultPolicy + "]\nterminal: false\n");
     writeFile(dir_ / "flood.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
-                                       "]\nlimits:\n  output: " + std::to_string(kFloodCap) +
-                                       "\n");
+                                       "]\nlimits:\n  output: " + std::to_string(kFloodCap) + "\n");
     writeFile(dir_ / "pyrund.yaml",
               "listen: 127.0.0.1\nport: 0\nport_file: " + (dir_ / "port") +
                   "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (dir_ / "jobs") +
                   "\nmax_jobs: 4\nqueue: 16\npolicies:\n  default: " + kDefaultPolicy +
-                  "\n  noterm: " + (dir_ / "noterm.yaml") + "\n  flood: " +
-                  (dir_ / "flood.yaml") +
+                  "\n  noterm: " + (dir_ / "noterm.yaml") + "\n  flood: " + (dir_ / "flood.yaml") +
                   "\nidentities:\n  default: default\n  clients:\n    bob: noterm\n"
                   "    flood: flood\n",
               0600);
@@ -191,8 +189,9 @@ TEST_F(TerminalTest, ServerDeathMidJobRestoresTheTerminal) {
 TEST_F(TerminalTest, SingleTNeedsALocalTerminal) {
   Outcome o = job(server_->alice_, {"-t"}, "isatty.py", "");
   EXPECT_EQ(o.exit_code, 255);
-  EXPECT_EQ(o.err, "pyrun: -t needs a terminal on stdin (give -tt to get one for the program "
-                   "anyway)\n");
+  EXPECT_EQ(o.err,
+            "pyrun: -t needs a terminal on stdin (give -tt to get one for the program "
+            "anyway)\n");
 }
 
 TEST_F(TerminalTest, DoubleTGivesTheProgramATerminalAnyway) {
@@ -247,8 +246,8 @@ TEST_F(TerminalTest, TiocstiAndTioclinuxFailWithEperm) {
   Outcome o = job(server_->alice_, {"-tt"}, "inject.py");
   EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
   EXPECT_FALSE(contains(o.out, "ALLOWED")) << o.out;
-  for (const char* what :
-       {"TIOCSTI stdin EPERM", "TIOCLINUX stdin EPERM", "TIOCSTI tty EPERM", "TIOCLINUX tty EPERM"}) {
+  for (const char* what : {"TIOCSTI stdin EPERM", "TIOCLINUX stdin EPERM", "TIOCSTI tty EPERM",
+                           "TIOCLINUX tty EPERM"}) {
     EXPECT_TRUE(contains(o.out, std::string("BLOCKED ") + what + "\r\n")) << what << o.out;
   }
 }
