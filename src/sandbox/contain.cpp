@@ -755,6 +755,10 @@ int relayUntilJobEnds(pid_t interpreter, TerminalRelay& relay) {
     if ((slots[TerminalRelay::kPollSlots].revents & POLLIN) == 0) continue;
     signalfd_siginfo info{};
     while (::read(sfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      // The relay's own write to a stdout pipe the front closed raises SIGPIPE here: it is not
+      // the program's (clients may send only SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2
+      // and SIGTERM).
+      if (info.ssi_signo == SIGPIPE) continue;
       if (handleSignal(interpreter, static_cast<int>(info.ssi_signo), &status)) {
         ::close(sfd);
         return status;

@@ -234,6 +234,7 @@ TEST_F(TerminalTest, HostPtysAreOutOfReach) {
                           "/dev/ttyS0", "/dev/vcs"}) {
     EXPECT_TRUE(contains(o.out, std::string("BLOCKED open ") + dev + ": ")) << dev << o.out;
   }
+  EXPECT_TRUE(contains(o.out, "BLOCKED list /proc/1/fd: PermissionError")) << o.out;
   // stdio is the terminal, and the job holds no other descriptor (no master: 0-2 and listdir's).
   EXPECT_TRUE(contains(o.out, "FDS /dev/pts/0 /dev/pts/0 /dev/pts/0\r\n")) << o.out;
   EXPECT_TRUE(contains(o.out, "NFDS 4\r\n")) << o.out;
