@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/pki.h"
@@ -259,6 +260,24 @@ TEST_F(TerminalTest, UnlistedIoctlGetsThePolicysDefaultAction) {
   EXPECT_TRUE(contains(o.out, "ATTEMPT")) << o.out;
   EXPECT_FALSE(contains(o.out, "SURVIVED")) << o.out;
   EXPECT_TRUE(contains(o.err, "forbidden system call: ioctl")) << o.err;
+}
+
+TEST_F(TerminalTest, AClientThatDoesNotReadStallsTheProgram) {
+  // pyrun's stdout is a pipe this test leaves unread for a while: the program's terminal must
+  // fill and its writes stall (it says so once it can write again), far below the output cap
+  // (16 MiB under default.yaml). The pause is the stall under test, not a synchronisation: the
+  // program needs about 2 s of refused writes, and without backpressure it would reach the cap
+  // in well under a second.
+  Child pyrun(server_->pyrun(server_->alice_, {"-tt"}, "backpressure.py"));
+  std::this_thread::sleep_for(10s);
+  Outcome o = pyrun.wait(120s);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  auto at = o.out.find("STALLED after ");
+  ASSERT_NE(at, std::string::npos) << o.out.size() << " bytes, no stall; " << o.err;
+  const uint64_t written = std::stoull(o.out.substr(at + 14));
+  EXPECT_LT(written, 16u << 20);
+  EXPECT_EQ(o.out.size(), written + std::string("\r\nSTALLED after ").size() +
+                              std::to_string(written).size() + 2);
 }
 
 TEST_F(TerminalTest, TerminalOutputFloodStopsAtTheCap) {
