@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "client/stdio.h"
+
 namespace pyrun::client {
 
 std::string termForJob(const char* term) {
@@ -38,6 +40,7 @@ Result<void> RawMode::enter(int fd) {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) return errnoError("cannot put the terminal in raw mode", errno);
   fd_ = fd;
+  setRawLineEndings(true);
   return {};
 }
 
@@ -48,6 +51,7 @@ void RawMode::restore() noexcept {
     rc = ::tcsetattr(fd_, TCSADRAIN, &saved_);
   } while (rc != 0 && errno == EINTR);
   fd_ = -1;
+  setRawLineEndings(false);
 }
 
 bool EscapeScanner::scan(std::span<const uint8_t> in, std::vector<uint8_t>& out) {

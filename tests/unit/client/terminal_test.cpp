@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "client/options.h"
+#include "client/stdio.h"
 
 namespace pyrun::client {
 namespace {
@@ -97,6 +98,36 @@ TEST(RawMode, EntersRawModeAndRestoresTheExactSettings) {
   termios after{};
   ASSERT_EQ(::tcgetattr(slave, &after), 0);
   EXPECT_EQ(std::memcmp(&before, &after, sizeof before), 0);
+  ::close(master);
+  ::close(slave);
+}
+
+// What printLine writes to fd 2, captured through a pipe.
+std::string printed(std::string_view sentence) {
+  int fds[2];
+  EXPECT_EQ(::pipe(fds), 0);
+  int saved = ::dup(2);
+  ::dup2(fds[1], 2);
+  printLine(sentence);
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(fds[1]);
+  char buf[256];
+  ssize_t n = ::read(fds[0], buf, sizeof buf);
+  ::close(fds[0]);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+TEST(RawMode, PyrunsOwnLinesEndWithCrLfWhileRaw) {
+  int master = -1, slave = -1;
+  ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+  EXPECT_EQ(printed("before"), "pyrun: before\n");
+  {
+    RawMode raw;
+    ASSERT_TRUE(raw.enter(slave));
+    EXPECT_EQ(printed("during"), "pyrun: during\r\n");
+  }
+  EXPECT_EQ(printed("after"), "pyrun: after\n");
   ::close(master);
   ::close(slave);
 }
