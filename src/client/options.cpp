@@ -166,6 +166,11 @@ Result<Command> parseCommandLine(std::span<const std::string> args, const Enviro
       o.quiet = true;
       continue;
     }
+    if (name == "-t" || name == "-tt" || name == "--tty") {
+      if (value) return usageError("option " + name + " takes no value");
+      o.terminal += name == "-tt" ? 2 : 1;
+      continue;
+    }
     if (name == "--no-modules") {
       if (value) return usageError("option " + name + " takes no value");
       o.modules = false;
@@ -267,6 +272,11 @@ options (before SCRIPT; everything after SCRIPT goes to the program):
                      directory: out/*.png, report.csv, results/**) when the program ends;
                      repeatable
   -o, --output DIR   where --get files land, under their relative paths (default: .)
+  -t, --tty          run the program on a terminal (prompts, pdb, getpass, curses), as ssh -t:
+                     this terminal is in raw mode while the program runs, Ctrl-C and
+                     Ctrl-D are keys for the program, `~.` at the start of a line ends the
+                     session; stdout and stderr arrive merged and \n as \r\n. Needs a
+                     terminal on stdin; -tt forces it without one
   --stats            print CPU time, wall time, peak memory, output and transfer bytes
   --timings          after the job, print when it reached each stage (the server's from
                      its accept, pyrun's own from its connect), in ms

@@ -57,7 +57,9 @@ struct Options {
   std::vector<FileArg> files;     // -f
   std::vector<std::string> gets;  // --get PATTERN: result files wanted back
   std::string output_dir = ".";   // -o DIR: where they land
-  std::string script;             // path of the script on this machine
+  // -t: run the program on a pseudo-terminal (1), -tt: even without a local terminal (2).
+  int terminal = 0;
+  std::string script;  // path of the script on this machine
   std::vector<std::string> args;
 };
 

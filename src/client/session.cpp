@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -28,6 +29,7 @@
 #include "client/progress.h"
 #include "client/results.h"
 #include "client/stdio.h"
+#include "client/terminal.h"
 #include "client/timings.h"
 #include "client/upload.h"
 #include "common/file.h"
@@ -73,8 +75,11 @@ uint64_t runPayloadSize(const proto::RunRequest& r) {
 class Session {
  public:
   Session(asio::io_context& io, const Options& options, std::shared_ptr<asio::ssl::context> ctx,
-          proto::RunRequest request, UploadPlan upload, UniqueFd output_dir, UniqueFd stdin_pipe)
+          proto::RunRequest request, UploadPlan upload, UniqueFd output_dir, UniqueFd stdin_pipe,
+          std::optional<proto::Terminal> terminal, RawMode* raw)
       : options_(options),
+        terminal_(std::move(terminal)),
+        raw_(raw),
         upload_(std::move(upload)),
         results_(std::move(output_dir), kMaxResultFiles, kMaxResultBytes),
         upload_progress_(::isatty(2) == 1 && !options.quiet, "sending", upload_.bytes),
@@ -87,6 +92,7 @@ class Session {
         deadline_(io),
         outbox_(io, kOutboxFrames),
         signals_(io, SIGINT, SIGTERM, SIGHUP),
+        window_signal_(io),
         stdin_(io),
         stdout_(io.get_executor(), 1),
         stderr_(io.get_executor(), 2) {
@@ -95,6 +101,8 @@ class Session {
   }
 
   awaitable<void> watchSignals();
+  // -t: sends WINDOW when the local terminal's size changes (SIGWINCH), once the job runs.
+  awaitable<void> watchWindow();
   awaitable<int> run();
   // Stops everything that could still be pending, so that io_context::run() returns.
   void closeAll();
@@ -133,7 +141,16 @@ class Session {
   // Turns a failure into the right Stop: a signal or the deadline explain it better than the error.
   [[noreturn]] void fail(std::string message);
 
+  // -t: the job's terminal was asked for with TERMINAL; raw_ is the local terminal's raw mode,
+  // entered when the job starts (before it, Ctrl-C still drops the request), restored by runJob.
+  void startTerminal();
+  void sendWindowIfChanged();
+
   const Options& options_;
+  std::optional<proto::Terminal> terminal_;
+  RawMode* raw_;
+  EscapeScanner escape_;
+  bool escaped_ = false;  // the user typed ~.
   UploadPlan upload_;
   uint64_t uploaded_bytes_ = 0;
   ResultWriter results_;
@@ -149,6 +166,7 @@ class Session {
   asio::steady_timer deadline_;
   asio::experimental::channel<void(error_code, std::vector<uint8_t>)> outbox_;
   asio::signal_set signals_;
+  asio::signal_set window_signal_;
   asio::posix::stream_descriptor stdin_;
   OutputSink stdout_;
   OutputSink stderr_;
@@ -172,6 +190,9 @@ class Session {
 
 void Session::fail(std::string message) {
   if (interrupted_by_ != 0) throw Stop{128 + interrupted_by_, ""};
+  if (escaped_) {
+    throw Stop{kFailureStatus, "session ended with ~. (the server kills the job)"};
+  }
   if (upload_failure_) throw Stop{kFailureStatus, *upload_failure_};
   if (cancelled_by_close_) {
     // What EXIT would have said for a cancelled job (killed with SIGKILL).
@@ -202,6 +223,7 @@ void Session::closeAll() {
   deadline_.cancel();
   resolver_.cancel();
   signals_.cancel(ignored);
+  window_signal_.cancel(ignored);
   closeOutbox();
   stdin_.close(ignored);
   closeSocket();
@@ -220,8 +242,9 @@ awaitable<void> Session::watchSignals() {
     }
     // Never wait for room in the outbox here: behind stdin that the server does not take (a
     // program that does not read it) the wait could last for ever, and the next Ctrl-C must
-    // still be seen.
-    if (sig == SIGINT && ++sigints_ == 1) {
+    // still be seen. With a terminal, Ctrl-C is a byte the job's terminal turns into SIGINT; a
+    // signal that reaches pyrun itself (kill) cancels the job.
+    if (sig == SIGINT && ++sigints_ == 1 && !terminal_) {
       if (options_.verbose) printLine("interrupt: sending SIGINT to the program");
       auto frame = proto::encode(proto::Signal{static_cast<uint8_t>(SIGINT)});
       if (!outbox_.try_send(error_code{}, std::vector<uint8_t>(frame))) {
@@ -238,6 +261,35 @@ awaitable<void> Session::watchSignals() {
       }
     }
   }
+}
+
+void Session::sendWindowIfChanged() {
+  auto size = terminalSize(0);
+  if (!size) size = terminalSize(1);
+  if (!size || *size == terminal_->size) return;
+  terminal_->size = *size;
+  auto frame = proto::encode(*size);
+  if (!outbox_.try_send(error_code{}, std::vector<uint8_t>(frame))) {
+    asio::co_spawn(stream_.get_executor(), send(std::move(frame)), asio::detached);
+  }
+}
+
+awaitable<void> Session::watchWindow() {
+  window_signal_.add(SIGWINCH);
+  for (;;) {
+    auto [ec, sig] = co_await window_signal_.async_wait(kTuple);
+    if (ec || closed_) co_return;
+    if (started_) sendWindowIfChanged();
+  }
+}
+
+void Session::startTerminal() {
+  if (!terminal_) return;
+  if (raw_ != nullptr && ::isatty(0) == 1) {
+    if (auto r = raw_->enter(0); !r) fail(r.error().detail());
+  }
+  // A resize while the job was queued.
+  sendWindowIfChanged();
 }
 
 awaitable<void> Session::connectFrom(const asio::ip::address& local,
@@ -354,6 +406,10 @@ awaitable<void> Session::sendRequest() {
         proto::encode(proto::Get{options_.gets, kMaxResultFiles, kMaxResultBytes});
     co_await send(std::move(get));
   }
+  if (terminal_) {
+    std::vector<uint8_t> terminal = proto::encode(*terminal_);
+    co_await send(std::move(terminal));
+  }
   for (const auto& e : upload_.entries) {
     if (closed_) co_return;
     auto sent = co_await sendFile(e);
@@ -394,6 +450,18 @@ awaitable<void> Session::pumpStdin() {
       if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) co_return;
       co_await send(proto::encodeEmpty(proto::FrameType::kStdinEnd));
       co_return;
+    }
+    if (terminal_) {
+      // ~. ends the session as in ssh: closing the connection makes the server kill the job.
+      std::vector<uint8_t> typed;
+      if (escape_.scan(std::span(buf.data(), n), typed)) {
+        escaped_ = true;
+        closeSocket();
+        co_return;
+      }
+      if (typed.empty()) continue;
+      co_await send(proto::encodeData(proto::FrameType::kStdin, typed));
+      continue;
     }
     co_await send(proto::encodeData(proto::FrameType::kStdin, std::span(buf.data(), n)));
   }
@@ -447,6 +515,7 @@ awaitable<int> Session::exchange() {
         limits_ = s->limits;
         started_ = true;
         if (interrupted_by_ != 0) fail("");
+        startTerminal();
         if (options_.verbose) {
           printLine("job " + s->job_id + " started (cpu " + std::to_string(limits_.cpu_seconds) +
                     " s, wall " + std::to_string(limits_.wall_seconds) + " s, memory " +
@@ -674,7 +743,21 @@ int runJob(const Options& options) {
     printLine(ctx.error().detail());
     return kFailureStatus;
   }
+  std::optional<proto::Terminal> terminal;
+  if (options.terminal > 0) {
+    // As ssh -t: a terminal is only wanted by a person at one; -tt insists (scripts, tests).
+    if (::isatty(0) != 1 && options.terminal < 2) {
+      printLine("-t needs a terminal on stdin (give -tt to get one for the program anyway)");
+      return kFailureStatus;
+    }
+    auto size = terminalSize(0);
+    if (!size) size = terminalSize(1);
+    terminal = proto::Terminal{size.value_or(proto::WindowSize{}), termForJob(std::getenv("TERM"))};
+  }
   StdioFlagsGuard flags;
+  // Declared before the session and restored before the last line is printed: every way out of
+  // the run below (EXIT, ERROR, a lost connection, a signal, an exception) passes here.
+  RawMode raw;
   auto stdin_pipe = startStdinReader();
   if (!stdin_pipe) {
     printLine(stdin_pipe.error().detail());
@@ -686,8 +769,9 @@ int runJob(const Options& options) {
   {
     asio::io_context io;
     Session session(io, options, std::move(*ctx), std::move(*request), std::move(*upload),
-                    std::move(output_dir), std::move(*stdin_pipe));
+                    std::move(output_dir), std::move(*stdin_pipe), std::move(terminal), &raw);
     asio::co_spawn(io, session.watchSignals(), asio::detached);
+    if (options.terminal > 0) asio::co_spawn(io, session.watchWindow(), asio::detached);
     asio::co_spawn(
         io,
         [&]() -> awaitable<void> {
@@ -705,6 +789,7 @@ int runJob(const Options& options) {
         asio::detached);
     io.run();
   }
+  raw.restore();
   if (!message.empty()) printLine(message);
   return status;
 }

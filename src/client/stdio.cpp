@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -44,9 +45,16 @@ Result<void> writeFully(int fd, std::span<const char> data) {
   return {};
 }
 
+namespace {
+std::atomic<bool> raw_line_endings{false};
+}  // namespace
+
+void setRawLineEndings(bool raw) noexcept { raw_line_endings = raw; }
+
 void printLine(std::string_view sentence) {
   std::string line = "pyrun: ";
   line.append(sentence);
+  if (raw_line_endings) line.push_back('\r');
   line.push_back('\n');
   (void)writeFully(2, line);
 }

@@ -19,8 +19,12 @@ namespace pyrun::client {
 // may share a non-blocking open file description with one that Asio drives).
 Result<void> writeFully(int fd, std::span<const char> data);
 
-// Writes "pyrun: <sentence>\n" to stderr in one write.
+// Writes "pyrun: <sentence>\n" to stderr in one write ("\r\n" while the terminal is in raw mode,
+// see setRawLineEndings).
 void printLine(std::string_view sentence);
+// pyrun -t: while the local terminal is in raw mode (no output processing), printLine ends its
+// lines with "\r\n" so that they start at the left margin.
+void setRawLineEndings(bool raw) noexcept;
 
 // Remembers the file status flags of fds 0, 1 and 2 and restores them when destroyed: Asio sets
 // O_NONBLOCK on the descriptors it drives, and on a terminal that flag belongs to the open file

@@ -64,7 +64,6 @@ constexpr std::string_view kPythonStartup[] = {
     "gettid",
     "gettimeofday",
     "getuid",
-    "ioctl",
     "kill",
     "lseek",
     "lstat",
@@ -225,8 +224,9 @@ const NamedValue kConstants[] = {
             C(F_SETSIG) C(F_SETLEASE) C(F_NOTIFY) C(F_SETPIPE_SZ) C(F_GETPIPE_SZ) C(F_ADD_SEALS)
                 C(F_GET_SEALS) C(FD_CLOEXEC)
     // ioctl(2) requests
-    C(TCGETS) C(TCSETS) C(TIOCGWINSZ) C(TIOCSWINSZ) C(TIOCSTI) C(TIOCGPGRP) C(TIOCSPGRP)
-        C(TIOCSCTTY) C(FIONREAD) C(FIONBIO) C(FIOCLEX) C(FIONCLEX)
+    C(TCGETS) C(TCSETS) C(TCSETSW) C(TCSETSF) C(TIOCGWINSZ) C(TIOCSWINSZ) C(TIOCSTI) C(TIOCLINUX)
+        C(TIOCGPGRP) C(TIOCSPGRP) C(TIOCSCTTY) C(TIOCNOTTY) C(TIOCGPTN) C(TIOCSPTLCK) C(TIOCGPTPEER)
+            C(FIONREAD) C(FIONBIO) C(FIOCLEX) C(FIONCLEX) C(FIOASYNC)
     // prctl(2) options
     C(PR_SET_NAME) C(PR_GET_NAME) C(PR_SET_PDEATHSIG) C(PR_GET_PDEATHSIG) C(PR_SET_DUMPABLE)
         C(PR_GET_DUMPABLE) C(PR_SET_NO_NEW_PRIVS) C(PR_GET_NO_NEW_PRIVS) C(PR_SET_SECCOMP)
@@ -325,6 +325,38 @@ std::optional<std::string> suggestSyscall(std::string_view name) {
   }
   if (best.empty()) return std::nullopt;
   return std::string(best);
+}
+
+// termios2 requests (glibc 2.42 and later use them for tcgetattr/tcsetattr): struct termios2 is
+// 44 bytes on every architecture with the generic ioctl numbering; <asm/termbits.h> would clash
+// with glibc's termios definitions, so the numbers are composed here.
+constexpr uint64_t kTermios2Size = 44;
+constexpr uint64_t kTcgets2 = _IOC(_IOC_READ, 'T', 0x2A, kTermios2Size);
+constexpr uint64_t kTcsets2 = _IOC(_IOC_WRITE, 'T', 0x2B, kTermios2Size);
+constexpr uint64_t kTcsetsw2 = _IOC(_IOC_WRITE, 'T', 0x2C, kTermios2Size);
+constexpr uint64_t kTcsetsf2 = _IOC(_IOC_WRITE, 'T', 0x2D, kTermios2Size);
+
+#define R(name) GroupRule{"ioctl", #name, 1, u(name), 0},
+// What programs do with a terminal (termios, tcsetpgrp, window size, pty.openpty) and with any
+// descriptor (FIONBIO: os.set_blocking; FIOCLEX: os.set_inheritable; FIONREAD). Injecting input
+// (TIOCSTI) and the Linux console's requests (TIOCLINUX) fail with EPERM whatever the terminal.
+const GroupRule kStartupRules[] = {
+    R(TCGETS) R(TCSETS) R(TCSETSW) R(TCSETSF) R(TCFLSH) R(TCXONC) R(TCSBRK) R(TCSBRKP) R(TIOCGWINSZ)
+        R(TIOCSWINSZ) R(TIOCGPGRP) R(TIOCSPGRP) R(TIOCGSID) R(TIOCOUTQ) R(TIOCSCTTY) R(TIOCNOTTY)
+            R(TIOCGPTN) R(TIOCSPTLCK) R(TIOCGPTPEER) R(TIOCGPTLCK) R(TIOCGETD) R(TIOCEXCL)
+                R(TIOCNXCL) R(TIOCGEXCL) R(TIOCMGET) R(FIONREAD) R(FIONBIO) R(FIOCLEX) R(FIONCLEX)
+                    R(FIOASYNC) GroupRule{"ioctl", "TCGETS2", 1, kTcgets2, 0},
+    GroupRule{"ioctl", "TCSETS2", 1, kTcsets2, 0},
+    GroupRule{"ioctl", "TCSETSW2", 1, kTcsetsw2, 0},
+    GroupRule{"ioctl", "TCSETSF2", 1, kTcsetsf2, 0},
+    GroupRule{"ioctl", "TIOCSTI", 1, u(TIOCSTI), EPERM},
+    GroupRule{"ioctl", "TIOCLINUX", 1, u(TIOCLINUX), EPERM},
+};
+#undef R
+
+std::span<const GroupRule> groupRules(std::string_view group) {
+  if (group == "@python-startup") return kStartupRules;
+  return {};
 }
 
 std::span<const SyscallGroup> syscallGroups() { return kGroups; }

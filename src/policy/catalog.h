@@ -25,6 +25,20 @@ struct SyscallGroup {
 std::span<const SyscallGroup> syscallGroups();
 const SyscallGroup* findGroup(std::string_view name);
 
+// A rule a group brings in beside its unconditional members: `syscall` when argument `index`
+// (a 32-bit int, compared on its low 32 bits) equals `value` is allowed, or fails with errno_value
+// when that is not 0. @python-startup allows ioctl this way, by request: the terminal's (TCGETS,
+// TIOCGWINSZ, ...) and the descriptor ones CPython uses (FIONBIO, FIOCLEX), while TIOCSTI and
+// TIOCLINUX fail with EPERM; any other request gets the policy's default action.
+struct GroupRule {
+  std::string_view syscall;
+  std::string_view value_name;  // "TCGETS", for messages
+  unsigned index = 0;
+  uint64_t value = 0;
+  int errno_value = 0;
+};
+std::span<const GroupRule> groupRules(std::string_view group);
+
 // Syscalls that glibc or Python call to probe for a newer feature and fall back from on ENOSYS
 // (clone3, faccessat2, ...), plus io_uring_*: a policy that does not mention them gets ENOSYS.
 std::span<const std::string_view> enosysByDefault();

@@ -164,6 +164,7 @@ std::string describePolicy(const Policy& policy) {
               : origin(policy, "workdir_files"))
       << "\n";
   out << "network: " << (policy.network == NetworkMode::kNone ? "none" : "loopback") << "\n";
+  out << "terminal: " << (policy.terminal ? "allowed (pyrun -t)" : "refused") << "\n";
   out << "filesystem:\n";
   out << "  read_only:";
   for (const std::string& p : policy.filesystem.read_only) out << " " << p;

@@ -115,6 +115,8 @@ struct Policy {
   // Where each limit was set ("memory" -> location); absent ones are the built-in defaults.
   std::map<std::string, SourceLocation> limit_origins;
   NetworkMode network = NetworkMode::kNone;
+  // Whether a client may ask for a pseudo-terminal (`pyrun -t`); false refuses it with an ERROR.
+  bool terminal = true;
   Filesystem filesystem;
   Seccomp seccomp;
   std::vector<std::string> files;  // the policy file and every file it includes, in load order

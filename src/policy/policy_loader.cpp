@@ -310,32 +310,34 @@ class Loader {
         break;
       }
     }
-    forEachEntry(
-        root, "the policy",
-        {"version", "include", "interpreter", "limits", "network", "filesystem", "seccomp"},
-        [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-          if (key == "version") {
-            has_version = true;
-            if (!value.IsScalar() || value.Scalar() != "1") {
-              error(value, "unsupported policy version " + describeType(value) +
-                               " (this pyrun reads version 1)");
-            }
-          } else if (key == "interpreter") {
-            if (auto p = absolutePath(value, "interpreter")) {
-              policy_.interpreter = *p;
-              interpreter_where_ = at(value);
-            }
-          } else if (key == "limits") {
-            loadLimits(value);
-          } else if (key == "network") {
-            loadNetwork(value);
-          } else if (key == "filesystem") {
-            loadFilesystem(value);
-          } else if (key == "seccomp") {
-            if (depth == 0) seccomp_key_ = at(key_node);
-            loadSeccomp(value);
-          }
-        });
+    forEachEntry(root, "the policy",
+                 {"version", "include", "interpreter", "limits", "network", "terminal",
+                  "filesystem", "seccomp"},
+                 [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+                   if (key == "version") {
+                     has_version = true;
+                     if (!value.IsScalar() || value.Scalar() != "1") {
+                       error(value, "unsupported policy version " + describeType(value) +
+                                        " (this pyrun reads version 1)");
+                     }
+                   } else if (key == "interpreter") {
+                     if (auto p = absolutePath(value, "interpreter")) {
+                       policy_.interpreter = *p;
+                       interpreter_where_ = at(value);
+                     }
+                   } else if (key == "limits") {
+                     loadLimits(value);
+                   } else if (key == "network") {
+                     loadNetwork(value);
+                   } else if (key == "terminal") {
+                     loadTerminal(value);
+                   } else if (key == "filesystem") {
+                     loadFilesystem(value);
+                   } else if (key == "seccomp") {
+                     if (depth == 0) seccomp_key_ = at(key_node);
+                     loadSeccomp(value);
+                   }
+                 });
     if (!has_version) error(root, "missing \"version: 1\" at the top of the policy");
     if (depth == 0 && !root_location_) root_location_ = at(root);
   }
@@ -437,6 +439,16 @@ class Loader {
       policy_.network = NetworkMode::kLoopback;
     } else {
       error(value, "network must be none or loopback, not " + describeType(value));
+    }
+  }
+
+  void loadTerminal(const YAML::Node& value) {
+    if (value.IsScalar() && value.Tag() != "!" && value.Scalar() == "true") {
+      policy_.terminal = true;
+    } else if (value.IsScalar() && value.Tag() != "!" && value.Scalar() == "false") {
+      policy_.terminal = false;
+    } else {
+      error(value, "terminal must be true or false, not " + describeType(value));
     }
   }
 
@@ -545,6 +557,17 @@ class Loader {
         }
         for (std::string_view s : group->syscalls) {
           addVerdict(std::string(s), Action{ActionKind::kAllow, 0}, at(entry), name);
+        }
+        for (const GroupRule& r : groupRules(name)) {
+          SyscallRule rule;
+          rule.syscall = std::string(r.syscall);
+          rule.action = r.errno_value == 0 ? Action{ActionKind::kAllow, 0}
+                                           : Action{ActionKind::kErrno, r.errno_value};
+          // The argument is an int: compared on its low 32 bits, as loadCondition does.
+          rule.conditions.push_back(
+              {r.index, CompareOp::kMaskedEq, r.value & 0xffffffffu, 0xffffffffu, true});
+          rule.where = at(entry);
+          group_rules_.push_back(std::move(rule));
         }
       } else if (checkSyscallName(entry, name)) {
         addVerdict(name, Action{ActionKind::kAllow, 0}, at(entry), "");
@@ -774,6 +797,7 @@ class Loader {
       }
     }
     if (!diagnostics_.empty()) return;
+    addGroupRules();
     std::set<std::string> mentioned;
     for (const auto& [name, verdict] : verdicts_) {
       mentioned.insert(name);
@@ -785,6 +809,22 @@ class Loader {
     for (std::string_view name : enosysByDefault()) {
       if (mentioned.count(std::string(name)) == 0) s.enosys.emplace_back(name);
     }
+  }
+
+  // The conditional rules groups bring in (ioctl by request), after the policy's own: a syscall the
+  // policy allows or denies unconditionally keeps that verdict, and a rule of the policy with the
+  // same conditions wins over the group's.
+  void addGroupRules() {
+    Seccomp& s = policy_.seccomp;
+    for (SyscallRule& rule : group_rules_) {
+      if (verdicts_.count(rule.syscall) != 0) continue;
+      bool taken = false;
+      for (size_t i = 0; i < s.rules.size() && !taken; ++i) {
+        taken = s.rules[i].syscall == rule.syscall && s.rules[i].conditions == rule.conditions;
+      }
+      if (!taken) s.rules.push_back(std::move(rule));
+    }
+    group_rules_.clear();
   }
 
   // A policy whose interpreter the job's root does not hold would load, and every job would fail
@@ -810,7 +850,8 @@ class Loader {
         static_cast<uint32_t>(std::min<uint64_t>(files, std::numeric_limits<uint32_t>::max()));
   }
 
-  PolicyFileCheck check_;  // before each file is read; empty: none
+  std::vector<SyscallRule> group_rules_;  // groupRules() of the groups allowed, see addGroupRules
+  PolicyFileCheck check_;                 // before each file is read; empty: none
   std::optional<std::string_view> root_text_;
   Policy policy_;
   std::vector<Diagnostic> diagnostics_;

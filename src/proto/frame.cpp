@@ -18,6 +18,8 @@ constexpr uint32_t kErrorMax = 2 + 4 + kMaxText;
 constexpr uint32_t kFileMax = 4 + kMaxPathLength + 4 + 8;
 constexpr uint32_t kGetMax = 4 + kMaxGetPatterns * (4 + kMaxPathLength) + 4 + 8;
 constexpr uint32_t kTimingsMax = 4 + kMaxTimings * (4 + kMaxTimingName + 8);
+constexpr uint32_t kWindowSize = 2 + 2;
+constexpr uint32_t kTerminalMax = kWindowSize + 4 + kMaxTermName;
 
 }  // namespace
 
@@ -60,6 +62,10 @@ std::string frameTypeName(uint8_t type) {
         return "RESULT_DATA";
       case FrameType::kTimings:
         return "TIMINGS";
+      case FrameType::kTerminal:
+        return "TERMINAL";
+      case FrameType::kWindow:
+        return "WINDOW";
     }
   }
   char buf[8];
@@ -68,7 +74,7 @@ std::string frameTypeName(uint8_t type) {
 }
 
 bool isKnownFrameType(uint8_t type) noexcept {
-  return (type >= 0x01 && type <= 0x0a) || (type >= 0x10 && type <= 0x17);
+  return (type >= 0x01 && type <= 0x0a) || (type >= 0x10 && type <= 0x19);
 }
 
 uint32_t maxPayload(FrameType type) noexcept {
@@ -92,6 +98,10 @@ uint32_t maxPayload(FrameType type) noexcept {
       return kGetMax;
     case FrameType::kTimings:
       return kTimingsMax;
+    case FrameType::kTerminal:
+      return kTerminalMax;
+    case FrameType::kWindow:
+      return kWindowSize;
     case FrameType::kExit:
       return kExitMax;
     case FrameType::kError:

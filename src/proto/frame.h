@@ -46,6 +46,8 @@ enum class FrameType : uint8_t {
   kFile = 0x15,      // before RUN: a file of the job's working directory follows (name, mode, size)
   kFileData = 0x16,  // before RUN: the next bytes of the file announced by FILE
   kGet = 0x17,       // before RUN: result patterns wanted back, and the client's limits
+  kTerminal = 0x18,  // before RUN: run the job on a pseudo-terminal (size, TERM)
+  kWindow = 0x19,    // the client's terminal changed size (after TERMINAL only)
 };
 
 // Name for logs and errors ("STDOUT"); "0xNN" for unknown values.

@@ -273,6 +273,22 @@ std::vector<uint8_t> encode(const Timings& m) {
   return frameOf(FrameType::kTimings, w);
 }
 
+std::vector<uint8_t> encode(const Terminal& m) {
+  if (m.term.size() > kMaxTermName) throw std::length_error("TERMINAL: term too long");
+  wire::Writer w;
+  w.u16(m.size.rows);
+  w.u16(m.size.cols);
+  w.string(m.term);
+  return frameOf(FrameType::kTerminal, w);
+}
+
+std::vector<uint8_t> encode(const WindowSize& m) {
+  wire::Writer w;
+  w.u16(m.rows);
+  w.u16(m.cols);
+  return frameOf(FrameType::kWindow, w);
+}
+
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes) {
   if (type != FrameType::kStdin && type != FrameType::kStdout && type != FrameType::kStderr &&
       type != FrameType::kFileData && type != FrameType::kResultData) {
@@ -450,6 +466,66 @@ Result<Timings> decodeTimings(std::span<const uint8_t> payload) {
   return m;
 }
 
+namespace {
+WindowSize readWindowSize(wire::Reader& r) {
+  WindowSize m;
+  m.rows = r.u16("rows");
+  if (r.ok() && (m.rows == 0 || m.rows > kMaxWindowCells)) {
+    r.fail("rows", std::to_string(m.rows) + " is outside 1.." + std::to_string(kMaxWindowCells));
+  }
+  m.cols = r.u16("cols");
+  if (r.ok() && (m.cols == 0 || m.cols > kMaxWindowCells)) {
+    r.fail("cols", std::to_string(m.cols) + " is outside 1.." + std::to_string(kMaxWindowCells));
+  }
+  return m;
+}
+}  // namespace
+
+Result<Terminal> decodeTerminal(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "TERMINAL");
+  Terminal m;
+  m.size = readWindowSize(r);
+  m.term = r.string("term", kMaxTermName);
+  if (r.ok() && !isKnownTerminalName(m.term)) {
+    // The name is not echoed: it may hold control characters.
+    r.fail("term", "not a known terminal type (xterm-256color, screen, tmux, vt100, ...)");
+  }
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+Result<WindowSize> decodeWindow(std::span<const uint8_t> payload) {
+  wire::Reader r(payload, "WINDOW");
+  WindowSize m = readWindowSize(r);
+  if (auto done = r.finish(); !done) return done.error();
+  return m;
+}
+
+std::span<const std::string_view> terminalNames() noexcept {
+  static constexpr std::string_view kNames[] = {"xterm",
+                                                "xterm-256color",
+                                                "xterm-color",
+                                                "screen",
+                                                "screen-256color",
+                                                "tmux",
+                                                "tmux-256color",
+                                                "vt100",
+                                                "vt220",
+                                                "linux",
+                                                "rxvt-unicode",
+                                                "alacritty",
+                                                "rxvt-unicode-256color",
+                                                "dumb"};
+  return kNames;
+}
+
+bool isKnownTerminalName(std::string_view term) noexcept {
+  for (auto name : terminalNames()) {
+    if (name == term) return true;
+  }
+  return false;
+}
+
 bool resultPatternMatches(std::string_view pattern, std::string_view path) {
   return pathMatches(pattern, path);
 }
@@ -557,15 +633,17 @@ bool serverAccepts(ServerState state, FrameType type) noexcept {
   switch (state) {
     // FILE frames come before RUN; while a FILE's bytes are owed only FILE_DATA is accepted.
     case ServerState::kAwaitRun:
-      return type == F::kRun || type == F::kFile || type == F::kGet;
+      return type == F::kRun || type == F::kFile || type == F::kGet || type == F::kTerminal;
     case ServerState::kUploading:
       return type == F::kFileData;
     // Queued covers the whole time from RUN to STARTED: the program does not exist yet, so there
     // is no stdin to write, but the user may give up (Ctrl-C) while waiting.
+    // WINDOW: the user may resize the terminal while the job waits; the latest size is used.
     case ServerState::kQueued:
-      return type == F::kSignal || type == F::kCancel;
+      return type == F::kSignal || type == F::kCancel || type == F::kWindow;
     case ServerState::kRunning:
-      return type == F::kStdin || type == F::kStdinEnd || type == F::kSignal || type == F::kCancel;
+      return type == F::kStdin || type == F::kStdinEnd || type == F::kSignal ||
+             type == F::kCancel || type == F::kWindow;
     case ServerState::kDone:
       return false;
   }

@@ -8,6 +8,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -25,6 +26,7 @@ inline constexpr uint32_t kMaxServerName = 256;   // READY server
 inline constexpr uint32_t kMaxJobId = 64;         // STARTED job_id
 inline constexpr uint32_t kMaxTimings = 32;       // TIMINGS entries
 inline constexpr uint32_t kMaxTimingName = 32;    // TIMINGS entry name
+inline constexpr uint32_t kMaxTermName = 32;      // TERMINAL term
 inline constexpr uint32_t kMaxText = 4096;        // ERROR message, EXIT detail; longer is truncated
                                                   // by the encoder
 
@@ -75,6 +77,26 @@ struct Get {
   uint64_t max_bytes = 0;
   friend bool operator==(const Get&, const Get&) = default;
 };
+
+// A terminal's size in character cells, as TIOCGWINSZ reports it. Both 1 .. kMaxWindowCells.
+struct WindowSize {
+  uint16_t rows = 24;
+  uint16_t cols = 80;
+  friend bool operator==(const WindowSize&, const WindowSize&) = default;
+};
+inline constexpr uint16_t kMaxWindowCells = 10000;
+
+// TERMINAL: run the job on a pseudo-terminal of this size, with TERM set to `term` (one of
+// kTerminalNames). Sent before RUN, at most once.
+struct Terminal {
+  WindowSize size;
+  std::string term;
+  friend bool operator==(const Terminal&, const Terminal&) = default;
+};
+// The TERM values a job may be given; anything else is refused (it would reach the job's
+// environment and its terminfo lookups).
+std::span<const std::string_view> terminalNames() noexcept;
+bool isKnownTerminalName(std::string_view term) noexcept;
 
 struct Ready {
   uint16_t version = kProtocolVersion;
@@ -184,6 +206,9 @@ std::vector<uint8_t> encode(const FileHeader& m, FrameType type = FrameType::kFi
 std::vector<uint8_t> encode(const Get& m);
 // At most kMaxTimings entries (std::length_error beyond), names cut to kMaxTimingName bytes.
 std::vector<uint8_t> encode(const Timings& m);
+std::vector<uint8_t> encode(const Terminal& m);
+// A WINDOW frame.
+std::vector<uint8_t> encode(const WindowSize& m);
 // Data frames (kStdin, kStdout, kStderr, kFileData) and empty frames (kStdinEnd, kCancel).
 std::vector<uint8_t> encodeData(FrameType type, std::span<const uint8_t> bytes);
 std::vector<uint8_t> encodeEmpty(FrameType type);
@@ -203,6 +228,10 @@ Result<FileHeader> decodeFileHeader(std::span<const uint8_t> payload);
 // validateFileName, where '*', '?', '[' and "**" components are allowed).
 Result<Get> decodeGet(std::span<const uint8_t> payload);
 Result<Timings> decodeTimings(std::span<const uint8_t> payload);
+// TERMINAL: the encoding, rows and cols within 1 .. kMaxWindowCells, term a known name.
+Result<Terminal> decodeTerminal(std::span<const uint8_t> payload);
+// WINDOW: rows and cols within 1 .. kMaxWindowCells.
+Result<WindowSize> decodeWindow(std::span<const uint8_t> payload);
 // True when the relative path matches the pattern: components are matched one by one with
 // fnmatch(3) (a leading '.' only matched explicitly), and a "**" component matches any number of
 // components, none included. A pattern matching a directory matches everything below it.

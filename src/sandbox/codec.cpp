@@ -241,6 +241,14 @@ Result<FromSpawner> decodeFromSpawner(std::span<const uint8_t> bytes) {
   return out;
 }
 
+bool isPlainTermName(const std::string& term) noexcept {
+  if (term.empty() || term.size() > 32) return false;
+  for (char c : term) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
+}
+
 std::vector<uint8_t> encodeJobSpec(const JobSpec& spec) {
   Writer w;
   w.integer(spec.job_id);
@@ -267,6 +275,10 @@ std::vector<uint8_t> encodeJobSpec(const JobSpec& spec) {
   for (const auto& p : spec.results) w.string(p);
   w.integer(spec.results_max_files);
   w.integer(spec.results_max_bytes);
+  w.integer(static_cast<uint8_t>(spec.terminal.enabled ? 1 : 0));
+  w.integer(spec.terminal.rows);
+  w.integer(spec.terminal.cols);
+  w.string(spec.terminal.term);
   return w.take();
 }
 
@@ -301,8 +313,18 @@ Result<JobSpec> decodeJobSpec(std::span<const uint8_t> bytes) {
   for (auto& p : s.results) {
     if (!r.string(p, kMaxPathBytes)) return r.error();
   }
-  if (!(r.integer(s.results_max_files) && r.integer(s.results_max_bytes) && r.finish())) {
+  uint8_t terminal = 0;
+  if (!(r.integer(s.results_max_files) && r.integer(s.results_max_bytes) && r.integer(terminal) &&
+        r.integer(s.terminal.rows) && r.integer(s.terminal.cols) && r.string(s.terminal.term, 32) &&
+        r.finish())) {
     return r.error();
+  }
+  if (terminal > 1)
+    return Error(Errc::kProtocol, "job spec: terminal flag " + std::to_string(terminal));
+  s.terminal.enabled = terminal == 1;
+  if (s.terminal.enabled &&
+      (s.terminal.rows == 0 || s.terminal.cols == 0 || !isPlainTermName(s.terminal.term))) {
+    return Error(Errc::kProtocol, "job spec: invalid terminal size or TERM");
   }
   return s;
 }

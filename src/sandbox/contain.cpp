@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +27,7 @@
 #include <cstring>
 
 #include "sandbox/landlock.h"
+#include "sandbox/terminal_relay.h"
 
 namespace pyrun::sandbox {
 namespace {
@@ -45,6 +47,14 @@ Failure fail(Stage stage, int arg = 0) { return {stage, errno != 0 ? errno : EIN
 Failure fail(UserNamespaceStep step) { return fail(Stage::kUserNamespace, static_cast<int>(step)); }
 Failure fail(PivotRootStep step) { return fail(Stage::kPivotRoot, static_cast<int>(step)); }
 Failure fail(LandlockStep step) { return fail(Stage::kLandlock, static_cast<int>(step)); }
+Failure fail(TerminalStep step) { return fail(Stage::kTerminal, static_cast<int>(step)); }
+
+// The job's pseudo-terminal as the init holds it: the master stays with the init, the slave goes
+// to the interpreter. -1 without a terminal.
+struct TerminalFds {
+  int master = -1;
+  int slave = -1;
+};
 
 void writeRecord(int fd, const ReportRecord& record) {
   while (::write(fd, &record, sizeof record) < 0 && errno == EINTR) {
@@ -331,6 +341,9 @@ int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
       return ::mount("proc", m.target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0
                  ? errno
                  : 0;
+    case MountKind::kDevpts:
+      // Not nodev: the ptys are its purpose. A new instance, so the host's ptys stay out of reach.
+      return ::mount("devpts", m.target, "devpts", MS_NOSUID | MS_NOEXEC, m.data) != 0 ? errno : 0;
     case MountKind::kJobTmpfs:
       return mountJobTmpfs(m, plan);
     case MountKind::kJobDir:
@@ -431,6 +444,10 @@ Failure addRulesForJobMounts(const ChildPlan& plan) {
   }
   // Listing /dev; its nodes have rules of their own (the host inodes bound there).
   if (err == 0) err = addLandlockRuleInChild(kLandlockFd, abi, "/dev", LandlockAccess::kListOnly);
+  // The job's own devpts: /dev/tty and /dev/ptmx lead there.
+  if (err == 0 && plan.terminal) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, "/dev/pts", LandlockAccess::kTerminal);
+  }
   if (err != 0) {
     errno = err;
     return fail(LandlockStep::kJobMountRules);
@@ -438,7 +455,49 @@ Failure addRulesForJobMounts(const ChildPlan& plan) {
   return {};
 }
 
+// The job's terminal, from its own devpts instance (mounted by buildRoot, so /dev/ptmx is the
+// job's and never the host's): the first pty of a fresh instance is pts/0, which /dev/tty links
+// to. The slave is opened through the master (TIOCGPTPEER), not by a path the job could have
+// influenced, and belongs to the job's uid, as a login's terminal belongs to its user.
+Failure openTerminal(const ChildPlan& plan, TerminalFds& tty) {
+  if (!plan.terminal) return {};
+  tty.master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty.master < 0) return fail(TerminalStep::kOpen);
+  int unlock = 0;
+  if (::ioctl(tty.master, TIOCSPTLCK, &unlock) != 0) return fail(TerminalStep::kUnlock);
+  unsigned number = ~0u;
+  if (::ioctl(tty.master, TIOCGPTN, &number) != 0) return fail(TerminalStep::kNumber);
+  if (number != 0) {
+    errno = EEXIST;
+    return fail(TerminalStep::kNumber);
+  }
+  tty.slave = ::ioctl(tty.master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty.slave < 0) return fail(TerminalStep::kSlave);
+  winsize ws{};
+  ws.ws_row = plan.terminal_rows;
+  ws.ws_col = plan.terminal_cols;
+  if (::ioctl(tty.master, TIOCSWINSZ, &ws) != 0) return fail(TerminalStep::kSize);
+  if (plan.drop_to_job_ids && ::fchown(tty.slave, plan.uid, plan.gid) != 0) {
+    return fail(TerminalStep::kOwner);
+  }
+  return {};
+}
+
 // ---- the interpreter's confinement, in order ----
+
+// The terminal becomes stdin, stdout and stderr, and the controlling terminal of a session of the
+// interpreter's own: Ctrl-C typed by the user reaches its foreground process group through the
+// line discipline, and nothing of the init's session is involved.
+Failure takeTerminal(const TerminalFds& tty) {
+  if (tty.slave < 0) return {};
+  if (::setsid() < 0) return fail(TerminalStep::kControlling);
+  if (::ioctl(tty.slave, TIOCSCTTY, 0) != 0) return fail(TerminalStep::kControlling);
+  if (::dup2(tty.slave, 0) < 0 || ::dup2(tty.slave, 1) < 0 || ::dup2(tty.slave, 2) < 0) {
+    return fail(Stage::kStdio);
+  }
+  // The master and the slave's own descriptor are closed with the others by closeDescriptors.
+  return {};
+}
 
 Failure restoreSignalMask() {
   sigset_t none;
@@ -576,9 +635,11 @@ Failure loadSeccompFilter(const ChildPlan& plan) {
 // cgroup were set up by the init, so this process and all it forks inherit them. A warm
 // interpreter pool would run the same steps in a forked, pre-initialised interpreter instead of
 // ending in execve.
-Failure confineJob(const ChildPlan& plan, int failure_fd) {
+Failure confineJob(const ChildPlan& plan, const TerminalFds& tty, int failure_fd) {
   // The init blocked every signal, and the mask survives execve.
   if (auto f = restoreSignalMask(); f.failed()) return f;
+  // Before closeDescriptors, which closes the master (never the job's) and the slave's copy.
+  if (auto f = takeTerminal(tty); f.failed()) return f;
   // First, so that no later step can hand the job a descriptor it must not have.
   if (auto f = closeDescriptors(plan, failure_fd); f.failed()) return f;
   // While still root: limits are set for this process and inherited by all it forks.
@@ -594,8 +655,8 @@ Failure confineJob(const ChildPlan& plan, int failure_fd) {
   return {};
 }
 
-[[noreturn]] void runInterpreter(const ChildPlan& plan, int failure_fd) {
-  if (auto f = confineJob(plan, failure_fd); f.failed()) reportAndExit(kReportFd, f);
+[[noreturn]] void runInterpreter(const ChildPlan& plan, const TerminalFds& tty, int failure_fd) {
+  if (auto f = confineJob(plan, tty, failure_fd); f.failed()) reportAndExit(kReportFd, f);
   // Through the failure pipe, which the init reads until the execve closes it (reportStart).
   writeStamp(kReportFd, JobStage::kConfined);
   ::execve(plan.interpreter, plan.argv, plan.envp);
@@ -658,40 +719,100 @@ void reportStart(int failure_read_fd, pid_t interpreter) {
 // Forwards signals to the interpreter and reaps every process of the namespace (orphans are
 // re-parented to us). When the interpreter ends, everything left is killed and reaped too, so the
 // spawner's wait4 on us counts the CPU time of the whole job.
-[[noreturn]] void superviseJob(pid_t interpreter) {
+// One signal taken by the init: forwarded to the interpreter, or (SIGCHLD) the reaping of every
+// ended process. True when the interpreter has ended; its status is then in *status.
+bool handleSignal(pid_t interpreter, int sig, int* status) {
+  if (sig != SIGCHLD) {
+    ::kill(interpreter, sig);
+    return false;
+  }
+  bool interpreter_done = false;
+  for (;;) {
+    int s = 0;
+    pid_t p = ::waitpid(-1, &s, WNOHANG);
+    if (p <= 0) break;
+    if (p == interpreter) {
+      *status = s;
+      interpreter_done = true;
+    }
+  }
+  return interpreter_done;
+}
+
+// The interpreter's status, once every process of the job is waited for (sigwaitinfo: the
+// signals stay blocked, see takeOverSignals).
+int waitForJob(pid_t interpreter) {
   sigset_t all;
   sigfillset(&all);
-  int interpreter_status = 0;
+  int status = 0;
   for (;;) {
     siginfo_t info{};
     int sig = ::sigwaitinfo(&all, &info);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      ::kill(interpreter, sig);
-      continue;
-    }
-    bool interpreter_done = false;
-    for (;;) {
-      int status = 0;
-      pid_t p = ::waitpid(-1, &status, WNOHANG);
-      if (p <= 0) break;
-      if (p == interpreter) {
-        interpreter_status = status;
-        interpreter_done = true;
+    if (sig >= 0 && handleSignal(interpreter, sig, &status)) return status;
+  }
+}
+
+// The same while relaying the job's terminal: the signals arrive through a signalfd, polled with
+// the relay's descriptors. Fails the job should the signalfd be refused (it never is for pid 1
+// of a namespace with every signal blocked): without it the init could not supervise at all.
+int relayUntilJobEnds(pid_t interpreter, TerminalRelay& relay) {
+  sigset_t all;
+  sigfillset(&all);
+  int sfd = ::signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) {
+    ::kill(-1, SIGKILL);
+    _exit(127);
+  }
+  int status = 0;
+  for (;;) {
+    pollfd slots[TerminalRelay::kPollSlots + 1];
+    relay.prepare(slots);
+    slots[TerminalRelay::kPollSlots] = {sfd, POLLIN, 0};
+    if (::poll(slots, TerminalRelay::kPollSlots + 1, -1) < 0) continue;
+    relay.transfer(slots);
+    if ((slots[TerminalRelay::kPollSlots].revents & POLLIN) == 0) continue;
+    signalfd_siginfo info{};
+    while (::read(sfd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      // The relay's own write to a stdout pipe the front closed raises SIGPIPE here: it is not
+      // the program's (clients may send only SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGUSR2
+      // and SIGTERM).
+      if (info.ssi_signo == SIGPIPE) continue;
+      if (handleSignal(interpreter, static_cast<int>(info.ssi_signo), &status)) {
+        ::close(sfd);
+        return status;
       }
     }
-    if (!interpreter_done) continue;
+  }
+}
+
+// Forwards signals to the interpreter and reaps every process of the namespace (orphans are
+// re-parented to us); with a terminal, relays it meanwhile. When the interpreter ends, everything
+// left is killed and reaped too, so the spawner's wait4 on us counts the CPU time of the whole
+// job, and the terminal's last output is delivered before we report.
+[[noreturn]] void superviseJob(pid_t interpreter, const TerminalFds& tty) {
+  int interpreter_status = 0;
+  if (tty.master >= 0) {
+    // The pipes: 0 the front's input, 1 output to the front, 2 the window sizes (setUpDescriptors).
+    TerminalRelay relay(tty.master, 0, 1, 2);
+    interpreter_status = relayUntilJobEnds(interpreter, relay);
+    writeStamp(kReportFd, JobStage::kExit);
+    ::kill(-1, SIGKILL);
+    int status = 0;
+    while (::waitpid(-1, &status, 0) > 0 || errno == EINTR) {
+    }
+    relay.drain();
+  } else {
+    interpreter_status = waitForJob(interpreter);
     writeStamp(kReportFd, JobStage::kExit);
     // From pid 1, kill(-1) reaches every other process of the namespace.
     ::kill(-1, SIGKILL);
     int status = 0;
     while (::waitpid(-1, &status, 0) > 0 || errno == EINTR) {
     }
-    writeRecord(kReportFd,
-                {static_cast<int32_t>(ReportKind::kExited), 0, interpreter_status, 0, 0});
-    _exit(WIFEXITED(interpreter_status) ? WEXITSTATUS(interpreter_status)
-                                        : 128 + WTERMSIG(interpreter_status));
   }
+  writeRecord(kReportFd, {static_cast<int32_t>(ReportKind::kExited), 0, interpreter_status, 0, 0});
+  _exit(WIFEXITED(interpreter_status) ? WEXITSTATUS(interpreter_status)
+                                      : 128 + WTERMSIG(interpreter_status));
 }
 
 }  // namespace
@@ -719,6 +840,9 @@ void runJobInit(const ChildPlan& plan) {
   if (auto f = pivotIntoRoot(); f.failed()) reportAndExit(report_fd, f);
   if (auto f = addRulesForJobMounts(plan); f.failed()) reportAndExit(report_fd, f);
   writeStamp(report_fd, JobStage::kRootBuilt);
+  // After pivot_root: /dev/ptmx must be the job's own devpts instance.
+  TerminalFds tty;
+  if (auto f = openTerminal(plan, tty); f.failed()) reportAndExit(report_fd, f);
   // Before the fork, so that no signal sent to the job can slip between fork and the wait loop.
   if (auto f = takeOverSignals(); f.failed()) reportAndExit(report_fd, f);
 
@@ -735,11 +859,13 @@ void runJobInit(const ChildPlan& plan) {
   if (interpreter < 0) reportAndExit(report_fd, fail(Stage::kFork));
   if (interpreter == 0) {
     ::close(failure_pipe[0]);
-    runInterpreter(plan, failure_pipe[1]);
+    runInterpreter(plan, tty, failure_pipe[1]);
   }
   ::close(failure_pipe[1]);
+  // The slave is the job's alone: once every job process has closed it, the master reads EIO.
+  if (tty.slave >= 0) ::close(tty.slave);
   reportStart(failure_pipe[0], interpreter);
-  superviseJob(interpreter);
+  superviseJob(interpreter, tty);
 }
 
 }  // namespace pyrun::sandbox

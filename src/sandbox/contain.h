@@ -81,6 +81,12 @@ struct ChildPlan {
   int landlock_fd = -1;  // a prepared ruleset, or -1 without Landlock
   int landlock_abi = 0;
   const SeccompProgram* seccomp = nullptr;  // required: null fails the job (fail closed)
+  // A job with a terminal (JobSpec::terminal): the root has a devpts of its own (job_root.h), the
+  // init opens its first pty there and relays between the master and stdin/stdout, and stderr_fd
+  // is the read end of the window-size pipe instead (terminal_relay.h).
+  bool terminal = false;
+  uint16_t terminal_rows = 24;
+  uint16_t terminal_cols = 80;
 };
 
 // Runs in the child cloned into a new pid namespace, as its pid 1. Prepares the session, stdio and

@@ -198,6 +198,11 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
 }  // namespace
 
 Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir) {
+  return planJobRoot(policy, workdir, JobRootOptions{});
+}
+
+Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir,
+                                const JobRootOptions& options) {
   for (const auto* list : {&policy.filesystem.read_only, &policy.filesystem.read_write}) {
     for (const auto& path : *list) {
       if (path.empty() || path[0] != '/' || path == "/") {
@@ -269,6 +274,17 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   b.symlink("/proc/self/fd/2", "dev/stderr");
   // POSIX shared memory and multiprocessing's semaphores live here.
   b.tmpfs("dev/shm", tmp_options, {.noexec = true});
+  if (options.terminal) {
+    // The job's own devpts instance: its ptmx makes pseudo-terminals in this instance only, and
+    // nothing of the host's /dev/pts is reachable. The init opens the job's terminal as the
+    // instance's first pty, pts/0, before any job process exists, so /dev/tty (the controlling
+    // terminal) can be a link to it; a bind of the host's /dev/tty node would do the same with a
+    // host inode more in the job's view. Its Landlock rule is added by the child.
+    b.mountPoint("dev/pts", true);
+    b.jobStep(MountKind::kDevpts, "devpts", "dev/pts", 0, kJobDevptsOptions);
+    b.symlink("pts/ptmx", "dev/ptmx");
+    b.symlink("pts/0", "dev/tty");
+  }
 
   auto extra = [&](const std::string& path, bool writable) {
     // Already visible (read-only) through a system directory.
@@ -314,6 +330,8 @@ std::string describeMountStep(const MountStep& step) {
              step.target + (step.writable ? "" : " read-only");
     case MountKind::kProc:
       return "mount a fresh proc on /" + step.target;
+    case MountKind::kDevpts:
+      return "mount the job's own devpts on /" + step.target + " (" + step.data + ")";
     case MountKind::kJobTmpfs:
       return "mount the working directory /" + step.target + " (a tmpfs, " + step.data + ")";
     case MountKind::kJobDir:

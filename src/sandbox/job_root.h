@@ -22,6 +22,7 @@ enum class MountKind : int32_t {
   kBind,     // bind source (host path) onto target, recursively; read-only unless writable; nodev
   kDeviceBind,  // bind a device node (host path) onto target: noexec, device access kept
   kProc,        // a fresh procfs on target
+  kDevpts,  // a devpts instance of the job's own on target (its pseudo-terminals), options in data
   // The working directory: a tmpfs of the job's own, filled with copies of the files the spawner
   // staged on the host, everything owned by the job (its uid as root, the mapped caller's in a
   // user namespace).
@@ -61,6 +62,19 @@ struct JobRootPlan {
 // extra that would shadow /job, /tmp, /dev or /proc; kIo when `workdir` cannot be read or holds
 // something other than directories and regular files.
 Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir);
+
+// What a job's root has beyond the policy's.
+struct JobRootOptions {
+  // A devpts instance of the job's own at /dev/pts (docs/SANDBOX.md, "Terminals"), /dev/ptmx and
+  // /dev/tty links into it. The host's ptys are never visible.
+  bool terminal = false;
+};
+Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir,
+                                const JobRootOptions& options);
+
+// The devpts options of a job's terminal instance: a new instance (never the host's ptys),
+// /dev/ptmx usable by the job (0666), slaves private to their owner, at most 16 of them.
+inline constexpr const char* kJobDevptsOptions = "newinstance,ptmxmode=0666,mode=0600,max=16";
 
 // "<step>" for messages: "bind /usr onto /usr", "tmpfs on /tmp".
 std::string describeMountStep(const MountStep& step);

@@ -89,6 +89,10 @@ uint64_t rightsFor(LandlockAccess access, int abi) {
       return kFsReadFile | kFsReadDir;
     case LandlockAccess::kListOnly:
       return kFsReadDir;
+    case LandlockAccess::kTerminal:
+      // The job's own devpts instance: reopening its terminal (/dev/tty) or making a pty with
+      // /dev/ptmx needs ioctls on the device (IOCTL_DEV, ABI 5); seccomp limits which.
+      return kFsReadFile | kFsWriteFile | kFsReadDir | (abi >= 5 ? kFsIoctlDev : 0);
     case LandlockAccess::kReadWrite:
       // Device nodes cannot be made in the working directory (mknod would need a capability
       // anyway, and IOCTL_DEV only concerns device files, which the working directory must not

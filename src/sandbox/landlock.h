@@ -54,6 +54,7 @@ enum class LandlockAccess {
   kReadOnlyNoExecute,  // read, list (e.g. /proc)
   kReadWrite,          // everything but execute and device creation
   kListOnly,           // list the directory; its entries need rules of their own (e.g. /dev)
+  kTerminal,           // read, write, list and terminal ioctls: the job's own /dev/pts
 };
 
 // Adds a path-beneath rule to a ruleset that is not enforced yet, from the child: for paths that

@@ -59,6 +59,17 @@ struct JobFile {
   std::string data;
 };
 
+// A job run on a pseudo-terminal (docs/SANDBOX.md, "Terminals"): its initial size and TERM.
+struct JobTerminal {
+  bool enabled = false;
+  uint16_t rows = 24;
+  uint16_t cols = 80;
+  std::string term;  // lower-case letters, digits and '-' only (the spawner checks), at most 32
+};
+// True when term may become the job's TERM: 1..32 bytes of [a-z0-9-]. The front checks the
+// protocol's allow-list; the spawner checks this much itself, since it builds the environment.
+bool isPlainTermName(const std::string& term) noexcept;
+
 // Everything the spawner needs to start one job.
 struct JobSpec {
   uint64_t job_id = 0;
@@ -80,6 +91,10 @@ struct JobSpec {
   std::vector<std::string> results;
   uint32_t results_max_files = 0;
   uint64_t results_max_bytes = 0;
+  // With a terminal the job's stdin, stdout and stderr are the slave of a pseudo-terminal of its
+  // own; the init relays between its master and the stdin and stdout pipes, and the third pipe
+  // runs the other way (the front writes window sizes into it, see JobStarted).
+  JobTerminal terminal;
 };
 
 struct SpawnerConfig {
@@ -128,6 +143,8 @@ using ToSpawner = std::variant<SpawnJob, SignalJob, KillJob, ReloadPolicies>;
 
 // ---- messages (spawner -> front) ----
 // Sent with three descriptors: the write end of the job's stdin, the read ends of stdout, stderr.
+// For a job with a terminal the third is instead the write end of its window-size pipe, which
+// takes records of kWindowRecordSize bytes (rows, cols: u16 each, native byte order).
 struct JobStarted {
   uint64_t job_id = 0;
   int32_t pid = 0;  // host pid of the job's top process (for logs)
@@ -178,6 +195,8 @@ struct PoliciesReloaded {
   std::string detail;  // on failure the file:line:col errors (the old set stays); else a summary
 };
 using FromSpawner = std::variant<JobStarted, JobFailed, JobEnded, PoliciesReloaded>;
+
+inline constexpr size_t kWindowRecordSize = 4;
 
 // Largest JobSpec the spawner accepts (the size of its sealed memfd).
 inline constexpr uint64_t kMaxJobSpecBytes = 64ull << 20;

@@ -153,7 +153,10 @@ void Spawner::spawn(channel::SpawnRequest request) {
 Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // Everything the child reads is built here, before the clone: the child may not allocate.
   const policy::Policy& policy = job.policy->policy;
-  auto root = planJobRoot(policy, job.workdir.path);
+  if (spec.terminal.enabled && !policy.terminal) {
+    return Error(Errc::kPolicy, "policy " + policy.name + " does not allow a terminal");
+  }
+  auto root = planJobRoot(policy, job.workdir.path, {.terminal = spec.terminal.enabled});
   if (!root) return root.error();
   job.mounts = root->steps;
   std::vector<ChildMount> mounts;
@@ -175,6 +178,8 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job_dir, "TMPDIR=/tmp",
                                           "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"};
+  // Checked by decodeJobSpec (isPlainTermName): letters, digits and '-' only.
+  if (spec.terminal.enabled) env_strings.push_back("TERM=" + spec.terminal.term);
   std::string root_dir = config_.jobs_dir + "/" + kRootMountPoint;
   std::vector<char*> argv, envp;
   for (auto& s : argv_strings) argv.push_back(s.data());
@@ -213,7 +218,11 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   plan.outer_gid = ::getegid();
   plan.stdin_fd = in->first.get();
   plan.stdout_fd = out->second.get();
-  plan.stderr_fd = err->second.get();
+  // With a terminal, the third pipe carries window sizes from the front to the init instead.
+  plan.stderr_fd = spec.terminal.enabled ? err->first.get() : err->second.get();
+  plan.terminal = spec.terminal.enabled;
+  plan.terminal_rows = spec.terminal.rows;
+  plan.terminal_cols = spec.terminal.cols;
   plan.report_fd = report->second.get();
   plan.root_dir = root_dir.c_str();
   plan.mounts = mounts.data();
@@ -258,7 +267,7 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   ::fcntl(job.report.get(), F_SETFL, O_NONBLOCK);
   job.stdin_w = std::move(in->second);
   job.stdout_r = std::move(out->first);
-  job.stderr_r = std::move(err->first);
+  job.stderr_r = std::move(spec.terminal.enabled ? err->second : err->first);
   return {};
 }
 

@@ -70,6 +70,8 @@ struct Job {
   UniqueFd pidfd;
   UniqueFd report;  // read end, non-blocking; reset at end of file
   // The front's ends of the job's stdio, held until JobStarted carries them.
+  // The front's ends of the job's pipes; for a job with a terminal stderr_r is the write end of
+  // its window-size pipe instead (JobSpec::terminal).
   UniqueFd stdin_w, stdout_r, stderr_r;
   WorkDir workdir;
   std::optional<uid_t> uid;  // the per-job uid (as root)

@@ -62,6 +62,26 @@ std::string landlockStep(const StageContext&, int32_t arg) {
              : "enforce the Landlock ruleset";
 }
 
+std::string terminalStep(const StageContext&, int32_t arg) {
+  switch (static_cast<TerminalStep>(arg)) {
+    case TerminalStep::kOpen:
+      return "open the job's /dev/ptmx";
+    case TerminalStep::kUnlock:
+      return "unlock the job's pseudo-terminal";
+    case TerminalStep::kNumber:
+      return "check that the job's terminal is /dev/pts/0";
+    case TerminalStep::kSlave:
+      return "open the job's terminal";
+    case TerminalStep::kSize:
+      return "set the job's terminal size";
+    case TerminalStep::kOwner:
+      return "give the job's terminal to the job's uid";
+    case TerminalStep::kControlling:
+      return "make the terminal the job's controlling terminal";
+  }
+  return "set up the job's terminal";
+}
+
 std::string mountStep(const StageContext& c, int32_t arg) {
   return arg >= 0 && static_cast<size_t>(arg) < c.mounts.size()
              ? describeMountStep(c.mounts[static_cast<size_t>(arg)])
@@ -123,6 +143,7 @@ constexpr StageInfo kStages[] = {
      [](const StageContext&, int32_t) {
        return std::string("bring up the job's loopback interface");
      }},
+    {Stage::kTerminal, "terminal", terminalStep},
 };
 
 // Every stage has its row, at index stage - 1.
@@ -130,7 +151,7 @@ constexpr bool coversEveryStage() {
   for (size_t i = 0; i < std::size(kStages); ++i) {
     if (static_cast<size_t>(kStages[i].stage) != i + 1) return false;
   }
-  return std::size(kStages) == static_cast<size_t>(Stage::kNetwork);
+  return std::size(kStages) == static_cast<size_t>(Stage::kTerminal);
 }
 static_assert(coversEveryStage());
 

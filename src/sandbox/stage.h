@@ -39,12 +39,22 @@ enum class Stage : int32_t {
   kLandlock,      // arg: LandlockStep
   kSeccomp,       // loading the seccomp program
   kNetwork,       // bringing the namespace's loopback up (network: loopback)
+  kTerminal,      // the job's pseudo-terminal (arg: TerminalStep)
 };
 
 // The sub-steps of the stages that have several (ReportRecord::arg).
 enum class UserNamespaceStep : int32_t { kSetgroups = 0, kUidMap, kGidMap, kDumpable };
 enum class PivotRootStep : int32_t { kPivot = 1, kDetach, kChdir, kReadOnly };
 enum class LandlockStep : int32_t { kJobMountRules = 1, kEnforce };
+enum class TerminalStep : int32_t {
+  kOpen = 1,
+  kUnlock,
+  kNumber,
+  kSlave,
+  kSize,
+  kOwner,
+  kControlling
+};
 
 // What a failure's sentence may name, from the spawner's view of the job.
 struct StageContext {

@@ -364,6 +364,10 @@ asio::awaitable<void> Session::reader() {
           co_return;
         }
         get_ = std::move(get->get);
+      } else if (auto* terminal = std::get_if<TerminalRequest>(&event)) {
+        if (!handleTerminal(std::move(terminal->terminal))) co_return;
+      } else if (auto* window = std::get_if<WindowChange>(&event)) {
+        if (!handleWindow(window->size)) co_return;
       } else if (stdin_end_ && (std::holds_alternative<StdinData>(event) ||
                                 std::holds_alternative<StdinEnd>(event))) {
         // docs/PROTOCOL.md, "States": nothing may follow the end of stdin.
@@ -591,6 +595,28 @@ bool Session::handleFileData(std::span<const uint8_t> bytes) {
   return true;
 }
 
+bool Session::handleTerminal(proto::Terminal terminal) {
+  if (terminal_) {
+    fail(proto::ErrorCode::kBadRequest, "TERMINAL: given twice");
+    return false;
+  }
+  if (auto refused = refuseTerminal(*policy_, policy_name_)) {
+    fail(refused->code, refused->message);
+    return false;
+  }
+  terminal_.emplace(std::move(terminal));
+  return true;
+}
+
+bool Session::handleWindow(proto::WindowSize size) {
+  if (!terminal_) {
+    fail(proto::ErrorCode::kUnexpectedFrame, "WINDOW without a TERMINAL");
+    return false;
+  }
+  terminal_->resize(size);
+  return true;
+}
+
 void Session::handleRun(RunAccepted run) {
   times_.stamp(JobStage::kRunReceived);
   request_timer_.cancel();
@@ -667,6 +693,7 @@ void Session::startJob() {
     spec.results_max_files = get_->max_files;
     spec.results_max_bytes = get_->max_bytes;
   }
+  if (terminal_) spec.terminal = terminal_->forJob();
   upload_.reset();
   times_.stamp(JobStage::kSpawnRequest);
   auto sent = env_->spawner->send(sandbox::SpawnJob{std::move(spec)});
@@ -742,8 +769,15 @@ void Session::onJobStarted(sandbox::Received& received) {
   auto ex = stream_.get_executor();
   auto in = std::make_shared<Pipe>(ex, received.fds[0].release());
   auto out = std::make_shared<Pipe>(ex, received.fds[1].release());
-  auto err = std::make_shared<Pipe>(ex, received.fds[2].release());
-  open_outputs_ = 2;
+  // A terminal job has one output (the terminal); its third descriptor takes window sizes.
+  std::shared_ptr<Pipe> err;
+  if (terminal_) {
+    terminal_->attach(std::move(received.fds[2]));
+    open_outputs_ = 1;
+  } else {
+    err = std::make_shared<Pipe>(ex, received.fds[2].release());
+    open_outputs_ = 2;
+  }
   PYRUN_LOG(kDebug) << "job " << job_id_ << " runs as pid " << started.pid;
   if (!finished_ && !kill_sent_) {
     state_ = proto::ServerState::kRunning;
@@ -771,7 +805,7 @@ void Session::onJobStarted(sandbox::Received& received) {
     self->maybeEndJob();
   };
   asio::co_spawn(ex, outputPump(out, proto::FrameType::kStdout), on_output_error);
-  asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_output_error);
+  if (err) asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_output_error);
   asio::co_spawn(ex, stdinPump(in), on_error);
 }
 

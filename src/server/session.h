@@ -29,6 +29,7 @@
 #include "server/scheduler.h"
 #include "server/session_rules.h"
 #include "server/spawner_link.h"
+#include "server/terminal_window.h"
 #include "server/transfer.h"
 #include "tls/tls.h"
 
@@ -106,6 +107,9 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<boost::system::error_code> writeFrame(const std::vector<uint8_t>& frame);
   boost::asio::awaitable<void> outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type);
   boost::asio::awaitable<void> stdinPump(std::shared_ptr<Pipe> pipe);
+  // TERMINAL and WINDOW frames; false when the session failed (ERROR sent).
+  bool handleTerminal(proto::Terminal terminal);
+  bool handleWindow(proto::WindowSize size);
   boost::asio::awaitable<void> waitForOutputSpace();
   boost::asio::awaitable<void> waitForStdinSpace();
 
@@ -186,6 +190,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point upload_seen_{};
   // GET before RUN, and the result files' progress after the job.
   std::optional<proto::Get> get_;
+  // TERMINAL: the job runs on a pseudo-terminal (server/terminal_window.h).
+  std::optional<TerminalWindow> terminal_;
   bool results_started_ = false;
   bool results_done_ = false;
   std::string results_note_;  // results left out or not sent, said in EXIT's detail

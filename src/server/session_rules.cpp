@@ -109,6 +109,16 @@ ClientEvent interpretFrame(proto::ServerState state, proto::Frame frame,
       if (!get) return errorFrom(proto::ErrorCode::kBadRequest, get.error());
       return GetRequest{std::move(*get)};
     }
+    case proto::FrameType::kTerminal: {
+      auto terminal = proto::decodeTerminal(frame.payload);
+      if (!terminal) return errorFrom(proto::ErrorCode::kBadRequest, terminal.error());
+      return TerminalRequest{std::move(*terminal)};
+    }
+    case proto::FrameType::kWindow: {
+      auto size = proto::decodeWindow(frame.payload);
+      if (!size) return errorFrom(proto::ErrorCode::kBadRequest, size.error());
+      return WindowChange{*size};
+    }
     default:
       // serverAccepts() never admits server-to-client types; this keeps the switch total.
       return proto::ErrorMessage{

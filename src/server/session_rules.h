@@ -39,9 +39,18 @@ struct FileData {
 struct GetRequest {
   proto::Get get;
 };
+// TERMINAL with a valid size and TERM (whether the policy allows terminals is the session's call).
+struct TerminalRequest {
+  proto::Terminal terminal;
+};
+// WINDOW with a valid size.
+struct WindowChange {
+  proto::WindowSize size;
+};
 // Anything else: the session sends this ERROR and closes.
-using ClientEvent = std::variant<RunAccepted, StdinData, StdinEnd, SignalRequest, CancelRequest,
-                                 FileBegin, FileData, GetRequest, proto::ErrorMessage>;
+using ClientEvent =
+    std::variant<RunAccepted, StdinData, StdinEnd, SignalRequest, CancelRequest, FileBegin,
+                 FileData, GetRequest, TerminalRequest, WindowChange, proto::ErrorMessage>;
 
 // Interprets one complete client frame in `state`: frames the state does not accept give
 // kUnexpectedFrame, undecodable payloads kBadFrame, invalid requests kBadRequest, requested limits

@@ -207,7 +207,7 @@ def scenario_truncated_frame():
 
 def scenario_unknown_type():
     def abuse():
-        for t in (0x00, 0x0b, 0x18, 0x7f, 0xff):
+        for t in (0x00, 0x0b, 0x1a, 0x7f, 0xff):
             c = authenticated()
             c.send(frame(t, b"abc"))
             c.expect_error(ERR_BAD_FRAME)

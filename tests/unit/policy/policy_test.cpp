@@ -3,9 +3,11 @@
 #include "policy/policy.h"
 
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -106,10 +108,78 @@ TEST(ShippedPolicies, StrictHasNoChildProcessesAndTighterLimits) {
 
 // ---- one test per kind of mistake, each with its exact position ----
 
+// ---- terminals ----
+
+const SyscallRule* ioctlRule(const Policy& p, int request) {
+  for (const SyscallRule& r : p.seccomp.rules) {
+    if (r.syscall == "ioctl" && r.conditions.size() == 1 && r.conditions[0].index == 1 &&
+        r.conditions[0].value == static_cast<uint32_t>(request)) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+TEST_F(PolicyFiles, TerminalsAreAllowedUnlessThePolicySaysFalse) {
+  EXPECT_TRUE(load(kHead).terminal);
+  EXPECT_TRUE(load(kHead + "terminal: true\n").terminal);
+  EXPECT_FALSE(load(kHead + "terminal: false\n").terminal);
+  EXPECT_EQ(firstErrorOf(kHead + "terminal: no\n"),
+            "p.yaml:4:11: terminal must be true or false, not \"no\"");
+  EXPECT_EQ(firstErrorOf(kHead + "terminal: [true]\n"),
+            "p.yaml:4:11: terminal must be true or false, not a list");
+}
+
+TEST_F(PolicyFiles, StartupGroupAllowsTerminalIoctlsByRequestAndDeniesInjection) {
+  Policy p = load(kHead + "  allow: [\"@python-startup\"]\n");
+  EXPECT_FALSE(allows(p, "ioctl"));  // never unconditionally
+  for (int request : {TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCSWINSZ, TIOCGPGRP,
+                      TIOCSPGRP, FIONBIO, FIOCLEX, FIONREAD}) {
+    const SyscallRule* r = ioctlRule(p, request);
+    ASSERT_NE(r, nullptr) << request;
+    EXPECT_EQ(r->action.kind, ActionKind::kAllow);
+    EXPECT_TRUE(r->conditions[0].is_32bit);
+    EXPECT_EQ(r->conditions[0].op, CompareOp::kMaskedEq);
+    EXPECT_EQ(r->conditions[0].mask, 0xffffffffu);
+  }
+  for (int request : {TIOCSTI, TIOCLINUX}) {
+    const SyscallRule* r = ioctlRule(p, request);
+    ASSERT_NE(r, nullptr) << request;
+    EXPECT_EQ(r->action, (Action{ActionKind::kErrno, EPERM}));
+  }
+  // Without the group, no ioctl at all.
+  EXPECT_EQ(ioctlRule(load(kHead + "  allow: [read]\n"), TCGETS), nullptr);
+}
+
+TEST_F(PolicyFiles, ShippedPoliciesDenyTiocstiAndTioclinux) {
+  for (const char* name : {"default.yaml", "strict.yaml"}) {
+    Result<Policy> p = loadPolicy(kPolicyDir + "/" + name);
+    ASSERT_TRUE(p) << p.error().detail();
+    EXPECT_FALSE(allows(*p, "ioctl")) << name;
+    for (int request : {TIOCSTI, TIOCLINUX}) {
+      const SyscallRule* r = ioctlRule(*p, request);
+      ASSERT_NE(r, nullptr) << name << " " << request;
+      EXPECT_EQ(r->action, (Action{ActionKind::kErrno, EPERM})) << name;
+    }
+  }
+}
+
+TEST_F(PolicyFiles, PolicysOwnIoctlRulesWinOverTheGroups) {
+  // The policy's rule with the same condition replaces the group's; ioctl allowed by name keeps
+  // its unconditional verdict (the group's rules would never apply).
+  Policy p = load(kHead +
+                  "  allow: [\"@python-startup\"]\n  rules:\n    - syscall: ioctl\n"
+                  "      action: errno ENOTTY\n      args: [{index: 1, value: TIOCGWINSZ}]\n");
+  EXPECT_EQ(ioctlRule(p, TIOCGWINSZ)->action, (Action{ActionKind::kErrno, ENOTTY}));
+  Policy open = load(kHead + "  allow: [\"@python-startup\", ioctl]\n");
+  EXPECT_TRUE(allows(open, "ioctl"));
+  EXPECT_EQ(ioctlRule(open, TIOCSTI), nullptr);
+}
+
 TEST_F(PolicyFiles, UnknownTopLevelKey) {
   EXPECT_EQ(firstErrorOf(kHead + "limitz:\n  memory: 1G\n"),
             "p.yaml:4:1: unknown key \"limitz\" in the policy (known: version, include, "
-            "interpreter, limits, network, filesystem, seccomp)");
+            "interpreter, limits, network, terminal, filesystem, seccomp)");
 }
 
 TEST_F(PolicyFiles, UnknownLimitKey) {

@@ -58,8 +58,8 @@ TEST(FrameHeader, EncodesTypeAndBigEndianLength) {
 }
 
 TEST(FrameHeader, RejectsEveryUnknownType) {
-  const std::vector<uint8_t> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
-                                      0x0a, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17};
+  const std::vector<uint8_t> known = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+                                      0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19};
   for (int t = 0; t <= 255; ++t) {
     const auto type = static_cast<uint8_t>(t);
     const bool is_known = std::find(known.begin(), known.end(), type) != known.end();
@@ -83,7 +83,9 @@ TEST(FrameHeader, NamesTypes) {
   EXPECT_EQ(frameTypeName(0x16), "FILE_DATA");
   EXPECT_EQ(frameTypeName(0x0a), "TIMINGS");
   EXPECT_EQ(frameTypeName(0x0b), "0x0b");
-  EXPECT_EQ(frameTypeName(0x18), "0x18");
+  EXPECT_EQ(frameTypeName(0x18), "TERMINAL");
+  EXPECT_EQ(frameTypeName(0x19), "WINDOW");
+  EXPECT_EQ(frameTypeName(0x1a), "0x1a");
   EXPECT_EQ(frameTypeName(0xff), "0xff");
 }
 
@@ -106,6 +108,8 @@ TEST(FrameHeader, AcceptsEachTypeAtItsMaximumAndRejectsOneAbove) {
       {FrameType::kSignal, 1},
       {FrameType::kCancel, 0},
       {FrameType::kTimings, 4 + kMaxTimings * (4 + kMaxTimingName + 8)},
+      {FrameType::kTerminal, 2 + 2 + 4 + kMaxTermName},
+      {FrameType::kWindow, 4},
   };
   for (const auto& c : cases) {
     const auto t = static_cast<uint8_t>(c.type);
@@ -356,6 +360,8 @@ std::vector<Decoder> allDecoders() {
       decoder("ERROR", encode(samples::error()), decodeError),
       decoder("SIGNAL", encode(samples::signal()), decodeSignal),
       decoder("TIMINGS", encode(Timings{{{"accept", 0}, {"exit-sent", 25000}}}), decodeTimings),
+      decoder("TERMINAL", encode(Terminal{WindowSize{24, 80}, "xterm"}), decodeTerminal),
+      decoder("WINDOW", encode(WindowSize{24, 80}), decodeWindow),
   };
 }
 

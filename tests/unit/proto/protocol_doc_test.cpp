@@ -67,6 +67,15 @@ class Annotator {
         num(8, "max_bytes");
         break;
       }
+      case FrameType::kTerminal:
+        num(2, "rows");
+        num(2, "cols");
+        str("term");
+        break;
+      case FrameType::kWindow:
+        num(2, "rows");
+        num(2, "cols");
+        break;
       case FrameType::kFile:
       case FrameType::kResult:
         str("name");
@@ -111,6 +120,8 @@ class Annotator {
       const auto c = static_cast<char>(b_.at(at + i));
       if (c == '\n') {
         q += "\\n";
+      } else if (c == '\r') {
+        q += "\\r";
       } else if (c == '"' || c == '\\') {
         q += '\\';
         q += c;
@@ -213,6 +224,13 @@ TEST(ProtocolDoc, WorkedUploadExampleIsWhatTheEncoderProduces) {
       "<!-- BEGIN GENERATED UPLOAD EXAMPLE: tests/unit/proto/protocol_doc_test.cpp, "
       "PYRUN_UPDATE_DOCS=1 -->\n",
       generatedExample(samples::exampleUpload()));
+}
+
+TEST(ProtocolDoc, WorkedTerminalExampleIsWhatTheEncoderProduces) {
+  checkGeneratedBlock(
+      "<!-- BEGIN GENERATED TERMINAL EXAMPLE: tests/unit/proto/protocol_doc_test.cpp, "
+      "PYRUN_UPDATE_DOCS=1 -->\n",
+      generatedExample(samples::exampleTerminal()));
 }
 
 TEST(ProtocolDoc, FrameTableListsEveryTypeWithItsCodeAndMaximum) {

@@ -181,16 +181,17 @@ TEST(ValidateRunRequest, EncodedSizeAtAndAboveTheFrameLimit) {
 // State tables: every state x every type, against the table in docs/PROTOCOL.md.
 
 const std::vector<FrameType> kAllTypes = {
-    FrameType::kReady,  FrameType::kQueued,   FrameType::kStarted, FrameType::kStdout,
-    FrameType::kStderr, FrameType::kExit,     FrameType::kError,   FrameType::kRun,
-    FrameType::kStdin,  FrameType::kStdinEnd, FrameType::kSignal,  FrameType::kCancel};
+    FrameType::kReady,    FrameType::kQueued,   FrameType::kStarted, FrameType::kStdout,
+    FrameType::kStderr,   FrameType::kExit,     FrameType::kError,   FrameType::kRun,
+    FrameType::kStdin,    FrameType::kStdinEnd, FrameType::kSignal,  FrameType::kCancel,
+    FrameType::kTerminal, FrameType::kWindow};
 
 TEST(States, ServerAcceptsExactlyTheDocumentedFrames) {
   using F = FrameType;
   const std::map<ServerState, std::set<FrameType>> table = {
-      {ServerState::kAwaitRun, {F::kRun}},
-      {ServerState::kQueued, {F::kSignal, F::kCancel}},
-      {ServerState::kRunning, {F::kStdin, F::kStdinEnd, F::kSignal, F::kCancel}},
+      {ServerState::kAwaitRun, {F::kRun, F::kTerminal}},
+      {ServerState::kQueued, {F::kSignal, F::kCancel, F::kWindow}},
+      {ServerState::kRunning, {F::kStdin, F::kStdinEnd, F::kSignal, F::kCancel, F::kWindow}},
       {ServerState::kDone, {}},
   };
   for (const auto& [state, accepted] : table) {
@@ -256,6 +257,47 @@ TEST(States, NeitherSideAcceptsItsOwnFrames) {
 
 namespace pyrun::proto {
 namespace {
+
+TEST(TerminalFrames, RoundTrip) {
+  Terminal t{WindowSize{50, 132}, "tmux-256color"};
+  auto frame = encode(t);
+  ASSERT_EQ(frame[0], static_cast<uint8_t>(FrameType::kTerminal));
+  auto back = decodeTerminal(std::span(frame).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(back) << back.error().detail();
+  EXPECT_EQ(*back, t);
+  auto w = encode(WindowSize{1, 10000});
+  auto size = decodeWindow(std::span(w).subspan(kFrameHeaderSize));
+  ASSERT_TRUE(size) << size.error().detail();
+  EXPECT_EQ(*size, (WindowSize{1, 10000}));
+}
+
+TEST(TerminalFrames, RefusesSizesOutsideOneToTenThousand) {
+  for (WindowSize bad :
+       {WindowSize{0, 80}, WindowSize{24, 0}, WindowSize{10001, 80}, WindowSize{24, 65535}}) {
+    auto w = encode(bad);
+    auto size = decodeWindow(std::span(w).subspan(kFrameHeaderSize));
+    EXPECT_FALSE(size) << bad.rows << "x" << bad.cols;
+    auto t = encode(Terminal{bad, "xterm"});
+    EXPECT_FALSE(decodeTerminal(std::span(t).subspan(kFrameHeaderSize)));
+  }
+}
+
+TEST(TerminalFrames, RefusesTermNamesOutsideTheAllowList) {
+  for (std::string term : {"", "xterm\x1b]0;pwned\x07", "../../etc/passwd", "XTERM",
+                           "xterm-256color ", "konsole-direct"}) {
+    auto t = encode(Terminal{WindowSize{}, term});
+    auto r = decodeTerminal(std::span(t).subspan(kFrameHeaderSize));
+    ASSERT_FALSE(r) << term;
+    EXPECT_EQ(r.error().detail(),
+              "TERMINAL: term: not a known terminal type (xterm-256color, screen, tmux, vt100, "
+              "...)");
+  }
+  for (auto name : terminalNames()) EXPECT_TRUE(isKnownTerminalName(name)) << name;
+  for (auto name : {"xterm", "xterm-256color", "screen", "screen-256color", "tmux", "tmux-256color",
+                    "vt100", "linux", "dumb"}) {
+    EXPECT_TRUE(isKnownTerminalName(name)) << name;
+  }
+}
 
 TEST(TransferFrames, FileHeaderAndGetRoundTrip) {
   const FileHeader h{"data/in.csv", 0640, 1ull << 40};

@@ -84,6 +84,8 @@ inline std::vector<std::pair<std::string, std::vector<uint8_t>>> allFrames() {
       {"get", encode(Get{{"out/*.png", "report.csv"}, 100000, 64ull << 30})},
       {"result", encode(FileHeader{"out/a.png", 0644, 4}, FrameType::kResult)},
       {"result_data", encodeData(FrameType::kResultData, bytesOf("\x89PNG"))},
+      {"terminal", encode(Terminal{WindowSize{24, 80}, "xterm-256color"})},
+      {"window", encode(WindowSize{50, 132})},
   };
 }
 
@@ -143,6 +145,27 @@ inline std::vector<ExampleFrame> exampleUpload() {
       {false, encode(FileHeader{"out/sum.csv", 0644, 2}, FrameType::kResult)},
       {false, encodeData(FrameType::kResultData, bytesOf("6\n"))},
       {false, encode(Exit{})},
+  };
+}
+
+// The worked terminal example of docs/PROTOCOL.md: TERMINAL before RUN, a prompt, a resize, the
+// user's answer echoed by the job's terminal.
+inline std::vector<ExampleFrame> exampleTerminal() {
+  RunRequest run;
+  run.script_name = "ask.py";
+  run.script = "print('hi', input('name? '))\n";
+  Exit exit = exampleExit();
+  exit.stdout_bytes = 20;
+  return {
+      {false, encode(ready())},
+      {true, encode(Terminal{WindowSize{24, 80}, "xterm-256color"})},
+      {true, encode(run)},
+      {false, encode(exampleStarted())},
+      {false, encodeData(FrameType::kStdout, bytesOf("name? "))},
+      {true, encode(WindowSize{30, 100})},
+      {true, encodeData(FrameType::kStdin, bytesOf("bob\r"))},
+      {false, encodeData(FrameType::kStdout, bytesOf("bob\r\nhi bob\r\n"))},
+      {false, encode(exit)},
   };
 }
 

@@ -57,8 +57,37 @@ TEST(SpawnerCodec, JobSpecRoundTrips) {
   expectSameSpec(s, *decoded);
 }
 
+TEST(SpawnerCodec, JobSpecCarriesTheTerminal) {
+  JobSpec s = sampleSpec();
+  s.terminal = {true, 50, 132, "tmux-256color"};
+  auto decoded = decodeJobSpec(encodeJobSpec(s));
+  ASSERT_TRUE(decoded) << decoded.error().detail();
+  EXPECT_TRUE(decoded->terminal.enabled);
+  EXPECT_EQ(decoded->terminal.rows, 50);
+  EXPECT_EQ(decoded->terminal.cols, 132);
+  EXPECT_EQ(decoded->terminal.term, "tmux-256color");
+  EXPECT_FALSE(decodeJobSpec(encodeJobSpec(sampleSpec()))->terminal.enabled);
+}
+
+TEST(SpawnerCodec, JobSpecRefusesATermThatIsNotPlain) {
+  // The spawner builds the job's environment from it: a compromised front must not smuggle
+  // anything in through TERM.
+  for (std::string term : std::vector<std::string>{"", "xterm\nLD_PRELOAD=/tmp/x", "a b", "XTERM",
+                                                   std::string(33, 'x'), "xterm;x"}) {
+    JobSpec s = sampleSpec();
+    s.terminal = {true, 24, 80, term};
+    EXPECT_FALSE(decodeJobSpec(encodeJobSpec(s))) << term;
+  }
+  JobSpec zero = sampleSpec();
+  zero.terminal = {true, 0, 80, "xterm"};
+  EXPECT_FALSE(decodeJobSpec(encodeJobSpec(zero)));
+  EXPECT_TRUE(isPlainTermName("xterm-256color"));
+}
+
 TEST(SpawnerCodec, JobSpecRejectsEveryTruncation) {
-  auto bytes = encodeJobSpec(sampleSpec());
+  JobSpec spec = sampleSpec();
+  spec.terminal = {true, 24, 80, "xterm"};
+  auto bytes = encodeJobSpec(spec);
   for (size_t n = 0; n < bytes.size(); ++n) {
     auto r = decodeJobSpec(std::span<const uint8_t>(bytes.data(), n));
     ASSERT_FALSE(r) << "accepted a spec truncated to " << n << " bytes";

@@ -31,6 +31,40 @@ ErrorCode errorCodeOf(const ClientEvent& e) {
   return error ? error->code : ErrorCode::kInternal;
 }
 
+TEST(SessionRules, TerminalBeforeRunAndWindowWhileQueuedOrRunning) {
+  proto::Terminal t{proto::WindowSize{30, 100}, "screen-256color"};
+  auto e = interpretFrame(ServerState::kAwaitRun, frameOf(proto::encode(t)), policy::Limits{});
+  auto* terminal = std::get_if<TerminalRequest>(&e);
+  ASSERT_NE(terminal, nullptr);
+  EXPECT_EQ(terminal->terminal, t);
+  for (auto state : {ServerState::kQueued, ServerState::kRunning}) {
+    auto w =
+        interpretFrame(state, frameOf(proto::encode(proto::WindowSize{40, 120})), policy::Limits{});
+    auto* window = std::get_if<WindowChange>(&w);
+    ASSERT_NE(window, nullptr);
+    EXPECT_EQ(window->size, (proto::WindowSize{40, 120}));
+  }
+  // TERMINAL once the job is queued, WINDOW before RUN: unexpected.
+  EXPECT_EQ(errorCodeOf(
+                interpretFrame(ServerState::kRunning, frameOf(proto::encode(t)), policy::Limits{})),
+            ErrorCode::kUnexpectedFrame);
+  EXPECT_EQ(errorCodeOf(interpretFrame(ServerState::kAwaitRun,
+                                       frameOf(proto::encode(proto::WindowSize{1, 1})),
+                                       policy::Limits{})),
+            ErrorCode::kUnexpectedFrame);
+}
+
+TEST(SessionRules, TerminalWithUnknownTermOrZeroSizeIsABadRequest) {
+  auto bad_term =
+      interpretFrame(ServerState::kAwaitRun,
+                     frameOf(proto::encode(proto::Terminal{proto::WindowSize{}, "xterm\x1b[2J"})),
+                     policy::Limits{});
+  EXPECT_EQ(errorCodeOf(bad_term), ErrorCode::kBadRequest);
+  auto zero = interpretFrame(ServerState::kRunning,
+                             frameOf(proto::encode(proto::WindowSize{0, 80})), policy::Limits{});
+  EXPECT_EQ(errorCodeOf(zero), ErrorCode::kBadRequest);
+}
+
 TEST(SessionRules, RunInAwaitRunIsAcceptedWithThePolicyLimitsFilledIn) {
   policy::Limits limits;
   auto e = interpretFrame(ServerState::kAwaitRun, frameOf(proto::encode(hello())), limits);

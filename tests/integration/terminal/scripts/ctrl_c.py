@@ -1,0 +1,4 @@
+try:
+    input("ready> ")
+except KeyboardInterrupt:
+    print("KEYBOARD-INTERRUPT")

@@ -1,0 +1,4 @@
+try:
+    input("eof> ")
+except EOFError:
+    print("EOF-ERROR")

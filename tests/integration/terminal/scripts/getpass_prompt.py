@@ -1,0 +1,3 @@
+import getpass
+secret = getpass.getpass("pw: ")
+print("GOT", len(secret))

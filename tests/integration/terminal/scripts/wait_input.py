@@ -1,0 +1,2 @@
+input("ready> ")
+print("never typed")
