@@ -28,6 +28,7 @@ enum class MountKind : int32_t {
   kJobTmpfs,  // tmpfs on target, options (size, inodes, mode) in data
   kJobDir,    // mkdir target (mode), a directory below the working directory
   kJobFile,   // copy source (relative to the host working directory) to target (mode)
+  kDataFile,  // a new file at target holding data (NUL-terminated text), mode; owned by the init
 };
 
 // One step. target is relative to the new root (no leading '/'), so that the init can run the
@@ -61,6 +62,16 @@ struct JobRootPlan {
 // extra that would shadow /job, /tmp, /dev or /proc; kIo when `workdir` cannot be read or holds
 // something other than directories and regular files.
 Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir);
+
+// Where the warm pool's boot module lives inside every job's root (docs/SANDBOX.md, "The warm
+// pool"): a directory of the root's read-only tmpfs, owned by root, holding only the module.
+inline constexpr const char* kBootDirInRoot = "/.pyrun";
+inline constexpr const char* kBootModuleInRoot = "/.pyrun/boot.py";
+
+// The steps that put the boot module into a job's root: its directory (0555) and the file (0444),
+// written by the init before the root becomes read-only. Every job gets them, cold or warm, so
+// that both see the same root.
+std::vector<MountStep> bootModuleSteps();
 
 // "<step>" for messages: "bind /usr onto /usr", "tmpfs on /tmp".
 std::string describeMountStep(const MountStep& step);
