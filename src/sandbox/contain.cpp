@@ -508,6 +508,11 @@ Failure addRulesForJobMounts(const ChildPlan& plan) {
   }
   // Listing /dev; its nodes have rules of their own (the host inodes bound there).
   if (err == 0) err = addLandlockRuleInChild(kLandlockFd, abi, "/dev", LandlockAccess::kListOnly);
+  // The boot module, a file of this root's own tmpfs.
+  if (err == 0) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, kBootDirInRoot,
+                                 LandlockAccess::kReadOnlyNoExecute);
+  }
   if (err != 0) {
     errno = err;
     return fail(LandlockStep::kJobMountRules);
