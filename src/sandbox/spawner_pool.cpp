@@ -104,10 +104,9 @@ struct CopyFailure {
     } else {
       open_how how{};
       how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
-      how.resolve =
-          RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-      UniqueFd in(static_cast<int>(
-          ::syscall(SYS_openat2, staged_fd, m.source.c_str(), &how, sizeof how)));
+      how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+      UniqueFd in(
+          static_cast<int>(::syscall(SYS_openat2, staged_fd, m.source.c_str(), &how, sizeof how)));
       if (!in) failed(step, errno);
       struct stat st {};
       if (::fstat(in.get(), &st) != 0) failed(step, errno);
@@ -320,8 +319,8 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   };
 
   // The files, copied into its /job by a helper in its cgroup.
-  UniqueFd staged_path(
-      ::openat(jobs_dir_.get(), staged->name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd staged_path(::openat(jobs_dir_.get(), staged->name.c_str(),
+                                O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!staged_path) return fail("workdir", errno, "open " + staged->path);
   auto report = makePipe();
   if (!report) return fail("mount", EIO, report.error().detail());
@@ -329,8 +328,8 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   if (helper < 0) return fail("mount", errno, "fork the copy into the job");
   if (helper == 0) {
     report->first.reset();
-    copyIntoJob(job.pid, job.cgroup ? &job.cgroup->join() : nullptr, staged_path.get(),
-                plan->steps, root_ ? job.uid : std::nullopt, report->second.get());
+    copyIntoJob(job.pid, job.cgroup ? &job.cgroup->join() : nullptr, staged_path.get(), plan->steps,
+                root_ ? job.uid : std::nullopt, report->second.get());
   }
   report->second.reset();
   int status = 0;

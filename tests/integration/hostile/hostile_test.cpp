@@ -130,7 +130,7 @@ class HostileTest : public ::testing::Test {
                                           "]\nlimits:\n  file_size: 4M\n  tmp: 16M\n"
                                           "  workdir: 16M\n");
     writeFile(*dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
+              poolSizeYaml() + "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
                   "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (*dir_ / "jobs") +
                   "\nmax_jobs: 4\nqueue: 16\n"
                   "policies:\n  default: " +

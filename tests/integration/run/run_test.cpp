@@ -55,7 +55,7 @@ class Server {
               0644);
     // Quotas per identity are not under test here: every client of these tests is alice.
     writeFile(dir_ / "pyrund.yaml",
-              "policies:\n  default: " + (dir_ / "policy.yaml") +
+              poolSizeYaml() + "policies:\n  default: " + (dir_ / "policy.yaml") +
                   "\nmax_jobs_per_identity: 1000\njob_starts_per_minute: 1000\n",
               0644);
     std::vector<std::string> argv = {binary("pyrund"),

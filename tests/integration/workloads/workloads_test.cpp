@@ -27,7 +27,7 @@ class WorkloadTest : public ::testing::TestWithParam<const char*> {
     pki_ = new Pki(dir_->path());
     alice_ = pki_->clientBundle("alice");
     writeFile(*dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
+              poolSizeYaml() + "listen: 127.0.0.1\nport: 0\nport_file: " + (*dir_ / "port") +
                   "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (*dir_ / "jobs") +
                   "\nmax_jobs: 2\npolicies:\n  default: " PYRUN_SOURCE_DIR "/policy/default.yaml\n",
               0600);
