@@ -242,6 +242,10 @@ Result<void> Spawner::parkJob(const std::string& name,
   spec.policy = name;
   spec.limits = job->limits;
   if (auto r = startJob(*job, spec); !r) return undo(r.error());
+  // Its init copies nothing from it (no kJobFile step): it can go now, so that parked jobs leave
+  // nothing in the jobs directory. removeTree at its end finds nothing.
+  wd.fd.reset();
+  (void)removeTree(jobs_dir_.get(), wd.name);
   // Not running anything of a client's: no wall-clock limit until the hand-off.
   job->deadline_us = UINT64_MAX;
   PYRUN_LOG(kDebug) << "parked job " << job->id << " of policy " << name << " pid " << job->pid;
@@ -337,7 +341,7 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   }
   CopyFailure failure{};
   ssize_t got = ::read(report->first.get(), &failure, sizeof failure);
-  drop_staged();
+  staged_path.reset();
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     if (got != static_cast<ssize_t>(sizeof failure)) {
       return fail("mount", EIO, "copying the job's files into the parked job failed");
@@ -372,10 +376,13 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   }
   job.handoff_w.reset();
 
-  // From now on it is the client's job, under its id.
+  // From now on it is the client's job, under its id. The staging directory is its working
+  // directory on the host, removed at its end as a cold job's.
+  staged->fd.reset();
   auto node = jobs_.extract(job.id);
   Job& handed = *node.mapped();
   handed.id = id;
+  handed.workdir = std::move(*staged);
   handed.limits = l;
   handed.results = spec.results;
   handed.results_max_files = spec.results_max_files;

@@ -312,8 +312,8 @@ TEST_F(PoolTest, AParkedJobKilledFromOutsideIsReplaced) {
 }
 
 TEST_F(PoolTest, AReloadDrainsThePoolAndNoJobRunsUnderTheOldPolicy) {
-  const std::string path = script(
-      "nofile", "import resource\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n");
+  const std::string path =
+      script("nofile", "import resource\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n");
   waitForPool();
   Outcome old_policy = runOn(*warm_, path);
   EXPECT_EQ(old_policy.out, "100\n") << old_policy.err;
@@ -323,7 +323,8 @@ TEST_F(PoolTest, AReloadDrainsThePoolAndNoJobRunsUnderTheOldPolicy) {
             "version: 1\ninclude: [" + kDefaultPolicy + "]\nlimits:\n  open_files: 50\n");
   warm_->child->signal(SIGHUP);
   const std::string log = warm_->child->readStderrUntil("reloaded", 30s);
-  ASSERT_NE(log.find("reloaded"), std::string::npos) << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+  ASSERT_NE(log.find("reloaded"), std::string::npos)
+      << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
   // At once, whether or not the pool is rebuilt yet: never the old policy's limit.
   Outcome new_policy = runOn(*warm_, path);
   EXPECT_EQ(new_policy.out, "50\n") << new_policy.err;
@@ -349,8 +350,8 @@ TEST_F(PoolTest, LimitsCanOnlyBeLoweredAtTheHandOff) {
   const std::string text = "import resource\nprint(resource.getrlimit(resource.RLIMIT_CPU))\n";
   waitForPool();
   auto argv = [&](const Server& s) {
-    return std::vector<std::string>{"python3",   LIMITS_CLIENT, std::to_string(s.port), alice_,
-                                    pki_->caCert(), "3",         text};
+    return std::vector<std::string>{
+        "python3", LIMITS_CLIENT, std::to_string(s.port), alice_, pki_->caCert(), "3", text};
   };
   Outcome warm = run(argv(*warm_));
   Outcome cold = run(argv(*cold_));
