@@ -214,6 +214,33 @@ TEST_F(PoolTest, ColdAndWarmRunsAreTheSameByteForByte) {
             std::string::npos);
 }
 
+TEST_F(PoolTest, ModulesBesideTheScriptShadowTheStandardLibraryWarmAsCold) {
+  // The boot module imported resource (and os, sys) before the hand-off; a module the client
+  // sends under such a name is what the script imports, as in a cold start.
+  const std::string path = script("shadowed",
+                                  "import resource, random\n"
+                                  "print(resource.__file__, random.__file__, resource.WHO)\n");
+  writeFile(path.substr(0, path.rfind('/')) + "/resource.py", "WHO = 'client'\n");
+  writeFile(path.substr(0, path.rfind('/')) + "/random.py", "WHO = 'client'\n");
+  waitForPool();
+  Outcome warm = runOn(*warm_, path);
+  Outcome cold = runOn(*cold_, path);
+  EXPECT_EQ(warm.out, cold.out) << warm.err << cold.err;
+  EXPECT_EQ(warm.err, cold.err);
+  EXPECT_NE(warm.out.find("/job/resource.py"), std::string::npos) << warm.out << warm.err;
+}
+
+TEST_F(PoolTest, TheJobsInitHasANameOfItsOwn) {
+  const std::string path =
+      script("init_name",
+             "print(repr(open('/proc/1/cmdline', 'rb').read()), open('/proc/1/comm').read())\n");
+  waitForPool();
+  for (const Server* s : {warm_, cold_}) {
+    Outcome o = runOn(*s, path);
+    EXPECT_EQ(o.out, "b'pyrun-init\\x00' pyrun-init\n\n") << o.err;
+  }
+}
+
 TEST_F(PoolTest, PooledJobsGetTheirOwnRandomnessHashSeedAndLayout) {
   const std::string path = script(
       "fresh", "import random\nprint(random.random(), hash('pyrun'), id(object()), id(print))\n");
