@@ -228,9 +228,10 @@ void Spawner::finishJob(uint64_t job_id) {
       e.cause = EndCause::kProcessLimit;
     }
     // The client learns its job's end first; the working directory and cgroup go after, off its
-    // critical path.
+    // critical path, and so does the pool's replacement (refillPool).
     sendEnd(std::move(e));
     cleanUp();
+    refill_not_before_us_ = 0;
   }
   jobs_.erase(it);
 }

@@ -190,7 +190,9 @@ int Spawner::pollTimeoutMs() const {
   for (const auto& [id, job] : jobs_) {
     if (!job->kill_requested) deadline = std::min(deadline, job->deadline_us);
   }
-  if (poolShortOf()) deadline = std::min(deadline, std::max(pool_retry_us_, uint64_t{1}));
+  if (poolShortOf()) {
+    deadline = std::min(deadline, std::max({pool_retry_us_, refill_not_before_us_, uint64_t{1}}));
+  }
   if (deadline == UINT64_MAX) return -1;
   uint64_t now = monotonicMicros();
   if (deadline <= now) return 0;

@@ -28,6 +28,8 @@ namespace {
 // The longest pause between attempts to build a parked job after failures.
 constexpr uint64_t kMaxPoolBackoffUs = 30'000'000;
 constexpr uint64_t kMinPoolBackoffUs = 100'000;
+// How long a replacement waits after a hand-off at most (spawner_process.h).
+constexpr uint64_t kRefillDelayUs = 100'000;
 
 // utime + stime of a process, in microseconds, from /proc/PID/stat (0 when it cannot be read).
 uint64_t cpuMicrosOf(pid_t pid) {
@@ -192,7 +194,8 @@ std::optional<std::string> Spawner::poolShortOf() const {
 }
 
 void Spawner::refillPool() {
-  if (monotonicMicros() < pool_retry_us_) return;
+  const uint64_t now = monotonicMicros();
+  if (now < pool_retry_us_ || now < refill_not_before_us_) return;
   auto name = poolShortOf();
   if (!name) return;
   if (auto r = parkJob(*name, policies_.at(*name)); !r) {
@@ -407,6 +410,7 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   j.stdout_r.reset();
   j.stderr_r.reset();
   PYRUN_LOG(kInfo) << "job " << id << " pid " << j.pid << " handed to a parked interpreter";
+  refill_not_before_us_ = monotonicMicros() + kRefillDelayUs;
   return true;
 }
 

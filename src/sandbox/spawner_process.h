@@ -198,6 +198,10 @@ class Spawner {
   uint64_t next_pool_id_ = kFirstPoolId;
   uint64_t pool_retry_us_ = 0;
   uint64_t pool_backoff_us_ = 0;
+  // After a hand-off, the replacement waits until a job ends or kRefillDelayUs passed: building it
+  // (a clone, a root, an interpreter's start-up) would compete with the job just handed for the
+  // CPU and for this loop.
+  uint64_t refill_not_before_us_ = 0;
 };
 
 // The spawner's life after the fork: takes over socket and jobs_dir as fds 3 and 4, runs the loop
