@@ -146,7 +146,7 @@ void Spawner::finishJob(uint64_t job_id) {
   if (job.parked) {
     // Never handed a job: nobody to tell. One that died on its own (a broken interpreter, or
     // killed from outside) is replaced after a pause; a retired one at once.
-    if (!job.retired) {
+    if (!job.retired && !front_gone_) {
       if (job.failure) {
         PYRUN_LOG(kWarning) << "parked job " << job.id << " of policy " << job.pool_policy
                             << " failed: " << describeFailure(job, *job.failure);
