@@ -27,6 +27,8 @@ const char* jobStageName(JobStage stage) noexcept {
       return "confined";
     case JobStage::kExec:
       return "exec";
+    case JobStage::kHandoff:
+      return "handoff";
     case JobStage::kFirstOutput:
       return "first-output";
     case JobStage::kExit:

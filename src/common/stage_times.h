@@ -23,15 +23,19 @@ enum class JobStage : uint8_t {
   kRootBuilt,     // the init built the job's root and pivoted into it
   kConfined,      // the interpreter process is fully confined (seccomp loaded), before execve
   kExec,          // the init saw the interpreter's execve succeed
+  kHandoff,       // a parked interpreter of the warm pool was handed the job (instead of cgroup ..
+                  // exec, which it passed while parked, before the job existed)
   kFirstOutput,   // the front read the first bytes of the job's stdout or stderr
   kExit,          // the init reaped the interpreter
-  kCleanup,       // the spawner removed the job's cgroup and working directory
+  kCleanup,       // the spawner removed the job's cgroup and working directory (after it sent
+                  // the job's end: only its log shows this one)
   kExitSent,      // the front wrote the EXIT frame
 };
 inline constexpr size_t kJobStageCount = static_cast<size_t>(JobStage::kExitSent) + 1;
 
 // "accept", "handshake", "run", "spawn", "workdir", "cgroup", "clone", "root", "confined", "exec",
-// "first-output", "exit", "cleanup", "exit-sent"; "unknown" outside the enum. No allocation.
+// "handoff", "first-output", "exit", "cleanup", "exit-sent"; "unknown" outside the enum. No
+// allocation.
 const char* jobStageName(JobStage stage) noexcept;
 // The stage a number names, or nullopt outside the enum.
 std::optional<JobStage> jobStageFromNumber(uint8_t number) noexcept;

@@ -184,6 +184,7 @@ int main(int argc, char** argv) {
   // (a client gone) whose end the spawner has not reported yet, and still bounds a front that
   // misbehaves.
   spawner_config.max_jobs = 2 * config->max_jobs;
+  spawner_config.pool_sizes = server::poolSizesOf(*config);
   // On SIGHUP the spawner re-reads the config file on its own (as root):
   // the unprivileged front must not be able to name the files it loads.
   if (!config->config_file.empty()) {
@@ -191,6 +192,9 @@ int main(int argc, char** argv) {
     // policies it names are loaded by the spawner alone, each checked before it is opened.
     spawner_config.reload_policy_files = [file = config->config_file]() {
       return server::policyFilesForSpawner(file);
+    };
+    spawner_config.reload_pool_sizes = [file = config->config_file]() {
+      return server::poolSizesForSpawner(file);
     };
   }
   spawner_config.cgroups.subtree = server::cgroupSubtreeFor(*config);

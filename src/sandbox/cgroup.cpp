@@ -370,6 +370,11 @@ Result<void> JobCgroup::killAll() {
   return killPaths(*backend_, paths_);
 }
 
+Result<void> JobCgroup::setLimits(const CgroupLimits& limits) {
+  if (removed_) return sandboxError("job cgroup already removed");
+  return pyrun::sandbox::setLimits(*backend_, paths_, limits);
+}
+
 Result<CgroupStats> JobCgroup::stats() {
   if (removed_) return sandboxError("job cgroup already removed");
   bool peak_known = true;

@@ -81,6 +81,9 @@ class JobCgroup {
   // once the cgroup is empty. v2: cgroup.kill; otherwise freeze, kill every listed pid, thaw,
   // repeated until empty. Errors name the file that failed.
   Result<void> killAll();
+  // Writes new limits (0 in a field: left as it is). The warm pool lowers a parked job's limits to
+  // its client's at the hand-off; the caller never passes a higher value than the job has.
+  Result<void> setLimits(const CgroupLimits& limits);
   // Peak memory, OOM kill, pids limit hit. Read before remove().
   Result<CgroupStats> stats();
   // killAll(), then removes the cgroup(s), retrying briefly while the kernel releases them.

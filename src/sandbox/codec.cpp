@@ -137,10 +137,10 @@ constexpr size_t kMaxNameBytes = 255;
 // kMaxFromSpawnerBytes (a longer one would be refused by the front's receive, and the job's end
 // lost). Checked below, field by field.
 constexpr size_t kMaxEndDetailBytes = 3584;
-constexpr size_t kMaxJobEndedBytes = 1 + 8 + 1 + 4 + 1 + 8 + 8 + 8  // type .. wall_us
-                                     + 4 + kMaxEndDetailBytes + 1  // detail, syscall_named
-                                     + 4 + kMaxNameBytes           // results
-                                     + 4 + kMaxEndDetailBytes      // results_detail
+constexpr size_t kMaxJobEndedBytes = 1 + 8 + 1 + 4 + 1 + 8 + 8 + 8    // type .. wall_us
+                                     + 4 + kMaxEndDetailBytes + 1     // detail, syscall_named
+                                     + 4 + kMaxNameBytes              // results
+                                     + 4 + kMaxEndDetailBytes         // results_detail
                                      + 1 + kJobStageCount * (1 + 8);  // times
 static_assert(kMaxJobEndedBytes <= kMaxFromSpawnerBytes,
               "the largest JobEnded must fit one spawner datagram");

@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "sandbox/boot_module.h"
 #include "sandbox/landlock.h"
 #include "sandbox/terminal_relay.h"
 
@@ -131,8 +132,66 @@ Failure setUpDescriptors(const ChildPlan& plan) {
     if (::dup3(plan.landlock_fd, kLandlockFd, O_CLOEXEC) < 0) return fail(Stage::kStdio);
     keep_from = kLandlockFd + 1;
   }
+  // The hand-off pipe of a parked job, at kHandoffFd (5), inherited across execve. Its source is
+  // above 4 as well; after the ruleset's dup, so that neither overwrites the other's source.
+  if (plan.handoff_fd >= 0) {
+    static_assert(kHandoffFd == kLandlockFd + 1);
+    if (plan.handoff_fd == kHandoffFd) {
+      if (::fcntl(kHandoffFd, F_SETFD, 0) != 0) return fail(Stage::kStdio);
+    } else if (::dup2(plan.handoff_fd, kHandoffFd) < 0) {
+      return fail(Stage::kStdio);
+    }
+    if (plan.landlock_fd < 0) ::close(kLandlockFd);
+    keep_from = kHandoffFd + 1;
+  }
   if (::close_range(static_cast<unsigned>(keep_from), ~0u, 0) != 0) return fail(Stage::kCloseFds);
   return {};
+}
+
+// The init is a clone of the spawner, so its command line (/proc/1/cmdline inside the job, which
+// every process there may read) would be the daemon's, with its configuration paths, and its
+// environment the daemon's. Both live in this process's own copy of the spawner's stack: the
+// argument area gets our name and the environment area is zeroed. The area's last byte is left
+// non-zero, which makes the kernel show the argument area up to its first NUL (the setproctitle
+// convention), i.e. the name alone. Where the areas are found: /proc/self/stat's fields 48-51.
+// Failing to read them leaves the old text: not a confinement step, so the job goes on.
+void renameInit(const char* name) {
+  ::prctl(PR_SET_NAME, name, 0, 0, 0);
+  char buf[2048];
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  // The fields after the command name, which may itself hold spaces and parentheses.
+  char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return;
+  unsigned long fields[52] = {};
+  int field = 2;  // the ')' ends field 2
+  for (++p; *p != '\0' && field < 51;) {
+    while (*p == ' ') ++p;
+    ++field;
+    unsigned long v = 0;
+    bool digits = false;
+    for (; *p >= '0' && *p <= '9'; ++p, digits = true)
+      v = v * 10 + static_cast<unsigned long>(*p - '0');
+    if (digits) fields[field] = v;
+    while (*p != ' ' && *p != '\0') ++p;
+  }
+  unsigned long arg_start = fields[48], arg_end = fields[49];
+  unsigned long env_start = fields[50], env_end = fields[51];
+  if (env_start != 0 && env_end > env_start) {
+    std::memset(reinterpret_cast<void*>(env_start), 0, env_end - env_start);
+  }
+  if (arg_start == 0 || arg_end <= arg_start + 1) return;
+  char* area = reinterpret_cast<char*>(arg_start);
+  size_t size = arg_end - arg_start;
+  std::memset(area, 0, size);
+  size_t len = std::strlen(name);
+  if (len > size - 2) len = size - 2;
+  std::memcpy(area, name, len);
+  area[size - 1] = ' ';
 }
 
 // PR_SET_PDEATHSIG only covers a parent that dies after the prctl. getppid() is 0 inside a new pid
@@ -309,6 +368,28 @@ int mountJobTmpfs(const ChildMount& m, const ChildPlan& plan) {
   return err;
 }
 
+// A file of the root (the boot module), owned by the init (root, or the mapped caller), written
+// before the root becomes read-only.
+int writeDataFile(const ChildMount& m) {
+  int fd = ::open(m.target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return errno;
+  int err = 0;
+  const char* data = m.data != nullptr ? m.data : "";
+  for (size_t left = std::strlen(data); left > 0 && err == 0;) {
+    ssize_t w = ::write(fd, data, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      err = errno;
+      break;
+    }
+    data += w;
+    left -= static_cast<size_t>(w);
+  }
+  if (err == 0 && ::fchmod(fd, m.mode & 0777) != 0) err = errno;
+  ::close(fd);
+  return err;
+}
+
 // workdir_fd: the host working directory (O_PATH), for kJobFile; -1 when there is none.
 int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
   switch (m.kind) {
@@ -350,6 +431,8 @@ int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
       return makeJobDir(m, plan);
     case MountKind::kJobFile:
       return workdir_fd < 0 ? EINVAL : copyJobFile(m, plan, workdir_fd);
+    case MountKind::kDataFile:
+      return writeDataFile(m);
   }
   return EINVAL;
 }
@@ -448,6 +531,11 @@ Failure addRulesForJobMounts(const ChildPlan& plan) {
   if (err == 0 && plan.terminal) {
     err = addLandlockRuleInChild(kLandlockFd, abi, "/dev/pts", LandlockAccess::kTerminal);
   }
+  // The boot module, a file of this root's own tmpfs.
+  if (err == 0) {
+    err = addLandlockRuleInChild(kLandlockFd, abi, kBootDirInRoot,
+                                 LandlockAccess::kReadOnlyNoExecute);
+  }
   if (err != 0) {
     errno = err;
     return fail(LandlockStep::kJobMountRules);
@@ -512,8 +600,11 @@ Failure closeDescriptors(const ChildPlan& plan, int failure_fd) {
   if (failure_fd != kReportFd && ::dup3(failure_fd, kReportFd, O_CLOEXEC) < 0) {
     return fail(Stage::kCloseFds);
   }
-  // The Landlock ruleset (4) stays until it is enforced, and is closed right after.
+  // The Landlock ruleset (4) stays until it is enforced, and is closed right after; a parked
+  // job's hand-off pipe (5) stays for the boot module, which closes it before the job's script
+  // runs.
   unsigned keep_from = plan.landlock_fd >= 0 ? kLandlockFd + 1 : kReportFd + 1;
+  if (plan.handoff_fd >= 0) keep_from = kHandoffFd + 1;
   if (::close_range(keep_from, ~0u, 0) != 0) return fail(Stage::kCloseFds);
   return {};
 }
@@ -820,6 +911,8 @@ int relayUntilJobEnds(pid_t interpreter, TerminalRelay& relay) {
 void runJobInit(const ChildPlan& plan) {
   // Where every step reports its failure: the report pipe, which the stdio step moves to kReportFd.
   int report_fd = plan.report_fd;
+  // While the host's /proc is still ours to read our own areas from.
+  renameInit(plan.init_name);
   // A session of its own: no terminal, and no process group the daemon's could signal.
   if (auto f = newSession(); f.failed()) reportAndExit(report_fd, f);
   if (auto f = dieWithSpawner(); f.failed()) reportAndExit(report_fd, f);

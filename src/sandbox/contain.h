@@ -65,12 +65,17 @@ struct ChildPlan {
   int stdout_fd = -1;  // write ends of stdout and stderr
   int stderr_fd = -1;
   int report_fd = -1;  // the init's end of the report socket (the other is the spawner's)
+  // A parked job (the warm pool): the read end of the pipe its job arrives on, which the
+  // interpreter keeps at kHandoffFd (boot_module.h) across execve; -1 for a cold job.
+  int handoff_fd = -1;
 
   // The fresh root.
   const char* root_dir = nullptr;  // an empty directory on the host: the new root's mount point
   const ChildMount* mounts = nullptr;
   size_t mount_count = 0;
   const char* hostname = "pyrun";
+  // What the job sees as its init's command line (/proc/1/cmdline) and name: not the daemon's.
+  const char* init_name = "pyrun-init";
   bool loopback_up = false;             // network: loopback; otherwise lo stays down
   const char* job_dir = kJobDirInRoot;  // the working directory, seen from inside the root
   // Limits the rlimits set (the spawner relaxes RLIMIT_AS and RLIMIT_NPROC to backstops when

@@ -17,6 +17,7 @@
 #include "common/dir.h"
 #include "common/fd.h"
 #include "policy/job_root_paths.h"
+#include "sandbox/boot_module.h"
 
 namespace pyrun::sandbox {
 namespace {
@@ -301,6 +302,9 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   for (const auto& path : policy.filesystem.read_only) extra(path, false);
   for (const auto& path : policy.filesystem.read_write) extra(path, true);
 
+  // The warm pool's boot module, in every job (cold ones too, so both see the same root).
+  for (auto& step : bootModuleSteps()) plan.steps.push_back(std::move(step));
+
   // Last: the binds onto its knobs need the fresh /proc in place.
   b.proc("proc");
   for (const char* knob : kProcReadOnly) {
@@ -312,6 +316,18 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
     plan.steps.push_back(std::move(s));
   }
   return std::move(plan);
+}
+
+std::vector<MountStep> bootModuleSteps() {
+  std::vector<MountStep> steps(2);
+  steps[0].kind = MountKind::kDir;
+  steps[0].target = relative(kBootDirInRoot);
+  steps[0].mode = 0555;
+  steps[1].kind = MountKind::kDataFile;
+  steps[1].target = relative(kBootModuleInRoot);
+  steps[1].data = bootModuleSource();
+  steps[1].mode = 0444;
+  return steps;
 }
 
 std::string describeMountStep(const MountStep& step) {
@@ -338,6 +354,8 @@ std::string describeMountStep(const MountStep& step) {
       return "create the directory /" + step.target + " of the job's files";
     case MountKind::kJobFile:
       return "copy the job's file " + step.source + " to /" + step.target;
+    case MountKind::kDataFile:
+      return "write /" + step.target;
   }
   return "mount step";
 }

@@ -29,6 +29,7 @@ enum class MountKind : int32_t {
   kJobTmpfs,  // tmpfs on target, options (size, inodes, mode) in data
   kJobDir,    // mkdir target (mode), a directory below the working directory
   kJobFile,   // copy source (relative to the host working directory) to target (mode)
+  kDataFile,  // a new file at target holding data (NUL-terminated text), mode; owned by the init
 };
 
 // One step. target is relative to the new root (no leading '/'), so that the init can run the
@@ -75,6 +76,15 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
 // The devpts options of a job's terminal instance: a new instance (never the host's ptys),
 // /dev/ptmx usable by the job (0666), slaves private to their owner, at most 16 of them.
 inline constexpr const char* kJobDevptsOptions = "newinstance,ptmxmode=0666,mode=0600,max=16";
+// Where the warm pool's boot module lives inside every job's root (docs/SANDBOX.md, "The warm
+// pool"): a directory of the root's read-only tmpfs, owned by root, holding only the module.
+inline constexpr const char* kBootDirInRoot = "/.pyrun";
+inline constexpr const char* kBootModuleInRoot = "/.pyrun/boot.py";
+
+// The steps that put the boot module into a job's root: its directory (0555) and the file (0444),
+// written by the init before the root becomes read-only. Every job gets them, cold or warm, so
+// that both see the same root.
+std::vector<MountStep> bootModuleSteps();
 
 // "<step>" for messages: "bind /usr onto /usr", "tmpfs on /tmp".
 std::string describeMountStep(const MountStep& step);

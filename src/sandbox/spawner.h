@@ -112,6 +112,13 @@ struct SpawnerConfig {
   // file). Unset: policy_files again. The front never names files to the spawner: a compromised
   // front could otherwise make the root spawner read any file, or load a policy of its own.
   std::function<Result<std::map<std::string, std::string>>()> reload_policy_files;
+  // The warm pool: per policy name, how many jobs the spawner keeps parked, fully confined, their
+  // interpreter waiting in the boot module for one job each (missing or 0: none; every job of that
+  // policy starts cold). Parked jobs count against max_jobs. docs/SANDBOX.md, "The warm pool".
+  std::map<std::string, uint32_t> pool_sizes;
+  // The sizes on ReloadPolicies, read after reload_policy_files succeeded (pyrund: from its
+  // config file again). Unset: pool_sizes again.
+  std::function<Result<std::map<std::string, uint32_t>>()> reload_pool_sizes;
   // Jobs running at once; beyond it SpawnJob fails with stage "busy" (0: no cap). The front
   // queues jobs itself; this bounds what a front that does not (a bug, or a compromised front)
   // can start.

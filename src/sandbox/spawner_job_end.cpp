@@ -97,6 +97,11 @@ void Spawner::drainReport(Job& job) {
       }
       // A record kept for an earlier process of the same pid is not this interpreter's.
       if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
+      // A parked job waits for its hand-off (spawner_pool.cpp), which sends JobStarted.
+      if (job.parked) {
+        pool_backoff_us_ = 0;
+        continue;
+      }
       int fds[3] = {job.stdin_w.get(), job.stdout_r.get(), job.stderr_r.get()};
       send(JobStarted{job.id, job.pid, job.times}, fds);
       // The front has its own copies now; ours must go, or the job's stdin never ends.
@@ -123,8 +128,9 @@ void Spawner::finishJob(uint64_t job_id) {
   } while (reaped < 0 && errno == EINTR);
   uint64_t wall_us = monotonicMicros() - job.started_us;
   drainReport(job);
-  // The init killed and reaped the rest of its namespace; the cgroup's kill covers a process that
-  // escaped it (none should), and its statistics give the memory and process verdicts.
+  // The init killed and reaped the rest of its namespace; the cgroup's kill (in cleanUp) covers a
+  // process that escaped it (none should), and its statistics give the memory and process
+  // verdicts.
   std::optional<CgroupStats> cgroup_stats;
   if (job.cgroup) {
     if (auto st = job.cgroup->stats(); st) {
@@ -132,17 +138,46 @@ void Spawner::finishJob(uint64_t job_id) {
     } else {
       PYRUN_LOG(kError) << "job " << job.id << ": " << st.error().detail();
     }
-    if (auto r = job.cgroup->remove(); !r) {
+  }
+  auto cleanUp = [&] {
+    if (job.cgroup) {
+      if (auto r = job.cgroup->remove(); !r) {
+        PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
+      }
+      job.cgroup.reset();
+    }
+    if (auto r = removeTree(jobs_dir_.get(), job.workdir.name); !r) {
       PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
     }
-    job.cgroup.reset();
-  }
-  if (auto r = removeTree(jobs_dir_.get(), job.workdir.name); !r) {
-    PYRUN_LOG(kError) << "job " << job.id << ": " << r.error().detail();
-  }
-  job.times.stamp(JobStage::kCleanup);
+    // After the end went out (the client does not wait for it): only the log shows it.
+    job.times.stamp(JobStage::kCleanup);
+    if (!job.parked && job.times.has(JobStage::kExit)) {
+      PYRUN_LOG(kDebug) << "job " << job.id << " cleaned up "
+                        << (job.times.at(JobStage::kCleanup) - job.times.at(JobStage::kExit)) / 1000
+                        << " ms after its exit";
+    }
+  };
 
+  if (job.parked) {
+    // Never handed a job: nobody to tell. One that died on its own (a broken interpreter, or
+    // killed from outside) is replaced after a pause; a retired one at once.
+    if (!job.retired && !front_gone_) {
+      if (job.failure) {
+        PYRUN_LOG(kWarning) << "parked job " << job.id << " of policy " << job.pool_policy
+                            << " failed: " << describeFailure(job, *job.failure);
+      } else {
+        PYRUN_LOG(kWarning) << "parked job " << job.id << " of policy " << job.pool_policy
+                            << " ended before it was handed a job";
+      }
+      backOffPool();
+    }
+    cleanUp();
+    jobs_.erase(it);
+    return;
+  }
   if (!job.started) {
+    // JobFailed promises that nothing of the job is left: clean up first.
+    cleanUp();
     if (job.failure) {
       sendFailed(job.id, stageName(static_cast<Stage>(job.failure->stage)), job.failure->value,
                  describeFailure(job, *job.failure));
@@ -163,12 +198,12 @@ void Spawner::finishJob(uint64_t job_id) {
     auto micros = [](const timeval& tv) {
       return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
     };
+    // Counted from the hand-off for a job of the warm pool: its boot is not the client's.
     e.cpu_us = micros(usage.ru_utime) + micros(usage.ru_stime);
+    e.cpu_us = e.cpu_us > job.boot_cpu_us ? e.cpu_us - job.boot_cpu_us : 0;
     e.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024u;
     e.wall_us = wall_us;
-    for (JobStage stage : {JobStage::kExit, JobStage::kCleanup}) {
-      if (job.times.has(stage)) e.times.set(stage, job.times.at(stage));
-    }
+    if (job.times.has(JobStage::kExit)) e.times.set(JobStage::kExit, job.times.at(JobStage::kExit));
     if (cgroup_stats && cgroup_stats->peak_memory_bytes > e.peak_memory_bytes) {
       e.peak_memory_bytes = cgroup_stats->peak_memory_bytes;  // all processes together
     }
@@ -191,6 +226,7 @@ void Spawner::finishJob(uint64_t job_id) {
           // The kernel's audit thread delivers the record a moment after the kill: the end waits
           // for it in unnamed_ while the loop serves the other jobs.
           unnamed_.push_back({std::move(e), job.interpreter_pid, monotonicMicros() + kNameWaitUs});
+          cleanUp();
           jobs_.erase(it);
           return;
         }
@@ -208,7 +244,11 @@ void Spawner::finishJob(uint64_t job_id) {
       // A program that handled the failed fork and succeeded is not told it hit a limit.
       e.cause = EndCause::kProcessLimit;
     }
+    // The client learns its job's end first; the working directory and cgroup go after, off its
+    // critical path, and so does the pool's replacement (refillPool).
     sendEnd(std::move(e));
+    cleanUp();
+    refill_not_before_us_ = 0;
   }
   jobs_.erase(it);
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -72,7 +73,10 @@ void Spawner::spawn(channel::SpawnRequest request) {
                std::to_string(id));
   }
   if (jobs_.count(id) != 0) return bad("job " + std::to_string(id) + " is already running");
-  if (config_.max_jobs != 0 && jobs_.size() >= config_.max_jobs) {
+  // Parked jobs count against the cap, but one can always give way (or take the job).
+  if (config_.max_jobs != 0 && activeJobs() >= config_.max_jobs &&
+      std::none_of(jobs_.begin(), jobs_.end(),
+                   [](const auto& j) { return j.second->parked && !j.second->retired; })) {
     return sendFailed(
         id, "busy", EAGAIN,
         "the spawner already runs " + std::to_string(jobs_.size()) + " jobs, its cap");
@@ -97,6 +101,15 @@ void Spawner::spawn(channel::SpawnRequest request) {
         "8 open files, 1 process)");
   }
   spec->limits = l;
+  // A parked interpreter of this policy, when there is one, takes the job; else it starts cold,
+  // after a parked job of another policy gave way if the cap needs it.
+  // A job with a terminal starts cold: parked jobs have none (docs/SANDBOX.md, "Terminals").
+  if (!spec->terminal.enabled && handOff(id, *spec, policy->second, drop_upload.name)) return;
+  if (config_.max_jobs != 0 && activeJobs() >= config_.max_jobs && !retireOneParked()) {
+    return sendFailed(
+        id, "busy", EAGAIN,
+        "the spawner already runs " + std::to_string(jobs_.size()) + " jobs, its cap");
+  }
 
   auto job = std::make_unique<Job>();
   job->id = id;
@@ -127,17 +140,7 @@ void Spawner::spawn(channel::SpawnRequest request) {
     }
     sendFailed(id, stage, error, detail);
   };
-  if (cgroups_.usable()) {
-    CgroupLimits limits;
-    if (cgroups_.hasMemory()) limits.memory_bytes = l.memory_bytes;
-    if (cgroups_.hasPids()) limits.processes = l.processes;
-    // CPU bandwidth bounds a job whose many processes would each stay under RLIMIT_CPU.
-    if (cgroups_.hasCpu()) limits.cpu_millicores = job->policy->policy.limits.cpu_millicores;
-    auto cgroup = cgroups_.createJob(id, limits);
-    if (!cgroup) return undo("cgroup", EIO, cgroup.error().detail());
-    job->cgroup.emplace(std::move(*cgroup));
-    job->times.stamp(JobStage::kCgroup);
-  }
+  if (auto r = createJobCgroup(*job, l); !r) return undo("cgroup", EIO, r.error().detail());
   if (auto r = startJob(*job, *spec); !r) {
     bool policy_error = r.error().code() == Errc::kPolicy;
     bool landlock_error = r.error().code() == Errc::kSandbox;
@@ -148,6 +151,20 @@ void Spawner::spawn(channel::SpawnRequest request) {
   }
   PYRUN_LOG(kInfo) << "job " << id << " pid " << job->pid << " in " << job->workdir.path;
   jobs_.emplace(id, std::move(job));
+}
+
+Result<void> Spawner::createJobCgroup(Job& job, const JobLimits& l) {
+  if (!cgroups_.usable()) return {};
+  CgroupLimits limits;
+  if (cgroups_.hasMemory()) limits.memory_bytes = l.memory_bytes;
+  if (cgroups_.hasPids()) limits.processes = l.processes;
+  // CPU bandwidth bounds a job whose many processes would each stay under RLIMIT_CPU.
+  if (cgroups_.hasCpu()) limits.cpu_millicores = job.policy->policy.limits.cpu_millicores;
+  auto cgroup = cgroups_.createJob(job.id, limits);
+  if (!cgroup) return cgroup.error();
+  job.cgroup.emplace(std::move(*cgroup));
+  job.times.stamp(JobStage::kCgroup);
+  return {};
 }
 
 Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
@@ -174,7 +191,10 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // -E -s, not -I: isolated mode would also drop the script's directory from sys.path, and a
   // program must import the modules sent beside it (sys.path[0] = /job), as it does locally.
   // The environment is ours anyway (-E), and there is no user site in the job (-s).
-  std::vector<std::string> argv_strings = {spec.interpreter, "-E", "-s", "-B", "-u", script_path};
+  // A parked job runs the boot module instead, with the same flags; its script and arguments come
+  // at the hand-off, and it puts them into sys.argv as this argv would.
+  std::vector<std::string> argv_strings = {
+      spec.interpreter, "-E", "-s", "-B", "-u", job.parked ? kBootModuleInRoot : script_path};
   argv_strings.insert(argv_strings.end(), spec.args.begin(), spec.args.end());
   std::vector<std::string> env_strings = {"PATH=/usr/bin:/bin", "HOME=" + job_dir, "TMPDIR=/tmp",
                                           "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"};
@@ -197,6 +217,12 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   if (!out) return out.error();
   if (!err) return err.error();
   if (!report) return report.error();
+  std::optional<std::pair<UniqueFd, UniqueFd>> handoff;
+  if (job.parked) {
+    auto pipe = makePipe();
+    if (!pipe) return pipe.error();
+    handoff = std::move(*pipe);
+  }
   if (int on = 1; ::setsockopt(report->first.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
     return errnoError("SO_PASSCRED on the report socket of job " + std::to_string(job.id), errno);
   }
@@ -224,6 +250,7 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   plan.terminal_rows = spec.terminal.rows;
   plan.terminal_cols = spec.terminal.cols;
   plan.report_fd = report->second.get();
+  plan.handoff_fd = handoff ? handoff->first.get() : -1;
   plan.root_dir = root_dir.c_str();
   plan.mounts = mounts.data();
   plan.mount_count = mounts.size();
@@ -268,6 +295,7 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   job.stdin_w = std::move(in->second);
   job.stdout_r = std::move(out->first);
   job.stderr_r = std::move(spec.terminal.enabled ? err->second : err->first);
+  if (handoff) job.handoff_w = std::move(handoff->second);
   return {};
 }
 

@@ -134,6 +134,8 @@ int Spawner::run() {
     nameUnnamed(false);
     killOverdueJobs();
     if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0 && !handleRequest()) break;
+    // Last: a replacement for a parked job is built once the requests of this pass are served.
+    refillPool();
   }
   shutDown();
   return 0;
@@ -165,7 +167,8 @@ bool Spawner::handleRequest() {
   } else if (std::holds_alternative<ReloadPolicies>(*request)) {
     reloadPolicies();
   } else {
-    killJob(std::get<KillJob>(*request).job_id);
+    // Parked jobs are not the front's to kill (it never learnt their ids).
+    if (uint64_t id = std::get<KillJob>(*request).job_id; !isParked(id)) killJob(id);
   }
   return true;
 }
@@ -187,6 +190,9 @@ int Spawner::pollTimeoutMs() const {
   for (const auto& [id, job] : jobs_) {
     if (!job->kill_requested) deadline = std::min(deadline, job->deadline_us);
   }
+  if (poolShortOf()) {
+    deadline = std::min(deadline, std::max({pool_retry_us_, refill_not_before_us_, uint64_t{1}}));
+  }
   if (deadline == UINT64_MAX) return -1;
   uint64_t now = monotonicMicros();
   if (deadline <= now) return 0;
@@ -195,8 +201,9 @@ int Spawner::pollTimeoutMs() const {
 
 void Spawner::signalJob(const SignalJob& s) {
   auto it = jobs_.find(s.job_id);
-  // A job that just ended may still get a signal from the front: not an error.
-  if (it == jobs_.end()) return;
+  // A job that just ended may still get a signal from the front: not an error. Parked jobs are not
+  // the front's.
+  if (it == jobs_.end() || it->second->parked) return;
   if (s.signal == SIGKILL) return killJob(s.job_id);
   if (s.signal <= 0 || s.signal >= NSIG || s.signal == SIGSTOP) {
     PYRUN_LOG(kError) << "rejected request: signal " << s.signal << " for job " << s.job_id;

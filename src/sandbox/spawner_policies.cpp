@@ -50,6 +50,15 @@ void Spawner::reloadPolicies() {
     return;
   }
   policies_ = std::move(*loaded);
+  // The pool is rebuilt under the new set: no parked job of the old one is ever handed a job.
+  if (config_.reload_pool_sizes) {
+    if (auto sizes = config_.reload_pool_sizes(); sizes) {
+      pool_sizes_ = std::move(*sizes);
+    } else {
+      PYRUN_LOG(kError) << "pool sizes unchanged: " << sizes.error().detail();
+    }
+  }
+  drainPool("the policies were reloaded");
   std::string names;
   for (const auto& [name, p] : policies_) names += (names.empty() ? "" : ", ") + name;
   PYRUN_LOG(kInfo) << "reloaded " << policies_.size() << " policies: " << names;

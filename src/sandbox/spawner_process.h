@@ -96,7 +96,18 @@ struct Job {
   std::string job_dir_error;
   // Stage stamps (JobStarted::times, JobEnded::times): ours, and the init's kStamp records.
   StageTimes times;
+  // The warm pool (spawner_pool.cpp). A parked job is built like any other, under an id of its own
+  // (kFirstPoolId and up), its interpreter waiting in the boot module; at the hand-off it takes
+  // the client's job id and is a job like the others from then on.
+  bool parked = false;
+  bool retired = false;      // parked, and being killed (reload, room): never handed a job
+  std::string pool_policy;   // the policy name it was parked for
+  UniqueFd handoff_w;        // the write end of its hand-off pipe
+  uint64_t boot_cpu_us = 0;  // CPU time the job used before its hand-off (not the client's)
 };
+
+// Ids of parked jobs, above any the front uses.
+inline constexpr uint64_t kFirstPoolId = uint64_t{1} << 62;
 
 class Spawner {
  public:
@@ -105,7 +116,8 @@ class Spawner {
         socket_(socket),
         jobs_dir_(std::move(jobs_dir)),
         root_(::geteuid() == 0),
-        policies_(std::move(policies)) {}
+        policies_(std::move(policies)),
+        pool_sizes_(config_.pool_sizes) {}
 
   // What a previous run killed with SIGKILL left behind, the root mount point, cgroups, the
   // kernel log. Errors are fatal: the spawner does not run jobs half-confined.
@@ -134,6 +146,32 @@ class Spawner {
   void shutDown();
   void reloadPolicies();
   void removeLeftoverWorkDirs();
+  // The warm pool (spawner_pool.cpp).
+  // Hands the job to a parked interpreter of its policy: true when it did (JobStarted or JobFailed
+  // was sent; upload cleared once it was moved), false when the job must start cold.
+  bool handOff(uint64_t id, JobSpec& spec, const std::shared_ptr<const CompiledPolicy>& policy,
+               std::string& upload);
+  // Parks one more job where a policy's pool is short (one per call: the loop comes back).
+  void refillPool();
+  // The policy whose pool is short and may grow now (within max_jobs and after a failure's
+  // back-off), if any.
+  std::optional<std::string> poolShortOf() const;
+  Result<void> parkJob(const std::string& name, const std::shared_ptr<const CompiledPolicy>& p);
+  // Kills a parked job that will never be handed a job (its policy was reloaded, or room is
+  // needed).
+  void retireParked(Job& job, const char* why);
+  // Retires every parked job (a reload: the pool is rebuilt under the new policies).
+  void drainPool(const char* why);
+  // Retires one parked job, to make room under max_jobs for a job that starts cold.
+  bool retireOneParked();
+  // Jobs that count against max_jobs: running and parked ones, but not those being retired.
+  size_t activeJobs() const;
+  bool isParked(uint64_t job_id) const;
+  // After a parked job failed or died on its own: wait before building the next one.
+  void backOffPool();
+  // Work directory, cgroup and uid of a new job: shared by the cold path and the pool. Returns
+  // the failing stage and detail.
+  Result<void> createJobCgroup(Job& job, const JobLimits& l);
   uid_t allocateUid(uint64_t job_id) const;
   void send(const FromSpawner& message, std::span<const int> fds = {});
   void sendFailed(uint64_t job_id, std::string stage, int error, std::string detail);
@@ -158,6 +196,16 @@ class Spawner {
     uint64_t deadline_us;
   };
   std::vector<UnnamedEnd> unnamed_;
+  // The warm pool: parked jobs per policy name, the next parked job's id, and the back-off after
+  // a parked job failed (so a broken interpreter is not rebuilt in a tight loop).
+  std::map<std::string, uint32_t> pool_sizes_;
+  uint64_t next_pool_id_ = kFirstPoolId;
+  uint64_t pool_retry_us_ = 0;
+  uint64_t pool_backoff_us_ = 0;
+  // After a hand-off, the replacement waits until a job ends or kRefillDelayUs passed: building it
+  // (a clone, a root, an interpreter's start-up) would compete with the job just handed for the
+  // CPU and for this loop.
+  uint64_t refill_not_before_us_ = 0;
 };
 
 // The spawner's life after the fork: takes over socket and jobs_dir as fds 3 and 4, runs the loop

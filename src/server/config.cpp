@@ -189,6 +189,34 @@ Result<void> applyPolicies(ServerConfig& config, const YAML::Node& value, const 
   return {};
 }
 
+// pool_size: one number for every policy, or a mapping of policy name to number.
+Result<void> applyPoolSize(ServerConfig& config, const YAML::Node& value, const std::string& name) {
+  if (value.IsScalar()) {
+    uint32_t n = 0;
+    if (auto r = setU32(n, value.Scalar(), where(name, value.Mark()) + "pool_size"); !r) return r;
+    config.pool_size = n;
+    return {};
+  }
+  if (!value.IsMap()) {
+    return Error(Errc::kInvalidArgument,
+                 where(name, value.Mark()) +
+                     "pool_size: expected a number, or a mapping of policy name to number");
+  }
+  std::map<std::string, uint32_t> out;
+  for (const auto& item : value) {
+    const std::string policy = item.first.Scalar();
+    const std::string what = where(name, item.first.Mark()) + "pool_size." + policy;
+    if (!item.second.IsScalar()) return Error(Errc::kInvalidArgument, what + ": expected a number");
+    uint32_t n = 0;
+    if (auto r = setU32(n, item.second.Scalar(), what); !r) return r;
+    if (!out.emplace(policy, n).second) {
+      return Error(Errc::kInvalidArgument, what + ": defined twice");
+    }
+  }
+  config.pool_sizes = std::move(out);
+  return {};
+}
+
 Result<void> applyTrustedProxies(ServerConfig& config, const YAML::Node& value,
                                  const std::string& name) {
   if (!value.IsSequence()) {
@@ -321,6 +349,10 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml,
       if (auto r = applyPolicies(config, value, name); !r) return r.error();
       continue;
     }
+    if (key == "pool_size") {
+      if (auto r = applyPoolSize(config, value, name); !r) return r.error();
+      continue;
+    }
     if (key == "trusted_proxies") {
       if (auto r = applyTrustedProxies(config, value, name); !r) return r.error();
       continue;
@@ -352,6 +384,17 @@ Result<void> applyConfigYaml(ServerConfig& config, const std::string& yaml,
 
 Result<void> applyOverride(ServerConfig& config, const std::string& key, const std::string& value) {
   return setKey(config, key, value, flagOf(key));
+}
+
+std::map<std::string, uint32_t> poolSizesOf(const ServerConfig& config) {
+  unsigned cores = std::thread::hardware_concurrency();
+  std::map<std::string, uint32_t> out;
+  for (const auto& [policy, file] : config.policies) {
+    auto it = config.pool_sizes.find(policy);
+    out[policy] = it != config.pool_sizes.end() ? it->second
+                                                : config.pool_size.value_or(cores == 0 ? 1 : cores);
+  }
+  return out;
 }
 
 std::string cgroupSubtreeFor(const ServerConfig& config) {
@@ -387,6 +430,12 @@ Result<void> validateConfig(const ServerConfig& c) {
     if (!c.policies.count(policy)) {
       return Error(Errc::kInvalidArgument, "identities: client \"" + cn + "\" maps to policy \"" +
                                                policy + "\", which is not defined under policies:");
+    }
+  }
+  for (const auto& [policy, size] : c.pool_sizes) {
+    if (!c.policies.count(policy)) {
+      return Error(Errc::kInvalidArgument,
+                   "pool_size: policy \"" + policy + "\" is not defined under policies:");
     }
   }
   if (c.handshake_timeout_seconds == 0 || c.idle_timeout_seconds == 0 ||

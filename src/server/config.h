@@ -29,6 +29,11 @@ struct ServerConfig {
   log::Level log_level = log::Level::kInfo;
   // Policy name -> policy file; relative paths are relative to the config file's directory.
   std::map<std::string, std::string> policies = {{"default", "/etc/pyrun/policy/default.yaml"}};
+  // The warm pool: interpreters kept parked, fully confined, per policy (docs/SANDBOX.md, "The
+  // warm pool"). pool_size applies to every policy that pool_sizes does not name; unset, it is the
+  // number of cores. 0 turns the pool off.
+  std::optional<uint32_t> pool_size;
+  std::map<std::string, uint32_t> pool_sizes;
   // Certificate CN -> policy name (identities: in the file); everyone else gets "default".
   policy::IdentityMap identities = defaultIdentities();
   // Deadlines (seconds): TLS handshake; READY to a complete RUN; running jobs after SIGTERM.
@@ -114,6 +119,9 @@ Result<ServerConfig> resolveConfig(const CommandLine& command);
 // Checks the cross-field rules on a resolved config (including: the identities' default policy is
 // defined).
 Result<void> validateConfig(const ServerConfig& config);
+
+// Each policy's pool size: pool_sizes' entry, else pool_size, else the number of cores.
+std::map<std::string, uint32_t> poolSizesOf(const ServerConfig& config);
 
 // The cgroup subtree this pyrund uses: cgroup_subtree when set; else "pyrun" for the default
 // jobs_dir, and "pyrun-<hash of jobs_dir>" for any other. Two pyrund instances must not share a

@@ -69,4 +69,15 @@ Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::stri
   return fresh.policies;
 }
 
+Result<std::map<std::string, uint32_t>> poolSizesForSpawner(const std::string& config_file) {
+  if (auto safe = checkStrictModes(config_file); !safe) return safe.error();
+  ServerConfig fresh;
+  auto text = readFile(config_file, 1u << 20);
+  if (!text) return text.error();
+  if (auto r = applyConfigYaml(fresh, *text, config_file); !r) {
+    return Error(Errc::kPolicy, r.error().detail());
+  }
+  return poolSizesOf(fresh);
+}
+
 }  // namespace pyrun::server

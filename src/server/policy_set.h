@@ -44,4 +44,8 @@ Result<PolicySet> reloadPolicySet(const std::string& config_file);
 // the config file's read or `file:line:col` error.
 Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::string& config_file);
 
+// For the same reload: each policy's warm pool size as config_file now says (poolSizesOf), after
+// StrictModes accepted it. Errors as policyFilesForSpawner's.
+Result<std::map<std::string, uint32_t>> poolSizesForSpawner(const std::string& config_file);
+
 }  // namespace pyrun::server

@@ -39,6 +39,11 @@ std::string asanOptionsForMemoryMeasures();
 // http://127.0.0.1:PORT/metrics, /healthz" in `stderr_text`; 0 when the line is not there.
 int announcedMetricsPort(const std::string& stderr_text);
 
+// The pyrund.yaml line that sets the warm pool's size from PYRUN_TEST_POOL_SIZE ("pool_size: N\n"),
+// or "" when it is not set (pyrund's default: the pool on, one per core). CI runs the workloads,
+// hostile-script and confinement suites once more with PYRUN_TEST_POOL_SIZE=0 (pool off).
+std::string poolSizeYaml();
+
 // True once the process has exited (a zombie not yet reaped counts).
 bool hasExited(pid_t pid);
 

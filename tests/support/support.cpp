@@ -113,6 +113,12 @@ int announcedMetricsPort(const std::string& stderr_text) {
   return std::stoi(m[1]);
 }
 
+std::string poolSizeYaml() {
+  const char* size = std::getenv("PYRUN_TEST_POOL_SIZE");
+  if (size == nullptr || *size == '\0') return "";
+  return std::string("pool_size: ") + size + "\n";
+}
+
 bool hasExited(pid_t pid) {
   std::string stat = readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
   auto paren = stat.rfind(')');

@@ -69,6 +69,16 @@ std::vector<pid_t> processesWith(const std::string& token) {
   return found;
 }
 
+// A parked interpreter of the warm pool: its command line is the boot module's and no job was
+// handed to it yet (it still holds the hand-off pipe at descriptor 5).
+bool parked(pid_t pid) {
+  std::string cmd = readFileOrEmpty("/proc/" + std::to_string(pid) + "/cmdline");
+  if (cmd.find("/.pyrun/boot.py") == std::string::npos) return false;
+  char target[64] = {};
+  std::string fd5 = "/proc/" + std::to_string(pid) + "/fd/5";
+  return ::readlink(fd5.c_str(), target, sizeof target - 1) > 0;
+}
+
 // Host processes running under a job uid (real uid in the spawner's default range).
 std::vector<pid_t> jobUidProcesses() {
   std::vector<pid_t> found;
@@ -76,7 +86,10 @@ std::vector<pid_t> jobUidProcesses() {
     std::string uids = statusField(pid, "Uid");
     if (uids.empty()) continue;
     unsigned long uid = std::stoul(uids);
-    if (uid >= kJobUidBase && uid < kJobUidBase + kJobUidCount) found.push_back(pid);
+    if (uid < kJobUidBase || uid >= kJobUidBase + kJobUidCount) continue;
+    // The warm pool's parked interpreters wait for the next jobs under job uids of their own.
+    if (parked(pid)) continue;
+    found.push_back(pid);
   }
   return found;
 }
@@ -124,12 +137,12 @@ struct HostileServer {
                                         "  workdir: 16M\n");
     PyrundOptions o;
     o.cert = pki.serverBundle();
-    o.config_yaml = "max_jobs: 4\nqueue: 16\npolicies:\n  default: " + kDefaultPolicy +
-                    "\n  limited: " + (dir / "limited.yaml") +
-                    "\n  hasty: " + (dir / "hasty.yaml") +
-                    "\n  cramped: " + (dir / "cramped.yaml") +
-                    "\nidentities:\n  default: default\n  clients:\n    limited: limited\n"
-                    "    hasty: hasty\n    cramped: cramped\n";
+    o.config_yaml =
+        poolSizeYaml() + "max_jobs: 4\nqueue: 16\npolicies:\n  default: " + kDefaultPolicy +
+        "\n  limited: " + (dir / "limited.yaml") + "\n  hasty: " + (dir / "hasty.yaml") +
+        "\n  cramped: " + (dir / "cramped.yaml") +
+        "\nidentities:\n  default: default\n  clients:\n    limited: limited\n"
+        "    hasty: hasty\n    cramped: cramped\n";
     o.run.env["PYRUN_HOSTILE_SECRET"] = kServerSecret;
     return o;
   }
@@ -389,8 +402,9 @@ TEST_F(HostileTest, SeesNoHostProcessInProc) {
        it != std::sregex_iterator(); ++it) {
     ++count;
     std::string cmd = (*it)[2];
-    // The job's init (a fork of the spawner, hence pyrund's command line) and the interpreter.
-    bool own = contains(cmd, "proc.py") || contains(cmd, "pyrund");
+    // The job's init (named pyrun-init) and the interpreter: its script's command line, or, for
+    // a job of the warm pool, the boot module's.
+    bool own = contains(cmd, "proc.py") || cmd == "pyrun-init" || contains(cmd, "/.pyrun/boot.py");
     EXPECT_TRUE(own) << "a foreign process is visible: " << (*it)[0] << o.out;
   }
   EXPECT_GE(count, 1) << o.out;
@@ -532,6 +546,13 @@ TEST_F(HostileTest, ConcurrentJobsCannotSeeOrSignalEachOther) {
   std::vector<std::string> args = {seed};
   for (pid_t pid : processesWith("job_writer.py")) {
     if (pid != writer.pid()) args.push_back(std::to_string(pid));
+  }
+  // With the warm pool the writer's interpreter shows the boot module's command line: the job's
+  // process that is not parked.
+  for (pid_t pid : jobUidProcesses()) {
+    if (contains(readFileOrEmpty("/proc/" + std::to_string(pid) + "/cmdline"), "/.pyrun/boot.py")) {
+      args.push_back(std::to_string(pid));
+    }
   }
   ASSERT_GE(args.size(), 2u) << "the writer's interpreter runs on the host";
   Outcome snoop = job("job_snoop.py", args);

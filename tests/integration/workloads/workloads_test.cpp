@@ -25,7 +25,8 @@ struct WorkloadServer {
   static PyrundOptions options(Pki& pki) {
     PyrundOptions o;
     o.cert = pki.serverBundle();
-    o.config_yaml = "max_jobs: 2\npolicies:\n  default: " PYRUN_SOURCE_DIR "/policy/default.yaml\n";
+    o.config_yaml = poolSizeYaml() + "max_jobs: 2\npolicies:\n  default: " PYRUN_SOURCE_DIR
+                                     "/policy/default.yaml\n";
     return o;
   }
   TempDir dir{"workloads-srv"};

@@ -537,7 +537,9 @@ TEST_F(SpawnerTest, WorkingDirectoryIsPrivateAndRemovedAfterTheJob) {
   EXPECT_EQ(mode, "0o700");
   EXPECT_EQ(owned, "True");
   ASSERT_TRUE(listDirectory(config_.jobs_dir));
-  EXPECT_EQ(jobDirs(config_.jobs_dir), std::vector<std::string>{});
+  // JobEnded comes before the cleanup: the directory goes right after.
+  EXPECT_TRUE(test::eventually([&] { return jobDirs(config_.jobs_dir).empty(); }))
+      << jobDirs(config_.jobs_dir).size();
 }
 
 TEST_F(SpawnerTest, PlantedLinksLeaveHostFilesIntact) {
@@ -578,7 +580,9 @@ TEST_F(SpawnerTest, PlantedLinksLeaveHostFilesIntact) {
   EXPECT_EQ(st.st_mode & 07777, 0777u);
   // Nothing of the job is left in the jobs directory.
   ASSERT_TRUE(listDirectory(config_.jobs_dir));
-  EXPECT_EQ(jobDirs(config_.jobs_dir), std::vector<std::string>{});
+  // JobEnded comes before the cleanup: the directory goes right after.
+  EXPECT_TRUE(test::eventually([&] { return jobDirs(config_.jobs_dir).empty(); }))
+      << jobDirs(config_.jobs_dir).size();
 }
 
 TEST_F(SpawnerTest, JobSeesOnlyItsStdioDescriptors) {
@@ -668,7 +672,7 @@ TEST_F(SpawnerTest, BadInterpreterFailsAtExecve) {
   EXPECT_EQ(f.detail, "execve /usr/bin/pyrun-no-such-python3: No such file or directory");
   EXPECT_TRUE(r.fds.empty());
   // Nothing of the job is left.
-  EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
+  EXPECT_TRUE(test::eventually([&] { return jobDirs(config_.jobs_dir).empty(); }));
 }
 
 // The spawner trusts its own policies, not the front: a spec naming another interpreter than its
@@ -682,7 +686,7 @@ TEST_F(SpawnerTest, InterpreterOtherThanThePolicysIsRefused) {
   const auto& f = std::get<JobFailed>(r.message);
   EXPECT_EQ(f.stage, "spec");
   EXPECT_EQ(f.detail, "interpreter '/bin/sh' is not policy default's (/usr/bin/python3)");
-  EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
+  EXPECT_TRUE(test::eventually([&] { return jobDirs(config_.jobs_dir).empty(); }));
 }
 
 bool cgroupsUsable() {
@@ -1277,7 +1281,7 @@ TEST_F(ConfinementTest, AnUnmountableExtraFailsTheJobAtStageMount) {
   EXPECT_EQ(f.detail,
             "bind /nonexistent-pyrun-extra onto /nonexistent-pyrun-extra read-only: No such file "
             "or directory");
-  EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
+  EXPECT_TRUE(test::eventually([&] { return jobDirs(config_.jobs_dir).empty(); }));
 }
 
 // A host directory outside /tmp (an extra there would be hidden by the job's own /tmp).

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <thread>
+
 #include "support/temp_dir.h"
 
 namespace pyrun::server {
@@ -183,6 +186,36 @@ TEST(Config, DefaultPolicyMustBeDefined) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().detail(),
             "identities: the default policy \"default\" is not defined under policies:");
+}
+
+TEST(Config, PoolSizeIsANumberOrOnePerPolicyAndDefaultsToTheCores) {
+  ServerConfig c;
+  c.policies = {{"default", "/d.yaml"}, {"strict", "/s.yaml"}};
+  unsigned cores = std::thread::hardware_concurrency();
+  EXPECT_EQ(poolSizesOf(c).at("default"), cores == 0 ? 1u : cores);
+  ASSERT_TRUE(applyConfigYaml(c, "pool_size: 0\n", "p.yaml").has_value());
+  EXPECT_EQ(poolSizesOf(c), (std::map<std::string, uint32_t>{{"default", 0}, {"strict", 0}}));
+  ASSERT_TRUE(applyConfigYaml(c, "pool_size: {strict: 3}\n", "p.yaml").has_value());
+  EXPECT_EQ(poolSizesOf(c), (std::map<std::string, uint32_t>{{"default", 0}, {"strict", 3}}));
+}
+
+TEST(Config, PoolSizeRejectsBadValuesAndUnknownPolicies) {
+  ServerConfig c;
+  auto r = applyConfigYaml(c, "pool_size: many\n", "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().detail().find("p.yaml:1:12: pool_size"), std::string::npos)
+      << r.error().detail();
+  r = applyConfigYaml(c, "pool_size: [1, 2]\n", "p.yaml");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().detail().find("expected a number, or a mapping"), std::string::npos)
+      << r.error().detail();
+  ServerConfig d;
+  d.cert = "s.pem";
+  d.max_jobs = 1;
+  ASSERT_TRUE(applyConfigYaml(d, "pool_size: {nosuch: 1}\n", "p.yaml").has_value());
+  auto v = validateConfig(d);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().detail(), "pool_size: policy \"nosuch\" is not defined under policies:");
 }
 
 TEST(Config, LimitsSectionPointsToThePolicies) {
