@@ -23,6 +23,7 @@
 #include "server/audit.h"
 #include "server/config.h"
 #include "server/metrics.h"
+#include "server/outbox.h"
 #include "server/policy_set.h"
 #include "server/quotas.h"
 #include "server/scheduler.h"
@@ -105,7 +106,6 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<boost::system::error_code> writeFrame(const std::vector<uint8_t>& frame);
   boost::asio::awaitable<void> outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type);
   boost::asio::awaitable<void> stdinPump(std::shared_ptr<Pipe> pipe);
-  boost::asio::awaitable<void> waitForOutputSpace();
   boost::asio::awaitable<void> waitForStdinSpace();
 
   // What a coroutine of this session does with an exception: log it, end the session.
@@ -133,7 +133,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void watchSocketErrors();
   void onClientGone(const std::string& why, bool logged = false);
   void fail(proto::ErrorCode code, const std::string& message);
+  // A control frame for the client (a data frame goes through outbox_ after waiting for room).
   void push(std::vector<uint8_t> frame);
+  // The queue ticket is given back (a queued session that ends); the one place that does it.
+  void withdrawTicket();
   void finish();
   void wake(boost::asio::steady_timer& timer);
   void handshakeEnded();
@@ -167,10 +170,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Frames to the client. Data frames wait for room (kMaxQueuedDataFrames); the few control
   // frames of a session never wait.
-  std::deque<std::vector<uint8_t>> out_;
-  size_t out_data_frames_ = 0;
-  boost::asio::steady_timer writer_wake_;
-  boost::asio::steady_timer space_wake_;
+  Outbox outbox_;
   // A write in progress, and the watch that ends the session when the client accepts none of it
   // for write_stall_timeout_seconds.
   bool writing_ = false;
