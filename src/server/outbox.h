@@ -33,6 +33,8 @@ class Outbox {
   // The next frame; precondition: !empty(). Frees room for a data frame.
   std::vector<uint8_t> pop();
   bool empty() const { return frames_.empty(); }
+  // The first frame is a data frame; precondition: !empty().
+  bool frontIsData() const { return frames_.front().kind == Kind::kData; }
   // The first frame's size; precondition: !empty().
   size_t frontSize() const { return frames_.front().frame.size(); }
 

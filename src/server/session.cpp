@@ -91,7 +91,7 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, 
       peer_check_timer_(stream_.get_executor()),
       request_timer_(stream_.get_executor()),
       wall_timer_(stream_.get_executor()) {
-  peer_ = endpointText(stream_.next_layer());
+  peer_ = endpointText(stream_.socket());
   handshake_deadline_ = std::chrono::steady_clock::now() +
                         std::chrono::seconds(env_->config.handshake_timeout_seconds);
   source_ = std::move(source);
@@ -139,7 +139,7 @@ void Session::onSessionException(std::exception_ptr e) {
   PYRUN_LOG(kError) << "session with " << peer_ << " failed: " << exceptionText(e);
   onClientGone("internal error");
   error_code ignored;
-  stream_.next_layer().close(ignored);
+  stream_.socket().close(ignored);
 }
 
 void Session::wake(asio::steady_timer& timer) { timer.cancel(); }
@@ -201,15 +201,15 @@ asio::awaitable<void> Session::run() {
   auto self = shared_from_this();
   asio::steady_timer deadline(stream_.get_executor());
   deadline.expires_at(handshake_deadline_);
-  auto outcome = co_await (stream_.async_handshake(asio::ssl::stream_base::server, kAwait) ||
-                           deadline.async_wait(kAwait));
+  auto outcome =
+      co_await (stream_.handshake(tls::Stream::Role::kServer) || deadline.async_wait(kAwait));
   handshakeEnded();
   auto refuse = [&](const std::string& why, Refusal reason) {
     env_->metrics.refused(reason);
     PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << why;
     env_->audit.write(auditLine("auth_fail").str("reason", why));
     error_code ignored;
-    stream_.next_layer().close(ignored);
+    stream_.socket().close(ignored);
   };
   if (outcome.index() == 1) {
     refuse(
@@ -217,7 +217,7 @@ asio::awaitable<void> Session::run() {
         Refusal::kTimeout);
     co_return;
   }
-  if (auto [ec] = std::get<0>(outcome); ec) {
+  if (auto ec = std::get<0>(outcome); ec) {
     refuse(tls::handshakeError(stream_.native_handle(), ec).detail(),
            handshakeRefusal(stream_.native_handle(), ec));
     co_return;
@@ -267,7 +267,7 @@ asio::awaitable<void> Session::reader() {
   // holds the record anyway (a small buffer only copies it out in more steps).
   std::vector<uint8_t> buffer(kIdleReadBuffer);
   for (;;) {
-    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), kAwait);
+    auto [ec, n] = co_await stream_.readSome(buffer);
     if (finished_) co_return;
     bytes_in_ += n;
     env_->metrics.bytesIn(n);
@@ -335,8 +335,21 @@ asio::awaitable<void> Session::writer() {
   auto self = shared_from_this();
   for (;;) {
     if (!co_await outbox_.waitForFrame() || client_gone_) break;
-    std::vector<uint8_t> frame = outbox_.pop();
-    if (error_code ec = co_await writeFrame(frame); ec) {
+    // Every frame queued now, up to kWriteBatch bytes, is encrypted into one buffer and goes out
+    // with one send: a handful of system calls for several frames instead of several per frame.
+    size_t batch = 0;
+    error_code ec;
+    while (!outbox_.empty() && batch < kWriteBatch && !ec) {
+      const bool data = outbox_.frontIsData();
+      std::vector<uint8_t> frame = outbox_.pop();
+      ec = stream_.encrypt(frame);
+      batch += frame.size();
+      bytes_out_ += frame.size();
+      env_->metrics.bytesOut(frame.size());
+      if (data) recycleFrameBuffer(std::move(frame));
+    }
+    if (!ec) ec = co_await flush();
+    if (ec) {
       onClientGone(ec.message());
       break;
     }
@@ -347,34 +360,35 @@ asio::awaitable<void> Session::writer() {
     // The reader still has a read pending; an SSL stream allows only one reader, so stop it
     // before the shutdown exchange reads the peer's close_notify.
     error_code ignored;
-    stream_.next_layer().cancel(ignored);
+    stream_.socket().cancel(ignored);
     asio::steady_timer deadline(stream_.get_executor());
     deadline.expires_after(kShutdownTimeout);
-    co_await (stream_.async_shutdown(kAwait) || deadline.async_wait(kAwait));
+    co_await (stream_.shutdown() || deadline.async_wait(kAwait));
   }
   error_code ignored;
-  stream_.next_layer().close(ignored);
+  stream_.socket().close(ignored);
 }
 
-asio::awaitable<error_code> Session::writeFrame(const std::vector<uint8_t>& frame) {
-  // One TLS record at a time (write_some), so that the stall watch sees each one the client takes.
+asio::awaitable<error_code> Session::flush() {
   writing_ = true;
   armWriteStall();
-  size_t done = 0;
-  error_code ec;
-  while (done < frame.size() && !ec) {
-    auto [wec, n] = co_await stream_.async_write_some(
-        asio::buffer(frame.data() + done, frame.size() - done), kAwait);
-    done += n;
-    bytes_out_ += n;
-    env_->metrics.bytesOut(n);
-    ec = wec;
-    if (!ec) armWriteStall();
-  }
+  error_code ec = co_await stream_.flush();
   writing_ = false;
-  ++write_stall_generation_;
-  write_stall_timer_.cancel();
   co_return ec;
+}
+
+std::vector<uint8_t> Session::takeFrameBuffer() {
+  if (frame_pool_.empty()) return {};
+  std::vector<uint8_t> frame = std::move(frame_pool_.back());
+  frame_pool_.pop_back();
+  return frame;
+}
+
+void Session::recycleFrameBuffer(std::vector<uint8_t> frame) {
+  // Enough for every frame in flight; the rest is freed.
+  if (frame_pool_.size() < kMaxQueuedDataFrames && frame.capacity() >= kFrameBufferSize) {
+    frame_pool_.push_back(std::move(frame));
+  }
 }
 
 void Session::push(std::vector<uint8_t> frame) {

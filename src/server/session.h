@@ -30,6 +30,7 @@
 #include "server/session_rules.h"
 #include "server/spawner_link.h"
 #include "server/transfer.h"
+#include "tls/stream.h"
 #include "tls/tls.h"
 
 namespace pyrun::server {
@@ -103,7 +104,8 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
-  boost::asio::awaitable<boost::system::error_code> writeFrame(const std::vector<uint8_t>& frame);
+  // Sends what the writer encrypted, under the write stall watch.
+  boost::asio::awaitable<boost::system::error_code> flush();
   boost::asio::awaitable<void> outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type);
   boost::asio::awaitable<void> stdinPump(std::shared_ptr<Pipe> pipe);
   boost::asio::awaitable<void> waitForStdinSpace();
@@ -128,7 +130,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void maybeEndJob();
   JobEndRecord jobEndRecord() const;
   void armWriteStall();
-  void onWriteStall(uint64_t generation);
+  void tickWriteStall();
+  void onWriteStall();
+  // A buffer for a data frame: from the pool of frames already sent, or new.
+  std::vector<uint8_t> takeFrameBuffer();
+  void recycleFrameBuffer(std::vector<uint8_t> frame);
   void checkPeerWhileParked();
   void watchSocketErrors();
   void onClientGone(const std::string& why, bool logged = false);
@@ -144,7 +150,7 @@ class Session : public std::enable_shared_from_this<Session> {
   AuditLine auditLine(std::string_view event) const;
 
   std::shared_ptr<SessionEnv> env_;
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  tls::Stream stream_;
   std::string peer_;    // "203.0.113.7:51234" for logs
   std::string source_;  // "203.0.113.7": what the per-source handshake cap counts
   std::string proxy_;   // "192.0.2.1:40000": the trusted proxy it came through (empty: direct)
@@ -175,8 +181,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // for write_stall_timeout_seconds.
   bool writing_ = false;
   boost::asio::steady_timer write_stall_timer_;
-  uint64_t write_stall_generation_ = 0;
-  int unsent_at_arming_ = -1;
+  bool stall_watch_running_ = false;
+  std::chrono::steady_clock::time_point stall_since_{};  // the last progress seen
+  uint64_t stall_sent_ = 0;
+  int stall_unsent_ = -2;
+  // Data frames' buffers, back from the writer for the pumps to fill again (no allocation and no
+  // copy per frame).
+  std::vector<std::vector<uint8_t>> frame_pool_;
 
   std::optional<RunAccepted> run_;
   // Files received before RUN; handed to the spawner with the job.

@@ -25,6 +25,17 @@ inline constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxQueuedDataFrames = 8;
 // Client stdin held for a program that has not read it yet before the session stops reading frames.
 constexpr size_t kMaxStdinBuffered = 256u << 10;
+// The most the writer encrypts before one send: four full data frames.
+constexpr size_t kWriteBatch = 256u << 10;
+// A data frame read from a pipe: 5 header bytes and 65531 payload bytes, exactly four full TLS
+// records (16 KiB of plaintext each), so that no short record trails a frame.
+constexpr size_t kFrameBufferSize = 4 * 16384;
+// How often the write stall watch looks at a pending write.
+constexpr auto kWriteStallTick = std::chrono::seconds(1);
+// The pipes of the program's stdout and stderr: room for 1 MiB written before it blocks.
+constexpr int kPipeSize = 1 << 20;
+// What one recv() of the TLS stream takes in once a job runs (stdin in bulk).
+constexpr size_t kJobTlsReadChunk = 64u << 10;
 constexpr auto kShutdownTimeout = std::chrono::seconds(5);
 // The reader's buffer while the client sends little (an idle session), and once it sends in bulk.
 constexpr size_t kIdleReadBuffer = 512;

@@ -29,25 +29,47 @@ void Session::armRequestTimer(std::chrono::steady_clock::time_point deadline) {
 }
 
 void Session::armWriteStall() {
-  const uint64_t generation = ++write_stall_generation_;
-  unsent_at_arming_ = unsentBytes(stream_.next_layer().native_handle());
-  write_stall_timer_.expires_after(std::chrono::seconds(env_->config.write_stall_timeout_seconds));
-  write_stall_timer_.async_wait([weak = weak_from_this(), generation](error_code ec) {
+  // Called as each batch starts to go out; one timer per session ticks once a second while a
+  // write is pending, instead of a check per record.
+  stall_since_ = std::chrono::steady_clock::now();
+  stall_sent_ = stream_.bytesSent();
+  stall_unsent_ = -2;  // not looked at yet
+  if (stall_watch_running_) return;
+  stall_watch_running_ = true;
+  tickWriteStall();
+}
+
+void Session::tickWriteStall() {
+  write_stall_timer_.expires_after(kWriteStallTick);
+  write_stall_timer_.async_wait([weak = weak_from_this()](error_code ec) {
     auto s = weak.lock();
-    if (ec || !s) return;
-    s->onWriteStall(generation);
+    if (!s) return;
+    if (ec || !s->writing_ || s->client_gone_) {
+      s->stall_watch_running_ = false;
+      return;
+    }
+    s->onWriteStall();
   });
 }
 
-void Session::onWriteStall(uint64_t generation) {
-  // A completion already queued when the timer was re-armed still arrives: the generation tells.
-  if (generation != write_stall_generation_ || !writing_ || client_gone_) return;
-  // A record not yet complete may still be moving: the kernel's queue for the peer changed.
-  if (int unsent = unsentBytes(stream_.next_layer().native_handle());
-      unsent >= 0 && unsent != unsent_at_arming_) {
-    armWriteStall();
+void Session::onWriteStall() {
+  const auto now = std::chrono::steady_clock::now();
+  // Progress: the socket took bytes, or the kernel's queue for the peer moved (the client
+  // acknowledged some of what was already sent).
+  const int unsent = unsentBytes(stream_.socket().native_handle());
+  if (stream_.bytesSent() != stall_sent_ || stall_unsent_ == -2 ||
+      (unsent >= 0 && unsent != stall_unsent_)) {
+    if (stream_.bytesSent() != stall_sent_ || (stall_unsent_ != -2 && unsent != stall_unsent_)) {
+      stall_since_ = now;
+    }
+    stall_sent_ = stream_.bytesSent();
+    stall_unsent_ = unsent;
+  }
+  if (now - stall_since_ < std::chrono::seconds(env_->config.write_stall_timeout_seconds)) {
+    tickWriteStall();
     return;
   }
+  stall_watch_running_ = false;
   // The client takes nothing: without this it would hold its session, its connection slot and
   // (through the full pipes) its job for ever.
   const bool job_running = job_id_ != 0 && !job_ended_;
@@ -60,7 +82,7 @@ void Session::onWriteStall(uint64_t generation) {
   onClientGone(why, true);
   // Fails the pending write: the writer then ends without the shutdown exchange.
   error_code ignored;
-  stream_.next_layer().close(ignored);
+  stream_.socket().close(ignored);
 }
 
 void Session::checkPeerWhileParked() {
@@ -82,14 +104,14 @@ void Session::watchSocketErrors() {
   if (error_watch_started_) return;
   error_watch_started_ = true;
   // Completes on a reset (EPOLLERR/EPOLLHUP); cancelled when the socket closes.
-  stream_.next_layer().async_wait(
-      asio::ip::tcp::socket::wait_error, [weak = weak_from_this()](error_code ec) {
-        auto s = weak.lock();
-        if (ec || !s || s->client_gone_) return;
-        s->onClientGone(socketError(s->stream_.next_layer().native_handle()));
-        error_code ignored;
-        s->stream_.next_layer().close(ignored);
-      });
+  stream_.socket().async_wait(asio::ip::tcp::socket::wait_error,
+                              [weak = weak_from_this()](error_code ec) {
+                                auto s = weak.lock();
+                                if (ec || !s || s->client_gone_) return;
+                                s->onClientGone(socketError(s->stream_.socket().native_handle()));
+                                error_code ignored;
+                                s->stream_.socket().close(ignored);
+                              });
 }
 
 }  // namespace pyrun::server

@@ -1,5 +1,7 @@
 // The job's I/O pumps: the program's stdout and stderr into data frames, the client's stdin into
 // the program, and the result files after the job.
+#include <fcntl.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/write.hpp>
 
@@ -29,6 +31,11 @@ void Session::onJobStarted(sandbox::Received& received) {
   auto out = std::make_shared<Pipe>(ex, received.fds[1].release());
   auto err = std::make_shared<Pipe>(ex, received.fds[2].release());
   open_outputs_ = 2;
+  // Bigger pipes: the program writes more before it waits for us, and we read less often. A
+  // kernel that refuses (pipe-user-pages-soft) leaves the default, which works as well.
+  (void)::fcntl(out->native_handle(), F_SETPIPE_SZ, kPipeSize);
+  (void)::fcntl(err->native_handle(), F_SETPIPE_SZ, kPipeSize);
+  stream_.setBuffers(kJobTlsReadChunk, true);
   PYRUN_LOG(kDebug) << "job " << job_id_ << " runs as pid " << started.pid;
   if (!finished_ && !kill_sent_) {
     state_ = proto::ServerState::kRunning;
@@ -62,24 +69,36 @@ void Session::onJobStarted(sandbox::Received& received) {
 
 asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type) {
   auto self = shared_from_this();
-  std::vector<uint8_t> buffer(proto::kMaxDataChunk);
   // Data frames only after STARTED: a job killed before it (a cancel while it was being started)
   // is drained, not shown.
   auto deliverable = [this] {
     return state_ == proto::ServerState::kRunning && !client_gone_ && !finished_;
   };
+  constexpr size_t kHeader = proto::kFrameHeaderSize;
   for (;;) {
-    auto [ec, n] = co_await pipe->async_read_some(asio::buffer(buffer), kAwait);
+    // The pipe is read straight into the frame's buffer, behind room for its header: the frame
+    // goes to the outbox as it is, and its buffer comes back to the pool once sent.
+    std::vector<uint8_t> frame = takeFrameBuffer();
+    frame.resize(kFrameBufferSize);
+    auto [ec, n] = co_await pipe->async_read_some(
+        asio::buffer(frame.data() + kHeader, frame.size() - kHeader), kAwait);
     if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
     size_t allowed = budget_.take(n);
     if (allowed > 0 && deliverable()) {
       co_await outbox_.waitForRoom();
       if (deliverable()) {
-        outbox_.push(proto::encodeData(type, std::span<const uint8_t>(buffer.data(), allowed)),
-                     Outbox::Kind::kData);
+        frame.resize(kHeader + allowed);
+        const auto length = static_cast<uint32_t>(allowed);
+        frame[0] = static_cast<uint8_t>(type);
+        frame[1] = static_cast<uint8_t>(length >> 24);
+        frame[2] = static_cast<uint8_t>(length >> 16);
+        frame[3] = static_cast<uint8_t>(length >> 8);
+        frame[4] = static_cast<uint8_t>(length);
+        outbox_.push(std::move(frame), Outbox::Kind::kData);
         (type == proto::FrameType::kStdout ? stdout_bytes_ : stderr_bytes_) += allowed;
       }
     }
+    if (!frame.empty()) recycleFrameBuffer(std::move(frame));
     if (budget_.truncated()) killJob(proto::Verdict::kOutputLimit);
   }
   error_code ignored;
@@ -163,9 +182,10 @@ asio::awaitable<void> Session::sendResults() {
         }
         co_await outbox_.waitForRoom();
         if (client_gone_ || finished_) break;
-        outbox_.push(proto::encodeData(proto::FrameType::kResultData,
-                                       std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n))),
-                     Outbox::Kind::kData);
+        outbox_.push(
+            proto::encodeData(proto::FrameType::kResultData,
+                              std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n))),
+            Outbox::Kind::kData);
         left -= static_cast<uint64_t>(n);
       }
     }
