@@ -144,8 +144,8 @@ bool Stream::receive(error_code& ec) {
     in_size_ = read_chunk_;
   }
   for (;;) {
-    ssize_t n = ::recv(socket_.native_handle(), in_.get() + in_end_, in_size_ - in_end_,
-                       MSG_DONTWAIT);
+    ssize_t n =
+        ::recv(socket_.native_handle(), in_.get() + in_end_, in_size_ - in_end_, MSG_DONTWAIT);
     if (n > 0) {
       in_end_ += static_cast<size_t>(n);
       return true;
