@@ -45,7 +45,8 @@ struct StreamBio {
   static int write(BIO* bio, const char* data, int len) {
     BIO_clear_retry_flags(bio);
     Stream* s = of(bio);
-    s->out_.insert(s->out_.end(), data, data + len);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(data);
+    s->out_.insert(s->out_.end(), bytes, bytes + len);
     return len;
   }
 
