@@ -1,7 +1,5 @@
 // A job's launch: the spawn request checked against its policy, the working directory and cgroup
 // made, the child's plan built and the job cloned into its namespaces.
-#include "sandbox/spawner_process.h"
-
 #include <fcntl.h>
 #include <sys/socket.h>
 
@@ -10,6 +8,7 @@
 
 #include "common/log.h"
 #include "sandbox/landlock.h"
+#include "sandbox/spawner_process.h"
 
 namespace pyrun::sandbox::detail {
 namespace {

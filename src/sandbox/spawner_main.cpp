@@ -1,7 +1,5 @@
 // The spawner process: one poll() loop over the front's socket and each job's pidfd and report
 // pipe. Single-threaded by design: it forks jobs, and fork is only safe without other threads.
-#include "sandbox/spawner_process.h"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
@@ -14,6 +12,7 @@
 
 #include "common/dir.h"
 #include "common/log.h"
+#include "sandbox/spawner_process.h"
 
 namespace pyrun::sandbox::detail {
 

@@ -1,10 +1,9 @@
 // The spawner's policy set: loading and compiling the policies, and reloading them on request.
-#include "sandbox/spawner_process.h"
-
 #include <utility>
 
 #include "common/log.h"
 #include "common/strict_modes.h"
+#include "sandbox/spawner_process.h"
 
 namespace pyrun::sandbox::detail {
 
