@@ -386,7 +386,8 @@ std::vector<uint8_t> Session::takeFrameBuffer() {
 
 void Session::recycleFrameBuffer(std::vector<uint8_t> frame) {
   // Enough for every frame in flight; the rest is freed.
-  if (frame_pool_.size() < kMaxQueuedDataFrames && frame.capacity() >= kFrameBufferSize) {
+  if (frame_pool_.size() < kMaxQueuedDataFrames + 2 * kFramesPerRead &&
+      frame.capacity() >= kFrameBufferSize) {
     frame_pool_.push_back(std::move(frame));
   }
 }

@@ -30,6 +30,9 @@ constexpr size_t kWriteBatch = 256u << 10;
 // A data frame read from a pipe: 5 header bytes and 65531 payload bytes, exactly four full TLS
 // records (16 KiB of plaintext each), so that no short record trails a frame.
 constexpr size_t kFrameBufferSize = 4 * 16384;
+// Frames one read of the program's pipe may fill (readv): fewer system calls and wake-ups, and
+// batches for the writer.
+constexpr size_t kFramesPerRead = 4;
 // How often the write stall watch looks at a pending write.
 constexpr auto kWriteStallTick = std::chrono::seconds(1);
 // The pipes of the program's stdout and stderr: room for 1 MiB written before it blocks.

@@ -2,6 +2,9 @@
 // the program, and the result files after the job.
 #include <fcntl.h>
 
+#include <algorithm>
+#include <array>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/write.hpp>
 
@@ -75,31 +78,46 @@ asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::Fra
     return state_ == proto::ServerState::kRunning && !client_gone_ && !finished_;
   };
   constexpr size_t kHeader = proto::kFrameHeaderSize;
+  constexpr size_t kPayload = kFrameBufferSize - kHeader;
+  // The pipe is read straight into the frames' buffers, behind room for each header, several
+  // frames with one readv: the frames go to the outbox as they are, and their buffers come back
+  // to the pool once sent.
+  std::array<std::vector<uint8_t>, kFramesPerRead> frames;
   for (;;) {
-    // The pipe is read straight into the frame's buffer, behind room for its header: the frame
-    // goes to the outbox as it is, and its buffer comes back to the pool once sent.
-    std::vector<uint8_t> frame = takeFrameBuffer();
-    frame.resize(kFrameBufferSize);
-    auto [ec, n] = co_await pipe->async_read_some(
-        asio::buffer(frame.data() + kHeader, frame.size() - kHeader), kAwait);
-    if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
-    size_t allowed = budget_.take(n);
-    if (allowed > 0 && deliverable()) {
-      co_await outbox_.waitForRoom();
-      if (deliverable()) {
-        frame.resize(kHeader + allowed);
-        const auto length = static_cast<uint32_t>(allowed);
-        frame[0] = static_cast<uint8_t>(type);
-        frame[1] = static_cast<uint8_t>(length >> 24);
-        frame[2] = static_cast<uint8_t>(length >> 16);
-        frame[3] = static_cast<uint8_t>(length >> 8);
-        frame[4] = static_cast<uint8_t>(length);
-        outbox_.push(std::move(frame), Outbox::Kind::kData);
-        (type == proto::FrameType::kStdout ? stdout_bytes_ : stderr_bytes_) += allowed;
-      }
+    std::array<asio::mutable_buffer, kFramesPerRead> buffers;
+    for (size_t k = 0; k < kFramesPerRead; ++k) {
+      if (frames[k].empty()) frames[k] = takeFrameBuffer();
+      frames[k].resize(kFrameBufferSize);
+      buffers[k] = asio::buffer(frames[k].data() + kHeader, kPayload);
     }
+    auto [ec, n] = co_await pipe->async_read_some(buffers, kAwait);
+    if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
+    size_t left = n;
+    for (size_t k = 0; k < kFramesPerRead && left > 0; ++k) {
+      const size_t got = std::min(left, kPayload);
+      left -= got;
+      size_t allowed = budget_.take(got);
+      if (allowed > 0 && deliverable()) {
+        co_await outbox_.waitForRoom();
+        if (deliverable()) {
+          std::vector<uint8_t>& frame = frames[k];
+          frame.resize(kHeader + allowed);
+          const auto length = static_cast<uint32_t>(allowed);
+          frame[0] = static_cast<uint8_t>(type);
+          frame[1] = static_cast<uint8_t>(length >> 24);
+          frame[2] = static_cast<uint8_t>(length >> 16);
+          frame[3] = static_cast<uint8_t>(length >> 8);
+          frame[4] = static_cast<uint8_t>(length);
+          outbox_.push(std::move(frame), Outbox::Kind::kData);
+          frame.clear();  // moved from: taken from the pool again on the next read
+          (type == proto::FrameType::kStdout ? stdout_bytes_ : stderr_bytes_) += allowed;
+        }
+      }
+      if (budget_.truncated()) killJob(proto::Verdict::kOutputLimit);
+    }
+  }
+  for (auto& frame : frames) {
     if (!frame.empty()) recycleFrameBuffer(std::move(frame));
-    if (budget_.truncated()) killJob(proto::Verdict::kOutputLimit);
   }
   error_code ignored;
   pipe->close(ignored);
