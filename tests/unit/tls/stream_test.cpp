@@ -17,8 +17,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <random>
 #include <thread>
 
@@ -111,10 +111,16 @@ class StreamTest : public ::testing::Test {
     ASSERT_TRUE(tls::prepareClient(client.native_handle(), "localhost"));
     error_code cec, sec;
     asio::co_spawn(
-        io_, [&]() -> asio::awaitable<void> { cec = co_await client.handshake(tls::Stream::Role::kClient); },
+        io_,
+        [&]() -> asio::awaitable<void> {
+          cec = co_await client.handshake(tls::Stream::Role::kClient);
+        },
         asio::detached);
     asio::co_spawn(
-        io_, [&]() -> asio::awaitable<void> { sec = co_await server.handshake(tls::Stream::Role::kServer); },
+        io_,
+        [&]() -> asio::awaitable<void> {
+          sec = co_await server.handshake(tls::Stream::Role::kServer);
+        },
         asio::detached);
     io_.run();
     io_.restart();
@@ -123,8 +129,8 @@ class StreamTest : public ::testing::Test {
   }
 
   // Sends `data` one way and returns what arrived, reading with a buffer of `read_size`.
-  std::vector<uint8_t> transfer(tls::Stream& from, tls::Stream& to, const std::vector<uint8_t>& data,
-                                size_t read_size) {
+  std::vector<uint8_t> transfer(tls::Stream& from, tls::Stream& to,
+                                const std::vector<uint8_t>& data, size_t read_size) {
     std::vector<uint8_t> got;
     error_code wec, rec;
     asio::co_spawn(
@@ -300,7 +306,10 @@ TEST_F(StreamTest, GarbageInsteadOfAHandshakeFailsWithOpenSslsReason) {
   asio::write(c, asio::buffer(garbage, sizeof garbage - 1));
   error_code sec;
   asio::co_spawn(
-      io_, [&]() -> asio::awaitable<void> { sec = co_await server.handshake(tls::Stream::Role::kServer); },
+      io_,
+      [&]() -> asio::awaitable<void> {
+        sec = co_await server.handshake(tls::Stream::Role::kServer);
+      },
       asio::detached);
   io_.run();
   ASSERT_TRUE(sec);
