@@ -36,7 +36,7 @@ asio::awaitable<bool> Outbox::waitForFrame() {
 
 std::vector<uint8_t> Outbox::pop() {
   Entry e = std::move(frames_.front());
-  frames_.pop_front();
+  frames_.erase(frames_.begin());
   if (e.kind == Kind::kData) {
     --data_frames_;
     wake(room_wake_);
@@ -52,7 +52,7 @@ void Outbox::end() {
 
 void Outbox::close() {
   closed_ = true;
-  frames_.clear();
+  std::vector<Entry>().swap(frames_);
   data_frames_ = 0;
   wake(frame_wake_);
   wake(room_wake_);

@@ -8,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <vector>
 
 namespace pyrun::server {
@@ -53,7 +52,10 @@ class Outbox {
   };
   static void wake(boost::asio::steady_timer& timer) { timer.cancel(); }
 
-  std::deque<Entry> frames_;
+  // A vector, not a deque: a session holds few frames at a time (at most max_data data frames and
+  // a handful of control frames), and an empty deque already costs an allocation of over 500 bytes
+  // in every idle session.
+  std::vector<Entry> frames_;
   size_t data_frames_ = 0;
   size_t max_data_;
   bool ended_ = false;

@@ -93,7 +93,9 @@ class Stream {
 
   Socket socket_;
   SSL* ssl_ = nullptr;
-  size_t read_chunk_ = 16u << 10;
+  // Until setBuffers says otherwise: enough for a handshake's flights in a few reads, small for the
+  // moment it is held.
+  size_t read_chunk_ = 4u << 10;
   bool keep_ = false;
   // Received, not yet handed to OpenSSL: [in_pos_, in_end_).
   std::unique_ptr<uint8_t[]> in_;
