@@ -55,17 +55,17 @@ void Session::tickWriteStall() {
 void Session::onWriteStall() {
   const auto now = std::chrono::steady_clock::now();
   // Progress: the socket took bytes, or the kernel's queue for the peer moved (the client
-  // acknowledged some of what was already sent).
+  // acknowledged some of what was already sent). The queue's first look only sets the baseline:
+  // no verdict without a second look that found it unchanged.
   const int unsent = unsentBytes(stream_.socket().native_handle());
-  if (stream_.bytesSent() != stall_sent_ || stall_unsent_ == -2 ||
-      (unsent >= 0 && unsent != stall_unsent_)) {
-    if (stream_.bytesSent() != stall_sent_ || (stall_unsent_ != -2 && unsent != stall_unsent_)) {
-      stall_since_ = now;
-    }
-    stall_sent_ = stream_.bytesSent();
-    stall_unsent_ = unsent;
-  }
-  if (now - stall_since_ < std::chrono::seconds(env_->config.write_stall_timeout_seconds)) {
+  const bool first_look = stall_unsent_ == -2;
+  const bool sent_more = stream_.bytesSent() != stall_sent_;
+  const bool queue_moved = !first_look && unsent >= 0 && unsent != stall_unsent_;
+  if (sent_more || queue_moved) stall_since_ = now;
+  stall_sent_ = stream_.bytesSent();
+  stall_unsent_ = unsent;
+  if (first_look || sent_more || queue_moved ||
+      now - stall_since_ < std::chrono::seconds(env_->config.write_stall_timeout_seconds)) {
     tickWriteStall();
     return;
   }

@@ -79,10 +79,7 @@ TEST(Outbox, CloseDropsFramesAndWakesEveryone) {
   io.restart();
   box.close();
   asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        writer_stopped = !co_await box.waitForFrame();
-      },
+      io, [&]() -> asio::awaitable<void> { writer_stopped = !co_await box.waitForFrame(); },
       asio::detached);
   io.run_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(room);
