@@ -315,7 +315,9 @@ asio::awaitable<void> Session::reader() {
         co_await waitForStdinSpace();
         if (finished_) co_return;
         if (!stdin_dead_ && !data->bytes.empty()) {
-          stdin_bytes_ += data->bytes.size();
+          // Each frame held costs its bookkeeping too: a client sending one byte per frame
+          // must not hold many times the buffer's size in memory.
+          stdin_bytes_ += data->bytes.size() + kStdinFrameCost;
           stdin_.push_back(std::move(data->bytes));
           wake(stdin_wake_);
         }

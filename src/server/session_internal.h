@@ -25,6 +25,9 @@ inline constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxQueuedDataFrames = 8;
 // Client stdin held for a program that has not read it yet before the session stops reading frames.
 constexpr size_t kMaxStdinBuffered = 256u << 10;
+// What one buffered stdin frame costs beyond its bytes (its vector, the allocation's header and
+// rounding, its place in the queue), counted against kMaxStdinBuffered.
+constexpr size_t kStdinFrameCost = 64;
 // The most the writer encrypts before one send: four full data frames.
 constexpr size_t kWriteBatch = 256u << 10;
 // A data frame read from a pipe: 5 header bytes and 65531 payload bytes, exactly four full TLS

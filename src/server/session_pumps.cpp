@@ -143,7 +143,7 @@ asio::awaitable<void> Session::stdinPump(std::shared_ptr<Pipe> pipe) {
       wake(stdin_space_wake_);
       break;
     }
-    stdin_bytes_ -= stdin_.front().size();
+    stdin_bytes_ -= stdin_.front().size() + kStdinFrameCost;
     stdin_.pop_front();
     wake(stdin_space_wake_);
   }
