@@ -341,7 +341,7 @@ asio::awaitable<void> Session::writer() {
     // with one send: a handful of system calls for several frames instead of several per frame.
     size_t batch = 0;
     error_code ec;
-    while (!outbox_.empty() && batch < kWriteBatch && !ec) {
+    while (!outbox_.empty() && (batch == 0 || batch + outbox_.frontSize() <= kWriteBatch) && !ec) {
       const bool data = outbox_.frontIsData();
       std::vector<uint8_t> frame = outbox_.pop();
       ec = stream_.encrypt(frame);

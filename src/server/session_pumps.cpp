@@ -39,6 +39,8 @@ void Session::onJobStarted(sandbox::Received& received) {
   (void)::fcntl(out->native_handle(), F_SETPIPE_SZ, kPipeSize);
   (void)::fcntl(err->native_handle(), F_SETPIPE_SZ, kPipeSize);
   stream_.setBuffers(kJobTlsReadChunk, true);
+  // One batch of records: kWriteBatch of frames and each record's 22 bytes of header and tag.
+  stream_.reserveOutput(kWriteBatch + (kWriteBatch / 16384 + 8) * 32);
   PYRUN_LOG(kDebug) << "job " << job_id_ << " runs as pid " << started.pid;
   if (!finished_ && !kill_sent_) {
     state_ = proto::ServerState::kRunning;

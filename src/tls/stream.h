@@ -51,6 +51,10 @@ class Stream {
   // OpenSSL's record buffers (an idle connection).
   void setBuffers(size_t read_chunk, bool keep);
 
+  // Makes room for `bytes` of records in the output buffer at once, so that a writer that
+  // encrypts up to a known batch never regrows it (with buffers kept).
+  void reserveOutput(size_t bytes) { out_.reserve(bytes); }
+
   boost::asio::awaitable<boost::system::error_code> handshake(Role role);
 
   // Some plaintext (at least one byte), waiting for the socket only when nothing decryptable is
