@@ -34,6 +34,7 @@
 #include "client/upload.h"
 #include "common/file.h"
 #include "proto/frame.h"
+#include "tls/stream.h"
 #include "tls/tls.h"
 
 namespace pyrun::client {
@@ -49,6 +50,8 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 // Frames waiting for the writer. Small: a full queue blocks the stdin pump, which blocks the stdin
 // thread, which stops reading: backpressure from the network to the user's stdin.
 constexpr size_t kOutboxFrames = 4;
+// What one recv() of the connection takes in: many records, decrypted from memory afterwards.
+constexpr size_t kReadChunk = 256u << 10;
 
 // Ends the run: status and the sentence to print (none when empty).
 struct Stop {
@@ -88,7 +91,7 @@ class Session {
         ctx_(std::move(ctx)),
         request_(std::move(request)),
         resolver_(io),
-        stream_(io, *ctx_),
+        stream_(io.get_executor(), *ctx_),
         deadline_(io),
         outbox_(io, kOutboxFrames),
         signals_(io, SIGINT, SIGTERM, SIGHUP),
@@ -136,7 +139,7 @@ class Session {
   }
   void closeSocket() {
     error_code ignored;
-    stream_.lowest_layer().close(ignored);
+    stream_.socket().close(ignored);
   }
   // Turns a failure into the right Stop: a signal or the deadline explain it better than the error.
   [[noreturn]] void fail(std::string message);
@@ -162,7 +165,7 @@ class Session {
   std::shared_ptr<asio::ssl::context> ctx_;
   proto::RunRequest request_;
   tcp::resolver resolver_;
-  asio::ssl::stream<tcp::socket> stream_;
+  tls::Stream stream_;
   asio::steady_timer deadline_;
   asio::experimental::channel<void(error_code, std::vector<uint8_t>)> outbox_;
   asio::signal_set signals_;
@@ -296,7 +299,7 @@ awaitable<void> Session::connectFrom(const asio::ip::address& local,
                                      const tcp::resolver::results_type& endpoints) {
   // asio::async_connect reopens the socket for each address, which would drop the bind: try the
   // server's addresses of the local address's family one by one instead.
-  auto& socket = stream_.lowest_layer();
+  auto& socket = stream_.socket();
   error_code last = asio::error::address_family_not_supported;
   for (const auto& entry : endpoints) {
     if (entry.endpoint().address().is_v4() != local.is_v4()) continue;
@@ -320,14 +323,16 @@ awaitable<void> Session::connect() {
   if (rec) fail("cannot resolve " + options_.host + ": " + rec.message());
   phase_ = "connecting to";
   if (options_.bind_address.empty()) {
-    auto [cec, ep] = co_await asio::async_connect(stream_.lowest_layer(), endpoints, kTuple);
+    auto [cec, ep] = co_await asio::async_connect(stream_.socket(), endpoints, kTuple);
     if (cec) fail("cannot connect to " + endpoint_ + ": " + cec.message());
   } else {
     co_await connectFrom(asio::ip::make_address(options_.bind_address), endpoints);
   }
   times_.stamp(ClientStage::kConnected);
   error_code ignored;
-  stream_.lowest_layer().set_option(tcp::no_delay(true), ignored);
+  stream_.socket().set_option(tcp::no_delay(true), ignored);
+  // One recv() takes in up to 256 KiB of records, which are then decrypted from memory.
+  stream_.setBuffers(kReadChunk, true);
 }
 
 awaitable<void> Session::handshake() {
@@ -335,7 +340,7 @@ awaitable<void> Session::handshake() {
   if (auto r = tls::prepareClient(stream_.native_handle(), options_.host); !r) {
     fail(r.error().detail());
   }
-  auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, kTuple);
+  error_code ec = co_await stream_.handshake(tls::Stream::Role::kClient);
   if (ec) {
     if (auto why = tls::certificateRejection(ec)) fail("server rejected the certificate: " + *why);
     fail("TLS handshake with " + endpoint_ +
@@ -349,13 +354,13 @@ awaitable<void> Session::handshake() {
 
 awaitable<std::pair<error_code, proto::FrameType>> Session::readFrame() {
   std::array<uint8_t, proto::kFrameHeaderSize> header{};
-  auto [ec, n] = co_await asio::async_read(stream_, asio::buffer(header), kTuple);
+  error_code ec = co_await stream_.read(header);
   if (ec) co_return std::pair{ec, proto::FrameType::kError};
   auto h = proto::decodeHeader(header);
   if (!h) fail("protocol error from " + endpoint_ + ": " + h.error().detail());
   payload_.resize(h->length);
   if (h->length > 0) {
-    auto [pec, pn] = co_await asio::async_read(stream_, asio::buffer(payload_), kTuple);
+    error_code pec = co_await stream_.read(payload_);
     if (pec) co_return std::pair{pec, h->type};
   }
   co_return std::pair{error_code{}, h->type};
@@ -430,7 +435,7 @@ awaitable<void> Session::writer() {
     auto [ec, frame] = co_await outbox_.async_receive(kTuple);
     if (ec) co_return;
     writing_ = true;
-    auto [wec, n] = co_await asio::async_write(stream_, asio::buffer(frame), kTuple);
+    error_code wec = co_await stream_.write(frame);
     writing_ = false;
     if (wec) {
       write_error_ = wec;
@@ -635,9 +640,7 @@ awaitable<void> Session::closeGracefully() {
   // with would_block where it would wait for the server's.
   closeOutbox();
   if (writing_) co_return;
-  error_code ec;
-  stream_.next_layer().non_blocking(true, ec);
-  if (!ec) stream_.shutdown(ec);
+  stream_.shutdownNow();
   co_return;
 }
 

@@ -15,12 +15,8 @@
 #include "sandbox/stage.h"
 
 namespace pyrun::sandbox::detail {
-namespace {
 
-// One report record and, with SO_PASSCRED on the socket, the pid its sender attached, in our pid
-// namespace: the kernel translates it, and checks that the sender may name that process
-// (0 when no credentials came). Returns the read's result like read().
-ssize_t readReportRecord(int fd, ReportRecord& record, pid_t& sender_pid) {
+ReportRead readReportRecord(int fd, ReportRecord& record) {
   iovec iov{&record, sizeof record};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
   msghdr msg{};
@@ -28,21 +24,32 @@ ssize_t readReportRecord(int fd, ReportRecord& record, pid_t& sender_pid) {
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
-  sender_pid = 0;
-  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-  if (n <= 0) return n;
+  ReportRead read;
+  read.n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (read.n <= 0) return read;
+  // A datagram longer than a record, or ancillary data beyond the credentials (descriptors the
+  // kernel had to drop): not a record the init sent, and its credentials are not to be trusted.
+  read.truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-        c->cmsg_len == CMSG_LEN(sizeof(ucred))) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      // Descriptors nobody asked for are closed, never kept.
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t k = 0; k < count; ++k) {
+        int passed = -1;
+        std::memcpy(&passed, CMSG_DATA(c) + k * sizeof(int), sizeof passed);
+        if (passed >= 0) ::close(passed);
+      }
+      read.truncated = true;
+    } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+               c->cmsg_len == CMSG_LEN(sizeof(ucred)) && !read.truncated) {
       ucred cred{};
       std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
-      sender_pid = cred.pid;
+      read.sender_pid = cred.pid;
     }
   }
-  return n;
+  if (read.truncated) read.sender_pid = 0;
+  return read;
 }
-
-}  // namespace
 
 std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) const {
   const std::string root_mount_point = config_.jobs_dir + "/" + kRootMountPoint;
@@ -53,13 +60,19 @@ std::string Spawner::describeFailure(const Job& job, const ReportRecord& r) cons
 void Spawner::drainReport(Job& job) {
   while (job.report) {
     ReportRecord r{};
-    pid_t sender = 0;
-    ssize_t n = readReportRecord(job.report.get(), r, sender);
+    const ReportRead read = readReportRecord(job.report.get(), r);
+    const ssize_t n = read.n;
+    const pid_t sender = read.sender_pid;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     if (n <= 0) {
       job.report.reset();  // end of file: the init has exited
       return;
+    }
+    if (read.truncated) {
+      PYRUN_LOG(kError) << "job " << job.id
+                        << ": report record too long or with unexpected ancillary data; dropped";
+      continue;
     }
     if (n != static_cast<ssize_t>(sizeof r)) {
       PYRUN_LOG(kError) << "job " << job.id << ": short report record";

@@ -32,6 +32,17 @@
 
 namespace pyrun::sandbox::detail {
 
+// One datagram of a job's report socket (SO_PASSCRED): the read's result like recvmsg(), the pid
+// the kernel attached (translated into our pid namespace; 0 when none came), and whether the
+// datagram was longer than a record or carried more ancillary data than the credentials
+// (MSG_TRUNC, MSG_CTRUNC, or descriptors, which are closed): such a datagram is no record.
+struct ReportRead {
+  ssize_t n = 0;
+  pid_t sender_pid = 0;
+  bool truncated = false;
+};
+ReportRead readReportRecord(int fd, ReportRecord& record);
+
 // The mount point of every job's root, inside the jobs directory (each job mounts its own tmpfs
 // there, in its own mount namespace, so one empty directory serves them all).
 inline constexpr const char* kRootMountPoint = ".root";

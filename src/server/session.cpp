@@ -20,62 +20,16 @@
 #include "common/log.h"
 #include "server/handshake_refusal.h"
 #include "server/job_timings.h"
+#include "server/session_internal.h"
 
 namespace pyrun::server {
 
 namespace asio = boost::asio;
 using namespace boost::asio::experimental::awaitable_operators;
 using boost::system::error_code;
+using namespace session_detail;
 
 namespace {
-
-constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
-// Output frames queued per connection before the pipe readers stop reading: with 64 KiB chunks at
-// most 512 KiB per session, whatever the program writes or however slowly the client reads.
-constexpr size_t kMaxQueuedDataFrames = 8;
-// Client stdin held for a program that has not read it yet before the session stops reading frames.
-constexpr size_t kMaxStdinBuffered = 256u << 10;
-constexpr auto kShutdownTimeout = std::chrono::seconds(5);
-// The reader's buffer while the client sends little (an idle session), and once it sends in bulk.
-constexpr size_t kIdleReadBuffer = 512;
-constexpr size_t kJobReadBuffer = 16u << 10;
-// While the reader is parked on a full stdin buffer: how often a silent connection is probed.
-constexpr auto kParkedPeerCheck = std::chrono::seconds(1);
-
-std::string endpointText(const asio::ip::tcp::socket& socket) {
-  error_code ec;
-  auto ep = socket.remote_endpoint(ec);
-  if (ec) return "unknown peer";
-  if (ep.address().is_v6())
-    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
-  return ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
-std::string exceptionText(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& x) {
-    return x.what();
-  } catch (...) {
-    return "unknown exception";
-  }
-}
-
-// Bytes the kernel still holds for the peer (not sent, or sent and not acknowledged); -1 when it
-// cannot tell.
-int unsentBytes(int fd) {
-  int n = 0;
-  return ::ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
-}
-
-std::string socketError(int fd) {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) {
-    return "connection closed";
-  }
-  return std::strerror(err);
-}
 
 // A job whose session ended before the spawner reported the job's end. It lives in the handler
 // the session leaves with the spawner link, and writes the job's one job_end line: when the end is
@@ -131,8 +85,7 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, 
                  bool gated)
     : env_(std::move(env)),
       stream_(std::move(socket), *env_->tls),
-      writer_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
-      space_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
+      outbox_(stream_.get_executor(), kMaxQueuedDataFrames),
       write_stall_timer_(stream_.get_executor()),
       stdin_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
       stdin_space_wake_(stream_.get_executor(), asio::steady_timer::time_point::max()),
@@ -140,7 +93,7 @@ Session::Session(std::shared_ptr<SessionEnv> env, asio::ip::tcp::socket socket, 
       request_timer_(stream_.get_executor()),
       wall_timer_(stream_.get_executor()) {
   times_.stamp(JobStage::kAccept);
-  peer_ = endpointText(stream_.next_layer());
+  peer_ = endpointText(stream_.socket());
   handshake_deadline_ = std::chrono::steady_clock::now() +
                         std::chrono::seconds(env_->config.handshake_timeout_seconds);
   source_ = std::move(source);
@@ -152,7 +105,7 @@ Session::~Session() {
   handshakeEnded();
   if (gated_) env_->gate.connectionClosed();
   releaseQuota();
-  if (ticket_ != 0) env_->scheduler.withdraw(ticket_);
+  withdrawTicket();
   if (job_id_ != 0 && !job_ended_) {
     // The job outlives its session (being killed, or still being spawned): it must not outlive
     // its client, and its job_end line is still due.
@@ -188,7 +141,7 @@ void Session::onSessionException(std::exception_ptr e) {
   PYRUN_LOG(kError) << "session with " << peer_ << " failed: " << exceptionText(e);
   onClientGone("internal error");
   error_code ignored;
-  stream_.next_layer().close(ignored);
+  stream_.socket().close(ignored);
 }
 
 void Session::wake(asio::steady_timer& timer) { timer.cancel(); }
@@ -197,6 +150,12 @@ void Session::handshakeEnded() {
   if (!in_handshake_) return;
   in_handshake_ = false;
   env_->gate.handshakeEnded(source_);
+}
+
+void Session::withdrawTicket() {
+  if (ticket_ == 0) return;
+  env_->scheduler.withdraw(ticket_);
+  ticket_ = 0;
 }
 
 void Session::releaseQuota() {
@@ -244,15 +203,15 @@ asio::awaitable<void> Session::run() {
   auto self = shared_from_this();
   asio::steady_timer deadline(stream_.get_executor());
   deadline.expires_at(handshake_deadline_);
-  auto outcome = co_await (stream_.async_handshake(asio::ssl::stream_base::server, kAwait) ||
-                           deadline.async_wait(kAwait));
+  auto outcome =
+      co_await (stream_.handshake(tls::Stream::Role::kServer) || deadline.async_wait(kAwait));
   handshakeEnded();
   auto refuse = [&](const std::string& why, Refusal reason) {
     env_->metrics.refused(reason);
     PYRUN_LOG(kInfo) << "connection from " << peer_ << " failed: " << why;
     env_->audit.write(auditLine("auth_fail").str("reason", why));
     error_code ignored;
-    stream_.next_layer().close(ignored);
+    stream_.socket().close(ignored);
   };
   if (outcome.index() == 1) {
     refuse(
@@ -260,7 +219,7 @@ asio::awaitable<void> Session::run() {
         Refusal::kTimeout);
     co_return;
   }
-  if (auto [ec] = std::get<0>(outcome); ec) {
+  if (auto ec = std::get<0>(outcome); ec) {
     refuse(tls::handshakeError(stream_.native_handle(), ec).detail(),
            handshakeRefusal(stream_.native_handle(), ec));
     co_return;
@@ -304,24 +263,6 @@ asio::awaitable<void> Session::run() {
                   std::chrono::seconds(env_->config.idle_timeout_seconds));
 }
 
-void Session::armRequestTimer(std::chrono::steady_clock::time_point deadline) {
-  request_timer_.expires_at(deadline);
-  request_timer_.async_wait([weak = weak_from_this()](error_code ec) {
-    auto s = weak.lock();
-    if (ec || !s || s->finished_) return;
-    if (s->state_ != proto::ServerState::kAwaitRun && s->state_ != proto::ServerState::kUploading) {
-      return;
-    }
-    const auto idle = std::chrono::seconds(s->env_->config.idle_timeout_seconds);
-    if (auto again = s->upload_seen_ + idle; again > std::chrono::steady_clock::now()) {
-      s->armRequestTimer(again);
-      return;
-    }
-    s->fail(proto::ErrorCode::kTimeout,
-            "no RUN request within " + std::to_string(s->env_->config.idle_timeout_seconds) + " s");
-  });
-}
-
 asio::awaitable<void> Session::reader() {
   auto self = shared_from_this();
   proto::FrameReader frames;
@@ -329,7 +270,7 @@ asio::awaitable<void> Session::reader() {
   // holds the record anyway (a small buffer only copies it out in more steps).
   std::vector<uint8_t> buffer(kIdleReadBuffer);
   for (;;) {
-    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buffer), kAwait);
+    auto [ec, n] = co_await stream_.readSome(buffer);
     if (finished_) co_return;
     bytes_in_ += n;
     env_->metrics.bytesIn(n);
@@ -381,7 +322,9 @@ asio::awaitable<void> Session::reader() {
         co_await waitForStdinSpace();
         if (finished_) co_return;
         if (!stdin_dead_ && !data->bytes.empty()) {
-          stdin_bytes_ += data->bytes.size();
+          // Each frame held costs its bookkeeping too: a client sending one byte per frame
+          // must not hold many times the buffer's size in memory.
+          stdin_bytes_ += data->bytes.size() + kStdinFrameCost;
           stdin_.push_back(std::move(data->bytes));
           wake(stdin_wake_);
         }
@@ -400,159 +343,72 @@ asio::awaitable<void> Session::reader() {
 asio::awaitable<void> Session::writer() {
   auto self = shared_from_this();
   for (;;) {
-    while (out_.empty() && !finished_ && !client_gone_) {
-      writer_wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await writer_wake_.async_wait(kAwait);
+    if (!co_await outbox_.waitForFrame() || client_gone_) break;
+    // Every frame queued now, up to kWriteBatch bytes, is encrypted into one buffer and goes out
+    // with one send: a handful of system calls for several frames instead of several per frame.
+    size_t batch = 0;
+    error_code ec;
+    while (!outbox_.empty() && (batch == 0 || batch + outbox_.frontSize() <= kWriteBatch) && !ec) {
+      const bool data = outbox_.frontIsData();
+      std::vector<uint8_t> frame = outbox_.pop();
+      ec = stream_.encrypt(frame);
+      batch += frame.size();
+      bytes_out_ += frame.size();
+      env_->metrics.bytesOut(frame.size());
+      if (data) recycleFrameBuffer(std::move(frame));
     }
-    if (client_gone_ || out_.empty()) break;
-    std::vector<uint8_t> frame = std::move(out_.front());
-    out_.pop_front();
-    auto type = static_cast<proto::FrameType>(frame[0]);
-    if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr ||
-        type == proto::FrameType::kResultData) {
-      --out_data_frames_;
-      wake(space_wake_);
-    }
-    if (error_code ec = co_await writeFrame(frame); ec) {
+    if (!ec) ec = co_await flush();
+    if (ec) {
       onClientGone(ec.message());
       break;
     }
-    if (type == proto::FrameType::kExit) onExitWritten();
+    // EXIT is the last frame a job's session queues (TIMINGS, queued by onExitWritten, aside):
+    // once it was pushed and everything queued went out, it has been written.
+    if (exit_pushed_ && !exit_written_ && outbox_.empty()) {
+      exit_written_ = true;
+      onExitWritten();
+    }
   }
   writer_done_ = true;
-  wake(space_wake_);
+  outbox_.writerDone();
   if (!client_gone_) {
     // The reader still has a read pending; an SSL stream allows only one reader, so stop it
     // before the shutdown exchange reads the peer's close_notify.
     error_code ignored;
-    stream_.next_layer().cancel(ignored);
+    stream_.socket().cancel(ignored);
     asio::steady_timer deadline(stream_.get_executor());
     deadline.expires_after(kShutdownTimeout);
-    co_await (stream_.async_shutdown(kAwait) || deadline.async_wait(kAwait));
+    co_await (stream_.shutdown() || deadline.async_wait(kAwait));
   }
   error_code ignored;
-  stream_.next_layer().close(ignored);
+  stream_.socket().close(ignored);
 }
 
-asio::awaitable<error_code> Session::writeFrame(const std::vector<uint8_t>& frame) {
-  // One TLS record at a time (write_some), so that the stall watch sees each one the client takes.
+asio::awaitable<error_code> Session::flush() {
   writing_ = true;
   armWriteStall();
-  size_t done = 0;
-  error_code ec;
-  while (done < frame.size() && !ec) {
-    auto [wec, n] = co_await stream_.async_write_some(
-        asio::buffer(frame.data() + done, frame.size() - done), kAwait);
-    done += n;
-    bytes_out_ += n;
-    env_->metrics.bytesOut(n);
-    ec = wec;
-    if (!ec) armWriteStall();
-  }
+  error_code ec = co_await stream_.flush();
   writing_ = false;
-  ++write_stall_generation_;
-  write_stall_timer_.cancel();
   co_return ec;
 }
 
-void Session::armWriteStall() {
-  const uint64_t generation = ++write_stall_generation_;
-  unsent_at_arming_ = unsentBytes(stream_.next_layer().native_handle());
-  write_stall_timer_.expires_after(std::chrono::seconds(env_->config.write_stall_timeout_seconds));
-  write_stall_timer_.async_wait([weak = weak_from_this(), generation](error_code ec) {
-    auto s = weak.lock();
-    if (ec || !s) return;
-    s->onWriteStall(generation);
-  });
+std::vector<uint8_t> Session::takeFrameBuffer() {
+  if (frame_pool_.empty()) return {};
+  std::vector<uint8_t> frame = std::move(frame_pool_.back());
+  frame_pool_.pop_back();
+  return frame;
 }
 
-void Session::onWriteStall(uint64_t generation) {
-  // A completion already queued when the timer was re-armed still arrives: the generation tells.
-  if (generation != write_stall_generation_ || !writing_ || client_gone_) return;
-  // A record not yet complete may still be moving: the kernel's queue for the peer changed.
-  if (int unsent = unsentBytes(stream_.next_layer().native_handle());
-      unsent >= 0 && unsent != unsent_at_arming_) {
-    armWriteStall();
-    return;
+void Session::recycleFrameBuffer(std::vector<uint8_t> frame) {
+  // Enough for every frame in flight; the rest is freed.
+  if (frame_pool_.size() < kMaxQueuedDataFrames + 2 * kFramesPerRead &&
+      frame.capacity() >= kFrameBufferSize) {
+    frame_pool_.push_back(std::move(frame));
   }
-  // The client takes nothing: without this it would hold its session, its connection slot and
-  // (through the full pipes) its job for ever.
-  const bool job_running = job_id_ != 0 && !job_ended_;
-  const std::string why =
-      "read nothing for " + std::to_string(env_->config.write_stall_timeout_seconds) + " s";
-  PYRUN_LOG(kInfo) << "client " << peer_ << " " << why << "; closing the connection"
-                   << (job_running ? " and killing job " + std::to_string(job_id_) : "");
-  // The sentence goes with the verdict this ending gives (cancelled), not with an earlier one.
-  if (job_running && front_verdict_ == proto::Verdict::kOk) exit_detail_ = "the client " + why;
-  onClientGone(why, true);
-  // Fails the pending write: the writer then ends without the shutdown exchange.
-  error_code ignored;
-  stream_.next_layer().close(ignored);
-}
-
-asio::awaitable<void> Session::waitForOutputSpace() {
-  while (out_data_frames_ >= kMaxQueuedDataFrames && !client_gone_ && !writer_done_) {
-    space_wake_.expires_at(asio::steady_timer::time_point::max());
-    co_await space_wake_.async_wait(kAwait);
-  }
-}
-
-asio::awaitable<void> Session::waitForStdinSpace() {
-  auto full = [this] { return stdin_bytes_ >= kMaxStdinBuffered && !stdin_dead_ && !finished_; };
-  if (!full()) co_return;
-  // Not reading the connection also means not seeing its end: the FIN of a client killed now
-  // waits behind the stdin it still had in flight, and its job would run on. But a closed socket
-  // answers any byte we send with a reset; so the client is probed while we wait, and the
-  // socket is watched for that reset.
-  reader_parked_ = true;
-  watchSocketErrors();
-  checkPeerWhileParked();
-  while (full()) {
-    stdin_space_wake_.expires_at(asio::steady_timer::time_point::max());
-    co_await stdin_space_wake_.async_wait(kAwait);
-  }
-  reader_parked_ = false;
-  peer_check_timer_.cancel();
-}
-
-void Session::checkPeerWhileParked() {
-  peer_check_timer_.expires_after(kParkedPeerCheck);
-  peer_check_timer_.async_wait([weak = weak_from_this()](error_code ec) {
-    auto s = weak.lock();
-    if (ec || !s || !s->reader_parked_ || s->finished_) return;
-    // An empty STDOUT frame means nothing to a client (docs/PROTOCOL.md, section 2). Only into an
-    // idle writer: a pending write finds a vanished client by itself (the reset fails it) and a
-    // stalled one through the stall watch.
-    if (s->out_.empty() && !s->writing_) {
-      s->push(proto::encodeData(proto::FrameType::kStdout, std::span<const uint8_t>()));
-    }
-    s->checkPeerWhileParked();
-  });
-}
-
-void Session::watchSocketErrors() {
-  if (error_watch_started_) return;
-  error_watch_started_ = true;
-  // Completes on a reset (EPOLLERR/EPOLLHUP); cancelled when the socket closes.
-  stream_.next_layer().async_wait(
-      asio::ip::tcp::socket::wait_error, [weak = weak_from_this()](error_code ec) {
-        auto s = weak.lock();
-        if (ec || !s || s->client_gone_) return;
-        s->onClientGone(socketError(s->stream_.next_layer().native_handle()));
-        error_code ignored;
-        s->stream_.next_layer().close(ignored);
-      });
 }
 
 void Session::push(std::vector<uint8_t> frame) {
-  if (client_gone_) return;
-  auto type = static_cast<proto::FrameType>(frame[0]);
-  if (type == proto::FrameType::kStdout || type == proto::FrameType::kStderr ||
-      type == proto::FrameType::kResultData) {
-    ++out_data_frames_;
-  }
-  out_.push_back(std::move(frame));
-  wake(writer_wake_);
+  outbox_.push(std::move(frame), Outbox::Kind::kControl);
 }
 
 bool Session::handleFileBegin(const proto::FileHeader& header) {
@@ -754,115 +610,6 @@ void Session::onSpawnerMessage(sandbox::Received& received) {
   }
 }
 
-void Session::onJobStarted(sandbox::Received& received) {
-  auto& started = std::get<sandbox::JobStarted>(received.message);
-  times_.merge(started.times);
-  if (received.fds.size() != 3) {
-    // Its descriptors close with `received`; the JobEnded that follows the kill still gives the
-    // job its job_end line (verdict internal-error).
-    PYRUN_LOG(kError) << "job " << job_id_ << ": spawner sent " << received.fds.size()
-                      << " descriptors instead of 3";
-    killJob(proto::Verdict::kInternalError);
-    fail(proto::ErrorCode::kInternal, "the server could not start the job");
-    return;
-  }
-  auto ex = stream_.get_executor();
-  auto in = std::make_shared<Pipe>(ex, received.fds[0].release());
-  auto out = std::make_shared<Pipe>(ex, received.fds[1].release());
-  // A terminal job has one output (the terminal); its third descriptor takes window sizes.
-  std::shared_ptr<Pipe> err;
-  if (terminal_) {
-    terminal_->attach(std::move(received.fds[2]));
-    open_outputs_ = 1;
-  } else {
-    err = std::make_shared<Pipe>(ex, received.fds[2].release());
-    open_outputs_ = 2;
-  }
-  PYRUN_LOG(kDebug) << "job " << job_id_ << " runs as pid " << started.pid;
-  if (!finished_ && !kill_sent_) {
-    state_ = proto::ServerState::kRunning;
-    push(proto::encode(proto::Started{std::to_string(job_id_), run_->limits}));
-    wall_timer_.expires_after(std::chrono::seconds(run_->limits.wall_seconds));
-    wall_timer_.async_wait([weak = weak_from_this()](error_code ec) {
-      auto s = weak.lock();
-      if (ec || !s || s->job_ended_) return;
-      s->killJob(proto::Verdict::kWallLimit);
-    });
-  }
-  // The pumps run even for a job being killed: draining its pipes lets it die without blocking
-  // on a full pipe, and their end of file is part of the end of the job.
-  auto self = shared_from_this();
-  auto on_error = [self](std::exception_ptr e) {
-    if (!e) return;
-    PYRUN_LOG(kError) << "job " << self->job_id_ << ": " << exceptionText(e);
-    self->killJob(proto::Verdict::kInternalError);
-  };
-  // A pump that failed will never reach its end of file: count it as closed, or EXIT never goes.
-  auto on_output_error = [self, on_error](std::exception_ptr e) {
-    if (!e) return;
-    on_error(e);
-    --self->open_outputs_;
-    self->maybeEndJob();
-  };
-  asio::co_spawn(ex, outputPump(out, proto::FrameType::kStdout), on_output_error);
-  if (err) asio::co_spawn(ex, outputPump(err, proto::FrameType::kStderr), on_output_error);
-  asio::co_spawn(ex, stdinPump(in), on_error);
-}
-
-asio::awaitable<void> Session::outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type) {
-  auto self = shared_from_this();
-  std::vector<uint8_t> buffer(proto::kMaxDataChunk);
-  // Data frames only after STARTED: a job killed before it (a cancel while it was being started)
-  // is drained, not shown.
-  auto deliverable = [this] {
-    return state_ == proto::ServerState::kRunning && !client_gone_ && !finished_;
-  };
-  for (;;) {
-    auto [ec, n] = co_await pipe->async_read_some(asio::buffer(buffer), kAwait);
-    if (ec) break;  // end of file (every writer closed) or the pipe failed: either way, done
-    if (n > 0) times_.stamp(JobStage::kFirstOutput);  // the first stamp stays
-    size_t allowed = budget_.take(n);
-    if (allowed > 0 && deliverable()) {
-      co_await waitForOutputSpace();
-      if (deliverable()) {
-        push(proto::encodeData(type, std::span<const uint8_t>(buffer.data(), allowed)));
-        (type == proto::FrameType::kStdout ? stdout_bytes_ : stderr_bytes_) += allowed;
-      }
-    }
-    if (budget_.truncated()) killJob(proto::Verdict::kOutputLimit);
-  }
-  error_code ignored;
-  pipe->close(ignored);
-  --open_outputs_;
-  maybeEndJob();
-}
-
-asio::awaitable<void> Session::stdinPump(std::shared_ptr<Pipe> pipe) {
-  auto self = shared_from_this();
-  for (;;) {
-    while (stdin_.empty() && !stdin_end_ && !stdin_dead_) {
-      stdin_wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await stdin_wake_.async_wait(kAwait);
-    }
-    if (stdin_dead_ || stdin_.empty()) break;  // stdin_end_ with nothing left: close the pipe
-    auto [ec, n] = co_await asio::async_write(*pipe, asio::buffer(stdin_.front()), kAwait);
-    if (ec) {
-      // EPIPE: the program closed its stdin or ended. What it did not read is dropped, as a
-      // local pipe would drop it.
-      stdin_dead_ = true;
-      stdin_.clear();
-      stdin_bytes_ = 0;
-      wake(stdin_space_wake_);
-      break;
-    }
-    stdin_bytes_ -= stdin_.front().size();
-    stdin_.pop_front();
-    wake(stdin_space_wake_);
-  }
-  error_code ignored;
-  pipe->close(ignored);
-}
-
 void Session::handleSignal(int signal) {
   if (state_ != proto::ServerState::kRunning) {
     // Queued (waiting for a slot, or being started): the job ends before it ever starts.
@@ -889,10 +636,7 @@ void Session::handleCancel() {
 }
 
 void Session::endQueued(int signal) {
-  if (ticket_ != 0) {
-    env_->scheduler.withdraw(ticket_);
-    ticket_ = 0;
-  }
+  withdrawTicket();
   // Already handed to the spawner: killed. STARTED never goes out, and the job still gets its
   // job_end line when the spawner reports the end (maybeEndJob, or the handler ~Session leaves).
   if (job_id_ != 0) killJob(proto::Verdict::kCancelled);
@@ -901,6 +645,7 @@ void Session::endQueued(int signal) {
   exit.code = signal;
   exit.verdict = proto::Verdict::kCancelled;
   exit.detail = "cancelled before the job started";
+  exit_pushed_ = true;
   push(proto::encode(exit));
   finish();
 }
@@ -981,6 +726,7 @@ void Session::maybeEndJob() {
         (exit.detail.empty() ? "" : "; ") + std::string("results incomplete: ") + results_note_;
     if (exit.detail.size() > proto::kMaxText) exit.detail.resize(proto::kMaxText);
   }
+  exit_pushed_ = true;
   push(proto::encode(exit));
   finish();
 }
@@ -993,53 +739,7 @@ void Session::onExitWritten() {
     PYRUN_LOG(kDebug) << "job " << job_id_ << " stages: " << describeTimings(timings);
   }
   // Its own frame after EXIT, so that it can hold EXIT's own write (docs/PROTOCOL.md, TIMINGS).
-  if (run_->request.want_timings && !client_gone_) out_.push_back(proto::encode(timings));
-}
-
-asio::awaitable<void> Session::sendResults() {
-  auto self = shared_from_this();
-  {
-    ResultFiles files(env_->config.jobs_dir, job_ended_->results);
-    std::vector<uint8_t> buffer(proto::kMaxDataChunk);
-    bool broken = false;
-    while (!client_gone_ && !finished_ && !broken) {
-      auto next = files.next();
-      if (!next) {
-        PYRUN_LOG(kError) << "job " << job_id_ << ": results: " << next.error().detail();
-        break;
-      }
-      if (!*next) break;
-      auto& file = **next;
-      std::vector<uint8_t> header = proto::encode(file.header, proto::FrameType::kResult);
-      co_await waitForOutputSpace();
-      if (client_gone_ || finished_) break;
-      push(std::move(header));
-      for (uint64_t left = file.header.size; left > 0;) {
-        const size_t want = static_cast<size_t>(std::min<uint64_t>(left, buffer.size()));
-        ssize_t n = ::read(file.fd.get(), buffer.data(), want);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          // The announced size cannot be kept: the session cannot go on in step.
-          PYRUN_LOG(kError) << "job " << job_id_ << ": result " << file.header.name
-                            << " shrank while being sent";
-          broken = true;
-          break;
-        }
-        co_await waitForOutputSpace();
-        if (client_gone_ || finished_) break;
-        push(proto::encodeData(proto::FrameType::kResultData,
-                               std::span<const uint8_t>(buffer.data(), static_cast<size_t>(n))));
-        left -= static_cast<uint64_t>(n);
-      }
-    }
-    if (broken) {
-      results_done_ = true;
-      fail(proto::ErrorCode::kInternal, "the server could not send the result files");
-      co_return;
-    }
-  }  // the copies are removed here
-  results_done_ = true;
-  maybeEndJob();
+  if (run_->request.want_timings && !client_gone_) outbox_.push(proto::encode(timings), Outbox::Kind::kControl);
 }
 
 void Session::onClientGone(const std::string& why, bool logged) {
@@ -1051,23 +751,16 @@ void Session::onClientGone(const std::string& why, bool logged) {
                      << (job_id_ != 0 && !job_ended_ ? "; killing job " + std::to_string(job_id_)
                                                      : "");
   }
-  if (ticket_ != 0) {
-    env_->scheduler.withdraw(ticket_);
-    ticket_ = 0;
-  }
+  withdrawTicket();
   killJob(proto::Verdict::kCancelled);
-  out_.clear();
-  out_data_frames_ = 0;
+  outbox_.close();
   finish();
 }
 
 void Session::fail(proto::ErrorCode code, const std::string& message) {
   if (finished_) return;
   PYRUN_LOG(kInfo) << "session " << peer_ << ": " << message;
-  if (ticket_ != 0) {
-    env_->scheduler.withdraw(ticket_);
-    ticket_ = 0;
-  }
+  withdrawTicket();
   // The ERROR's message says what the client did wrong; the job_end line keeps it too.
   if (job_id_ != 0 && !job_ended_ && front_verdict_ == proto::Verdict::kOk &&
       verdictForError(code) == proto::Verdict::kProtocolError) {
@@ -1083,8 +776,7 @@ void Session::finish() {
   state_ = proto::ServerState::kDone;
   request_timer_.cancel();
   peer_check_timer_.cancel();
-  wake(writer_wake_);
-  wake(space_wake_);
+  outbox_.end();
   stdin_dead_ = true;
   wake(stdin_wake_);
   wake(stdin_space_wake_);

@@ -24,6 +24,7 @@
 #include "server/audit.h"
 #include "server/config.h"
 #include "server/metrics.h"
+#include "server/outbox.h"
 #include "server/policy_set.h"
 #include "server/quotas.h"
 #include "server/scheduler.h"
@@ -31,6 +32,7 @@
 #include "server/spawner_link.h"
 #include "server/terminal_window.h"
 #include "server/transfer.h"
+#include "tls/stream.h"
 #include "tls/tls.h"
 
 namespace pyrun::server {
@@ -104,13 +106,13 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> reader();
   boost::asio::awaitable<void> writer();
-  boost::asio::awaitable<boost::system::error_code> writeFrame(const std::vector<uint8_t>& frame);
+  // Sends what the writer encrypted, under the write stall watch.
+  boost::asio::awaitable<boost::system::error_code> flush();
   boost::asio::awaitable<void> outputPump(std::shared_ptr<Pipe> pipe, proto::FrameType type);
   boost::asio::awaitable<void> stdinPump(std::shared_ptr<Pipe> pipe);
   // TERMINAL and WINDOW frames; false when the session failed (ERROR sent).
   bool handleTerminal(proto::Terminal terminal);
   bool handleWindow(proto::WindowSize size);
-  boost::asio::awaitable<void> waitForOutputSpace();
   boost::asio::awaitable<void> waitForStdinSpace();
 
   // What a coroutine of this session does with an exception: log it, end the session.
@@ -133,12 +135,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void maybeEndJob();
   JobEndRecord jobEndRecord() const;
   void armWriteStall();
-  void onWriteStall(uint64_t generation);
+  void tickWriteStall();
+  void onWriteStall();
+  // A buffer for a data frame: from the pool of frames already sent, or new.
+  std::vector<uint8_t> takeFrameBuffer();
+  void recycleFrameBuffer(std::vector<uint8_t> frame);
   void checkPeerWhileParked();
   void watchSocketErrors();
   void onClientGone(const std::string& why, bool logged = false);
   void fail(proto::ErrorCode code, const std::string& message);
+  // A control frame for the client (a data frame goes through outbox_ after waiting for room).
   void push(std::vector<uint8_t> frame);
+  // The queue ticket is given back (a queued session that ends); the one place that does it.
+  void withdrawTicket();
   void finish();
   void wake(boost::asio::steady_timer& timer);
   void handshakeEnded();
@@ -146,7 +155,7 @@ class Session : public std::enable_shared_from_this<Session> {
   AuditLine auditLine(std::string_view event) const;
 
   std::shared_ptr<SessionEnv> env_;
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  tls::Stream stream_;
   std::string peer_;    // "203.0.113.7:51234" for logs
   std::string source_;  // "203.0.113.7": what the per-source handshake cap counts
   std::string proxy_;   // "192.0.2.1:40000": the trusted proxy it came through (empty: direct)
@@ -172,16 +181,18 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Frames to the client. Data frames wait for room (kMaxQueuedDataFrames); the few control
   // frames of a session never wait.
-  std::deque<std::vector<uint8_t>> out_;
-  size_t out_data_frames_ = 0;
-  boost::asio::steady_timer writer_wake_;
-  boost::asio::steady_timer space_wake_;
+  Outbox outbox_;
   // A write in progress, and the watch that ends the session when the client accepts none of it
   // for write_stall_timeout_seconds.
   bool writing_ = false;
   boost::asio::steady_timer write_stall_timer_;
-  uint64_t write_stall_generation_ = 0;
-  int unsent_at_arming_ = -1;
+  bool stall_watch_running_ = false;
+  std::chrono::steady_clock::time_point stall_since_{};  // the last progress seen
+  uint64_t stall_sent_ = 0;
+  int stall_unsent_ = -2;
+  // Data frames' buffers, back from the writer for the pumps to fill again (no allocation and no
+  // copy per frame).
+  std::vector<std::vector<uint8_t>> frame_pool_;
 
   std::optional<RunAccepted> run_;
   // Files received before RUN; handed to the spawner with the job.
@@ -228,6 +239,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // When the job reached each stage (debug log; TIMINGS when RUN asked for it).
   StageTimes times_;
+  bool exit_pushed_ = false;   // EXIT is queued (the writer then calls onExitWritten once)
+  bool exit_written_ = false;
   // After the EXIT frame is written: stamps it, logs the breakdown, queues TIMINGS if asked.
   void onExitWritten();
 };

@@ -277,6 +277,12 @@ TEST_F(HostilePeersTest, ClientThatStopsReadingIsCutOffAfterTheIdleTimeout) {
   EXPECT_EQ(countLines(log, {"went away"}), 0u) << log;
 }
 
+TEST_F(HostilePeersTest, OneByteStdinFramesCannotInflateTheFrontsMemory) {
+  startServer("", 1, 600);
+  expectScenario("tiny_stdin_frames", alice_);
+  expectGoodJobServed();
+}
+
 // ---- caps before authentication: refusal beyond each cap, service again below it ----
 
 TEST_F(HostilePeersTest, ConnectionsOverTheCapAreRefusedUntilOneCloses) {
