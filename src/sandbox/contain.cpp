@@ -331,7 +331,8 @@ int copyJobFile(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
   int err = 0;
   if (::fstat(in, &st) != 0) {
     err = errno;
-  } else if (!S_ISREG(st.st_mode)) {
+  } else if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+    // One link, checked on what was opened (planJobRoot checked the path, earlier).
     err = EINVAL;
   }
   int out = -1;

@@ -73,6 +73,8 @@ void Spawner::spawn(channel::SpawnRequest request) {
                std::to_string(id));
   }
   if (jobs_.count(id) != 0) return bad("job " + std::to_string(id) + " is already running");
+  // The warm pool's own ids: a front that used one could take the place of a parked job.
+  if (id >= kFirstPoolId) return bad("job id " + std::to_string(id) + " is reserved");
   // Parked jobs count against the cap, but one can always give way (or take the job).
   if (config_.max_jobs != 0 && activeJobs() >= config_.max_jobs &&
       std::none_of(jobs_.begin(), jobs_.end(),

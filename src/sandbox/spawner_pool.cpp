@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "common/log.h"
 #include "sandbox/boot_module.h"
@@ -83,6 +84,19 @@ struct CopyFailure {
     _exit(1);
   };
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Root, but with nothing of the spawner's beyond what the copy needs: no other job's pipes or
+  // pidfds, no front socket; and no way to gain privileges by exec.
+  ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  std::vector<int> keep = {staged_fd, report_fd};
+  if (join != nullptr) keep.insert(keep.end(), join->fds, join->fds + join->count);
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (int fd : keep) {
+    if (fd < 3) continue;
+    if (static_cast<unsigned>(fd) > from) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+    from = static_cast<unsigned>(fd) + 1;
+  }
+  ::close_range(from, ~0u, 0);
   if (join != nullptr) {
     if (int err = joinCgroup(*join); err != 0) failed(-1, err);
   }
@@ -112,7 +126,9 @@ struct CopyFailure {
       if (!in) failed(step, errno);
       struct stat st {};
       if (::fstat(in.get(), &st) != 0) failed(step, errno);
-      if (!S_ISREG(st.st_mode)) failed(step, EINVAL);
+      // One link, checked on what was opened: the plan's check (planJobRoot) was on the path, and
+      // a file swapped for a hard link to another since must not be copied with root's rights.
+      if (!S_ISREG(st.st_mode) || st.st_nlink != 1) failed(step, EINVAL);
       out.reset(::openat(job.get(), rel.c_str(),
                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!out) failed(step, errno);
@@ -325,6 +341,20 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
     return true;
   };
 
+  // Limits: only ever lowered, to what a cold start of this job would have had (the rlimits by
+  // the boot module itself, above). Before the copy, which is charged to the job under the limit
+  // its files are copied under in a cold start.
+  if (job.cgroup) {
+    CgroupLimits lower;
+    if (cgroups_.hasMemory() && l.memory_bytes < job.limits.memory_bytes) {
+      lower.memory_bytes = l.memory_bytes;
+    }
+    if (cgroups_.hasPids() && l.processes < job.limits.processes) lower.processes = l.processes;
+    if (lower.memory_bytes != 0 || lower.processes != 0) {
+      if (auto r = job.cgroup->setLimits(lower); !r) return fail("cgroup", EIO, r.error().detail());
+    }
+  }
+
   // The files, copied into its /job by a helper in its cgroup.
   UniqueFd staged_path(::openat(jobs_dir_.get(), staged->name.c_str(),
                                 O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -340,8 +370,11 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   }
   report->second.reset();
   int status = 0;
-  while (::waitpid(helper, &status, 0) < 0 && errno == EINTR) {
-  }
+  pid_t waited;
+  do {
+    waited = ::waitpid(helper, &status, 0);
+  } while (waited < 0 && errno == EINTR);
+  if (waited != helper) status = W_EXITCODE(1, 0);  // not known to have succeeded: it failed
   CopyFailure failure{};
   ssize_t got = ::read(report->first.get(), &failure, sizeof failure);
   staged_path.reset();
@@ -355,18 +388,6 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
     return fail("mount", failure.error, what + ": " + std::strerror(failure.error));
   }
 
-  // Limits: only ever lowered, to what a cold start of this job would have had (the rlimits by
-  // the boot module itself, above).
-  if (job.cgroup) {
-    CgroupLimits lower;
-    if (cgroups_.hasMemory() && l.memory_bytes < job.limits.memory_bytes) {
-      lower.memory_bytes = l.memory_bytes;
-    }
-    if (cgroups_.hasPids() && l.processes < job.limits.processes) lower.processes = l.processes;
-    if (lower.memory_bytes != 0 || lower.processes != 0) {
-      if (auto r = job.cgroup->setLimits(lower); !r) return fail("cgroup", EIO, r.error().detail());
-    }
-  }
   // The CPU it used in its boot is not the client's: measured now and subtracted at its end.
   job.boot_cpu_us = cpuMicrosOf(job.pid) + cpuMicrosOf(job.interpreter_pid);
   // The job's argv: the boot module reads it, closes the pipe and runs the script.

@@ -739,7 +739,8 @@ void Session::onExitWritten() {
     PYRUN_LOG(kDebug) << "job " << job_id_ << " stages: " << describeTimings(timings);
   }
   // Its own frame after EXIT, so that it can hold EXIT's own write (docs/PROTOCOL.md, TIMINGS).
-  if (run_->request.want_timings && !client_gone_) outbox_.push(proto::encode(timings), Outbox::Kind::kControl);
+  if (run_->request.want_timings && !client_gone_)
+    outbox_.push(proto::encode(timings), Outbox::Kind::kControl);
 }
 
 void Session::onClientGone(const std::string& why, bool logged) {

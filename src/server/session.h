@@ -239,7 +239,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // When the job reached each stage (debug log; TIMINGS when RUN asked for it).
   StageTimes times_;
-  bool exit_pushed_ = false;   // EXIT is queued (the writer then calls onExitWritten once)
+  bool exit_pushed_ = false;  // EXIT is queued (the writer then calls onExitWritten once)
   bool exit_written_ = false;
   // After the EXIT frame is written: stamps it, logs the breakdown, queues TIMINGS if asked.
   void onExitWritten();

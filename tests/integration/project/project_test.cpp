@@ -402,7 +402,7 @@ TEST_F(ProjectTest, GetsAResultAfterAFailedRun) {
   auto main = put("main.py", "open('crash.log', 'w').write('it broke')\nraise SystemExit(3)\n");
   auto o = run(pyrun(*server, {"--get", "crash.log", "-o", dir_ / "got"}, main));
   EXPECT_EQ(o.exit_code, 3) << o.err;
-  EXPECT_EQ(readFileOrEmpty(dir_ / "got/crash.log"), "it broke");
+  EXPECT_EQ(readFileOrEmpty(dir_ / "got/crash.log"), "it broke") << o.err;
 }
 
 // Nothing is lost silently: a result the server leaves out is named in pyrun's last line.
@@ -438,9 +438,9 @@ TEST_F(ProjectTest, GetBringsNoContentOfLinksTheJobPlanted) {
   const std::string out = dir_ / "got";
   auto o = run(pyrun(*server, {"--get", "*", "--get", "etcdir/**", "-o", out}, main));
   EXPECT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_EQ(readFileOrEmpty(out + "/plain.txt"), "plain");
+  EXPECT_EQ(readFileOrEmpty(out + "/plain.txt"), "plain") << o.err;
   // The script itself matches "*" too; no link, nor anything behind one, came back.
-  EXPECT_EQ(readFileOrEmpty(out + "/main.py"), readFileOrEmpty(main));
+  EXPECT_EQ(readFileOrEmpty(out + "/main.py"), readFileOrEmpty(main)) << o.err;
   EXPECT_EQ(entriesIn(out), 2u) << o.out;
 }
 

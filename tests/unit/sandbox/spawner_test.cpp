@@ -752,6 +752,22 @@ TEST_F(SpawnerTest, DuplicateJobIdIsRefused) {
   EXPECT_EQ(expectEnded(1).code, 1);  // input() at end of file: EOFError
 }
 
+// The warm pool's parked jobs have ids from 2^62 up: a front that asked for one could take the
+// place of a parked job (its cgroup, its entry in the spawner's table).
+TEST_F(SpawnerTest, JobIdsOfTheWarmPoolAreRefused) {
+  const uint64_t reserved = uint64_t{1} << 62;
+  submit(spec(reserved, "print('mine')\n"));
+  Received r = next();
+  ASSERT_TRUE(std::holds_alternative<JobFailed>(r.message));
+  EXPECT_EQ(std::get<JobFailed>(r.message).stage, "spec");
+  EXPECT_NE(std::get<JobFailed>(r.message).detail.find("reserved"), std::string::npos);
+  // An ordinary id still runs.
+  submit(spec(2, "print('ok')\n"));
+  Received ok = expectStarted(2);
+  ok.fds[0].reset();
+  EXPECT_EQ(expectEnded(2).code, 0);
+}
+
 TEST_F(SpawnerTest, MalformedRequestsAreDroppedAndTheSpawnerCarriesOn) {
   int sock = spawner_.socket.get();
   std::vector<uint8_t> garbage = {0xff, 1, 2, 3};
