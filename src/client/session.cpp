@@ -101,6 +101,11 @@ class Session {
         stderr_(io.get_executor(), 2) {
     error_code ec;
     stdin_.assign(stdin_pipe.release(), ec);
+    if (raw_ != nullptr) {
+      // In raw mode every signal whose default would end pyrun must pass through the way out
+      // that puts the terminal back: they cancel the job, like SIGTERM.
+      for (int sig : {SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE}) signals_.add(sig, ec);
+    }
   }
 
   awaitable<void> watchSignals();

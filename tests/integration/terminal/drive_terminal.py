@@ -152,6 +152,17 @@ def scenario(name, t, extra):
         code = t.wait()
         t.expect("pyrun: connection to")
         return code == 255
+    if name in ("kill-term", "kill-quit", "kill-usr1"):
+        # A signal sent to pyrun itself: the job is cancelled and pyrun exits on its own (not
+        # killed by the signal), with the terminal's settings put back (checked by the caller).
+        sig = {"kill-term": signal.SIGTERM, "kill-quit": signal.SIGQUIT,
+               "kill-usr1": signal.SIGUSR1}[name]
+        t.expect("ready> ")
+        os.kill(t.pid, sig)
+        code = t.wait()
+        if code < 0:
+            raise Fail("pyrun was killed by signal %d" % -code)
+        return True
     raise Fail("unknown scenario " + name)
 
 

@@ -177,6 +177,15 @@ TEST_F(TerminalTest, TildeDotEndsTheSessionAndRestoresTheTerminal) {
   EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
 }
 
+// Every signal whose default would end pyrun goes through its way out, which restores the
+// terminal: without the handler, SIGQUIT and SIGUSR1 would leave it in raw mode.
+TEST_F(TerminalTest, SignalsSentToPyrunRestoreTheTerminal) {
+  for (const char* name : {"kill-term", "kill-quit", "kill-usr1"}) {
+    Outcome o = drive(name, "wait_input.py");
+    EXPECT_EQ(o.exit_code, 0) << name << "\n" << o.out << o.err;
+  }
+}
+
 TEST_F(TerminalTest, ServerDeathMidJobRestoresTheTerminal) {
   // A server of its own: this one is killed.
   ServerFixture doomed("terminal-doomed");
