@@ -306,9 +306,19 @@ def section_parallel(args, remote, hello, report):
 def section_stream(args, remote, sshd, flood, sections, report):
     blocks = args.mib * 16  # 64 KiB blocks
     mb = blocks * 65536 / 1e6
-    wall, usage, _ = timed_rusage(remote + [flood, str(blocks)])
+    # Linux counts the forking process's RSS at the exec into the child's ru_maxrss (here this
+    # script's ~18 MiB, shared through vfork). GNU time forks pyrun from its own ~2 MiB and reports
+    # that child's figure alone; without it, the figure is only an upper bound.
+    gnu_time = shutil.which("time", path="/usr/bin")
+    rss_file = os.path.join(os.path.dirname(flood), "rss.txt")
+    wrapper = [gnu_time, "-f", "%M", "-o", rss_file] if gnu_time else []
+    wall, usage, _ = timed_rusage(wrapper + remote + [flood, str(blocks)])
     p_rate = mb / wall
-    rss_mib = usage.ru_maxrss / 1024  # KiB on Linux
+    if gnu_time:
+        with open(rss_file) as f:
+            rss_mib = int(f.read().split()[-1]) / 1024  # KiB
+    else:
+        rss_mib = usage.ru_maxrss / 1024  # KiB on Linux; includes this script's RSS at the fork
     print(f"{args.mib} MiB of stdout to /dev/null:")
     if "stream" in sections:
         l_rate = mb / timed(LOCAL + [flood, str(blocks)])
