@@ -69,8 +69,9 @@ std::optional<std::string> verdictLine(const proto::Exit& exit, const proto::Lim
   } else {
     line = exit.detail;  // beside ok: what did not come back of --get's results
   }
-  // Truncation is always said, even when the verdict's sentence is about something else.
-  if (exit.output_truncated != 0 && line.find("truncated") == std::string::npos) {
+  // Truncation is always said, even when the verdict's sentence is about something else. The
+  // output limit's verdict is the truncation's own sentence (the server's, or ours above).
+  if (exit.output_truncated != 0 && exit.verdict != proto::Verdict::kOutputLimit) {
     std::string t = "output truncated after " + formatBytes(exit.stdout_bytes + exit.stderr_bytes);
     line = line.empty() ? t : line + "; " + t;
   }

@@ -48,36 +48,41 @@ Result<PolicySet> loadPolicySet(const ServerConfig& config, const policy::Policy
   return set;
 }
 
-Result<PolicySet> reloadPolicySet(const std::string& config_file) {
+namespace {
+
+// The config file read again (on SIGHUP, or by the spawner), its errors as kPolicy. `strict`: the
+// file and the directories above it pass StrictModes first (what root reads).
+Result<ServerConfig> rereadConfig(const std::string& config_file, bool strict) {
+  if (strict) {
+    if (auto safe = checkStrictModes(config_file); !safe) return safe.error();
+  }
   ServerConfig fresh;
   auto text = readFile(config_file, 1u << 20);
   if (!text) return text.error();
   if (auto r = applyConfigYaml(fresh, *text, config_file); !r) {
     return Error(Errc::kPolicy, r.error().detail());
   }
-  return loadPolicySet(fresh);
+  return fresh;
+}
+
+}  // namespace
+
+Result<PolicySet> reloadPolicySet(const std::string& config_file) {
+  auto fresh = rereadConfig(config_file, false);
+  if (!fresh) return fresh.error();
+  return loadPolicySet(*fresh);
 }
 
 Result<std::map<std::string, std::string>> policyFilesForSpawner(const std::string& config_file) {
-  if (auto safe = checkStrictModes(config_file); !safe) return safe.error();
-  ServerConfig fresh;
-  auto text = readFile(config_file, 1u << 20);
-  if (!text) return text.error();
-  if (auto r = applyConfigYaml(fresh, *text, config_file); !r) {
-    return Error(Errc::kPolicy, r.error().detail());
-  }
-  return fresh.policies;
+  auto fresh = rereadConfig(config_file, true);
+  if (!fresh) return fresh.error();
+  return fresh->policies;
 }
 
 Result<std::map<std::string, uint32_t>> poolSizesForSpawner(const std::string& config_file) {
-  if (auto safe = checkStrictModes(config_file); !safe) return safe.error();
-  ServerConfig fresh;
-  auto text = readFile(config_file, 1u << 20);
-  if (!text) return text.error();
-  if (auto r = applyConfigYaml(fresh, *text, config_file); !r) {
-    return Error(Errc::kPolicy, r.error().detail());
-  }
-  return poolSizesOf(fresh);
+  auto fresh = rereadConfig(config_file, true);
+  if (!fresh) return fresh.error();
+  return poolSizesOf(*fresh);
 }
 
 }  // namespace pyrun::server

@@ -14,6 +14,7 @@
 
 #include "support/pki.h"
 #include "support/process.h"
+#include "support/pyrund.h"
 #include "support/temp_dir.h"
 
 namespace pyrun::test {
@@ -31,12 +32,11 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-// One pyrund as root: alice runs under the shipped default policy, bob under one that refuses
-// terminals, flood under one with a small output cap.
+// One pyrund as root (tests/support's Pyrund): alice runs under the shipped default policy, bob
+// under one that refuses terminals, flood under one with a small output cap.
 class ServerFixture {
  public:
   explicit ServerFixture(const std::string& name) : dir_(name) {
-    ::chmod(dir_.path().c_str(), 0711);
     pki_ = std::make_unique<Pki>(dir_.path());
     alice_ = pki_->clientBundle("alice");
     bob_ = pki_->clientBundle("bob");
@@ -45,36 +45,20 @@ class ServerFixture {
               "version: 1\ninclude: [" + kDefaultPolicy + "]\nterminal: false\n");
     writeFile(dir_ / "flood.yaml", "version: 1\ninclude: [" + kDefaultPolicy +
                                        "]\nlimits:\n  output: " + std::to_string(kFloodCap) + "\n");
-    writeFile(dir_ / "pyrund.yaml",
-              "listen: 127.0.0.1\nport: 0\nport_file: " + (dir_ / "port") +
-                  "\ncert: " + pki_->serverBundle() + "\njobs_dir: " + (dir_ / "jobs") +
-                  "\nmax_jobs: 4\nqueue: 16\npolicies:\n  default: " + kDefaultPolicy +
-                  "\n  noterm: " + (dir_ / "noterm.yaml") + "\n  flood: " + (dir_ / "flood.yaml") +
-                  "\nidentities:\n  default: default\n  clients:\n    bob: noterm\n"
-                  "    flood: flood\n",
-              0600);
-    server_ = std::make_unique<Child>(
-        std::vector<std::string>{binary("pyrund"), "--config", dir_ / "pyrund.yaml"});
-    if (!eventually([&] { return !readFileOrEmpty(dir_ / "port").empty(); }, 30s)) {
-      server_->signal(SIGKILL);
-      error_ = "pyrund did not write its port file; stderr:\n" + server_->wait(10s).err;
-      server_.reset();
-      return;
-    }
-    port_ = std::stoi(readFileOrEmpty(dir_ / "port"));
+    PyrundOptions o;
+    o.cert = pki_->serverBundle();
+    o.config_yaml = poolSizeYaml() + "max_jobs: 4\nqueue: 16\npolicies:\n  default: " +
+                    kDefaultPolicy + "\n  noterm: " + (dir_ / "noterm.yaml") +
+                    "\n  flood: " + (dir_ / "flood.yaml") +
+                    "\nidentities:\n  default: default\n  clients:\n    bob: noterm\n"
+                    "    flood: flood\n";
+    server_ = std::make_unique<Pyrund>(dir_.path(), std::move(o));
   }
 
-  ~ServerFixture() {
-    if (!server_ || hasExited(server_->pid())) return;
-    server_->signal(SIGTERM);
-    Outcome o = server_->wait(30s);
-    if (o.exit_code != 0) std::fprintf(stderr, "pyrund exit %d:\n%s\n", o.exit_code, o.err.c_str());
-  }
-
-  bool up() const { return server_ != nullptr; }
-  const std::string& error() const { return error_; }
+  bool up() const { return server_->started(); }
+  const std::string& error() const { return server_->startError(); }
   pid_t pid() const { return server_->pid(); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string address() const { return server_->address(); }
 
   std::vector<std::string> pyrun(const std::string& bundle, const std::vector<std::string>& flags,
                                  const std::string& script) const {
@@ -90,21 +74,16 @@ class ServerFixture {
  private:
   TempDir dir_;
   std::unique_ptr<Pki> pki_;
-  std::unique_ptr<Child> server_;
-  int port_ = 0;
-  std::string error_;
+  std::unique_ptr<Pyrund> server_;
 };
 
 class TerminalTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (::geteuid() != 0) return;
-    server_ = new ServerFixture("terminal-srv");
+    server_ = std::make_unique<ServerFixture>("terminal-srv");
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
+  static void TearDownTestSuite() { server_.reset(); }
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "pyrund confines jobs as root only here";
     ASSERT_TRUE(server_->up()) << server_->error();
@@ -131,7 +110,7 @@ class TerminalTest : public ::testing::Test {
     return run(server_->pyrun(bundle, flags, script), options);
   }
 
-  static inline ServerFixture* server_ = nullptr;
+  static inline std::unique_ptr<ServerFixture> server_;
 };
 
 // ---- what the user sees ----
