@@ -9,6 +9,7 @@
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -243,10 +244,16 @@ Failure takeOverSignals() {
 
 // Every process of the job is born inside its cgroup: the init joins before it forks anything.
 Failure joinJobCgroup(const ChildPlan& plan) {
-  if (plan.cgroup.count == 0) return {};
-  if (int err = joinCgroup(plan.cgroup); err != 0) {
-    errno = err;
-    return fail(Stage::kCgroup);
+  if (plan.cgroup.count != 0) {
+    if (int err = joinCgroup(plan.cgroup); err != 0) {
+      errno = err;
+      return fail(Stage::kCgroup, static_cast<int32_t>(CgroupStep::kJoin));
+    }
+  }
+  // Then a cgroup namespace rooted there: /proc/self/cgroup in the job shows "/", not the host's
+  // path, whose job-<id> would tell a job how many jobs the server has run.
+  if (::unshare(CLONE_NEWCGROUP) != 0) {
+    return fail(Stage::kCgroup, static_cast<int32_t>(CgroupStep::kNamespace));
   }
   return {};
 }

@@ -121,7 +121,11 @@ constexpr StageInfo kStages[] = {
     {Stage::kExecve, "execve",
      [](const StageContext& c, int32_t) { return "execve " + std::string(c.interpreter); }},
     {Stage::kCgroup, "cgroup",
-     [](const StageContext&, int32_t) { return std::string("join the job's cgroup"); }},
+     [](const StageContext&, int32_t arg) {
+       return std::string(arg == static_cast<int32_t>(CgroupStep::kNamespace)
+                              ? "enter a cgroup namespace of the job's own"
+                              : "join the job's cgroup");
+     }},
     {Stage::kMountPrivate, "mount-private",
      [](const StageContext&, int32_t) {
        return std::string("make the job's mount namespace private");

@@ -30,7 +30,7 @@ enum class Stage : int32_t {
   kChdir,
   kNoNewPrivs,
   kExecve,
-  kCgroup,        // joining the job's cgroup(s)
+  kCgroup,        // joining the job's cgroup(s); arg: CgroupStep
   kMountPrivate,  // making the new mount namespace private (no propagation to or from the host)
   kRoot,          // the tmpfs that becomes the job's root
   kMount,         // one MountStep (arg: its index)
@@ -46,6 +46,7 @@ enum class Stage : int32_t {
 enum class UserNamespaceStep : int32_t { kSetgroups = 0, kUidMap, kGidMap, kDumpable };
 enum class PivotRootStep : int32_t { kPivot = 1, kDetach, kChdir, kReadOnly };
 enum class LandlockStep : int32_t { kJobMountRules = 1, kEnforce };
+enum class CgroupStep : int32_t { kJoin = 0, kNamespace };
 enum class TerminalStep : int32_t {
   kOpen = 1,
   kUnlock,

@@ -47,11 +47,11 @@ class ServerFixture {
                                        "]\nlimits:\n  output: " + std::to_string(kFloodCap) + "\n");
     PyrundOptions o;
     o.cert = pki_->serverBundle();
-    o.config_yaml = poolSizeYaml() + "max_jobs: 4\nqueue: 16\npolicies:\n  default: " +
-                    kDefaultPolicy + "\n  noterm: " + (dir_ / "noterm.yaml") +
-                    "\n  flood: " + (dir_ / "flood.yaml") +
-                    "\nidentities:\n  default: default\n  clients:\n    bob: noterm\n"
-                    "    flood: flood\n";
+    o.config_yaml =
+        poolSizeYaml() + "max_jobs: 4\nqueue: 16\npolicies:\n  default: " + kDefaultPolicy +
+        "\n  noterm: " + (dir_ / "noterm.yaml") + "\n  flood: " + (dir_ / "flood.yaml") +
+        "\nidentities:\n  default: default\n  clients:\n    bob: noterm\n"
+        "    flood: flood\n";
     server_ = std::make_unique<Pyrund>(dir_.path(), std::move(o));
   }
 

@@ -754,6 +754,19 @@ TEST_F(SpawnerTest, DuplicateJobIdIsRefused) {
 
 // The warm pool's parked jobs have ids from 2^62 up: a front that asked for one could take the
 // place of a parked job (its cgroup, its entry in the spawner's table).
+// The job's cgroup path would tell it the server's job counter (job-<id>): the job has a cgroup
+// namespace of its own, rooted at its cgroup.
+TEST_F(SpawnerTest, JobSeesItsCgroupAsTheRootOfItsOwnNamespace) {
+  auto r = runJob(spec(77, "print(open('/proc/self/cgroup').read(), end='')\n"));
+  EXPECT_EQ(r.err, "");
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.find("job-"), std::string::npos) << r.out;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_EQ(line.substr(line.rfind(':') + 1), "/") << r.out;
+  }
+}
+
 TEST_F(SpawnerTest, JobIdsOfTheWarmPoolAreRefused) {
   const uint64_t reserved = uint64_t{1} << 62;
   submit(spec(reserved, "print('mine')\n"));
