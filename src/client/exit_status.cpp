@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include "proto/verdict.h"
+
 namespace pyrun::client {
 namespace {
 
@@ -10,44 +12,6 @@ std::string seconds(uint64_t us) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.3f s", static_cast<double>(us) / 1e6);
   return buf;
-}
-
-std::string limitSentence(const proto::Exit& exit, const proto::Limits& l) {
-  using proto::Verdict;
-  switch (exit.verdict) {
-    case Verdict::kOk:
-      return {};
-    case Verdict::kCpuLimit:
-      return l.cpu_seconds != 0
-                 ? "CPU time limit of " + std::to_string(l.cpu_seconds) + " s exceeded"
-                 : "CPU time limit exceeded";
-    case Verdict::kWallLimit:
-      return l.wall_seconds != 0
-                 ? "wall-clock limit of " + std::to_string(l.wall_seconds) + " s exceeded"
-                 : "wall-clock limit exceeded";
-    case Verdict::kMemoryLimit:
-      return l.memory_bytes != 0 ? "memory limit of " + formatBytes(l.memory_bytes) + " exceeded"
-                                 : "memory limit exceeded";
-    case Verdict::kOutputLimit:
-      return l.output_bytes != 0 ? "output limit of " + formatBytes(l.output_bytes) +
-                                       " reached: output truncated and the job killed"
-                                 : "output limit reached: output truncated and the job killed";
-    case Verdict::kCancelled:
-      return "job cancelled";
-    case Verdict::kSyscall:
-      return "the program made a forbidden system call";
-    case Verdict::kProcessLimit:
-      return "process limit exceeded";
-    case Verdict::kFileSizeLimit:
-      return "file size limit exceeded";
-    case Verdict::kServerShutdown:
-      return "the server is shutting down; job stopped";
-    case Verdict::kInternalError:
-      return "internal server error; job stopped";
-    case Verdict::kProtocolError:
-      return "the server stopped the job: this client broke the protocol";
-  }
-  return "job ended with verdict " + std::to_string(static_cast<int>(exit.verdict));
 }
 
 }  // namespace
@@ -65,7 +29,7 @@ int exitStatusFor(const proto::Exit& exit) {
 std::optional<std::string> verdictLine(const proto::Exit& exit, const proto::Limits& in_force) {
   std::string line;
   if (exit.verdict != proto::Verdict::kOk) {
-    line = exit.detail.empty() ? limitSentence(exit, in_force) : exit.detail;
+    line = exit.detail.empty() ? proto::verdictSentence(exit.verdict, in_force) : exit.detail;
   } else {
     line = exit.detail;  // beside ok: what did not come back of --get's results
   }

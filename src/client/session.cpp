@@ -101,10 +101,12 @@ class Session {
         stderr_(io.get_executor(), 2) {
     error_code ec;
     stdin_.assign(stdin_pipe.release(), ec);
-    if (raw_ != nullptr) {
+    if (terminal_) {
       // In raw mode every signal whose default would end pyrun must pass through the way out
-      // that puts the terminal back: they cancel the job, like SIGTERM.
-      for (int sig : {SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE}) signals_.add(sig, ec);
+      // that puts the terminal back: they cancel the job, like SIGTERM. Not SIGPIPE: pyrun
+      // ignores it (a write to a closed pipe fails with EPIPE instead), and a signal_set, once
+      // gone, leaves its signals at their default, which for SIGPIPE would kill pyrun.
+      for (int sig : {SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM}) signals_.add(sig, ec);
     }
   }
 

@@ -293,7 +293,7 @@ int runJob(const RunRequest& request, const pyrun::policy::Policy& policy) {
   const proto::Verdict verdict = server::finalVerdict(ended.cause, front_verdict);
   const proto::Limits limits{policy.limits.cpu_seconds, policy.limits.wall_seconds,
                              policy.limits.memory_bytes, policy.limits.output_bytes};
-  std::string sentence = server::verdictDetail(verdict, limits, server::endDetail(ended));
+  std::string sentence = proto::verdictSentence(verdict, limits, server::endDetail(ended));
   if (outcome->output_truncated && verdict != proto::Verdict::kOutputLimit) {
     sentence += (sentence.empty() ? "" : "; ") + std::string("output truncated");
   }

@@ -187,7 +187,7 @@ Ending endingOf(const JobEndRecord& record, const sandbox::JobEnded& end) {
       record.front_verdict != proto::Verdict::kOk && e.verdict == record.front_verdict;
   e.detail = !record.detail.empty() && front_explains
                  ? record.detail
-                 : verdictDetail(e.verdict, record.limits, endDetail(end));
+                 : proto::verdictSentence(e.verdict, record.limits, endDetail(end));
   return e;
 }
 
@@ -248,48 +248,6 @@ AuditLine jobUnreportedLine(const JobEndRecord& record, proto::Verdict verdict,
       .num("bytes_in", record.bytes_in)
       .num("bytes_out", record.bytes_out);
   return line;
-}
-
-std::string humanBytes(uint64_t bytes) {
-  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
-  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
-  if (bytes != 0 && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
-  return std::to_string(bytes) + " bytes";
-}
-
-std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
-                          const CauseDetail& cause) {
-  switch (verdict) {
-    case proto::Verdict::kOk:
-      return "";
-    case proto::Verdict::kCpuLimit:
-      return "CPU time limit of " + std::to_string(limits.cpu_seconds) + " s exceeded";
-    case proto::Verdict::kWallLimit:
-      return "wall-clock limit of " + std::to_string(limits.wall_seconds) + " s exceeded";
-    case proto::Verdict::kMemoryLimit:
-      return "memory limit of " + humanBytes(limits.memory_bytes) + " exceeded";
-    case proto::Verdict::kOutputLimit:
-      return "output limit of " + humanBytes(limits.output_bytes) +
-             " reached; output truncated and the job killed";
-    case proto::Verdict::kCancelled:
-      return "cancelled by the client";
-    case proto::Verdict::kSyscall:
-      if (cause.names_the_call) return "forbidden system call: " + cause.text;
-      // The spawner's own sentence: "forbidden system call (name unknown: <why>)".
-      return cause.text.empty() ? "the program made a forbidden system call" : cause.text;
-    case proto::Verdict::kProcessLimit:
-      return cause.text.empty() ? "process limit exceeded"
-                                : "process limit exceeded: " + cause.text;
-    case proto::Verdict::kFileSizeLimit:
-      return "file size limit exceeded";
-    case proto::Verdict::kServerShutdown:
-      return "the server is shutting down";
-    case proto::Verdict::kInternalError:
-      return "internal server error";
-    case proto::Verdict::kProtocolError:
-      return "the client broke the protocol";
-  }
-  return "";
 }
 
 proto::Verdict verdictForError(proto::ErrorCode code) noexcept {

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
+#include "proto/verdict.h"
 #include "sandbox/spawner.h"
 #include "server/audit.h"
 #include "server/config.h"
@@ -98,17 +99,10 @@ proto::Verdict finalVerdict(sandbox::EndCause cause, proto::Verdict front_verdic
 // client broke the protocol (bad-frame, unexpected-frame, bad-request), else kInternalError.
 proto::Verdict verdictForError(proto::ErrorCode code) noexcept;
 
-// What the spawner said about the cause of an ending, for the verdict's sentence.
-struct CauseDetail {
-  std::string text;  // kSyscall: the call's name, or the spawner's sentence saying it is unknown
-  bool names_the_call = false;  // text is the call's name
-};
-
-// The sentence of a verdict, for an EXIT frame's detail, the audit log and pyrun-policy
-// ("wall-clock limit of 60 s exceeded"); empty for kOk. kSyscall with the call's name reads
-// "forbidden system call: socket"; with the spawner's sentence, that sentence.
-std::string verdictDetail(proto::Verdict verdict, const proto::Limits& limits,
-                          const CauseDetail& cause = {});
+// What the spawner said about the cause of an ending, for the verdict's sentence, which is
+// proto::verdictSentence (one for pyrund's EXIT and audit log, pyrun-policy and pyrun).
+using CauseDetail = proto::VerdictCause;
+using proto::humanBytes;
 
 // The spawner's detail of a JobEnded (JobEnded::detail and syscall_named).
 CauseDetail endDetail(const sandbox::JobEnded& end);
@@ -145,8 +139,5 @@ AuditLine jobFailedLine(const JobEndRecord& record, const sandbox::JobFailed& fa
 // failed, first): `verdict` and `detail` say so; there is no exit status or usage to give.
 AuditLine jobUnreportedLine(const JobEndRecord& record, proto::Verdict verdict,
                             const std::string& detail);
-
-// "512 MiB", "64 KiB", "1000 bytes": sizes for people.
-std::string humanBytes(uint64_t bytes);
 
 }  // namespace pyrun::server

@@ -82,9 +82,10 @@ TEST(VerdictLine, BuiltFromLimitsWithoutDetail) {
   l.memory_bytes = 256ull << 20;
   EXPECT_EQ(verdictLine(signaled(9, Verdict::kWallLimit), l), "wall-clock limit of 5 s exceeded");
   EXPECT_EQ(verdictLine(signaled(9, Verdict::kCpuLimit), l), "CPU time limit of 2 s exceeded");
-  EXPECT_EQ(verdictLine(signaled(9, Verdict::kMemoryLimit), l),
-            "memory limit of 256.0 MiB exceeded");
-  EXPECT_EQ(verdictLine(signaled(9, Verdict::kCancelled), l), "job cancelled");
+  EXPECT_EQ(verdictLine(signaled(9, Verdict::kMemoryLimit), l), "memory limit of 256 MiB exceeded");
+  EXPECT_EQ(verdictLine(signaled(9, Verdict::kCancelled), l), "cancelled by the client");
+  // A limit pyrun did not learn is left out of the sentence.
+  EXPECT_EQ(verdictLine(signaled(9, Verdict::kCpuLimit), {}), "CPU time limit exceeded");
 }
 
 TEST(VerdictLine, TruncationIsAlwaysSaid) {
@@ -95,7 +96,7 @@ TEST(VerdictLine, TruncationIsAlwaysSaid) {
   e.detail = "output limit of 1000 bytes reached; output truncated and the job killed";
   EXPECT_EQ(verdictLine(e, {}), e.detail);
   e.detail.clear();
-  EXPECT_EQ(verdictLine(e, {}), "output limit reached: output truncated and the job killed");
+  EXPECT_EQ(verdictLine(e, {}), "output limit reached; output truncated and the job killed");
 
   // Truncated although the verdict is about something else (or none): still said.
   Exit ok = exited(0);

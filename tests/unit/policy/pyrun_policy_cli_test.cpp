@@ -246,7 +246,7 @@ TEST_F(PyrunPolicyRun, OutputLimitTruncatesAndSaysSo) {
   Outcome o = runScript(policyWith("  output: 64K\n"), script);
   EXPECT_EQ(o.out.size(), 64u << 10);
   EXPECT_NE(o.exit_code, 0);
-  // The sentence pyrund gives (server::verdictDetail), once.
+  // The sentence pyrund gives (proto::verdictSentence), once.
   EXPECT_NE(o.err.find("pyrun-policy: output limit of 64 KiB reached; output truncated and the job "
                        "killed\n"),
             std::string::npos)

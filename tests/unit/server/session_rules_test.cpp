@@ -260,16 +260,17 @@ TEST(SessionRules, SandboxCausesBecomeTheirVerdicts) {
   EXPECT_EQ(endDetail(end).text, "socket");
   EXPECT_TRUE(endDetail(end).names_the_call);
   proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
-  EXPECT_EQ(verdictDetail(finalVerdict(end.cause, proto::Verdict::kOk), l, endDetail(end)),
+  EXPECT_EQ(proto::verdictSentence(finalVerdict(end.cause, proto::Verdict::kOk), l, endDetail(end)),
             "forbidden system call: socket");
 }
 
 TEST(SessionRules, ForbiddenSyscallDetailNamesTheCall) {
   proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
-  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, {"socket", true}),
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kSyscall, l, {"socket", true}),
             "forbidden system call: socket");
-  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l), "the program made a forbidden system call");
-  EXPECT_EQ(verdictDetail(proto::Verdict::kProcessLimit, l), "process limit exceeded");
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kSyscall, l),
+            "the program made a forbidden system call");
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kProcessLimit, l), "process limit exceeded");
 }
 
 // A call the spawner could not name: its sentence is said once, never as "forbidden system call:
@@ -280,21 +281,24 @@ TEST(SessionRules, UnnamedForbiddenSyscallReadsAsTheSpawnersSentence) {
   end.cause = sandbox::EndCause::kSyscall;
   end.detail = "forbidden system call (name unknown: no audit source)";
   end.syscall_named = false;
-  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, endDetail(end)),
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kSyscall, l, endDetail(end)),
             "forbidden system call (name unknown: no audit source)");
   // A call whose name happens to contain the word is still a name.
-  EXPECT_EQ(verdictDetail(proto::Verdict::kSyscall, l, {"forbidden", true}),
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kSyscall, l, {"forbidden", true}),
             "forbidden system call: forbidden");
 }
 
 TEST(Verdicts, DetailsAreSentences) {
   proto::Limits l{10, 60, 512ull << 20, 64ull << 20};
-  EXPECT_EQ(verdictDetail(proto::Verdict::kWallLimit, l), "wall-clock limit of 60 s exceeded");
-  EXPECT_EQ(verdictDetail(proto::Verdict::kCpuLimit, l), "CPU time limit of 10 s exceeded");
-  EXPECT_EQ(verdictDetail(proto::Verdict::kMemoryLimit, l), "memory limit of 512 MiB exceeded");
-  EXPECT_EQ(verdictDetail(proto::Verdict::kOutputLimit, l),
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kWallLimit, l),
+            "wall-clock limit of 60 s exceeded");
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kCpuLimit, l),
+            "CPU time limit of 10 s exceeded");
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kMemoryLimit, l),
+            "memory limit of 512 MiB exceeded");
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kOutputLimit, l),
             "output limit of 64 MiB reached; output truncated and the job killed");
-  EXPECT_EQ(verdictDetail(proto::Verdict::kOk, l), "");
+  EXPECT_EQ(proto::verdictSentence(proto::Verdict::kOk, l), "");
   EXPECT_EQ(humanBytes(1000), "1000 bytes");
   EXPECT_EQ(humanBytes(64 << 10), "64 KiB");
   EXPECT_EQ(humanBytes(2ull << 30), "2 GiB");
