@@ -335,6 +335,8 @@ Result<RunRequest> decodeRunRequest(std::span<const uint8_t> payload) {
     if (r.ok() && (flags & ~kKnownRunFlags) != 0) {
       r.fail("flags", "unknown flags " + std::to_string(flags & ~kKnownRunFlags));
     }
+    // One encoding per request: a field that sets no flag is left out, never sent as 0.
+    if (r.ok() && flags == 0) r.fail("flags", "present but 0 (leave the field out)");
     m.want_timings = (flags & kRunFlagTimings) != 0;
   }
   if (auto done = r.finish(); !done) return done.error();

@@ -194,9 +194,10 @@ TEST(Messages, RunRequestRejectsUnknownFlagsAndAFlagsFieldOfTheWrongSize) {
   EXPECT_NE(r.error().detail().find("flags"), std::string::npos) << r.error().detail();
   auto zero = payload;
   for (int i = 0; i < 4; ++i) zero.push_back(0);
+  // One encoding per request (the fuzzer's round trip found the second): a field of 0 is refused.
   auto z = decodeRunRequest(zero);
-  ASSERT_TRUE(z) << z.error().detail();
-  EXPECT_FALSE(z->want_timings);
+  ASSERT_FALSE(z);
+  EXPECT_NE(z.error().detail().find("flags"), std::string::npos) << z.error().detail();
   for (size_t extra : {1u, 2u, 3u, 5u, 8u}) {
     auto odd = payload;
     odd.insert(odd.end(), extra, 0);
