@@ -116,6 +116,7 @@ bool readTimes(Reader& r, StageTimes& times) {
   uint8_t count = 0;
   if (!r.integer(count)) return false;
   if (count > kJobStageCount) return r.fail("more stage stamps than stages");
+  int previous = -1;
   for (uint8_t i = 0; i < count; ++i) {
     uint8_t number = 0;
     uint64_t micros = 0;
@@ -123,6 +124,9 @@ bool readTimes(Reader& r, StageTimes& times) {
     auto stage = jobStageFromNumber(number);
     if (!stage) return r.fail("unknown stage stamp");
     if (micros == 0 || times.has(*stage)) return r.fail("stage stamp zero or given twice");
+    // In stage order, as writeTimes puts them: one encoding per message.
+    if (number <= previous) return r.fail("stage stamps out of order");
+    previous = number;
     times.set(*stage, micros);
   }
   return true;

@@ -390,6 +390,12 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
 
   // The CPU it used in its boot is not the client's: measured now and subtracted at its end.
   job.boot_cpu_us = cpuMicrosOf(job.pid) + cpuMicrosOf(job.interpreter_pid);
+  // Its stamps are the job's from here: the parking ones (cgroup .. exec) predate the request.
+  // Before the write: once the boot module has its argv, the job may end (and the init stamp its
+  // exit) before this loop gets back to it.
+  job.times = StageTimes{};
+  job.times.stamp(JobStage::kWorkDir);  // the files staged above, copied in
+  job.times.stamp(JobStage::kHandoff);
   // The job's argv: the boot module reads it, closes the pipe and runs the script.
   ssize_t w;
   do {
@@ -412,10 +418,6 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   handed.results_max_files = spec.results_max_files;
   handed.results_max_bytes = spec.results_max_bytes;
   handed.started_us = monotonicMicros();
-  // Its stamps are the job's from here: the parking ones (cgroup .. exec) predate the request.
-  handed.times = StageTimes{};
-  handed.times.stamp(JobStage::kWorkDir);  // the files staged above, just copied in
-  handed.times.stamp(JobStage::kHandoff);
   handed.deadline_us =
       handed.started_us + (uint64_t{l.wall_seconds} + kWallGraceSeconds) * 1'000'000u;
   if (!handed.results.empty()) {

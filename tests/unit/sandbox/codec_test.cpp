@@ -209,6 +209,25 @@ TEST(SpawnerCodec, RejectsUnknownZeroRepeatedOrTooManyStageStamps) {
   EXPECT_FALSE(with({}, pyrun::kJobStageCount + 1));                            // too many
 }
 
+// One encoding per message (the fuzzer's round trip found the second): stamps come in stage order.
+TEST(SpawnerCodec, StageStampsOutOfOrderAreRefused) {
+  JobStarted started{7, 42, {}};
+  started.times.set(pyrun::JobStage::kWorkDir, 1000);
+  started.times.set(pyrun::JobStage::kExec, 9000);
+  auto bytes = encodeMessage(started);
+  ASSERT_TRUE(decodeFromSpawner(bytes));
+  // The two stamps (1 stage byte and 8 time bytes each) at the end, swapped.
+  const size_t first = bytes.size() - 18;
+  std::vector<uint8_t> swapped(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(first));
+  swapped.insert(swapped.end(), bytes.begin() + static_cast<std::ptrdiff_t>(first + 9),
+                 bytes.end());
+  swapped.insert(swapped.end(), bytes.begin() + static_cast<std::ptrdiff_t>(first),
+                 bytes.begin() + static_cast<std::ptrdiff_t>(first + 9));
+  auto d = decodeFromSpawner(swapped);
+  ASSERT_FALSE(d);
+  EXPECT_NE(d.error().detail().find("out of order"), std::string::npos) << d.error().detail();
+}
+
 TEST(SpawnerCodec, ReloadPoliciesCarriesNoPath) {
   auto bytes = channel::encodeRequest(ReloadPolicies{});
   EXPECT_EQ(bytes, std::vector<uint8_t>{4});
