@@ -33,6 +33,8 @@ constexpr size_t kWriteBatch = 256u << 10;
 // A data frame read from a pipe: 5 header bytes and 65531 payload bytes, exactly four full TLS
 // records (16 KiB of plaintext each), so that no short record trails a frame.
 constexpr size_t kFrameBufferSize = 4 * 16384;
+// The first frame a pipe is read into: one page. A pump takes full frames once a read fills it.
+constexpr size_t kFirstFrameSize = 4096;
 // Frames one read of the program's pipe may fill (readv): fewer system calls and wake-ups, and
 // batches for the writer.
 constexpr size_t kFramesPerRead = 4;

@@ -727,6 +727,39 @@ TEST_F(RunTest, DeliversTwoHundredMegabytesByteExactWithFlatMemory) {
               static_cast<unsigned long long>(r.bytes), r.max_rss_kb);
 }
 
+// The output pumps start with a one-page frame and take four 64 KiB ones once a read fills it
+// (session_pumps.cpp): writes of every size around those boundaries, on both pipes, arrive whole
+// and in order.
+TEST_F(RunTest, OutputOfEverySizeAroundTheFrameSizesArrivesWhole) {
+  START_SERVER(server);
+  auto s = script("sizes.py",
+                  "import os, sys\n"
+                  "sizes = [1, 4090, 4091, 4092, 4096, 8182, 8183, 65531, 65532, 262124, 262125,\n"
+                  "         1000000]\n"
+                  "for fd in (1, 2):\n"
+                  "    for n, size in enumerate(sizes):\n"
+                  "        block = bytes((n * 7 + i + fd) % 251 for i in range(size))\n"
+                  "        view = memoryview(block)\n"
+                  "        while view:\n"
+                  "            view = view[os.write(fd, view):]\n");
+  Child c(pyrun(*server, s));
+  auto o = c.wait(120s);
+  ASSERT_EQ(o.exit_code, 0) << o.err.substr(0, 200);
+  const size_t sizes[] = {1,    4090,  4091,  4092,   4096,   8182,
+                          8183, 65531, 65532, 262124, 262125, 1000000};
+  for (int fd : {1, 2}) {
+    std::string expected;
+    for (size_t n = 0; n < std::size(sizes); ++n) {
+      for (size_t i = 0; i < sizes[n]; ++i) {
+        expected.push_back(static_cast<char>((n * 7 + i + static_cast<size_t>(fd)) % 251));
+      }
+    }
+    const std::string& got = fd == 1 ? o.out : o.err;
+    ASSERT_EQ(got.size(), expected.size()) << "fd " << fd;
+    EXPECT_TRUE(got == expected) << "fd " << fd << " differs";
+  }
+}
+
 TEST_F(RunTest, RevokedClientIsRefused) {
   START_SERVER(server);
   auto o = run(pyrun(*server, script("ok.py", "print('never')\n"), {}, mallory_));
