@@ -884,6 +884,20 @@ int relayUntilJobEnds(pid_t interpreter, TerminalRelay& relay) {
   }
 }
 
+// Keeps the job's namespaces, and so its /job, until the spawner has read the records (contain.h,
+// kExitAckTimeoutMs). Every other process of the job is gone by now; a spawner that is gone or
+// never answers only delays the end by the timeout.
+void awaitSpawnersAnswer() {
+  pollfd slot{kReportFd, POLLIN, 0};
+  int left = kExitAckTimeoutMs;
+  const uint64_t start = stageClockMicros();
+  while (left > 0) {
+    int rc = ::poll(&slot, 1, left);
+    if (rc > 0 || (rc < 0 && errno != EINTR)) return;
+    left = kExitAckTimeoutMs - static_cast<int>((stageClockMicros() - start) / 1000);
+  }
+}
+
 // Forwards signals to the interpreter and reaps every process of the namespace (orphans are
 // re-parented to us); with a terminal, relays it meanwhile. When the interpreter ends, everything
 // left is killed and reaped too, so the spawner's wait4 on us counts the CPU time of the whole
@@ -910,6 +924,7 @@ int relayUntilJobEnds(pid_t interpreter, TerminalRelay& relay) {
     }
   }
   writeRecord(kReportFd, {static_cast<int32_t>(ReportKind::kExited), 0, interpreter_status, 0, 0});
+  awaitSpawnersAnswer();
   _exit(WIFEXITED(interpreter_status) ? WEXITSTATUS(interpreter_status)
                                       : 128 + WTERMSIG(interpreter_status));
 }

@@ -89,6 +89,10 @@ void Spawner::drainReport(Job& job) {
       }
     } else if (kind == ReportKind::kExited) {
       job.interpreter_status = r.value;
+      // The records before this one are handled (the job's /job opened for its results at
+      // kStarted): the init may exit now (contain.h, kExitAckTimeoutMs).
+      const char answer = 1;
+      (void)::send(job.report.get(), &answer, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     } else if (!job.start_reported && kind == ReportKind::kFailed) {
       job.start_reported = true;
       job.failure = r;

@@ -19,6 +19,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/dir.h"
 #include "sandbox/cgroup.h"
@@ -285,6 +286,45 @@ TEST_F(SpawnerTest, StdoutAndStderrArriveSeparately) {
   EXPECT_GT(r.ended.cpu_us, 0u);
   EXPECT_GT(r.ended.peak_memory_bytes, 1u << 20);
   EXPECT_GT(r.ended.wall_us, 0u);
+}
+
+// A cold job's /job is opened for its results when the spawner reads the kStarted record; a
+// spawner slow to read it (a loaded host) must still find it. The init keeps the job's namespaces
+// until the spawner has read its records (contain.h, kExitAckTimeoutMs): here the spawner is
+// stopped from its clone of the job until well after the program ended. Without the wait, /job is
+// gone by then and the results are "could not be collected".
+TEST_F(SpawnerTest, ResultsOfAShortJobSurviveASpawnerThatReadsItsRecordsLate) {
+  JobSpec s = spec(41, "open('out.txt', 'w').write('made it')\n");
+  s.results = {"out.txt"};
+  s.results_max_files = 10;
+  s.results_max_bytes = 1 << 20;
+  const std::string children = "/proc/" + std::to_string(spawner_.pid) + "/task/" +
+                               std::to_string(spawner_.pid) + "/children";
+  auto before = test::readFileOrEmpty(children);
+  std::optional<JobEnded> ended;
+  std::thread stopper([&] {
+    // The job's init is a new child of the spawner: stop the spawner as soon as it appears.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (test::readFileOrEmpty(children) == before &&
+           std::chrono::steady_clock::now() < deadline) {
+    }
+    ::kill(spawner_.pid, SIGSTOP);
+    // Python starts and writes its file in well under a second even on a loaded host.
+    std::this_thread::sleep_for(3s);
+    ::kill(spawner_.pid, SIGCONT);
+  });
+  JobRunOptions options;
+  options.idle_timeout_ms = 60000;
+  auto outcome = runJobThroughSpawner(spawner_.socket.get(), s, options);
+  stopper.join();
+  ASSERT_TRUE(outcome) << outcome.error().detail();
+  ASSERT_TRUE(outcome->ended.has_value()) << (outcome->failed ? outcome->failed->detail : "");
+  EXPECT_EQ(outcome->ended->code, 0) << outcome->err;
+  EXPECT_EQ(outcome->ended->results_detail, "");
+  ASSERT_FALSE(outcome->ended->results.empty());
+  EXPECT_EQ(
+      test::readFileOrEmpty(config_.jobs_dir + "/.uploads/" + outcome->ended->results + "/out.txt"),
+      "made it");
 }
 
 TEST_F(SpawnerTest, StdinReachesTheScriptWithItsEnd) {
