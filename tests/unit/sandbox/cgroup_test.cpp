@@ -8,11 +8,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -441,6 +443,15 @@ TEST_F(CgroupV2Test, JoinKillAllAndRemoveWork) {
   EXPECT_FALSE(exists(dir));
 }
 
+// By the kernel's version, not by the probe under test (cloneIntoCgroupSupport).
+bool kernelHasCloneIntoCgroup() {
+  utsname u{};
+  if (::uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 7);
+}
+
 // What the child of cloneProcess reads first, before it does anything else: its /proc/self/cgroup
 // line of the unified hierarchy ("0::<path>"), and whether the clone worked (errno otherwise).
 struct CloneOutcome {
@@ -489,9 +500,8 @@ std::string cgroupLine(const std::string& mount, const std::string& dir) {
 // The kernel puts the child in the job's cgroup as it creates it: the child's very first look at
 // its cgroup finds the job's, with no step of its own to get there.
 TEST_F(CgroupV2Test, CloneIntoCgroupBirthsTheChildInsideTheJobCgroup) {
-  if (int err = cloneIntoCgroupSupport(); err != 0) {
-    GTEST_SKIP() << "this kernel has no CLONE_INTO_CGROUP (Linux 5.7+): " << std::strerror(err);
-  }
+  if (!kernelHasCloneIntoCgroup()) GTEST_SKIP() << "CLONE_INTO_CGROUP needs Linux 5.7+";
+  ASSERT_EQ(cloneIntoCgroupSupport(), 0) << "the probe finds no CLONE_INTO_CGROUP on Linux 5.7+";
   ASSERT_TRUE(cgroups_.clonesIntoCgroup());
   auto job = cgroups_.createJob(11, {});
   ASSERT_TRUE(job) << job.error().detail();
@@ -506,9 +516,8 @@ TEST_F(CgroupV2Test, CloneIntoCgroupBirthsTheChildInsideTheJobCgroup) {
 // Fail closed: a descriptor the kernel cannot clone into gives no process at all, with the
 // reason, never a child left in the caller's cgroup.
 TEST_F(CgroupV2Test, CloneIntoCgroupRefusesADescriptorOfNoV2CgroupAndStartsNothing) {
-  if (int err = cloneIntoCgroupSupport(); err != 0) {
-    GTEST_SKIP() << "this kernel has no CLONE_INTO_CGROUP (Linux 5.7+): " << std::strerror(err);
-  }
+  if (!kernelHasCloneIntoCgroup()) GTEST_SKIP() << "CLONE_INTO_CGROUP needs Linux 5.7+";
+  ASSERT_EQ(cloneIntoCgroupSupport(), 0) << "the probe finds no CLONE_INTO_CGROUP on Linux 5.7+";
   UniqueFd not_cgroup(::open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(not_cgroup);
   CloneOutcome outcome = cloneAndReadOwnCgroup(not_cgroup.get());
@@ -526,9 +535,8 @@ TEST_F(CgroupV2Test, CloneIntoCgroupRefusesADescriptorOfNoV2CgroupAndStartsNothi
 
 // A job cgroup removed behind the spawner's back (its descriptor still open) takes no process.
 TEST_F(CgroupV2Test, CloneIntoARemovedJobCgroupFails) {
-  if (int err = cloneIntoCgroupSupport(); err != 0) {
-    GTEST_SKIP() << "this kernel has no CLONE_INTO_CGROUP (Linux 5.7+): " << std::strerror(err);
-  }
+  if (!kernelHasCloneIntoCgroup()) GTEST_SKIP() << "CLONE_INTO_CGROUP needs Linux 5.7+";
+  ASSERT_EQ(cloneIntoCgroupSupport(), 0) << "the probe finds no CLONE_INTO_CGROUP on Linux 5.7+";
   auto job = cgroups_.createJob(12, {});
   ASSERT_TRUE(job) << job.error().detail();
   ASSERT_EQ(::rmdir(job->paths()[0].c_str()), 0);
