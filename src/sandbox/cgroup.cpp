@@ -313,8 +313,11 @@ int joinCgroup(const CgroupJoin& join) noexcept {
 // ---- JobCgroup ----
 
 JobCgroup::JobCgroup(std::shared_ptr<const CgroupBackend> backend, std::vector<std::string> paths,
-                     std::vector<UniqueFd> procs)
-    : backend_(std::move(backend)), paths_(std::move(paths)), procs_(std::move(procs)) {
+                     std::vector<UniqueFd> procs, UniqueFd clone_into)
+    : backend_(std::move(backend)),
+      paths_(std::move(paths)),
+      procs_(std::move(procs)),
+      clone_into_(std::move(clone_into)) {
   for (const auto& fd : procs_) join_.fds[join_.count++] = fd.get();
 }
 
@@ -323,6 +326,7 @@ JobCgroup::JobCgroup(JobCgroup&& o) noexcept
       paths_(std::move(o.paths_)),
       procs_(std::move(o.procs_)),
       join_(o.join_),
+      clone_into_(std::move(o.clone_into_)),
       sampled_peak_(o.sampled_peak_),
       removed_(o.removed_) {
   o.join_ = {};
@@ -336,6 +340,7 @@ JobCgroup& JobCgroup::operator=(JobCgroup&& o) noexcept {
     paths_ = std::move(o.paths_);
     procs_ = std::move(o.procs_);
     join_ = o.join_;
+    clone_into_ = std::move(o.clone_into_);
     sampled_peak_ = o.sampled_peak_;
     removed_ = o.removed_;
     o.join_ = {};
@@ -354,6 +359,7 @@ JobCgroup::~JobCgroup() {
 void JobCgroup::closeJoinFds() noexcept {
   procs_.clear();
   join_ = {};
+  clone_into_.reset();
 }
 
 Result<std::vector<pid_t>> JobCgroup::pids() const { return pidsIn(paths_); }
@@ -405,6 +411,7 @@ const std::string& Cgroups::description() const noexcept { return backend_->desc
 bool Cgroups::hasMemory() const noexcept { return backend_->memory; }
 bool Cgroups::hasPids() const noexcept { return backend_->pids; }
 bool Cgroups::hasCpu() const noexcept { return backend_->cpu; }
+bool Cgroups::clonesIntoCgroup() const noexcept { return backend_->clone_into; }
 std::vector<std::string> Cgroups::subtreeDirs() const {
   std::vector<std::string> dirs;
   for (const auto& h : backend_->hierarchies) dirs.push_back(h.base);
@@ -443,7 +450,18 @@ Result<JobCgroup> Cgroups::createJob(uint64_t job_id, const CgroupLimits& limits
     }
     procs.push_back(std::move(fd));
   }
-  return JobCgroup(backend_, std::move(made), std::move(procs));
+  // O_PATH is enough for clone3, and gives nothing else: the descriptor can neither list nor
+  // write the cgroup's files.
+  UniqueFd clone_into;
+  if (backend_->clone_into) {
+    clone_into.reset(::open(made[0].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!clone_into) {
+      int err = errno;
+      undo();
+      return sandboxErrno("open " + made[0], err);
+    }
+  }
+  return JobCgroup(backend_, std::move(made), std::move(procs), std::move(clone_into));
 }
 
 Result<int> Cgroups::removeLeftovers() const {
@@ -504,8 +522,8 @@ Result<Cgroups> detectCgroups(const CgroupOptions& options) {
 }
 
 Result<Cgroups> openCgroupV2At(const std::string& dir, const std::string& subtree,
-                               bool use_cgroup_kill) {
-  auto b = buildCgroupV2(dir, subtree, false, false, use_cgroup_kill);
+                               const CgroupV2TestOptions& options) {
+  auto b = buildCgroupV2(dir, subtree, false, false, options);
   if (!b) return b.error();
   return Cgroups(std::move(*b));
 }

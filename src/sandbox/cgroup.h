@@ -1,7 +1,8 @@
 // Job cgroups: memory (swap included), process count and CPU limits, one action that kills every
 // process of a job, and end-of-job statistics, over cgroup v1 or v2 behind one interface. Used by
-// the spawner (single-threaded, privileged); only joinCgroup() runs in the child. docs/CGROUPS.md
-// explains how the host must be set up.
+// the spawner (single-threaded, privileged); only joinCgroup() runs in the child, and only where
+// the child cannot be cloned into its cgroup (JobCgroup::cloneIntoFd). docs/CGROUPS.md explains
+// how the host must be set up.
 #pragma once
 
 #include <sys/types.h>
@@ -27,6 +28,15 @@ struct CgroupOptions {
   CgroupVersion prefer = CgroupVersion::kV2;
   // Fail detectCgroups() instead of falling back to rlimits alone.
   bool require = false;
+};
+
+// openCgroupV2At's choices (tests and tools).
+struct CgroupV2TestOptions {
+  // false: killAll takes the freeze-and-kill path of kernels older than 5.14.
+  bool use_cgroup_kill = true;
+  // false: jobs join their cgroup after the clone, as on kernels older than 5.7 (true: they are
+  // cloned into it where this kernel can, as detectCgroups decides).
+  bool clone_into_cgroup = true;
 };
 
 // Limits of one job; 0 leaves that limit unset.
@@ -70,6 +80,11 @@ class JobCgroup {
 
   // Valid until the JobCgroup is destroyed or removed.
   const CgroupJoin& join() const noexcept { return join_; }
+  // The job's cgroup v2 directory (O_PATH), for clone3's CLONE_INTO_CGROUP (cloneProcess): a
+  // process cloned with it is born inside, and never runs a moment outside the job's limits. -1
+  // where the setup cannot (v1, a kernel before 5.7): the job's first process joins with
+  // joinCgroup(join()) instead. Valid until the JobCgroup is destroyed or removed.
+  int cloneIntoFd() const noexcept { return clone_into_.get(); }
   // The job's directory in each hierarchy (for logs and tests).
   const std::vector<std::string>& paths() const noexcept { return paths_; }
 
@@ -92,13 +107,14 @@ class JobCgroup {
  private:
   friend class Cgroups;
   JobCgroup(std::shared_ptr<const CgroupBackend> backend, std::vector<std::string> paths,
-            std::vector<UniqueFd> procs);
+            std::vector<UniqueFd> procs, UniqueFd clone_into);
   void closeJoinFds() noexcept;
 
   std::shared_ptr<const CgroupBackend> backend_;
   std::vector<std::string> paths_;  // [0] is the primary (v2 dir, or v1 memory/pids/...)
   std::vector<UniqueFd> procs_;     // cgroup.procs descriptors, mirrored in join_
   CgroupJoin join_;
+  UniqueFd clone_into_;  // cloneIntoFd()
   uint64_t sampled_peak_ = 0;
   bool removed_ = false;
 };
@@ -115,13 +131,17 @@ class Cgroups {
   bool hasMemory() const noexcept;
   bool hasPids() const noexcept;
   bool hasCpu() const noexcept;
+  // Whether jobs are cloned straight into their cgroup (v2 on Linux 5.7+: CLONE_INTO_CGROUP), or
+  // their first process joins it after the clone (v1, older kernels).
+  bool clonesIntoCgroup() const noexcept;
   // pyrun's subtree directory in each hierarchy used (empty for kNone).
   std::vector<std::string> subtreeDirs() const;
 
   // Creates <subtree>/job-<id> in every hierarchy used, sets the limits and opens cgroup.procs
-  // for joinCgroup(). Fails (kSandbox; nothing is left behind) when any step fails, when a job
-  // cgroup of that id already exists, when a limit is asked for whose controller is missing, or
-  // when cgroups are not usable: the caller reports stage "cgroup".
+  // for joinCgroup() (and on v2 with clonesIntoCgroup() the directory, for cloneIntoFd()). Fails
+  // (kSandbox; nothing is left behind) when any step fails, when a job cgroup of that id already
+  // exists, when a limit is asked for whose controller is missing, or when cgroups are not usable:
+  // the caller reports stage "cgroup".
   Result<JobCgroup> createJob(uint64_t job_id, const CgroupLimits& limits) const;
   // Kills the processes of every leftover <subtree>/job-* cgroup (a crashed run's) and removes
   // them. Returns how many were removed.
@@ -129,7 +149,8 @@ class Cgroups {
 
  private:
   friend Result<Cgroups> detectCgroups(const CgroupOptions&);
-  friend Result<Cgroups> openCgroupV2At(const std::string&, const std::string&, bool);
+  friend Result<Cgroups> openCgroupV2At(const std::string&, const std::string&,
+                                        const CgroupV2TestOptions&);
   explicit Cgroups(std::shared_ptr<const CgroupBackend> backend);
   std::shared_ptr<const CgroupBackend> backend_;
 };
@@ -142,10 +163,10 @@ class Cgroups {
 Result<Cgroups> detectCgroups(const CgroupOptions& options = {});
 
 // Tests and tools: a v2 backend whose subtree is <dir>/<subtree>, using whichever of the memory,
-// pids and cpu controllers <dir> can enable for it (possibly none: then only join, kill and remove
-// work, and limits are refused). use_cgroup_kill=false makes killAll take the freeze-and-kill
-// path of kernels older than 5.14.
+// pids and cpu controllers <dir> can enable for it (possibly none: then only join, clone into,
+// kill and remove work, and limits are refused). detectCgroups never builds one without the
+// memory and pids controllers.
 Result<Cgroups> openCgroupV2At(const std::string& dir, const std::string& subtree,
-                               bool use_cgroup_kill = true);
+                               const CgroupV2TestOptions& options = {});
 
 }  // namespace pyrun::sandbox

@@ -37,6 +37,8 @@ class CgroupBackend {
   std::string description;
   std::vector<Hierarchy> hierarchies;  // v2: one kUnified entry
   bool memory = false, pids = false, cpu = false;
+  // v2 on Linux 5.7+: a job's first process is cloned into its cgroup (CLONE_INTO_CGROUP).
+  bool clone_into = false;
 
   // Writes the limits into a new job's directories; 0 in a field means "not limited".
   virtual Result<void> setLimits(const std::vector<std::string>& paths,
@@ -122,9 +124,10 @@ Result<std::shared_ptr<CgroupBackend>> detectCgroupV2(const std::vector<cgroupfs
                                                       const std::string& subtree);
 // pyrun's subtree in the v2 cgroup `dir` (own: `dir` is the cgroup this process is in, whose
 // processes may be moved to a leaf so that controllers can be enabled).
+// need_memory_and_pids is false for openCgroupV2At (tests and tools) only.
 Result<std::shared_ptr<CgroupBackend>> buildCgroupV2(const std::string& dir,
                                                      const std::string& subtree,
                                                      bool need_memory_and_pids, bool own,
-                                                     bool use_cgroup_kill);
+                                                     const CgroupV2TestOptions& options);
 
 }  // namespace pyrun::sandbox

@@ -1,15 +1,17 @@
 // cgroup v2: one unified hierarchy, controllers enabled per subtree, cgroup.kill and
-// cgroup.freeze (docs/CGROUPS.md).
+// cgroup.freeze, jobs cloned into their cgroup (docs/CGROUPS.md).
 #include <fcntl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "common/fd.h"
 #include "common/log.h"
 #include "sandbox/cgroup_backend.h"
+#include "sandbox/clone3.h"
 
 namespace pyrun::sandbox {
 namespace {
@@ -158,7 +160,7 @@ Result<void> enableControllers(const std::string& dir, const std::set<std::strin
 Result<std::shared_ptr<CgroupBackend>> buildCgroupV2(const std::string& dir,
                                                      const std::string& subtree,
                                                      bool need_memory_and_pids, bool own,
-                                                     bool use_cgroup_kill) {
+                                                     const CgroupV2TestOptions& options) {
   auto available_text = readSmall(dir + "/cgroup.controllers");
   if (!available_text) return available_text.error();
   auto available = splitWords(trim(*available_text), ' ');
@@ -176,12 +178,24 @@ Result<std::shared_ptr<CgroupBackend>> buildCgroupV2(const std::string& dir,
   std::string base = dir + "/" + subtree;
   if (auto r = makeDir(base); !r) return r.error();
   if (auto r = enableControllers(base, wanted, subtree, false); !r) return r.error();
-  auto backend = std::make_shared<CgroupV2Backend>(use_cgroup_kill);
+  auto backend = std::make_shared<CgroupV2Backend>(options.use_cgroup_kill);
   backend->hierarchies.push_back({Controller::kUnified, base});
   backend->memory = wanted.count("memory") != 0;
   backend->pids = wanted.count("pids") != 0;
   backend->cpu = wanted.count("cpu") != 0;
   backend->description = "cgroup v2 at " + base;
+  if (options.clone_into_cgroup) {
+    // Decided once: a job never falls back to joining because its own clone failed (that job
+    // fails instead), so the way a job enters its cgroup depends on the kernel alone.
+    if (int err = cloneIntoCgroupSupport(); err != 0) {
+      PYRUN_LOG(kInfo) << "this kernel cannot clone a process into a cgroup (clone3 with "
+                          "CLONE_INTO_CGROUP, Linux 5.7+: "
+                       << std::strerror(err)
+                       << "), so each job's init joins its cgroup right after the clone";
+    } else {
+      backend->clone_into = true;
+    }
+  }
   return backend;
 }
 
@@ -195,7 +209,7 @@ Result<std::shared_ptr<CgroupBackend>> detectCgroupV2(const std::vector<Mount>& 
   auto dir = dirInMount(*m, path->second);
   std::string why;
   if (dir && (*dir == m->point || delegatedToUs(*dir))) {
-    auto b = buildCgroupV2(*dir, subtree, true, true, true);
+    auto b = buildCgroupV2(*dir, subtree, true, true, {});
     if (b) return b;
     why = b.error().detail();
   } else {
@@ -203,7 +217,7 @@ Result<std::shared_ptr<CgroupBackend>> detectCgroupV2(const std::vector<Mount>& 
   }
   // As root without delegation: pyrun's own subtree under the root of the mount.
   if (::geteuid() == 0 && (!dir || *dir != m->point)) {
-    auto b = buildCgroupV2(m->point, subtree, true, false, true);
+    auto b = buildCgroupV2(m->point, subtree, true, false, {});
     if (b) return b;
     why += "; " + b.error().detail();
   }

@@ -242,7 +242,8 @@ Failure takeOverSignals() {
   return {};
 }
 
-// Every process of the job is born inside its cgroup: the init joins before it forks anything.
+// Every process of the job is born inside its cgroup: the init was cloned into it (cgroup v2,
+// Linux 5.7+: plan.cgroup is empty), or joins it here, before it forks anything.
 Failure joinJobCgroup(const ChildPlan& plan) {
   if (plan.cgroup.count != 0) {
     if (int err = joinCgroup(plan.cgroup); err != 0) {
@@ -250,8 +251,9 @@ Failure joinJobCgroup(const ChildPlan& plan) {
       return fail(Stage::kCgroup, static_cast<int32_t>(CgroupStep::kJoin));
     }
   }
-  // Then a cgroup namespace rooted there: /proc/self/cgroup in the job shows "/", not the host's
-  // path, whose job-<id> would tell a job how many jobs the server has run.
+  // Then a cgroup namespace rooted there (it is rooted where the caller is, hence not at the
+  // clone): /proc/self/cgroup in the job shows "/", not the host's path, whose job-<id> would tell
+  // a job how many jobs the server has run.
   if (::unshare(CLONE_NEWCGROUP) != 0) {
     return fail(Stage::kCgroup, static_cast<int32_t>(CgroupStep::kNamespace));
   }

@@ -87,7 +87,8 @@ struct ChildPlan {
   // cgroups enforce memory and processes).
   uint64_t address_space_bytes = 0;
   uint32_t nproc = 0;
-  CgroupJoin cgroup;     // count 0: no cgroup
+  // count 0: no cgroup, or the init was cloned into it (JobCgroup::cloneIntoFd)
+  CgroupJoin cgroup;
   int landlock_fd = -1;  // a prepared ruleset, or -1 without Landlock
   int landlock_abi = 0;
   const SeccompProgram* seccomp = nullptr;  // required: null fails the job (fail closed)

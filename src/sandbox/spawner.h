@@ -125,6 +125,11 @@ struct SpawnerConfig {
   uint32_t max_jobs = 0;
   // Which cgroup setup to use for the jobs (docs/CGROUPS.md); without a usable one, rlimits alone.
   CgroupOptions cgroups;
+  // Tests only (pyrund never sets it): the jobs' cgroups are in this cgroup v2 directory, with
+  // whatever controllers it offers (openCgroupV2At), instead of the setup detectCgroups finds, so
+  // that the spawner's v2 path runs on hosts whose memory and pids controllers are bound to v1.
+  // cgroups.subtree still names the subtree; prefer and require are ignored.
+  std::string test_cgroup_v2_dir;
   // Owner of <jobs_dir>/.uploads, where the unprivileged front stages uploads (the front's user
   // when pyrund starts as root; unset: the spawner's own uid).
   std::optional<uid_t> uploads_uid;

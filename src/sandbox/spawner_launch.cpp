@@ -8,25 +8,14 @@
 #include <utility>
 
 #include "common/log.h"
+#include "sandbox/clone3.h"
 #include "sandbox/landlock.h"
 #include "sandbox/spawner_process.h"
 
 namespace pyrun::sandbox::detail {
 namespace {
 
-// struct clone_args of <linux/sched.h> (CLONE_ARGS_SIZE_VER0), declared here because that header
-// clashes with glibc's <sched.h>.
-struct CloneArgs {
-  uint64_t flags = 0;
-  uint64_t pidfd = 0;
-  uint64_t child_tid = 0;
-  uint64_t parent_tid = 0;
-  uint64_t exit_signal = 0;
-  uint64_t stack = 0;
-  uint64_t stack_size = 0;
-  uint64_t tls = 0;
-};
-constexpr uint64_t kClonePidfd = 0x00001000;
+// The CLONE_NEW* flags of <linux/sched.h>, which clashes with glibc's <sched.h>.
 constexpr uint64_t kCloneNewPid = 0x20000000;
 constexpr uint64_t kCloneNewUser = 0x10000000;
 constexpr uint64_t kCloneNewNs = 0x00020000;
@@ -143,14 +132,7 @@ void Spawner::spawn(channel::SpawnRequest request) {
     sendFailed(id, stage, error, detail);
   };
   if (auto r = createJobCgroup(*job, l); !r) return undo("cgroup", EIO, r.error().detail());
-  if (auto r = startJob(*job, *spec); !r) {
-    bool policy_error = r.error().code() == Errc::kPolicy;
-    bool landlock_error = r.error().code() == Errc::kSandbox;
-    return undo(policy_error     ? "policy"
-                : landlock_error ? "landlock"
-                                 : "clone",
-                EIO, r.error().detail());
-  }
+  if (auto f = startJob(*job, *spec)) return undo(f->stage, EIO, f->error.detail());
   PYRUN_LOG(kInfo) << "job " << id << " pid " << job->pid << " in " << job->workdir.path;
   jobs_.emplace(id, std::move(job));
 }
@@ -169,14 +151,17 @@ Result<void> Spawner::createJobCgroup(Job& job, const JobLimits& l) {
   return {};
 }
 
-Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
+std::optional<StartFailure> Spawner::startJob(Job& job, const JobSpec& spec) {
   // Everything the child reads is built here, before the clone: the child may not allocate.
   const policy::Policy& policy = job.policy->policy;
   if (spec.terminal.enabled && !policy.terminal) {
-    return Error(Errc::kPolicy, "policy " + policy.name + " does not allow a terminal");
+    return StartFailure{
+        "policy", Error(Errc::kPolicy, "policy " + policy.name + " does not allow a terminal")};
   }
   auto root = planJobRoot(policy, job.workdir.path, {.terminal = spec.terminal.enabled});
-  if (!root) return root.error();
+  if (!root) {
+    return StartFailure{root.error().code() == Errc::kPolicy ? "policy" : "clone", root.error()};
+  }
   job.mounts = root->steps;
   std::vector<ChildMount> mounts;
   for (const auto& m : job.mounts) {
@@ -185,7 +170,7 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   }
   auto landlock = prepareLandlock(root->landlock_read_only, root->landlock_read_write,
                                   policy.network != policy::NetworkMode::kNone);
-  if (!landlock) return Error(Errc::kSandbox, landlock.error().detail());
+  if (!landlock) return StartFailure{"landlock", Error(Errc::kSandbox, landlock.error().detail())};
 
   // Paths as the job sees them: the host's layout does not leak into its argv or environment.
   std::string job_dir = kJobDirInRoot;
@@ -215,18 +200,21 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // A socket, not a pipe: the start report carries the interpreter's pid as SCM_CREDENTIALS
   // (contain.cpp), which the kernel translates into our pid namespace and vouches for.
   auto report = makeSocketPair(SOCK_SEQPACKET);
-  if (!in) return in.error();
-  if (!out) return out.error();
-  if (!err) return err.error();
-  if (!report) return report.error();
+  for (const auto* made : {&in, &out, &err}) {
+    if (!*made) return StartFailure{"clone", made->error()};
+  }
+  if (!report) return StartFailure{"clone", report.error()};
   std::optional<std::pair<UniqueFd, UniqueFd>> handoff;
   if (job.parked) {
     auto pipe = makePipe();
-    if (!pipe) return pipe.error();
+    if (!pipe) return StartFailure{"clone", pipe.error()};
     handoff = std::move(*pipe);
   }
   if (int on = 1; ::setsockopt(report->first.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) {
-    return errnoError("SO_PASSCRED on the report socket of job " + std::to_string(job.id), errno);
+    const int error = errno;
+    return StartFailure{
+        "clone",
+        errnoError("SO_PASSCRED on the report socket of job " + std::to_string(job.id), error)};
   }
 
   ChildPlan plan;
@@ -265,7 +253,10 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   plan.address_space_bytes =
       cgroup_memory ? spec.limits.memory_bytes * 4 : spec.limits.memory_bytes;
   plan.nproc = cgroup_pids ? spec.limits.processes + 1 : spec.limits.processes;
-  if (job.cgroup) plan.cgroup = job.cgroup->join();
+  // On cgroup v2 (Linux 5.7+) the init is born inside the job's cgroup; elsewhere it joins first
+  // thing after the clone (contain.cpp), before it runs anything else.
+  const int cgroup_fd = job.cgroup ? job.cgroup->cloneIntoFd() : -1;
+  if (job.cgroup && cgroup_fd < 0) plan.cgroup = job.cgroup->join();
   plan.landlock_fd = landlock->fd();
   plan.landlock_abi = landlock->abi();
   plan.seccomp = &job.policy->program;
@@ -275,18 +266,31 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   // of the job, daemons that called setsid included. Unprivileged, a user namespace grants the
   // right to create it. CLONE_PIDFD gives a handle that cannot refer to a recycled pid.
   int pidfd = -1;
-  CloneArgs args;
+  CloneRequest clone;
   // Mount, network, IPC and UTS namespaces: the job's own file system view, no network interface
   // but a down loopback, no System V IPC or POSIX message queues shared with the host.
-  args.flags = kClonePidfd | kCloneNewPid | kCloneNewNs | kCloneNewNet | kCloneNewIpc |
-               kCloneNewUts | (root_ ? 0 : kCloneNewUser);
-  args.pidfd = reinterpret_cast<uintptr_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
+  clone.namespaces = kCloneNewPid | kCloneNewNs | kCloneNewNet | kCloneNewIpc | kCloneNewUts |
+                     (root_ ? 0 : kCloneNewUser);
+  clone.pidfd = &pidfd;
+  // Not CLONE_NEWCGROUP here: a cgroup namespace made by clone3 is rooted at the spawner's cgroup,
+  // not the job's. The init enters one of its own once it is in the job's cgroup (contain.cpp).
+  clone.cgroup_fd = cgroup_fd;
   job.started_us = monotonicMicros();
   job.deadline_us =
       job.started_us + (uint64_t{spec.limits.wall_seconds} + kWallGraceSeconds) * 1'000'000u;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid < 0) return errnoError("clone3 for job " + std::to_string(job.id), errno);
+  pid_t pid = cloneProcess(clone);
+  const int clone_errno = errno;
+  if (pid < 0 && cgroup_fd >= 0) {
+    // Fail closed, and never retry by joining: the kernel takes CLONE_INTO_CGROUP (probed at
+    // start-up), so this cgroup is what it refused (removed, or made unfit behind our back).
+    return StartFailure{"cgroup", errnoError("clone3 into job cgroup " + job.cgroup->paths()[0] +
+                                                 " for job " + std::to_string(job.id),
+                                             clone_errno)};
+  }
+  if (pid < 0) {
+    return StartFailure{"clone",
+                        errnoError("clone3 for job " + std::to_string(job.id), clone_errno)};
+  }
   if (pid == 0) runJobInit(plan);
   job.times.stamp(JobStage::kClone);
 
@@ -298,7 +302,7 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec) {
   job.stdout_r = std::move(out->first);
   job.stderr_r = std::move(spec.terminal.enabled ? err->second : err->first);
   if (handoff) job.handoff_w = std::move(handoff->second);
-  return {};
+  return std::nullopt;
 }
 
 }  // namespace pyrun::sandbox::detail

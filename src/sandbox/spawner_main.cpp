@@ -59,11 +59,16 @@ Result<void> Spawner::prepare() {
     return Error(Errc::kSandbox, config_.jobs_dir + "/" + kRootMountPoint +
                                      " is not a directory: cannot mount jobs' roots there");
   }
-  auto cgroups = detectCgroups(config_.cgroups);
+  auto cgroups = config_.test_cgroup_v2_dir.empty()
+                     ? detectCgroups(config_.cgroups)
+                     : openCgroupV2At(config_.test_cgroup_v2_dir, config_.cgroups.subtree);
   if (!cgroups) return cgroups.error();
   cgroups_ = std::move(*cgroups);
   if (cgroups_.usable()) {
-    PYRUN_LOG(kInfo) << "job cgroups: " << cgroups_.description();
+    PYRUN_LOG(kInfo) << "job cgroups: " << cgroups_.description()
+                     << (cgroups_.clonesIntoCgroup()
+                             ? "; each job's init is cloned into its cgroup (CLONE_INTO_CGROUP)"
+                             : "; each job's init joins its cgroup right after the clone");
     auto removed = cgroups_.removeLeftovers();
     if (!removed) return removed.error();
     if (*removed > 0) {

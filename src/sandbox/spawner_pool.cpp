@@ -260,7 +260,9 @@ Result<void> Spawner::parkJob(const std::string& name,
   spec.interpreter = job->interpreter;
   spec.policy = name;
   spec.limits = job->limits;
-  if (auto r = startJob(*job, spec); !r) return undo(r.error());
+  if (auto f = startJob(*job, spec)) {
+    return undo(Error(f->error.code(), std::string(f->stage) + ": " + f->error.detail()));
+  }
   // Its init copies nothing from it (no kJobFile step): it can go now, so that parked jobs leave
   // nothing in the jobs directory. removeTree at its end finds nothing.
   wd.fd.reset();

@@ -120,6 +120,13 @@ struct Job {
 // Ids of parked jobs, above any the front uses.
 inline constexpr uint64_t kFirstPoolId = uint64_t{1} << 62;
 
+// Why Spawner::startJob could not start a job: the stage JobFailed names ("policy", "landlock",
+// "cgroup", "clone") and the reason.
+struct StartFailure {
+  const char* stage;
+  Error error;
+};
+
 class Spawner {
  public:
   Spawner(SpawnerConfig config, int socket, UniqueFd jobs_dir, PolicySet policies)
@@ -139,7 +146,8 @@ class Spawner {
  private:
   bool handleRequest();
   void spawn(channel::SpawnRequest request);
-  Result<void> startJob(Job& job, const JobSpec& spec);
+  // Plans the job's root, Landlock ruleset, argv and environment, and clones its init.
+  std::optional<StartFailure> startJob(Job& job, const JobSpec& spec);
   void signalJob(const SignalJob& s);
   void killJob(uint64_t job_id);
   void drainReport(Job& job);

@@ -8,14 +8,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "sandbox/clone3.h"
 #include "support/process.h"
 
 namespace pyrun::sandbox {
@@ -171,6 +175,15 @@ TEST_F(CgroupV1Test, CreateJobWritesLimitsWithSwapIncluded) {
   }
   EXPECT_TRUE(memory);
   EXPECT_TRUE(pids);
+  EXPECT_EQ(job->join().count, static_cast<int>(job->paths().size()));
+}
+
+// CLONE_INTO_CGROUP is v2 only: on v1 the job's first process still joins after the clone.
+TEST_F(CgroupV1Test, JobsJoinAfterTheCloneOnV1) {
+  EXPECT_FALSE(cgroups_.clonesIntoCgroup());
+  auto job = cgroups_.createJob(6, {});
+  ASSERT_TRUE(job) << job.error().detail();
+  EXPECT_EQ(job->cloneIntoFd(), -1);
   EXPECT_EQ(job->join().count, static_cast<int>(job->paths().size()));
 }
 
@@ -430,8 +443,126 @@ TEST_F(CgroupV2Test, JoinKillAllAndRemoveWork) {
   EXPECT_FALSE(exists(dir));
 }
 
+// By the kernel's version, not by the probe under test (cloneIntoCgroupSupport).
+bool kernelHasCloneIntoCgroup() {
+  utsname u{};
+  if (::uname(&u) != 0) return false;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 7);
+}
+
+// What the child of cloneProcess reads first, before it does anything else: its /proc/self/cgroup
+// line of the unified hierarchy ("0::<path>"), and whether the clone worked (errno otherwise).
+struct CloneOutcome {
+  int error = 0;
+  std::string cgroup_line;
+};
+
+CloneOutcome cloneAndReadOwnCgroup(int cgroup_fd) {
+  CloneOutcome outcome;
+  auto pipe = makePipe();
+  EXPECT_TRUE(pipe);
+  const int write_end = pipe->second.get();
+  pid_t pid = cloneProcess({.cgroup_fd = cgroup_fd});
+  if (pid == 0) {
+    // A raw clone3 child: system calls and the stack only.
+    char buf[4096];
+    int fd = ::open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) _exit(120);
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0 || ::write(write_end, buf, static_cast<size_t>(n)) != n) _exit(121);
+    _exit(0);
+  }
+  if (pid < 0) {
+    outcome.error = errno;
+    return outcome;
+  }
+  pipe->second.reset();
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipe->first.get(), buf, sizeof buf)) > 0;) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(waitStatus(pid), 0);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("0::", 0) == 0) outcome.cgroup_line = line;
+  }
+  return outcome;
+}
+
+// The job's cgroup as /proc/self/cgroup names it: its path below the cgroup2 mount's root.
+std::string cgroupLine(const std::string& mount, const std::string& dir) {
+  return "0::" + dir.substr(mount.size());
+}
+
+// The kernel puts the child in the job's cgroup as it creates it: the child's very first look at
+// its cgroup finds the job's, with no step of its own to get there.
+TEST_F(CgroupV2Test, CloneIntoCgroupBirthsTheChildInsideTheJobCgroup) {
+  if (!kernelHasCloneIntoCgroup()) GTEST_SKIP() << "CLONE_INTO_CGROUP needs Linux 5.7+";
+  ASSERT_EQ(cloneIntoCgroupSupport(), 0) << "the probe finds no CLONE_INTO_CGROUP on Linux 5.7+";
+  ASSERT_TRUE(cgroups_.clonesIntoCgroup());
+  auto job = cgroups_.createJob(11, {});
+  ASSERT_TRUE(job) << job.error().detail();
+  ASSERT_GE(job->cloneIntoFd(), 0);
+  CloneOutcome born = cloneAndReadOwnCgroup(job->cloneIntoFd());
+  ASSERT_EQ(born.error, 0) << std::strerror(born.error);
+  EXPECT_EQ(born.cgroup_line, cgroupLine(mount_, job->paths()[0]));
+  EXPECT_NE(born.cgroup_line, cgroupLine(mount_, mount_));  // not where this process is
+  ASSERT_TRUE(job->remove());
+}
+
+// Fail closed: a descriptor the kernel cannot clone into gives no process at all, with the
+// reason, never a child left in the caller's cgroup.
+TEST_F(CgroupV2Test, CloneIntoCgroupRefusesADescriptorOfNoV2CgroupAndStartsNothing) {
+  if (!kernelHasCloneIntoCgroup()) GTEST_SKIP() << "CLONE_INTO_CGROUP needs Linux 5.7+";
+  ASSERT_EQ(cloneIntoCgroupSupport(), 0) << "the probe finds no CLONE_INTO_CGROUP on Linux 5.7+";
+  UniqueFd not_cgroup(::open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(not_cgroup);
+  CloneOutcome outcome = cloneAndReadOwnCgroup(not_cgroup.get());
+  EXPECT_EQ(outcome.error, EBADF);
+  EXPECT_EQ(outcome.cgroup_line, "");
+  // A cgroup v1 directory is a cgroup, but not one a process can be cloned into.
+  for (const char* v1 : {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"}) {
+    struct statfs fs {};
+    if (::statfs(v1, &fs) != 0 || fs.f_type != CGROUP_SUPER_MAGIC) continue;
+    UniqueFd dir(::open(v1, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir) << v1;
+    EXPECT_EQ(cloneAndReadOwnCgroup(dir.get()).error, EBADF) << v1;
+  }
+}
+
+// A job cgroup removed behind the spawner's back (its descriptor still open) takes no process.
+TEST_F(CgroupV2Test, CloneIntoARemovedJobCgroupFails) {
+  if (!kernelHasCloneIntoCgroup()) GTEST_SKIP() << "CLONE_INTO_CGROUP needs Linux 5.7+";
+  ASSERT_EQ(cloneIntoCgroupSupport(), 0) << "the probe finds no CLONE_INTO_CGROUP on Linux 5.7+";
+  auto job = cgroups_.createJob(12, {});
+  ASSERT_TRUE(job) << job.error().detail();
+  ASSERT_EQ(::rmdir(job->paths()[0].c_str()), 0);
+  CloneOutcome outcome = cloneAndReadOwnCgroup(job->cloneIntoFd());
+  // ENOENT: the kernel finds no live cgroup behind the directory (ENODEV on some versions).
+  EXPECT_TRUE(outcome.error == ENOENT || outcome.error == ENODEV) << std::strerror(outcome.error);
+  EXPECT_EQ(outcome.cgroup_line, "");
+  // A cgroup of that name again, for the JobCgroup to remove.
+  ASSERT_EQ(::mkdir(job->paths()[0].c_str(), 0755), 0);
+  ASSERT_TRUE(job->remove());
+}
+
+// Where cloning into cgroups is off (as on kernels before 5.7), jobs join after the clone.
+TEST_F(CgroupV2Test, WithoutCloneIntoCgroupJobsJoinAfterTheClone) {
+  auto cg = openCgroupV2At(mount_, uniqueSubtree(), {.clone_into_cgroup = false});
+  ASSERT_TRUE(cg) << cg.error().detail();
+  EXPECT_FALSE(cg->clonesIntoCgroup());
+  auto job = cg->createJob(13, {});
+  ASSERT_TRUE(job) << job.error().detail();
+  EXPECT_EQ(job->cloneIntoFd(), -1);
+  EXPECT_EQ(job->join().count, 1);
+  ASSERT_TRUE(job->remove());
+}
+
 TEST_F(CgroupV2Test, KillAllWithoutCgroupKillFreezesAndKillsEveryProcess) {
-  auto cg = openCgroupV2At(mount_, uniqueSubtree(), /*use_cgroup_kill=*/false);
+  auto cg = openCgroupV2At(mount_, uniqueSubtree(), {.use_cgroup_kill = false});
   ASSERT_TRUE(cg) << cg.error().detail();
   auto job = cg->createJob(5, {});
   ASSERT_TRUE(job) << job.error().detail();

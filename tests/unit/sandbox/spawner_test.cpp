@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -972,6 +974,116 @@ bool isGoneOrZombie(pid_t pid) {
   std::string stat = test::readFileOrEmpty("/proc/" + std::to_string(pid) + "/stat");
   auto paren = stat.rfind(')');
   return paren == std::string::npos || stat.compare(paren, 4, ") Z ") == 0;
+}
+
+// ---- the spawner on cgroup v2 (SpawnerConfig::test_cgroup_v2_dir: this host's cgroup2 mount has
+// no memory or pids controller, so detectCgroups would take v1) ----
+
+std::string cgroup2Mount() {
+  for (const char* dir : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+    struct statfs fs {};
+    if (::statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC) return dir;
+  }
+  return {};
+}
+
+class SpawnerOnCgroupV2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mount_ = cgroup2Mount();
+    if (mount_.empty()) GTEST_SKIP() << "no cgroup2 mount at /sys/fs/cgroup or its unified/";
+    if (!isRoot()) GTEST_SKIP() << "creating cgroups under the cgroup2 root needs root";
+    ASSERT_EQ(::chmod(tmp_.path().c_str(), 0711), 0);
+    config_.jobs_dir = tmp_ / "jobs";
+    config_.job_uid_base = 300000u + static_cast<uint32_t>(::getpid() % 20000) * 16u;
+    config_.job_uid_count = 16;
+    config_.policy_files = testPolicies(tmp_);
+    config_.cgroups.subtree = cgroupSubtree() + "-v2";
+    config_.test_cgroup_v2_dir = mount_;
+    subtree_dir_ = mount_ + "/" + config_.cgroups.subtree;
+  }
+  void TearDown() override {
+    ::rmdir((subtree_dir_ + "/job-1").c_str());
+    ::rmdir(subtree_dir_.c_str());
+  }
+
+  // Runs spec to its end; on_started sees the job while its script waits for stdin.
+  JobRunOutcome run(const JobSpec& spec, const std::function<void(const JobStarted&)>& on_started) {
+    auto spawner = startSpawner(config_);
+    EXPECT_TRUE(spawner) << spawner.error().detail();
+    if (!spawner) return {};
+    JobRunOptions options;
+    options.idle_timeout_ms = 60000;
+    options.hold_stdin = true;
+    options.on_started = [&](const JobStarted& started, JobRunControl& job) {
+      on_started(started);
+      job.closeStdin();
+    };
+    auto outcome = runJobThroughSpawner(spawner->socket.get(), spec, options);
+    spawner->socket.reset();
+    int status = 0;
+    ::waitpid(spawner->pid, &status, 0);
+    EXPECT_TRUE(outcome) << outcome.error().detail();
+    return outcome ? std::move(*outcome) : JobRunOutcome{};
+  }
+
+  JobSpec spec(std::string script) {
+    JobSpec s;
+    s.job_id = 1;
+    s.policy = "default";
+    s.script_name = "job.py";
+    s.script = std::move(script);
+    return s;
+  }
+
+  std::string mount_, subtree_dir_;
+  TempDir tmp_{"spawner"};
+  SpawnerConfig config_;
+};
+
+// The init is in the job's cgroup (seen from the host), and the job's cgroup namespace is rooted
+// there, so the job sees "/" and not the host's path.
+TEST_F(SpawnerOnCgroupV2Test, JobsInitIsInItsCgroupWhichIsTheRootOfItsNamespace) {
+  std::string host_view;
+  auto outcome =
+      run(spec("import sys\nprint(open('/proc/self/cgroup').read(), end='')\nsys.stdin.read()\n"),
+          [&](const JobStarted& started) {
+            host_view = test::readFileOrEmpty("/proc/" + std::to_string(started.pid) + "/cgroup");
+          });
+  ASSERT_FALSE(outcome.failed) << outcome.failed->stage << ": " << outcome.failed->detail;
+  ASSERT_TRUE(outcome.ended);
+  EXPECT_EQ(outcome.ended->code, 0) << outcome.err;
+  const std::string job_cgroup = (subtree_dir_ + "/job-1").substr(mount_.size());
+  EXPECT_NE(host_view.find("0::" + job_cgroup + "\n"), std::string::npos) << host_view;
+  ASSERT_NE(outcome.out.find("0::/\n"), std::string::npos) << outcome.out;
+  std::istringstream lines(outcome.out);
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_EQ(line.substr(line.rfind(':') + 1), "/") << outcome.out;
+  }
+  EXPECT_FALSE(exists(subtree_dir_ + "/job-1"));
+}
+
+// Fail closed: a job cgroup the kernel will not clone the init into fails the job at stage
+// cgroup with the clone's reason; the spawner does not fall back to joining it. Here the
+// subtree is threaded, so a job cgroup in it is "domain invalid" and takes no process.
+TEST_F(SpawnerOnCgroupV2Test, AJobCgroupTheInitCannotBeClonedIntoFailsTheJob) {
+  ASSERT_EQ(::mkdir(subtree_dir_.c_str(), 0755), 0) << subtree_dir_;
+  {
+    std::ofstream type(subtree_dir_ + "/cgroup.type");
+    type << "threaded";
+  }
+  ASSERT_EQ(test::readFileOrEmpty(subtree_dir_ + "/cgroup.type"), "threaded\n");
+  bool started = false;
+  auto outcome = run(spec("print('ran')\n"), [&](const JobStarted&) { started = true; });
+  EXPECT_FALSE(started);
+  ASSERT_TRUE(outcome.failed);
+  EXPECT_EQ(outcome.failed->stage, "cgroup");
+  EXPECT_EQ(outcome.failed->detail.rfind("clone3 into job cgroup " + subtree_dir_ + "/job-1", 0),
+            0u)
+      << outcome.failed->detail;
+  EXPECT_NE(outcome.failed->detail.find(std::strerror(EOPNOTSUPP)), std::string::npos)
+      << outcome.failed->detail;
+  EXPECT_TRUE(jobDirs(config_.jobs_dir).empty());
 }
 
 TEST(SpawnerProcessTest, DeathOfTheFrontTakesTheSpawnerAndItsJobsDown) {
