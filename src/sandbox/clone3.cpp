@@ -68,7 +68,16 @@ pid_t cloneProcess(const CloneRequest& request) noexcept {
     args.cgroup = static_cast<uint64_t>(request.cgroup_fd);
   }
   args.exit_signal = SIGCHLD;
-  return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid >= 0 || errno != ENOSYS || request.cgroup_fd >= 0) return static_cast<pid_t>(pid);
+  // No clone3: a kernel before 5.3, or a seccomp filter that hides it because it cannot see its
+  // flags, which is what systemd's RestrictNamespaces= does to the packaged pyrund.service. The
+  // older clone takes the same namespace flags (which such a filter can check) and CLONE_PIDFD,
+  // storing the pidfd where its parent_tid argument points. Never for CLONE_INTO_CGROUP, which
+  // clone lacks: that caller fails instead (the start-up probe saw ENOSYS and did not ask).
+  const unsigned long flags =
+      request.namespaces | SIGCHLD | (request.pidfd != nullptr ? kClonePidfd : 0);
+  return static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, request.pidfd, nullptr, 0));
 }
 
 int cloneIntoCgroupSupport() noexcept {

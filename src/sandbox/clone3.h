@@ -21,7 +21,9 @@ struct CloneRequest {
 // cgroup_fd the child exists only inside that cgroup: when the kernel cannot put it there (EBADF:
 // not a cgroup v2 directory; ENOENT or ENODEV: a removed cgroup; EBUSY: a cgroup with controllers
 // enabled for its children; EOPNOTSUPP: a threaded one; E2BIG or EINVAL: a kernel before 5.7) there
-// is no child at all. No allocation: callable in a process that must not allocate.
+// is no child at all. Where clone3 answers ENOSYS (a kernel before 5.3, or systemd's
+// RestrictNamespaces= filter), a request without a cgroup_fd is made with clone instead. No
+// allocation: callable in a process that must not allocate.
 pid_t cloneProcess(const CloneRequest& request) noexcept;
 
 // Whether this kernel takes CLONE_INTO_CGROUP (Linux 5.7): 0 when it does, else the errno of

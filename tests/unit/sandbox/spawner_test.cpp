@@ -8,6 +8,8 @@
 #include <linux/magic.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -24,6 +26,7 @@
 #include <thread>
 
 #include "common/dir.h"
+#include "run_job.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/channel.h"
 #include "sandbox/job_run.h"
@@ -327,6 +330,73 @@ TEST_F(SpawnerTest, ResultsOfAShortJobSurviveASpawnerThatReadsItsRecordsLate) {
   EXPECT_EQ(
       test::readFileOrEmpty(config_.jobs_dir + "/.uploads/" + outcome->ended->results + "/out.txt"),
       "made it");
+}
+
+// The packaged unit runs pyrund under systemd's RestrictNamespaces=, whose seccomp filter answers
+// clone3 with ENOSYS (its flags sit behind a pointer) and EPERM to clone, unshare and setns for the
+// namespace kinds the unit does not list. That filter, built from the unit file's own line as
+// systemd 252 builds it, is loaded here around a second spawner: its jobs must still run (clone
+// instead of clone3, and the cgroup namespace each init makes must be on the list).
+TEST_F(SpawnerTest, JobsRunUnderTheUnitsNamespaceRestriction) {
+  std::ifstream unit_file(std::string(PYRUN_SOURCE_DIR) + "/packaging/systemd/pyrund.service");
+  std::string line, listed;
+  while (std::getline(unit_file, line)) {
+    if (line.rfind("RestrictNamespaces=", 0) == 0) listed = line.substr(19);
+  }
+  ASSERT_FALSE(listed.empty()) << "no RestrictNamespaces= in the unit";
+  const std::map<std::string, unsigned long> kinds = {
+      {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"net", CLONE_NEWNET},
+      {"mnt", CLONE_NEWNS},        {"pid", CLONE_NEWPID}, {"user", CLONE_NEWUSER},
+      {"uts", CLONE_NEWUTS},       {"time", 0x00000080UL}};  // CLONE_NEWTIME
+  std::set<std::string> allowed;
+  std::istringstream words(listed);
+  for (std::string w; words >> w;) allowed.insert(w);
+  // The fixture's spawner steps aside: the second one uses the same directories and uids.
+  spawner_.socket.reset();
+  int status = 0;
+  ::waitpid(spawner_.pid, &status, 0);
+  spawner_.pid = -1;
+
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(report[0]);
+    auto say = [&](const std::string& what) {
+      (void)!::write(report[1], what.data(), what.size());
+      _exit(1);
+    };
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == nullptr) say("seccomp_init failed");
+    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) say("clone3 rule");
+    for (const auto& [name, flag] : kinds) {
+      if (allowed.count(name) != 0) continue;
+      for (int sys : {SCMP_SYS(clone), SCMP_SYS(unshare)}) {
+        if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), sys, 1,
+                             SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag)) != 0) {
+          say("rule for " + name);
+        }
+      }
+      if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setns), 1,
+                           SCMP_A1(SCMP_CMP_EQ, flag)) != 0) {
+        say("setns rule for " + name);
+      }
+    }
+    if (seccomp_load(ctx) != 0) say("seccomp_load failed");
+    seccomp_release(ctx);
+    auto run = test_support::runJob(config_, spec(1, "print('ran')\n"));
+    if (!run.error.empty()) say(run.error);
+    if (!run.failed_stage.empty()) say("failed at " + run.failed_stage + ": " + run.failed_detail);
+    if (run.code != 0 || run.out != "ran\n")
+      say("exit " + std::to_string(run.code) + ": " + run.err);
+    _exit(0);
+  }
+  ::close(report[1]);
+  std::string why = readAllFrom(report[0]);
+  ::close(report[0]);
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << why;
 }
 
 TEST_F(SpawnerTest, StdinReachesTheScriptWithItsEnd) {
