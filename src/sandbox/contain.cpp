@@ -457,8 +457,8 @@ Failure cloneRootTemplate(const ChildPlan& plan) {
   int tree = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, plan.root_template,
                                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
   if (tree < 0) return fail(Stage::kRoot, static_cast<int>(RootStep::kCloneTemplate));
-  int rc = static_cast<int>(::syscall(SYS_move_mount, tree, "", AT_FDCWD, plan.root_dir,
-                                      MOVE_MOUNT_F_EMPTY_PATH));
+  int rc = static_cast<int>(
+      ::syscall(SYS_move_mount, tree, "", AT_FDCWD, plan.root_dir, MOVE_MOUNT_F_EMPTY_PATH));
   int err = errno;
   ::close(tree);
   if (rc != 0) {

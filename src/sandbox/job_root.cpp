@@ -199,7 +199,6 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
   return {};
 }
 
-
 // The plan with the staged files of workdir, or without any when workdir is empty (a template).
 Result<JobRootPlan> planSteps(const policy::Policy& policy, const std::string& workdir,
                               const JobRootOptions& options) {

@@ -40,9 +40,9 @@ Error templateError(const std::string& what, int error) {
 // and the mount's own flags (which the job's view shows) stay as a root built step by step has
 // them. mount(2)'s MS_REMOUNT would change both.
 int sealSuperblock(const std::string& path) {
-  int fd = static_cast<int>(
-      ::syscall(SYS_fspick, AT_FDCWD, path.c_str(),
-                FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT | FSPICK_SYMLINK_NOFOLLOW));
+  int fd =
+      static_cast<int>(::syscall(SYS_fspick, AT_FDCWD, path.c_str(),
+                                 FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT | FSPICK_SYMLINK_NOFOLLOW));
   if (fd < 0) return errno;
   int err = 0;
   if (::syscall(SYS_fsconfig, fd, FSCONFIG_SET_FLAG, "ro", nullptr, 0) != 0 ||
@@ -79,8 +79,7 @@ Result<void> RootTemplates::open(int jobs_dir_fd, const std::string& jobs_dir) {
       ::openat(jobs_dir_fd, kTemplatesDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir_fd_) return errnoError("open " + dir_, errno);
   // Root's alone: the jobs directory is searchable by the job uids (their working directories).
-  if (::fchown(dir_fd_.get(), 0, 0) != 0 ||
-      ::fchmod(dir_fd_.get(), 0700) != 0) {
+  if (::fchown(dir_fd_.get(), 0, 0) != 0 || ::fchmod(dir_fd_.get(), 0700) != 0) {
     return errnoError("make " + dir_ + " root's, mode 0700", errno);
   }
   mountinfo_.reset(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));

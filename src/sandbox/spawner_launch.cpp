@@ -206,7 +206,8 @@ Result<void> Spawner::startJob(Job& job, const JobSpec& spec, const std::string&
   if (!root) return root.error();
   // With a template, the init mounts only the job's own steps on its clone.
   job.mounts = root->steps;
-  if (!root_template.empty()) std::erase_if(job.mounts, [](const MountStep& m) { return !m.per_job; });
+  if (!root_template.empty())
+    std::erase_if(job.mounts, [](const MountStep& m) { return !m.per_job; });
   std::vector<ChildMount> mounts;
   for (const auto& m : job.mounts) {
     mounts.push_back({m.kind, m.source.c_str(), m.target.c_str(), m.data.c_str(), m.mode,

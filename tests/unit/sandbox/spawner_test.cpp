@@ -1311,9 +1311,9 @@ TEST_F(ConfinementTest, AnUnmountableExtraFailsTheJobAtStageRoot) {
   if (isRoot()) {
     // The policy's root template cannot be built: the job fails before anything is made for it.
     EXPECT_EQ(f.stage, "root");
-    EXPECT_NE(f.detail.find("the root template of policy extra at " + config_.jobs_dir +
-                            "/.templates/"),
-              std::string::npos)
+    EXPECT_NE(
+        f.detail.find("the root template of policy extra at " + config_.jobs_dir + "/.templates/"),
+        std::string::npos)
         << f.detail;
     EXPECT_NE(f.detail.find(step), std::string::npos) << f.detail;
   } else {
