@@ -69,8 +69,8 @@ Result<void> enterSpawnerMountNamespace() {
 
 Result<void> RootTemplates::open(int jobs_dir_fd, const std::string& jobs_dir) {
   dir_ = jobs_dir + "/" + kTemplatesDir;
-  // An earlier spawner's: its templates were mounted in its own namespace, gone with it, so what is
-  // left is empty directories. Nothing of ours is mounted there yet.
+  // Whatever is left there (the spawner removes an earlier run's at start) holds no mount of ours
+  // yet: the templates of an earlier spawner were mounted in its own namespace, gone with it.
   if (auto r = removeTree(jobs_dir_fd, kTemplatesDir); !r) return r.error();
   if (::mkdirat(jobs_dir_fd, kTemplatesDir, 0700) != 0 && errno != EEXIST) {
     return errnoError("create " + dir_, errno);

@@ -27,8 +27,14 @@ void Spawner::removeLeftoverWorkDirs() {
     const std::string& name = entry.name;
     if (name == kRootMountPoint) continue;
     // Mount points of an earlier spawner's templates, which were mounted in its own namespace
-    // only: empty directories here, which RootTemplates::open clears.
-    if (name == kTemplatesDir) continue;
+    // only: empty directories here, an expected leftover.
+    if (name == kTemplatesDir) {
+      if (auto r = removeTree(jobs_dir_.get(), name); !r) {
+        PYRUN_LOG(kWarning) << "cannot remove " << config_.jobs_dir << "/" << name << ": "
+                            << r.error().detail();
+      }
+      continue;
+    }
     // removeTree never follows a link: a leftover planted by a job is only unlinked.
     if (auto r = removeTree(jobs_dir_.get(), name); !r) {
       PYRUN_LOG(kWarning) << "cannot remove the leftover " << config_.jobs_dir << "/" << name
