@@ -447,37 +447,81 @@ int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
   return EINVAL;
 }
 
-// A tmpfs on the (empty) mount point becomes the root; the steps fill it from inside (every
-// target is relative to it), then pivot_root swaps it in and the host's tree is detached, so no
-// path of the job leads back to the host's root.
+// The policy's root template, cloned onto the (empty) mount point: one open_tree call copies its
+// whole tree (the root tmpfs, the system, /etc and device binds, /dev, the extras, each with its
+// flags), where a root built step by step takes dozens of mounts. The template is a path of the
+// spawner's mount namespace, which CLONE_NEWNS copied into ours: Linux 6.1 (Debian 12) clones
+// only mounts of the caller's own namespace (check_mnt in __do_loopback), so a detached template
+// (an open_tree fd the spawner held) could not be cloned by the init there. The clone is
+// private (makeMountsPrivate ran) and detached from the template's mounts; its tmpfs superblocks
+// are the template's, read-only (root_template.cpp), so nothing a job does reaches another job.
+Failure cloneRootTemplate(const ChildPlan& plan) {
+  int tree = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, plan.root_template,
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+  if (tree < 0) return fail(Stage::kRoot, static_cast<int>(RootStep::kCloneTemplate));
+  int rc = static_cast<int>(
+      ::syscall(SYS_move_mount, tree, "", AT_FDCWD, plan.root_dir, MOVE_MOUNT_F_EMPTY_PATH));
+  int err = errno;
+  ::close(tree);
+  if (rc != 0) {
+    errno = err;
+    return fail(Stage::kRoot, static_cast<int>(RootStep::kAttachTemplate));
+  }
+  return {};
+}
+
+int runMountSteps(const ChildMount* mounts, size_t count, const ChildPlan& plan, size_t* failed) {
+  // The host working directory, whose staged files are copied into the job's /job: opened (by
+  // absolute path, O_PATH: only a starting point for openat2) at the first copy, so that a failure
+  // names that step. Root in the host's user namespace, or the caller mapped, we can read them.
+  int workdir_fd = -1;
+  int err = 0;
+  for (size_t i = 0; i < count && err == 0; ++i) {
+    const ChildMount& m = mounts[i];
+    *failed = i;
+    if (m.kind == MountKind::kJobFile && workdir_fd < 0 && plan.workdir != nullptr) {
+      workdir_fd = ::open(plan.workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (workdir_fd < 0) err = errno;
+    }
+    if (err == 0) err = runMountStep(m, plan, workdir_fd);
+  }
+  // Closed before pivot_root: no descriptor of the host's tree survives into the job's.
+  if (workdir_fd >= 0) ::close(workdir_fd);
+  return err;
+}
+
+// The root: a clone of the policy's template, or a tmpfs on the (empty) mount point; the steps
+// fill it from inside (every target is relative to it), then pivot_root swaps it in and the
+// host's tree is detached, so no path of the job leads back to the host's root.
 Failure buildRoot(const ChildPlan& plan) {
   if (plan.root_dir == nullptr) {
     errno = EINVAL;
     return fail(Stage::kRoot);
   }
-  if (::mount("tmpfs", plan.root_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0 ||
-      ::chdir(plan.root_dir) != 0) {
+  if (plan.root_template != nullptr) {
+    if (auto f = cloneRootTemplate(plan); f.failed()) return f;
+  } else if (::mount("tmpfs", plan.root_dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") !=
+             0) {
     return fail(Stage::kRoot);
   }
-  // The host working directory, whose staged files are copied into the job's /job: opened (by
-  // absolute path, O_PATH: only a starting point for openat2) at the first copy, so that a failure
-  // names that step. Root in the host's user namespace, or the caller mapped, we can read them.
-  int workdir_fd = -1;
-  for (size_t i = 0; i < plan.mount_count; ++i) {
-    const ChildMount& m = plan.mounts[i];
-    if (m.kind == MountKind::kJobFile && workdir_fd < 0 && plan.workdir != nullptr) {
-      workdir_fd = ::open(plan.workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (workdir_fd < 0) return fail(Stage::kMount, static_cast<int>(i));
-    }
-    if (int err = runMountStep(m, plan, workdir_fd); err != 0) {
-      errno = err;
-      return fail(Stage::kMount, static_cast<int>(i));
-    }
+  if (::chdir(plan.root_dir) != 0) return fail(Stage::kRoot, static_cast<int>(RootStep::kEnter));
+  size_t failed = 0;
+  if (int err = runMountSteps(plan.mounts, plan.mount_count, plan, &failed); err != 0) {
+    errno = err;
+    return fail(Stage::kMount, static_cast<int>(failed));
   }
-  // Closed before pivot_root: no descriptor of the host's tree survives into the job's.
-  if (workdir_fd >= 0) ::close(workdir_fd);
   return {};
 }
+
+}  // namespace
+
+int runTemplateSteps(const ChildMount* mounts, size_t count, size_t* failed) {
+  // A template holds no job's step: no working directory, no job's uid.
+  ChildPlan none;
+  return runMountSteps(mounts, count, none, failed);
+}
+
+namespace {
 
 Failure setHostname(const ChildPlan& plan) {
   if (::sethostname(plan.hostname, std::strlen(plan.hostname)) != 0) return fail(Stage::kHostname);

@@ -76,6 +76,10 @@ struct ChildPlan {
 
   // The fresh root.
   const char* root_dir = nullptr;  // an empty directory on the host: the new root's mount point
+  // The policy's root template (root_template.h), a path of the spawner's mount namespace that the
+  // job's copy of it holds too: the root is a clone of it, and mounts are only the per_job steps.
+  // Null: the root is a fresh tmpfs and mounts are every step (without root, or templates off).
+  const char* root_template = nullptr;
   const ChildMount* mounts = nullptr;
   size_t mount_count = 0;
   const char* hostname = "pyrun";
@@ -99,6 +103,12 @@ struct ChildPlan {
   uint16_t terminal_rows = 24;
   uint16_t terminal_cols = 80;
 };
+
+// Runs the steps of a root template (none of them per_job) from the current directory, the
+// template's top, as a job's init runs them in a root built step by step. For the spawner, which
+// builds the templates; no allocation. Returns 0, or the errno with the failed step's index in
+// *failed.
+int runTemplateSteps(const ChildMount* mounts, size_t count, size_t* failed);
 
 // Runs in the child cloned into a new pid namespace, as its pid 1. Prepares the session, stdio and
 // descriptors, forks the interpreter process (confined by confineJob, then execve), forwards every

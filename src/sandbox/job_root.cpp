@@ -87,13 +87,14 @@ class Builder {
   struct TmpfsOptions {
     bool noexec = false;
   };
-  void tmpfs(const std::string& rel, std::string data, TmpfsOptions o) {
+  void tmpfs(const std::string& rel, std::string data, TmpfsOptions o, bool per_job = false) {
     mountPoint(rel, true);
     MountStep s;
     s.kind = MountKind::kTmpfs;
     s.target = rel;
     s.data = std::move(data);
     s.noexec = o.noexec;
+    s.per_job = per_job;
     plan_.steps.push_back(std::move(s));
   }
   void symlink(const std::string& to, const std::string& rel) {
@@ -112,6 +113,7 @@ class Builder {
     s.target = std::move(rel);
     s.mode = mode;
     s.data = std::move(data);
+    s.per_job = true;
     plan_.steps.push_back(std::move(s));
   }
   void proc(const std::string& rel) {
@@ -119,6 +121,7 @@ class Builder {
     MountStep s;
     s.kind = MountKind::kProc;
     s.target = rel;
+    s.per_job = true;  // mounted by the job's init: it shows the job's pid namespace
     plan_.steps.push_back(std::move(s));
   }
   JobRootPlan& plan() { return plan_; }
@@ -196,14 +199,9 @@ Result<void> addStagedFiles(Builder& b, int top_fd, const std::string& top) {
   return {};
 }
 
-}  // namespace
-
-Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir) {
-  return planJobRoot(policy, workdir, JobRootOptions{});
-}
-
-Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir,
-                                const JobRootOptions& options) {
+// The plan with the staged files of workdir, or without any when workdir is empty (a template).
+Result<JobRootPlan> planSteps(const policy::Policy& policy, const std::string& workdir,
+                              const JobRootOptions& options) {
   for (const auto* list : {&policy.filesystem.read_only, &policy.filesystem.read_write}) {
     for (const auto& path : *list) {
       if (path.empty() || path[0] != '/' || path == "/") {
@@ -254,11 +252,13 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   b.jobStep(MountKind::kJobTmpfs, "", relative(kJobDirInRoot), 0700,
             "size=" + std::to_string(policy.limits.workdir_bytes) + ",nr_inodes=" +
                 std::to_string(uint64_t{policy.limits.workdir_files} + 1) + ",mode=0700");
-  UniqueFd staged(::open(workdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!staged) return errnoError("open the job's working directory " + workdir, errno);
-  if (auto r = addStagedFiles(b, staged.get(), workdir); !r) return r.error();
+  if (!workdir.empty()) {
+    UniqueFd staged(::open(workdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!staged) return errnoError("open the job's working directory " + workdir, errno);
+    if (auto r = addStagedFiles(b, staged.get(), workdir); !r) return r.error();
+  }
   std::string tmp_options = "size=" + std::to_string(policy.limits.tmp_bytes) + ",mode=1777";
-  b.tmpfs("tmp", tmp_options, {.noexec = false});
+  b.tmpfs("tmp", tmp_options, {.noexec = false}, /*per_job=*/true);
 
   b.tmpfs("dev", "size=64k,mode=0755", {.noexec = true});
   for (const char* dev : kWritableDevices) {
@@ -274,7 +274,7 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
   b.symlink("/proc/self/fd/1", "dev/stdout");
   b.symlink("/proc/self/fd/2", "dev/stderr");
   // POSIX shared memory and multiprocessing's semaphores live here.
-  b.tmpfs("dev/shm", tmp_options, {.noexec = true});
+  b.tmpfs("dev/shm", tmp_options, {.noexec = true}, /*per_job=*/true);
   if (options.terminal) {
     // The job's own devpts instance: its ptmx makes pseudo-terminals in this instance only, and
     // nothing of the host's /dev/pts is reachable. The init opens the job's terminal as the
@@ -313,9 +313,29 @@ Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string&
     s.source = knob;  // relative: the job's own /proc, seen from the root being built
     s.target = knob;
     s.optional = true;
+    s.per_job = true;
     plan.steps.push_back(std::move(s));
   }
   return std::move(plan);
+}
+
+}  // namespace
+
+Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir) {
+  return planJobRoot(policy, workdir, JobRootOptions{});
+}
+
+Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir,
+                                const JobRootOptions& options) {
+  if (workdir.empty()) return Error(Errc::kInvalidArgument, "no working directory for the job");
+  return planSteps(policy, workdir, options);
+}
+
+Result<JobRootPlan> planRootTemplate(const policy::Policy& policy, const JobRootOptions& options) {
+  auto plan = planSteps(policy, "", options);
+  if (!plan) return plan.error();
+  std::erase_if(plan->steps, [](const MountStep& s) { return s.per_job; });
+  return plan;
 }
 
 std::vector<MountStep> bootModuleSteps() {

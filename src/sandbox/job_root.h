@@ -43,6 +43,10 @@ struct MountStep {
   bool writable = false;  // kBind, kDeviceBind
   bool noexec = false;    // kTmpfs
   bool optional = false;  // a missing source is skipped (host files that may not exist)
+  // The job's own: mounted by its init in every case. The other steps are the same for every job
+  // of a policy (and terminal option), and the spawner, as root, builds them once into the
+  // policy's root template (root_template.h), which each job's init clones.
+  bool per_job = false;
 };
 
 struct JobRootPlan {
@@ -72,6 +76,10 @@ struct JobRootOptions {
 };
 Result<JobRootPlan> planJobRoot(const policy::Policy& policy, const std::string& workdir,
                                 const JobRootOptions& options);
+
+// The steps of a policy's root template: planJobRoot's steps without the job's own (per_job) and
+// without a working directory's files. Errors as planJobRoot's, kPolicy only.
+Result<JobRootPlan> planRootTemplate(const policy::Policy& policy, const JobRootOptions& options);
 
 // The devpts options of a job's terminal instance: a new instance (never the host's ptys),
 // /dev/ptmx usable by the job (0666), slaves private to their owner, at most 16 of them.

@@ -134,6 +134,10 @@ struct SpawnerConfig {
   // when pyrund starts as root; unset: the spawner's own uid).
   std::optional<uid_t> uploads_uid;
   std::optional<gid_t> uploads_gid;
+  // As root, each job's root is a clone of its policy's root template (docs/SANDBOX.md, "Root
+  // templates") plus the job's own mounts. false: every root is built step by step, as without
+  // root (the tests compare both).
+  bool root_templates = true;
 };
 
 // ---- messages (front -> spawner) ----

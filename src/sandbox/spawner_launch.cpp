@@ -102,6 +102,14 @@ void Spawner::spawn(channel::SpawnRequest request) {
         "the spawner already runs " + std::to_string(jobs_.size()) + " jobs, its cap");
   }
 
+  // Before anything is made for the job: a root that cannot be built fails it, never a weaker one.
+  // A terminal is a policy's to allow (startJob refuses it otherwise).
+  auto root_template = rootTemplateFor(policy->second, spec->terminal.enabled && rules.terminal);
+  if (!root_template) {
+    return sendFailed(id, root_template.error().code() == Errc::kPolicy ? "policy" : "root", EIO,
+                      root_template.error().detail());
+  }
+
   auto job = std::make_unique<Job>();
   job->id = id;
   job->interpreter = spec->interpreter;
@@ -132,7 +140,9 @@ void Spawner::spawn(channel::SpawnRequest request) {
     sendFailed(id, stage, error, detail);
   };
   if (auto r = createJobCgroup(*job, l); !r) return undo("cgroup", EIO, r.error().detail());
-  if (auto f = startJob(*job, *spec)) return undo(f->stage, EIO, f->error.detail());
+  if (auto f = startJob(*job, *spec, *root_template)) {
+    return undo(f->stage, EIO, f->error.detail());
+  }
   PYRUN_LOG(kInfo) << "job " << id << " pid " << job->pid << " in " << job->workdir.path;
   jobs_.emplace(id, std::move(job));
 }
@@ -151,7 +161,27 @@ Result<void> Spawner::createJobCgroup(Job& job, const JobLimits& l) {
   return {};
 }
 
-std::optional<StartFailure> Spawner::startJob(Job& job, const JobSpec& spec) {
+Result<std::string> Spawner::rootTemplateFor(const std::shared_ptr<const CompiledPolicy>& policy,
+                                             bool terminal) {
+  if (!templates_) return std::string();
+  return templates_->get(policy->policy, policy.get(), terminal);
+}
+
+void Spawner::buildRootTemplates() {
+  if (!templates_) return;
+  templates_->clear();
+  for (const auto& [name, p] : policies_) {
+    if (auto r = rootTemplateFor(p, false); !r) {
+      PYRUN_LOG(kError) << "jobs of policy " << name
+                        << " fail until its root template can be built: " << r.error().detail();
+    }
+  }
+  PYRUN_LOG(kInfo) << "root templates: " << templates_->size() << " of " << policies_.size()
+                   << " policies built";
+}
+
+std::optional<StartFailure> Spawner::startJob(Job& job, const JobSpec& spec,
+                                              const std::string& root_template) {
   // Everything the child reads is built here, before the clone: the child may not allocate.
   const policy::Policy& policy = job.policy->policy;
   if (spec.terminal.enabled && !policy.terminal) {
@@ -162,7 +192,10 @@ std::optional<StartFailure> Spawner::startJob(Job& job, const JobSpec& spec) {
   if (!root) {
     return StartFailure{root.error().code() == Errc::kPolicy ? "policy" : "clone", root.error()};
   }
+  // With a template, the init mounts only the job's own steps on its clone.
   job.mounts = root->steps;
+  if (!root_template.empty())
+    std::erase_if(job.mounts, [](const MountStep& m) { return !m.per_job; });
   std::vector<ChildMount> mounts;
   for (const auto& m : job.mounts) {
     mounts.push_back({m.kind, m.source.c_str(), m.target.c_str(), m.data.c_str(), m.mode,
@@ -242,6 +275,7 @@ std::optional<StartFailure> Spawner::startJob(Job& job, const JobSpec& spec) {
   plan.report_fd = report->second.get();
   plan.handoff_fd = handoff ? handoff->first.get() : -1;
   plan.root_dir = root_dir.c_str();
+  plan.root_template = root_template.empty() ? nullptr : root_template.c_str();
   plan.mounts = mounts.data();
   plan.mount_count = mounts.size();
   plan.job_dir = kJobDirInRoot;

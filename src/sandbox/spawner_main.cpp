@@ -26,6 +26,15 @@ void Spawner::removeLeftoverWorkDirs() {
   for (const auto& entry : *entries) {
     const std::string& name = entry.name;
     if (name == kRootMountPoint) continue;
+    // Mount points of an earlier spawner's templates, which were mounted in its own namespace
+    // only: empty directories here, an expected leftover.
+    if (name == kTemplatesDir) {
+      if (auto r = removeTree(jobs_dir_.get(), name); !r) {
+        PYRUN_LOG(kWarning) << "cannot remove " << config_.jobs_dir << "/" << name << ": "
+                            << r.error().detail();
+      }
+      continue;
+    }
     // removeTree never follows a link: a leftover planted by a job is only unlinked.
     if (auto r = removeTree(jobs_dir_.get(), name); !r) {
       PYRUN_LOG(kWarning) << "cannot remove the leftover " << config_.jobs_dir << "/" << name
@@ -58,6 +67,23 @@ Result<void> Spawner::prepare() {
       !S_ISDIR(st.st_mode)) {
     return Error(Errc::kSandbox, config_.jobs_dir + "/" + kRootMountPoint +
                                      " is not a directory: cannot mount jobs' roots there");
+  }
+  if (root_ && config_.root_templates) {
+    // Before the templates and before any job: every job's CLONE_NEWNS copies this namespace.
+    if (auto r = enterSpawnerMountNamespace(); !r) {
+      PYRUN_LOG(kWarning) << "job roots are built step by step, without templates: "
+                          << r.error().detail();
+    } else {
+      templates_.emplace();
+      if (auto opened = templates_->open(jobs_dir_.get(), config_.jobs_dir); !opened) {
+        return opened.error();
+      }
+      buildRootTemplates();
+    }
+  } else {
+    PYRUN_LOG(kInfo) << "job roots are built step by step, without templates: "
+                     << (root_ ? "root templates are off"
+                               : "templates need root (a mount namespace of the spawner's own)");
   }
   auto cgroups = config_.test_cgroup_v2_dir.empty()
                      ? detectCgroups(config_.cgroups)

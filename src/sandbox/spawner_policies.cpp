@@ -59,6 +59,8 @@ void Spawner::reloadPolicies() {
     }
   }
   drainPool("the policies were reloaded");
+  // Jobs already running keep the clones they made; new ones clone the new policies' templates.
+  buildRootTemplates();
   std::string names;
   for (const auto& [name, p] : policies_) names += (names.empty() ? "" : ", ") + name;
   PYRUN_LOG(kInfo) << "reloaded " << policies_.size() << " policies: " << names;

@@ -222,6 +222,9 @@ void Spawner::refillPool() {
 
 Result<void> Spawner::parkJob(const std::string& name,
                               const std::shared_ptr<const CompiledPolicy>& p) {
+  // Parked jobs have no terminal (docs/SANDBOX.md, "Terminals").
+  auto root_template = rootTemplateFor(p, false);
+  if (!root_template) return root_template.error();
   auto job = std::make_unique<Job>();
   job->id = next_pool_id_++;
   job->parked = true;
@@ -260,7 +263,7 @@ Result<void> Spawner::parkJob(const std::string& name,
   spec.interpreter = job->interpreter;
   spec.policy = name;
   spec.limits = job->limits;
-  if (auto f = startJob(*job, spec)) {
+  if (auto f = startJob(*job, spec, *root_template)) {
     return undo(Error(f->error.code(), std::string(f->stage) + ": " + f->error.detail()));
   }
   // Its init copies nothing from it (no kJobFile step): it can go now, so that parked jobs leave

@@ -25,6 +25,7 @@
 #include "sandbox/channel.h"
 #include "sandbox/contain.h"
 #include "sandbox/job_root.h"
+#include "sandbox/root_template.h"
 #include "sandbox/seccomp_filter.h"
 #include "sandbox/seccomp_log.h"
 #include "sandbox/spawner.h"
@@ -147,7 +148,17 @@ class Spawner {
   bool handleRequest();
   void spawn(channel::SpawnRequest request);
   // Plans the job's root, Landlock ruleset, argv and environment, and clones its init.
-  std::optional<StartFailure> startJob(Job& job, const JobSpec& spec);
+  // root_template: the path rootTemplateFor gave, empty for a root built step by step.
+  std::optional<StartFailure> startJob(Job& job, const JobSpec& spec,
+                                       const std::string& root_template);
+  // The policy's root template for a job (with a terminal or not), built when needed; empty when
+  // roots are built step by step (no root, or templates off or unavailable). Errors: the template
+  // cannot be built (kSandbox, kPolicy): the job fails, it never gets a root built another way.
+  Result<std::string> rootTemplateFor(const std::shared_ptr<const CompiledPolicy>& policy,
+                                      bool terminal);
+  // Builds every policy's template now (at start and after a reload), so that the first job of
+  // each does not wait for it; a failure is logged, and retried by that policy's next job.
+  void buildRootTemplates();
   void signalJob(const SignalJob& s);
   void killJob(uint64_t job_id);
   void drainReport(Job& job);
@@ -203,6 +214,8 @@ class Spawner {
   UniqueFd uploads_dir_;
   bool root_;
   bool front_gone_ = false;
+  // Set when jobs' roots are cloned from templates (root_template.h).
+  std::optional<RootTemplates> templates_;
   std::map<uint64_t, std::unique_ptr<Job>> jobs_;
   PolicySet policies_;
   Cgroups cgroups_;

@@ -82,6 +82,20 @@ std::string terminalStep(const StageContext&, int32_t arg) {
   return "set up the job's terminal";
 }
 
+std::string rootStep(const StageContext& c, int32_t arg) {
+  switch (static_cast<RootStep>(arg)) {
+    case RootStep::kCloneTemplate:
+      return "clone the policy's root template (open_tree)";
+    case RootStep::kAttachTemplate:
+      return "attach the clone of the root template on " + std::string(c.root_mount_point);
+    case RootStep::kEnter:
+      return "enter the job's root at " + std::string(c.root_mount_point);
+    case RootStep::kTmpfs:
+      break;
+  }
+  return "mount the job's root on " + std::string(c.root_mount_point);
+}
+
 std::string mountStep(const StageContext& c, int32_t arg) {
   return arg >= 0 && static_cast<size_t>(arg) < c.mounts.size()
              ? describeMountStep(c.mounts[static_cast<size_t>(arg)])
@@ -130,10 +144,7 @@ constexpr StageInfo kStages[] = {
      [](const StageContext&, int32_t) {
        return std::string("make the job's mount namespace private");
      }},
-    {Stage::kRoot, "root",
-     [](const StageContext& c, int32_t) {
-       return "mount the job's root on " + std::string(c.root_mount_point);
-     }},
+    {Stage::kRoot, "root", rootStep},
     {Stage::kMount, "mount", mountStep},
     {Stage::kHostname, "hostname",
      [](const StageContext&, int32_t) { return std::string("set the job's host name"); }},

@@ -32,7 +32,7 @@ enum class Stage : int32_t {
   kExecve,
   kCgroup,        // joining the job's cgroup(s); arg: CgroupStep
   kMountPrivate,  // making the new mount namespace private (no propagation to or from the host)
-  kRoot,          // the tmpfs that becomes the job's root
+  kRoot,          // the job's root: a tmpfs, or a clone of the policy's template (arg: RootStep)
   kMount,         // one MountStep (arg: its index)
   kHostname,      // the UTS namespace's host name
   kPivotRoot,     // arg: PivotRootStep
@@ -44,6 +44,7 @@ enum class Stage : int32_t {
 
 // The sub-steps of the stages that have several (ReportRecord::arg).
 enum class UserNamespaceStep : int32_t { kSetgroups = 0, kUidMap, kGidMap, kDumpable };
+enum class RootStep : int32_t { kTmpfs = 0, kCloneTemplate, kAttachTemplate, kEnter };
 enum class PivotRootStep : int32_t { kPivot = 1, kDetach, kChdir, kReadOnly };
 enum class LandlockStep : int32_t { kJobMountRules = 1, kEnforce };
 enum class CgroupStep : int32_t { kJoin = 0, kNamespace };

@@ -1512,7 +1512,7 @@ if __name__ == '__main__':
   EXPECT_EQ(r.ended.code, 0);
 }
 
-TEST_F(ConfinementTest, AnUnmountableExtraFailsTheJobAtStageMount) {
+TEST_F(ConfinementTest, AnUnmountableExtraFailsTheJobAtStageRoot) {
   test::writeFile(tmp_ / "extra.yaml",
                   openPolicy("filesystem:\n  read_only: [/nonexistent-pyrun-extra]\n"), 0644);
   reloadFrom({{"default", std::string(PYRUN_SOURCE_DIR) + "/policy/default.yaml"},
@@ -1527,11 +1527,22 @@ TEST_F(ConfinementTest, AnUnmountableExtraFailsTheJobAtStageMount) {
   Received r = next();
   ASSERT_TRUE(std::holds_alternative<JobFailed>(r.message));
   const auto& f = std::get<JobFailed>(r.message);
-  EXPECT_EQ(f.stage, "mount");
-  EXPECT_EQ(f.error, ENOENT);
-  EXPECT_EQ(f.detail,
-            "bind /nonexistent-pyrun-extra onto /nonexistent-pyrun-extra read-only: No such file "
-            "or directory");
+  const std::string step =
+      "bind /nonexistent-pyrun-extra onto /nonexistent-pyrun-extra read-only: No such file or "
+      "directory";
+  if (isRoot()) {
+    // The policy's root template cannot be built: the job fails before anything is made for it.
+    EXPECT_EQ(f.stage, "root");
+    EXPECT_NE(
+        f.detail.find("the root template of policy extra at " + config_.jobs_dir + "/.templates/"),
+        std::string::npos)
+        << f.detail;
+    EXPECT_NE(f.detail.find(step), std::string::npos) << f.detail;
+  } else {
+    EXPECT_EQ(f.stage, "mount");
+    EXPECT_EQ(f.error, ENOENT);
+    EXPECT_EQ(f.detail, step);
+  }
   EXPECT_TRUE(test::eventually([&] { return jobDirs(config_.jobs_dir).empty(); }));
 }
 
@@ -1583,6 +1594,159 @@ TEST_F(ConfinementTest, ReadOnlyExtrasAreVisibleAndNotWritable) {
   auto r = runJob(s);
   EXPECT_EQ(r.out, "shared data\nread-only\n") << r.err;
   EXPECT_EQ(test::readFileOrEmpty(data / "input"), "shared data");
+}
+
+// ---- root templates (docs/SANDBOX.md, "Root templates") ----
+
+// The job's mounts as it sees them, one line each, sorted: mount point, the mount's own options,
+// file system type (the super block's options are left out: the template's tmpfs is read-only
+// there, docs/SANDBOX.md).
+constexpr const char* kPrintMounts =
+    "rows = []\n"
+    "for line in open('/proc/self/mountinfo'):\n"
+    "    f = line.split()\n"
+    "    sep = f.index('-')\n"
+    "    rows.append(' '.join([f[4], f[5], f[sep + 1]] + f[6:sep]))\n"
+    "print('\\n'.join(sorted(rows)))\n";
+
+// The tops of the spawner's root templates (<jobs_dir>/.templates/<n>, a new n for each build) ->
+// their super block options, as its mount namespace holds them.
+std::map<std::string, std::string> templateTops(pid_t spawner, const std::string& jobs_dir) {
+  std::map<std::string, std::string> tops;
+  std::istringstream in(test::readFileOrEmpty("/proc/" + std::to_string(spawner) + "/mountinfo"));
+  std::string line;
+  const std::string dir = jobs_dir + "/.templates/";
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string w; fields >> w;) f.push_back(w);
+    if (f.size() < 10 || f[4].rfind(dir, 0) != 0) continue;
+    if (f[4].find('/', dir.size()) != std::string::npos) continue;  // below a top
+    tops[f[4]] = f.back();
+  }
+  return tops;
+}
+
+class RootTemplateTest : public ConfinementTest {
+ protected:
+  void SetUp() override {
+    if (!isRoot()) GTEST_SKIP() << "root templates need root (the spawner's own mount namespace)";
+    ConfinementTest::SetUp();
+  }
+  // Stops the spawner and starts one with config_ (changed by the test).
+  void restartSpawner() {
+    spawner_.socket.reset();
+    int status;
+    ::waitpid(spawner_.pid, &status, 0);
+    auto s = startSpawner(config_);
+    ASSERT_TRUE(s) << s.error().detail();
+    spawner_ = std::move(*s);
+  }
+};
+
+TEST_F(RootTemplateTest, EveryPolicyHasATemplateRebuiltOnReload) {
+  // Built at start, one per policy (default and open), in the spawner's namespace only.
+  std::map<std::string, std::string> before;
+  ASSERT_TRUE(test::eventually([&] {
+    before = templateTops(spawner_.pid, config_.jobs_dir);
+    return before.size() == 2;
+  }));
+  EXPECT_EQ(test::readFileOrEmpty("/proc/self/mountinfo").find(config_.jobs_dir + "/.templates"),
+            std::string::npos);
+  reloadFrom(config_.policy_files);
+  ASSERT_TRUE(std::get<PoliciesReloaded>(next().message).ok);
+  auto after = templateTops(spawner_.pid, config_.jobs_dir);
+  ASSERT_EQ(after.size(), 2u);
+  for (const auto& [top, options] : after) EXPECT_EQ(before.count(top), 0u) << top;
+}
+
+TEST_F(RootTemplateTest, TemplateIsReadOnlyEvenForRootAndInEveryJob) {
+  std::map<std::string, std::string> tops;
+  ASSERT_TRUE(test::eventually([&] {
+    tops = templateTops(spawner_.pid, config_.jobs_dir);
+    return !tops.empty();
+  }));
+  for (const auto& [top, options] : tops) {
+    EXPECT_EQ(options.rfind("ro,", 0), 0u) << top << ": " << options;
+  }
+  // Root on the host, through the spawner's namespace, cannot write into a template.
+  auto dirs = listDirectory("/proc/" + std::to_string(spawner_.pid) + "/root" + config_.jobs_dir +
+                            "/.templates");
+  ASSERT_TRUE(dirs && !dirs->empty());
+  const std::string top = "/proc/" + std::to_string(spawner_.pid) + "/root" + config_.jobs_dir +
+                          "/.templates/" + dirs->front().name;
+  for (const std::string& path : {top + "/planted", top + "/dev/planted"}) {
+    errno = 0;
+    EXPECT_LT(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644), 0) << path;
+    EXPECT_EQ(errno, EROFS) << path;
+  }
+  // A job's root and /dev are the template's read-only super blocks; its own mounts are its own.
+  auto r = runJob(openSpec(1,
+                           "rows = []\n"
+                           "for line in open('/proc/self/mountinfo'):\n"
+                           "    f = line.split()\n"
+                           "    if f[4] in ('/', '/dev', '/tmp', '/job'):\n"
+                           "        rows.append(f[4] + ' ' + f[-1].split(',')[0])\n"
+                           "print('\\n'.join(sorted(rows)))\n"));
+  EXPECT_EQ(r.out, "/ ro\n/dev ro\n/job rw\n/tmp rw\n") << r.err;
+}
+
+TEST_F(RootTemplateTest, TwoJobsOfAPolicySeeIdenticalRootsAndNothingOfEachOther) {
+  auto first = runJob(openSpec(1, std::string("open('/tmp/left', 'w').write('1')\n"
+                                              "open('/job/left', 'w').write('1')\n") +
+                                      kPrintMounts));
+  auto second = runJob(openSpec(2, std::string("import os\n"
+                                               "assert not os.path.exists('/tmp/left')\n"
+                                               "assert not os.path.exists('/job/left')\n") +
+                                       kPrintMounts));
+  EXPECT_EQ(first.ended.code, 0) << first.err;
+  EXPECT_EQ(second.ended.code, 0) << second.err;
+  EXPECT_NE(first.out.find("/usr ro,nosuid,nodev"), std::string::npos) << first.out;
+  EXPECT_EQ(first.out, second.out);
+}
+
+TEST_F(RootTemplateTest, ClonedRootMatchesTheRootBuiltStepByStep) {
+  // A policy with extras, read-only and writable, so that every kind of step is there. (Jobs with
+  // a terminal are compared by the terminal suite, which runs with templates.)
+  VarTmpDir data;
+  ASSERT_FALSE(data.path().empty());
+  ASSERT_EQ(::mkdir((data / "ro").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((data / "rw").c_str(), 0777), 0);
+  test::writeFile(tmp_ / "extra.yaml",
+                  openPolicy("filesystem:\n  read_only: [" + data / "ro" + "]\n  read_write: [" +
+                             data / "rw" + "]\n"),
+                  0644);
+  config_.policy_files = {{"extra", tmp_ / "extra.yaml"}};
+  JobSpec s = spec(1, kPrintMounts);
+  s.policy = "extra";
+  std::string cloned, stepwise;
+  for (bool templates : {true, false}) {
+    config_.root_templates = templates;
+    restartSpawner();
+    (templates ? cloned : stepwise) = runJob(s).out;
+  }
+  EXPECT_NE(cloned.find(data / "rw" + " rw,nosuid,nodev"), std::string::npos) << cloned;
+  EXPECT_NE(cloned.find(data / "ro" + " ro,nosuid,nodev"), std::string::npos) << cloned;
+  EXPECT_EQ(cloned, stepwise);
+}
+
+TEST_F(RootTemplateTest, AHostFileReplacedSinceTheTemplateReachesTheNextJob) {
+  VarTmpDir data;
+  ASSERT_FALSE(data.path().empty());
+  ASSERT_EQ(::chmod(data.path().c_str(), 0755), 0);
+  test::writeFile(data / "input", "first", 0644);
+  test::writeFile(tmp_ / "extra.yaml",
+                  openPolicy("filesystem:\n  read_only: [" + data / "input" + "]\n"), 0644);
+  reloadFrom({{"extra", tmp_ / "extra.yaml"}});
+  ASSERT_TRUE(std::get<PoliciesReloaded>(next().message).ok);
+  JobSpec s = spec(1, "print(open('" + data / "input" + "').read())\n");
+  s.policy = "extra";
+  EXPECT_EQ(runJob(s).out, "first\n");
+  // Replaced as editors and package managers do: a new file renamed over the old one.
+  test::writeFile(data / "input.new", "second", 0644);
+  ASSERT_EQ(::rename((data / "input.new").c_str(), (data / "input").c_str()), 0);
+  s.job_id = 2;
+  EXPECT_EQ(runJob(s).out, "second\n");
 }
 
 // policy/README.md's package environment: a venv made with --system-site-packages (Debian's
