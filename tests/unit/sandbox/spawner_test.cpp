@@ -1462,8 +1462,9 @@ TEST_F(ConfinementTest, ForbiddenCallIsNamedWhenTheStartReportIsReadAfterTheJobE
   }
   ASSERT_NE(init, 0) << "the job's init never appeared";
   ASSERT_EQ(::kill(spawner_.pid, SIGSTOP), 0);
-  // The init exits once the interpreter died and it killed and reaped the rest: it stays a zombie,
-  // with no children, since its parent is stopped.
+  // The init exits once the interpreter died, it killed and reaped the rest and it waited in vain
+  // for the stopped spawner's answer (kExitAckTimeoutMs): it stays a zombie, with no children,
+  // since its parent is stopped.
   bool ended = test::eventually(
       [&] {
         std::string stat = test::readFileOrEmpty("/proc/" + std::to_string(init) + "/stat");
