@@ -29,10 +29,13 @@ struct ReportRecord {
   uint64_t micros = 0;  // kStamp: stageClockMicros() when the stage was reached
 };
 static_assert(sizeof(ReportRecord) == 24);
-// After its kExited record the init waits, at most this long, for the spawner's one-byte answer on
-// the same socket before it exits: until then the job's namespaces, and so its /job, still exist.
-// A spawner slow to read the records (a loaded host) would otherwise find /job gone when it opens
-// it for the results at the kStarted record of a short job (spawner_job_end.cpp).
+// After its kExited record the init waits, at most this long, for the spawner's release (one byte
+// on the same socket) before it exits: until then the job's namespaces, and so its /job, still
+// exist. A spawner slow to read the records (a loaded host) would otherwise find /job gone when it
+// opens it for the results at the kStarted record of a short job (spawner_job_end.cpp). The
+// spawner sends the release as soon as it has what it needs (at kStarted, or at a parked job's
+// hand-off), so the init normally finds it waiting and exits at once: no extra round trip at the
+// end of every job.
 constexpr int kExitAckTimeoutMs = 10'000;
 
 // A MountStep as the child reads it: plain pointers into strings the spawner keeps.

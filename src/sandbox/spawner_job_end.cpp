@@ -89,10 +89,7 @@ void Spawner::drainReport(Job& job) {
       }
     } else if (kind == ReportKind::kExited) {
       job.interpreter_status = r.value;
-      // The records before this one are handled (the job's /job opened for its results at
-      // kStarted): the init may exit now (contain.h, kExitAckTimeoutMs).
-      const char answer = 1;
-      (void)::send(job.report.get(), &answer, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      releaseInit(job);  // only if not sent at kStarted or the hand-off (a failed send)
     } else if (!job.start_reported && kind == ReportKind::kFailed) {
       job.start_reported = true;
       job.failure = r;
@@ -112,6 +109,9 @@ void Spawner::drainReport(Job& job) {
           PYRUN_LOG(kError) << "job " << job.id << ": " << job.job_dir_error;
         }
       }
+      // A cold job's /job is open (or could not be): nothing more is needed from its namespaces.
+      // A parked job is released at its hand-off, once its /job is open for the client's results.
+      if (!job.parked) releaseInit(job);
       // A record kept for an earlier process of the same pid is not this interpreter's.
       if (seccomp_log_ && job.interpreter_pid > 0) seccomp_log_->forget(job.interpreter_pid);
       // A parked job waits for its hand-off (spawner_pool.cpp), which sends JobStarted.
@@ -127,6 +127,12 @@ void Spawner::drainReport(Job& job) {
       job.stderr_r.reset();
     }
   }
+}
+
+void Spawner::releaseInit(Job& job) {
+  if (job.init_released || !job.report) return;
+  const char release = 1;
+  job.init_released = ::send(job.report.get(), &release, 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1;
 }
 
 void Spawner::finishJob(uint64_t job_id) {

@@ -401,6 +401,19 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   job.times = StageTimes{};
   job.times.stamp(JobStage::kWorkDir);  // the files staged above, copied in
   job.times.stamp(JobStage::kHandoff);
+  // The client's results come from its /job, opened now, while the job cannot have ended; then the
+  // init is released (contain.h, kExitAckTimeoutMs), before the job can reach its end.
+  UniqueFd job_dir;
+  std::string job_dir_error;
+  if (!spec.results.empty()) {
+    if (auto dir = openJobWorkdir(job.pid); dir) {
+      job_dir = std::move(*dir);
+    } else {
+      job_dir_error = dir.error().detail();
+      PYRUN_LOG(kError) << "job " << id << ": " << job_dir_error;
+    }
+  }
+  releaseInit(job);
   // The job's argv: the boot module reads it, closes the pipe and runs the script.
   ssize_t w;
   do {
@@ -425,14 +438,8 @@ bool Spawner::handOff(uint64_t id, JobSpec& spec,
   handed.started_us = monotonicMicros();
   handed.deadline_us =
       handed.started_us + (uint64_t{l.wall_seconds} + kWallGraceSeconds) * 1'000'000u;
-  if (!handed.results.empty()) {
-    if (auto dir = openJobWorkdir(handed.pid); dir) {
-      handed.job_dir = std::move(*dir);
-    } else {
-      handed.job_dir_error = dir.error().detail();
-      PYRUN_LOG(kError) << "job " << id << ": " << handed.job_dir_error;
-    }
-  }
+  handed.job_dir = std::move(job_dir);
+  handed.job_dir_error = std::move(job_dir_error);
   node.key() = id;
   auto inserted = jobs_.insert(std::move(node));
   Job& j = *inserted.position->second;

@@ -106,6 +106,9 @@ struct Job {
   uint64_t results_max_bytes = 0;
   UniqueFd job_dir;
   std::string job_dir_error;
+  // The init's release (contain.h, kExitAckTimeoutMs) is sent: nothing more is needed from the
+  // job's namespaces. Sent as early as that is known, so that the init never waits at its end.
+  bool init_released = false;
   // Stage stamps (JobStarted::times, JobEnded::times): ours, and the init's kStamp records.
   StageTimes times;
   // The warm pool (spawner_pool.cpp). A parked job is built like any other, under an id of its own
@@ -162,6 +165,8 @@ class Spawner {
   void signalJob(const SignalJob& s);
   void killJob(uint64_t job_id);
   void drainReport(Job& job);
+  // Sends the init its release (once): it may exit as soon as the job has ended.
+  void releaseInit(Job& job);
   void finishJob(uint64_t job_id);
   void sendEnd(JobEnded e);
   // Copies the job's requested result files into .uploads for the front (JobEnded::results).

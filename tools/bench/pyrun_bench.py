@@ -262,11 +262,17 @@ def section_hello(args, remote, sshd, hello, report):
     if ssh_cmd:
         timed(ssh_cmd)
     pyrun_times, local_times, ssh_times = [], [], []
-    for _ in range(args.runs):  # interleaved, so drift affects all alike
-        pyrun_times.append(timed(remote + [hello]))
-        local_times.append(timed(LOCAL + [hello]))
+    # Interleaved, so drift affects all alike; with a pause before each run, so that no run pays for
+    # the one before: sshd's session teardown, or the refill of pyrund's pool, which is pyrun's own
+    # cost but off a job's path (the parallel section, back to back, counts it).
+    def settled(argv):
+        time.sleep(args.settle)
+        return timed(argv)
+    for _ in range(args.runs):
+        pyrun_times.append(settled(remote + [hello]))
+        local_times.append(settled(LOCAL + [hello]))
         if ssh_cmd:
-            ssh_times.append(timed(ssh_cmd))
+            ssh_times.append(settled(ssh_cmd))
     p, l, s = median(pyrun_times), median(local_times), median(ssh_times)
     print(f"hello world, median of {args.runs} runs:")
     print(f"  pyrun (127.0.0.1)            {p * 1000:8.1f} ms")
@@ -402,6 +408,8 @@ def main():
                         help="MiB written to stdout in the stream and rss sections")
     parser.add_argument("--transfer-mib", type=int, default=256,
                         help="MiB of the file uploaded (-f) and downloaded (--get)")
+    parser.add_argument("--settle", type=float, default=0.1,
+                        help="seconds of pause before each measured hello run (hello)")
     parser.add_argument("--clients", type=int, default=8, help="parallel clients (parallel)")
     parser.add_argument("--parallel-jobs", type=int, default=200,
                         help="hello jobs in total in the parallel section")
