@@ -939,7 +939,14 @@ void awaitSpawnersAnswer() {
   const uint64_t start = stageClockMicros();
   while (left > 0) {
     int rc = ::poll(&slot, 1, left);
-    if (rc > 0 || (rc < 0 && errno != EINTR)) return;
+    if (rc > 0) {
+      // Taken out of the socket: an AF_UNIX socket closed with unread data makes its peer's next
+      // read fail with ECONNRESET ahead of the records still queued there (our last ones).
+      char release;
+      (void)!::recv(kReportFd, &release, 1, MSG_DONTWAIT);
+      return;
+    }
+    if (rc < 0 && errno != EINTR) return;
     left = kExitAckTimeoutMs - static_cast<int>((stageClockMicros() - start) / 1000);
   }
 }

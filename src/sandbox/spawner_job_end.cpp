@@ -26,6 +26,9 @@ ReportRead readReportRecord(int fd, ReportRecord& record) {
   msg.msg_controllen = sizeof control;
   ReportRead read;
   read.n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  // An init that exited with our release byte unread (contain.h) leaves ECONNRESET pending here,
+  // which the kernel reports once, ahead of the records still queued: those come next.
+  if (read.n < 0 && errno == ECONNRESET) read.n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
   if (read.n <= 0) return read;
   // A datagram longer than a record, or ancillary data beyond the credentials (descriptors the
   // kernel had to drop): not a record the init sent, and its credentials are not to be trusted.

@@ -2,6 +2,7 @@
 // taken; a datagram longer than a record, or one carrying descriptors, is no record (MSG_TRUNC,
 // MSG_CTRUNC) and its credentials are not believed; descriptors that came along are closed.
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,6 +45,24 @@ TEST_F(ReportRecordTest, ARecordComesWithItsSendersPid) {
   EXPECT_FALSE(read.truncated);
   EXPECT_EQ(read.sender_pid, ::getpid());
   EXPECT_EQ(got.value, 7);
+}
+
+// The init's end closed with the spawner's release byte unread: the kernel makes the spawner's
+// next read fail with ECONNRESET ahead of the records still queued. They must still be read (a
+// lost kExited record turned a job's CPU-limit death into "exit 152").
+TEST_F(ReportRecordTest, RecordsQueuedBeforeTheInitClosedWithUnreadDataAreRead) {
+  ReportRecord sent{static_cast<int32_t>(ReportKind::kExited), 0, 24, 0};
+  ASSERT_EQ(::send(fds_[1], &sent, sizeof sent, 0), static_cast<ssize_t>(sizeof sent));
+  const char release = 1;
+  ASSERT_EQ(::send(fds_[0], &release, 1, 0), 1);
+  ASSERT_EQ(::close(fds_[1]), 0);                       // with the release unread
+  fds_[1] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // for TearDown
+  ReportRecord got{};
+  ReportRead read = readReportRecord(fds_[0], got);
+  EXPECT_EQ(read.n, static_cast<ssize_t>(sizeof got)) << std::strerror(errno);
+  EXPECT_EQ(got.kind, static_cast<int32_t>(ReportKind::kExited));
+  EXPECT_EQ(got.value, 24);
+  EXPECT_EQ(readReportRecord(fds_[0], got).n, 0);  // then the end of file
 }
 
 TEST_F(ReportRecordTest, ALongerDatagramIsNoRecord) {
