@@ -77,7 +77,14 @@ pid_t cloneProcess(const CloneRequest& request) noexcept {
   // clone lacks: that caller fails instead (the start-up probe saw ENOSYS and did not ask).
   const unsigned long flags =
       request.namespaces | SIGCHLD | (request.pidfd != nullptr ? kClonePidfd : 0);
+#if defined(__s390__) || defined(__CRIS__)
+  // CLONE_BACKWARDS2: the stack comes before the flags.
+  return static_cast<pid_t>(::syscall(SYS_clone, nullptr, flags, request.pidfd, nullptr, 0));
+#else
+  // x86-64 and the CLONE_BACKWARDS architectures (arm64, ppc64el, ...) agree on the first three
+  // arguments; the last two (child_tid, tls) are unused here.
   return static_cast<pid_t>(::syscall(SYS_clone, flags, nullptr, request.pidfd, nullptr, 0));
+#endif
 }
 
 int cloneIntoCgroupSupport() noexcept {

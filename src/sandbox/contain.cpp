@@ -425,6 +425,11 @@ int runMountStep(const ChildMount& m, const ChildPlan& plan, int workdir_fd) {
       if (::mount(m.source, m.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
         return m.optional && errno == ENOENT ? 0 : errno;
       }
+      // Private before the flags: a bind copies its source's propagation, and a root template is
+      // built in the spawner's namespace, a slave of the host's, where a mount the host makes below
+      // the source would otherwise keep arriving with its own flags. One that arrived before this
+      // line is covered by the recursive flags below. (A job's own namespace is private already.)
+      if (::mount(nullptr, m.target, nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return errno;
       return restrictBind(m) != 0 ? errno : 0;
     }
     case MountKind::kProc:

@@ -104,15 +104,36 @@ bool RootTemplates::stale(const Template& t) const {
   return false;
 }
 
+// How long an unmounted template's directory stays: a job's init clones its template right after
+// its clone(2), in well under a second even on a loaded host.
+constexpr auto kRetiredGrace = std::chrono::seconds(60);
+
+RootTemplates::~RootTemplates() {
+  clear();
+  removeRetired(true);
+}
+
 void RootTemplates::unmount(const std::string& name) {
   const std::string path = dir_ + "/" + name;
   // The whole tree at once; jobs that cloned it keep their clones.
   if (::umount2(path.c_str(), MNT_DETACH) != 0 && errno != EINVAL) {
     PYRUN_PLOG(kWarning) << "unmount the root template " << path;
   }
-  if (dir_fd_ && ::unlinkat(dir_fd_.get(), name.c_str(), AT_REMOVEDIR) != 0) {
-    PYRUN_PLOG(kWarning) << "remove the root template's mount point " << path;
-  }
+  // The directory stays for a while: removing a directory that is a mount point in other mount
+  // namespaces detaches the mounts there (Linux 3.18+), and a job's init cloned a moment ago may
+  // not yet have cloned the template from its copy of our namespace.
+  retired_.push_back({name, std::chrono::steady_clock::now() + kRetiredGrace});
+}
+
+void RootTemplates::removeRetired(bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(retired_, [&](const Retired& r) {
+    if (!all && r.removable > now) return false;
+    if (dir_fd_ && ::unlinkat(dir_fd_.get(), r.name.c_str(), AT_REMOVEDIR) != 0) {
+      PYRUN_PLOG(kWarning) << "remove the root template's mount point " << dir_ << "/" << r.name;
+    }
+    return true;
+  });
 }
 
 void RootTemplates::clear() {
@@ -190,6 +211,7 @@ Result<RootTemplates::Template> RootTemplates::build(const policy::Policy& polic
 Result<std::string> RootTemplates::get(const policy::Policy& policy, const void* identity,
                                        bool terminal) {
   if (!dir_fd_) return Error(Errc::kInternal, "the root templates are not set up");
+  removeRetired(false);
   if (mountsChanged() && !templates_.empty()) {
     PYRUN_LOG(kInfo) << "the spawner's mount table changed: rebuilding the root templates";
     clear();

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -30,7 +31,7 @@ class RootTemplates {
   RootTemplates() = default;
   RootTemplates(const RootTemplates&) = delete;
   RootTemplates& operator=(const RootTemplates&) = delete;
-  ~RootTemplates() { clear(); }
+  ~RootTemplates();
 
   // Creates <jobs_dir>/.templates (jobs_dir_fd is the jobs directory, jobs_dir its path). Call in
   // the spawner's own mount namespace (enterSpawnerMountNamespace). Errors: kIo.
@@ -62,7 +63,11 @@ class RootTemplates {
     std::vector<Source> sources;  // every host path it binds, as it was when bound
   };
   Result<Template> build(const policy::Policy& policy, const void* identity, bool terminal);
+  // Unmounts a template; its directory goes later (removeRetired).
   void unmount(const std::string& name);
+  // Removes the directories of unmounted templates once no job's init can still be about to clone
+  // from its copy of them (all: every one, when the spawner ends).
+  void removeRetired(bool all);
   bool stale(const Template& t) const;
   // Whether our namespace's mount table changed since the last call (the mountinfo file polls
   // POLLPRI once per change, and the poll itself re-arms it).
@@ -72,6 +77,11 @@ class RootTemplates {
   UniqueFd dir_fd_;
   UniqueFd mountinfo_;
   uint64_t next_ = 0;
+  struct Retired {
+    std::string name;
+    std::chrono::steady_clock::time_point removable;
+  };
+  std::vector<Retired> retired_;
   std::map<std::pair<std::string, bool>, Template> templates_;  // (policy name, terminal)
 };
 

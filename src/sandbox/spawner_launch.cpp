@@ -1,7 +1,9 @@
 // A job's launch: the spawn request checked against its policy, the working directory and cgroup
 // made, the child's plan built and the job cloned into its namespaces.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <set>
@@ -326,6 +328,15 @@ std::optional<StartFailure> Spawner::startJob(Job& job, const JobSpec& spec,
                         errnoError("clone3 for job " + std::to_string(job.id), clone_errno)};
   }
   if (pid == 0) runJobInit(plan);
+  if (pidfd < 0) {
+    // Every kernel that starts the child honours CLONE_PIDFD; without the descriptor the job could
+    // be neither watched nor killed safely. Never run it so.
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    while (::waitpid(static_cast<pid_t>(pid), nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return StartFailure{"clone", Error(Errc::kSandbox, "clone for job " + std::to_string(job.id) +
+                                                           " gave no pidfd")};
+  }
   job.times.stamp(JobStage::kClone);
 
   job.pid = static_cast<pid_t>(pid);

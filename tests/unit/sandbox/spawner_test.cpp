@@ -1661,6 +1661,41 @@ TEST_F(RootTemplateTest, EveryPolicyHasATemplateRebuiltOnReload) {
   for (const auto& [top, options] : after) EXPECT_EQ(before.count(top), 0u) << top;
 }
 
+// A reload unmounts the old templates while a job's init may not yet have cloned its own from its
+// copy of the spawner's namespace. Removing a template's directory then would detach that copy too
+// (Linux 3.18+: rmdir of a mount point detaches the mounts on it in every namespace), and the job
+// would fail at stage root. Here the init is stopped right after its clone, across a reload.
+TEST_F(RootTemplateTest, AReloadWhileAJobBuildsItsRootDoesNotFailTheJob) {
+  ASSERT_TRUE(
+      test::eventually([&] { return templateTops(spawner_.pid, config_.jobs_dir).size() == 2; }));
+  const std::string children = "/proc/" + std::to_string(spawner_.pid) + "/task/" +
+                               std::to_string(spawner_.pid) + "/children";
+  ASSERT_EQ(test::readFileOrEmpty(children), "");
+  submit(spec(1, "print('ok')\n"));
+  pid_t init = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (init == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::string text = test::readFileOrEmpty(children);
+    if (!text.empty()) init = static_cast<pid_t>(std::stol(text));
+  }
+  ASSERT_NE(init, 0) << "the job's init never appeared";
+  ASSERT_EQ(::kill(init, SIGSTOP), 0);
+  reloadFrom(config_.policy_files);
+  Received reloaded = next();
+  ::kill(init, SIGCONT);
+  ASSERT_TRUE(std::holds_alternative<PoliciesReloaded>(reloaded.message));
+  EXPECT_TRUE(std::get<PoliciesReloaded>(reloaded.message).ok);
+  Received started = expectStarted(1);
+  ASSERT_EQ(started.fds.size(), 3u);
+  started.fds[0].reset();  // no stdin
+  std::string out = readAllFrom(started.fds[1].get());
+  std::string err = readAllFrom(started.fds[2].get());
+  JobEnded e = expectEnded(1);
+  EXPECT_EQ(e.code, 0) << err;
+  EXPECT_FALSE(e.signaled);
+  EXPECT_EQ(out, "ok\n");
+}
+
 TEST_F(RootTemplateTest, TemplateIsReadOnlyEvenForRootAndInEveryJob) {
   std::map<std::string, std::string> tops;
   ASSERT_TRUE(test::eventually([&] {
