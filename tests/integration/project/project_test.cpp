@@ -274,7 +274,8 @@ TEST_F(ProjectTest, RemovesThePartialUploadWhenTheQuotaRunsOutMidway) {
   EXPECT_NE(o.err.find("file \"in/b.bin\""), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("policy \"default\""), std::string::npos) << o.err;
   EXPECT_TRUE(eventually([&] { return entriesIn(server->uploadsDir()) == 0; }));
-  EXPECT_EQ(jobEntriesIn(server->jobsDir()), 0u);
+  // Eventually: the pool's refill has a working directory there for a moment while it parks a job.
+  EXPECT_TRUE(eventually([&] { return jobEntriesIn(server->jobsDir()) == 0; }));
 }
 
 TEST_F(ProjectTest, RefusesMoreFilesThanThePolicyAllows) {
